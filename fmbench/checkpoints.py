@@ -1,0 +1,118 @@
+"""Model weights as safetensors files with their architecture and config in the header.
+
+Nothing is unpickled: the header's ``fmbench`` entry is JSON naming an architecture from
+``ARCHITECTURES`` and its config; a sidecar ``<file>.json`` with the same content is read
+when the header lacks it.
+
+Example:
+    >>> import tempfile, os
+    >>> from fmbench.nn.gpt import GPT, GPTConfig
+    >>> path = os.path.join(tempfile.mkdtemp(), "m.safetensors")
+    >>> save_checkpoint(GPT(GPTConfig(vocab_size=5, n_embd=8)), path, {"note": "x"})
+    >>> model, meta = load_checkpoint(path)
+    >>> meta["architecture"], model.vocab_size
+    ('gpt', 5)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_model, save_model
+
+from fmbench.errors import ModelError
+from fmbench.nn.gpt import GPT, GPTConfig
+
+# architecture name -> (config from dict, model from config)
+ARCHITECTURES: dict[str, tuple[Callable[[dict], object], Callable[[object], torch.nn.Module]]] = {
+    "gpt": (GPTConfig.from_dict, GPT),
+}
+
+
+def architecture_of(model: torch.nn.Module) -> str:
+    """Registered architecture name of a model instance."""
+    for name, (_, build) in ARCHITECTURES.items():
+        if isinstance(build, type) and isinstance(model, build):
+            return name
+    raise ModelError(f"{type(model).__name__} is not a registered architecture {sorted(ARCHITECTURES)}")
+
+
+def save_checkpoint(model: torch.nn.Module, path: str | os.PathLike, extra: dict | None = None) -> None:
+    """Write ``model`` (an ``ARCHITECTURES`` instance) atomically with its config and ``extra``."""
+    meta = {"architecture": architecture_of(model), "config": dataclasses.asdict(model.config), **(extra or {})}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(fd)
+    try:
+        save_model(model, tmp, metadata={"fmbench": json.dumps(meta, sort_keys=True)})
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def read_metadata(path: str | os.PathLike) -> dict:
+    """The checkpoint's architecture/config entry (header, else sidecar JSON)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"model file not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            header = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise ModelError(f"{path} is not a readable safetensors file ({e})") from None
+    if "fmbench" in header:
+        return json.loads(header["fmbench"])
+    sidecar = path.with_name(path.name + ".json")
+    if not sidecar.is_file():
+        raise ModelError(f"{path} carries no architecture config: add it to the header or write {sidecar}")
+    try:
+        return json.loads(sidecar.read_text())
+    except json.JSONDecodeError as e:
+        raise ModelError(f"{sidecar} is not valid JSON ({e})") from None
+
+
+def load_checkpoint(path: str | os.PathLike) -> tuple[torch.nn.Module, dict]:
+    """Build the model a checkpoint describes and load its weights (strict)."""
+    meta = read_metadata(path)
+    arch = meta.get("architecture")
+    if arch not in ARCHITECTURES:
+        raise ModelError(f"{path}: unknown architecture {arch!r}; known: {sorted(ARCHITECTURES)}")
+    make_config, build = ARCHITECTURES[arch]
+    try:
+        model = build(make_config(meta.get("config", {})))
+        missing, unexpected = load_model(model, str(path), strict=False)
+    except (ValueError, TypeError, RuntimeError, SafetensorError) as e:
+        raise ModelError(f"{path}: weights do not fit the {arch} config ({e})") from None
+    if missing or unexpected:
+        raise ModelError(f"{path}: weights do not fit the {arch} config "
+                         f"(missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]})")
+    return model.eval(), meta
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """sha256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def weights_sha256(model: torch.nn.Module) -> str:
+    """sha256 over a model's named parameters and buffers (names, shapes, dtypes, bytes)."""
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()

@@ -1,0 +1,28 @@
+"""Errors fmbench raises for bad input; the CLI prints them as one line and exits non-zero."""
+
+
+class FmbenchError(Exception):
+    """Base class: a problem with the user's input, named in the message."""
+
+
+class SpecError(FmbenchError):
+    """A malformed spec file in ``envs/`` or ``tasks/``."""
+
+
+class UnknownIdError(FmbenchError, KeyError):
+    """An env or task id that is not registered."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+class ModelError(FmbenchError):
+    """A model that cannot be loaded or does not fit the task's interface."""
+
+
+class ResultError(FmbenchError):
+    """A result record that is malformed, stale or from another task."""
+
+
+class SubmissionError(FmbenchError):
+    """A submission the leaderboard refuses."""

@@ -1,0 +1,46 @@
+"""Checks that a loaded model fits a task's interface before any scoring.
+
+Example:
+    >>> import torch
+    >>> from fmbench.models import from_module
+    >>> from fmbench.nn.gpt import GPT, GPTConfig
+    >>> m = from_module(GPT(GPTConfig(vocab_size=8, context_size=16, n_embd=8)), "x", "x")
+    >>> check_sequence_model(m, vocab_size=8, sequence_length=16)
+"""
+
+from __future__ import annotations
+
+import torch
+
+from fmbench.errors import ModelError
+from fmbench.models import LoadedModel
+
+
+def check_sequence_model(m: LoadedModel, vocab_size: int, sequence_length: int, device: str = "cpu") -> None:
+    """Refuse a model that cannot map ``(B, sequence_length)`` ids below ``vocab_size`` to logits.
+
+    Checks the declared interface, vocabulary and context, then runs one tiny forward
+    pass and checks the output's shape, dtype and finiteness.
+    """
+    if m.interface != "sequence-model":
+        raise ModelError(f"{m.spec} has interface {m.interface!r}; this task scores a 'sequence-model'")
+    if m.vocab_size is not None and m.vocab_size < vocab_size:
+        raise ModelError(f"{m.spec} has {m.vocab_size} output tokens; the task's vocabulary has {vocab_size}")
+    if m.context_length is not None and m.context_length < sequence_length:
+        raise ModelError(f"{m.spec} accepts {m.context_length} tokens; the task needs {sequence_length}")
+    probe = torch.arange(2 * sequence_length, device=device).reshape(2, sequence_length) % vocab_size
+    try:
+        with torch.inference_mode():
+            out = m.model(probe)
+    except Exception as e:  # the model's own code: report whatever it raised
+        raise ModelError(f"{m.spec} failed on a (2, {sequence_length}) batch of token ids: "
+                         f"{type(e).__name__}: {e}") from None
+    if not isinstance(out, torch.Tensor):
+        raise ModelError(f"{m.spec} returned {type(out).__name__}; expected a logits tensor")
+    if out.ndim != 3 or out.shape[:2] != (2, sequence_length) or out.shape[2] < vocab_size:
+        raise ModelError(f"{m.spec} returned logits of shape {tuple(out.shape)}; expected "
+                         f"(2, {sequence_length}, V) with V >= {vocab_size}")
+    if not out.is_floating_point():
+        raise ModelError(f"{m.spec} returned {out.dtype} logits; expected floating point")
+    if not torch.isfinite(out[..., :vocab_size]).all():
+        raise ModelError(f"{m.spec} returned NaN or infinite logits")

@@ -1,0 +1,168 @@
+"""Turning a model spec from the command line into a model a task can score.
+
+Specs:
+    ``baseline:<name>``           a model shipped with the task (``fmbench describe`` lists them)
+    ``safetensors:<file>``        weights + architecture config (header or ``<file>.json``)
+    ``hf:<folder or .gguf>``      a Hugging Face causal LM, loaded offline
+    ``sb3:<zip>``                 a Stable-Baselines3 actor-critic policy (weights only)
+    ``python:<module>:<factory>`` ``factory(task)`` returns the model; needs ``trust_code=True``
+
+Nothing untrusted is unpickled: safetensors, JSON, and ``torch.load(weights_only=True)``.
+
+Example:
+    >>> import fmbench
+    >>> task = fmbench.make_task("fmbench/ComposeStepByStep-v0")
+    >>> m = load_model("baseline:untrained", task)
+    >>> m.interface, m.n_params > 0
+    ('sequence-model', True)
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from fmbench.checkpoints import file_sha256, load_checkpoint, weights_sha256
+from fmbench.errors import ModelError
+
+if TYPE_CHECKING:
+    from fmbench.task import Task
+
+SCHEMES = ("baseline", "safetensors", "hf", "sb3", "python")
+
+
+@dataclass
+class LoadedModel:
+    """A model plus what a result record says about it.
+
+    ``model`` is called as the interface prescribes; for ``sequence-model`` it maps
+    ``(B, T)`` token ids to ``(B, T, V)`` logits and ``vocab_size``/``context_length`` say
+    ``V`` and the longest input it accepts (``None`` if unbounded).
+    """
+
+    model: Any
+    spec: str
+    name: str
+    interface: str
+    n_params: int | None
+    weights_sha256: str | None
+    dtype: str
+    vocab_size: int | None = None
+    context_length: int | None = None
+
+    def to(self, device: str) -> "LoadedModel":
+        if isinstance(self.model, torch.nn.Module):
+            self.model = self.model.to(device)
+        return self
+
+    def describe(self) -> dict[str, Any]:
+        return {"spec": self.spec, "name": self.name, "interface": self.interface, "n_params": self.n_params,
+                "weights_sha256": self.weights_sha256, "dtype": self.dtype}
+
+
+def from_module(module: torch.nn.Module, spec: str, name: str, interface: str = "sequence-model",
+                sha256: str | None = None) -> LoadedModel:
+    """Wrap a torch module (``vocab_size``/``context_length`` read from its attributes if present)."""
+    params = list(module.parameters())
+    return LoadedModel(
+        model=module.eval(), spec=spec, name=name, interface=interface,
+        n_params=sum(p.numel() for p in {id(p): p for p in params}.values()),
+        weights_sha256=sha256 or weights_sha256(module),
+        dtype=str(params[0].dtype).removeprefix("torch.") if params else "none",
+        vocab_size=getattr(module, "vocab_size", None), context_length=getattr(module, "context_length", None))
+
+
+def _existing(path: str, what: str) -> Path:
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise ModelError(f"{what} not found: {path}")
+    if not os.access(p, os.R_OK):
+        raise ModelError(f"{what} is not readable: {path}")
+    return p
+
+
+def load_safetensors(path: str, spec: str | None = None) -> LoadedModel:
+    """A checkpoint written by ``fmbench.checkpoints.save_checkpoint`` (or with a sidecar config)."""
+    p = _existing(path, "safetensors file")
+    model, meta = load_checkpoint(p)
+    return from_module(model, spec or f"safetensors:{path}", meta.get("name", p.stem), sha256=file_sha256(p))
+
+
+class HFCausalLM(torch.nn.Module):
+    """A Hugging Face causal LM seen as token ids -> logits."""
+
+    def __init__(self, lm: torch.nn.Module) -> None:
+        super().__init__()
+        self.lm = lm
+        cfg = lm.config
+        self.vocab_size = int(getattr(cfg, "vocab_size"))
+        self.context_length = next((int(getattr(cfg, k)) for k in ("max_position_embeddings", "n_positions", "n_ctx")
+                                    if isinstance(getattr(cfg, k, None), int)), None)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.lm(input_ids=ids, use_cache=False).logits
+
+
+def load_hf(path: str) -> LoadedModel:
+    """A causal LM from a local folder, or a ``.gguf`` file (dequantised by transformers)."""
+    p = _existing(path, "Hugging Face model")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from transformers import AutoModelForCausalLM
+
+    try:
+        if p.is_file():
+            if p.suffix != ".gguf":
+                raise ModelError(f"hf: expects a model folder or a .gguf file, got {path}")
+            lm = AutoModelForCausalLM.from_pretrained(str(p.parent), gguf_file=p.name, local_files_only=True)
+            sha = file_sha256(p)
+        else:
+            lm = AutoModelForCausalLM.from_pretrained(str(p), local_files_only=True, use_safetensors=True)
+            sha = None
+    except ModelError:
+        raise
+    except (OSError, ValueError, KeyError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelError(f"cannot load Hugging Face model {path}: {first}") from None
+    return from_module(HFCausalLM(lm), f"hf:{path}", p.stem if p.is_file() else p.name, sha256=sha)
+
+
+def load_python(target: str, task: "Task", trust_code: bool) -> LoadedModel:
+    """``module:factory``; the factory gets the task and returns a module or a ``LoadedModel``."""
+    if not trust_code:
+        raise ModelError("python: model specs run the submission's own code; pass --trust-code to allow it")
+    module, _, attr = target.partition(":")
+    if not module or not attr:
+        raise ModelError(f"python: spec must be python:<module>:<factory>, got python:{target}")
+    try:
+        factory = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as e:
+        raise ModelError(f"cannot import python:{target} ({e})") from None
+    made = factory(task)
+    if isinstance(made, LoadedModel):
+        return made
+    if not isinstance(made, torch.nn.Module):
+        raise ModelError(f"python:{target} returned {type(made).__name__}, expected a torch.nn.Module or LoadedModel")
+    return from_module(made, f"python:{target}", attr, interface=task.spec.interface)
+
+
+def load_model(spec: str, task: "Task", trust_code: bool = False) -> LoadedModel:
+    """Resolve a model spec for ``task`` (see the module docstring for the schemes)."""
+    scheme, sep, rest = spec.partition(":")
+    if not sep or scheme not in SCHEMES or not rest:
+        raise ModelError(f"model spec {spec!r} is not <scheme>:<target> with scheme in {SCHEMES}")
+    if scheme == "baseline":
+        return task.load_baseline(rest)
+    if scheme == "safetensors":
+        return load_safetensors(rest)
+    if scheme == "hf":
+        return load_hf(rest)
+    if scheme == "sb3":
+        from fmbench.sb3 import load_sb3
+
+        return load_sb3(rest, task)
+    return load_python(rest, task, trust_code)

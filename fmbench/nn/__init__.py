@@ -1,0 +1,1 @@
+"""Small neural architectures shared by studies (loadable from safetensors + config)."""

@@ -1,0 +1,155 @@
+"""Registered composition tasks: data, stats, baselines and the greedy-decoding evaluator.
+
+Example:
+    >>> import fmbench
+    >>> task = fmbench.make_task("fmbench/ComposeDirect-v0")
+    >>> task.world.document_length, len(task.vocab)
+    (20, 33)
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from fmbench.checkpoints import read_metadata
+from fmbench.decoding import greedy_answers
+from fmbench.errors import ModelError
+from fmbench.interfaces import check_sequence_model
+from fmbench.models import LoadedModel, from_module, load_safetensors
+from fmbench.studies.compositional.generator import CompositionConfig, CompositionWorld
+from fmbench.studies.compositional.train import make_model
+from fmbench.task import Task
+
+HERE = Path(__file__).parent
+
+
+class CompositionTask(Task):
+    """Score a causal sequence model on held-out function compositions (arXiv:2311.12997)."""
+
+    splits = ("train", "test")
+
+    @cached_property
+    def world(self) -> CompositionWorld:
+        params = dict(self.spec.params)
+        world_seed = params.pop("world_seed", 0)
+        try:
+            return CompositionWorld(CompositionConfig(**params), world_seed)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{self.spec.spec_file} {self.id}: bad params ({e})") from None
+
+    @property
+    def vocab(self) -> list[str]:
+        return self.world.vocab
+
+    def split_size(self, split: str) -> int:
+        return self.world.split_size(split)
+
+    def data_hash(self, seed: int) -> str:
+        return self.world.data_hash(seed)
+
+    def export_chunks(self, split: str, seed: int) -> Iterator[dict[str, np.ndarray]]:
+        w = self.world
+        for index, docs in w.iter_documents(split, seed):
+            comps = w.compositions_of(split, seed, index)
+            cols = {"index": index, "ids": docs, "composition_ids": comps + w.config.n_tokens,
+                    "prompt_length": np.full(len(index), w.prompt_length)}
+            if split == "test":
+                cols["in_train"] = w.eval_in_train[index // w.config.samples_per_composition]
+            yield cols
+
+    def _names(self, comps: np.ndarray) -> list[str]:
+        return [" ".join(self.world.decode(c + self.world.config.n_tokens)) for c in comps]
+
+    def stats(self, seed: int) -> dict[str, Any]:
+        w = self.world
+        train_counts = Counter(w.compositions_of("train", seed, np.arange(w.split_size("train")))
+                               .dot(w.n_functions_total ** np.arange(w.config.depth)).tolist())
+        seen, held = w.eval_compositions[w.eval_in_train], w.eval_compositions[~w.eval_in_train]
+        return {
+            "task": self.id, "seed": seed, "vocab_size": len(w.vocab), "prompt_length": w.prompt_length,
+            "document_length": w.document_length,
+            "train": {"documents": w.split_size("train"), "compositions": len(w.train_compositions),
+                      "documents_per_composition": {"min": min(train_counts.values()),
+                                                    "max": max(train_counts.values())},
+                      "by_identities": _histogram(w.n_identities(w.train_compositions)),
+                      "by_displacement": _histogram(w.displacement(w.train_compositions)),
+                      "composition_list": self._names(w.train_compositions)},
+            "test": {"documents": w.split_size("test"), "samples_per_composition": w.config.samples_per_composition,
+                     "seen_compositions": len(seen), "held_out_compositions": len(held),
+                     "held_out_by_identities": _histogram(w.n_identities(held)),
+                     "held_out_by_displacement": _histogram(w.displacement(held)),
+                     "held_out_list": self._names(held)},
+        }
+
+    def input_format(self) -> str:
+        w = self.world
+        return (f"A causal sequence model: LongTensor (B, T) of token ids in [0, {len(w.vocab)}) with "
+                f"T <= {w.document_length - 1} -> logits (B, T, V), V >= {len(w.vocab)} (extra logits are "
+                f"ignored). Decoding is greedy from the {w.prompt_length}-token prompt for "
+                f"{w.answer_length} tokens; the vocabulary is `fmbench describe` / `task.vocab` "
+                "(token i is vocab[i]).")
+
+    def check_model(self, model: LoadedModel) -> None:
+        check_sequence_model(model, len(self.world.vocab), self.world.document_length - 1,
+                             device=_device_of(model))
+
+    def load_baseline(self, name: str) -> LoadedModel:
+        if name not in self.spec.baselines:
+            raise ModelError(f"{self.id} has no baseline {name!r}; it ships {sorted(self.spec.baselines)}")
+        entry = self.spec.baselines[name]
+        if "file" not in entry:  # the untrained recipe
+            return from_module(make_model(self.world, seed=0), f"baseline:{name}", name)
+        path = HERE / entry["file"]
+        trained_for = read_metadata(path).get("task")
+        if trained_for != self.id:
+            raise ModelError(f"baseline {name} was trained for {trained_for}, not {self.id}")
+        loaded = load_safetensors(str(path), spec=f"baseline:{name}")
+        loaded.name = name
+        return loaded
+
+    def evaluate(self, model: LoadedModel, seed: int, *, device: str = "cpu", batch_size: int = 256,
+                 progress: bool = False) -> dict[str, float]:
+        w = self.world
+        n, per, length = w.split_size("test"), w.config.samples_per_composition, w.config.input_length
+        exact, tokens, forced_ok = np.zeros(n, bool), np.zeros(n), np.zeros(n)
+        bar = tqdm(total=n, disable=not progress, desc=f"seed {seed}", unit="seq", leave=False)
+        for start in range(0, n, batch_size):
+            index = np.arange(start, min(start + batch_size, n))
+            docs = torch.from_numpy(w.documents("test", seed, index)).to(device)
+            generated, forced = greedy_answers(model.model, docs, w.prompt_length, len(w.vocab))
+            target = docs[:, -length:]
+            exact[index] = (generated[:, -length:] == target).all(1).cpu().numpy()
+            tokens[index] = (generated[:, -length:] == target).float().mean(1).cpu().numpy()
+            forced_ok[index] = (forced[:, -length:] == target).float().mean(1).cpu().numpy()
+            bar.update(len(index))
+        bar.close()
+        comp = np.arange(n) // per
+        held = ~w.eval_in_train[comp]
+        metrics = {"exact_match": exact[held].mean(), "token_accuracy": tokens[held].mean(),
+                   "teacher_forced_accuracy": forced_ok[held].mean(), "exact_match_seen": exact[~held].mean()}
+        groups = {"identities": w.n_identities(w.eval_compositions)[comp]}
+        if w.config.split == "out_of_order":
+            groups["displacement"] = w.displacement(w.eval_compositions)[comp]
+        for group, values in groups.items():
+            for v in np.unique(values[held]):
+                metrics[f"exact_match|{group}={v}"] = exact[held & (values == v)].mean()
+        return {k: float(v) for k, v in metrics.items()}
+
+
+def _histogram(values: np.ndarray) -> dict[str, int]:
+    return {str(k): int(c) for k, c in zip(*np.unique(values, return_counts=True))}
+
+
+def _device_of(model: LoadedModel) -> str:
+    if isinstance(model.model, torch.nn.Module):
+        p = next(model.model.parameters(), None)
+        if p is not None:
+            return str(p.device)
+    return "cpu"

@@ -1,0 +1,139 @@
+"""The task contract every benchmark task implements, and the spec it is built from.
+
+A task is built from one entry of a spec file in ``tasks/`` (a ``TaskSpec``): its id and
+version, the study it comes from, fixed parameters, metrics (one primary), the model
+interface it scores, the minimum number of seeds for a ranked leaderboard entry, its
+shipped baselines and its version history. Its data is deterministic for
+``(id, version, seed)`` and ``data_hash(seed)`` fingerprints it.
+
+Example:
+    >>> import fmbench
+    >>> task = fmbench.make_task("fmbench/ComposeStepByStep-v0")
+    >>> task.spec.primary_metric, task.spec.min_seeds
+    ('exact_match', 3)
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Iterator
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from fmbench.models import LoadedModel
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """A metric's name, direction and meaning."""
+
+    name: str
+    higher_is_better: bool
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One registered task version, as read from its spec file."""
+
+    id: str
+    name: str
+    version: int
+    study: str
+    title: str
+    entry_point: str
+    summary: str
+    params: dict[str, Any]
+    metrics: dict[str, MetricSpec]
+    primary_metric: str
+    min_seeds: int
+    interface: str
+    baselines: dict[str, dict[str, Any]]
+    history: list[dict[str, Any]]
+    spec_file: str
+    code: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def metric(self, name: str) -> MetricSpec:
+        """Spec of a metric or of a breakdown ``base|group=value`` (inherits the base's direction)."""
+        base = name.split("|", 1)[0]
+        if base not in self.metrics:
+            raise KeyError(f"{self.id} has no metric {base!r}")
+        return self.metrics[base] if base == name else MetricSpec(name, self.metrics[base].higher_is_better)
+
+
+class Task(abc.ABC):
+    """Base class of benchmark tasks.
+
+    Subclasses state their model ``interface``, their named ``splits`` and the expected
+    input format, and implement data access, hashing, model checks and evaluation.
+    """
+
+    splits: ClassVar[tuple[str, ...]]
+
+    def __init__(self, spec: TaskSpec) -> None:
+        self.spec = spec
+
+    @property
+    def id(self) -> str:
+        return self.spec.id
+
+    @property
+    def version(self) -> int:
+        return self.spec.version
+
+    # ---- data ------------------------------------------------------------------------
+    @abc.abstractmethod
+    def split_size(self, split: str) -> int:
+        """Number of items in a named split."""
+
+    @abc.abstractmethod
+    def export_chunks(self, split: str, seed: int) -> Iterator[dict[str, np.ndarray]]:
+        """Yield the split in chunks of equal-length columns; ``ids`` is required."""
+
+    @property
+    def vocab(self) -> list[str] | None:
+        """Token strings of token tasks (a token's id is its index), else ``None``."""
+        return None
+
+    @abc.abstractmethod
+    def data_hash(self, seed: int) -> str:
+        """sha256 fingerprint of all of the task's data for ``seed``."""
+
+    @abc.abstractmethod
+    def stats(self, seed: int) -> dict[str, Any]:
+        """Plain-data summary of the splits for ``seed``."""
+
+    # ---- models ----------------------------------------------------------------------
+    @abc.abstractmethod
+    def input_format(self) -> str:
+        """One paragraph: what a submitted model receives and must return."""
+
+    @abc.abstractmethod
+    def check_model(self, model: "LoadedModel") -> None:
+        """Raise ``ModelError`` naming the mismatch if ``model`` cannot be scored."""
+
+    @abc.abstractmethod
+    def evaluate(self, model: "LoadedModel", seed: int, *, device: str = "cpu",
+                 batch_size: int = 256, progress: bool = False) -> dict[str, float]:
+        """Score ``model`` on ``seed``'s data; keys are the spec's metrics and breakdowns."""
+
+    @abc.abstractmethod
+    def load_baseline(self, name: str) -> "LoadedModel":
+        """A shipped baseline model by name (see ``spec.baselines``)."""
+
+    def describe(self) -> dict[str, Any]:
+        """Plain-data description for ``fmbench describe``."""
+        s = self.spec
+        return {
+            "id": s.id, "kind": "task", "version": s.version, "study": s.study, "title": s.title,
+            "code": s.code, "summary": s.summary, "params": s.params, "interface": s.interface,
+            "input_format": self.input_format(), "splits": {sp: self.split_size(sp) for sp in self.splits},
+            "metrics": {m.name: {"higher_is_better": m.higher_is_better, "description": m.description}
+                        for m in s.metrics.values()},
+            "primary_metric": s.primary_metric, "min_seeds": s.min_seeds,
+            "baselines": {k: v.get("description", "") for k, v in s.baselines.items()},
+            "version_history": s.history, "spec_file": s.spec_file,
+        }
