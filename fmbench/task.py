@@ -116,9 +116,13 @@ class Task(abc.ABC):
         """Raise ``ModelError`` naming the mismatch if ``model`` cannot be scored."""
 
     @abc.abstractmethod
-    def evaluate(self, model: "LoadedModel", seed: int, *, device: str = "cpu",
-                 batch_size: int = 256, progress: bool = False) -> dict[str, float]:
-        """Score ``model`` on ``seed``'s data; keys are the spec's metrics and breakdowns."""
+    def evaluate(self, model: "LoadedModel", seed: int, *, device: str = "cpu", batch_size: int = 256,
+                 limit: int | None = None, progress: bool = False) -> dict[str, float]:
+        """Score ``model`` on ``seed``'s data; keys are the spec's metrics and breakdowns.
+
+        ``limit`` scores an evenly spread subset of that many items (a smoke check; such
+        results are marked and cannot be submitted).
+        """
 
     @abc.abstractmethod
     def load_baseline(self, name: str) -> "LoadedModel":

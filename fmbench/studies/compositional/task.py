@@ -115,22 +115,23 @@ class CompositionTask(Task):
         return loaded
 
     def evaluate(self, model: LoadedModel, seed: int, *, device: str = "cpu", batch_size: int = 256,
-                 progress: bool = False) -> dict[str, float]:
+                 limit: int | None = None, progress: bool = False) -> dict[str, float]:
         w = self.world
-        n, per, length = w.split_size("test"), w.config.samples_per_composition, w.config.input_length
-        exact, tokens, forced_ok = np.zeros(n, bool), np.zeros(n), np.zeros(n)
-        bar = tqdm(total=n, disable=not progress, desc=f"seed {seed}", unit="seq", leave=False)
-        for start in range(0, n, batch_size):
-            index = np.arange(start, min(start + batch_size, n))
-            docs = torch.from_numpy(w.documents("test", seed, index)).to(device)
+        n, length = w.split_size("test"), w.config.input_length
+        items = np.arange(n) if limit is None else np.unique(np.linspace(0, n - 1, min(limit, n)).astype(np.int64))
+        exact, tokens, forced_ok = (np.zeros(len(items)) for _ in range(3))
+        bar = tqdm(total=len(items), disable=not progress, desc=f"seed {seed}", unit="seq", leave=False)
+        for start in range(0, len(items), batch_size):
+            rows = slice(start, start + batch_size)
+            docs = torch.from_numpy(w.documents("test", seed, items[rows])).to(device)
             generated, forced = greedy_answers(model.model, docs, w.prompt_length, len(w.vocab))
             target = docs[:, -length:]
-            exact[index] = (generated[:, -length:] == target).all(1).cpu().numpy()
-            tokens[index] = (generated[:, -length:] == target).float().mean(1).cpu().numpy()
-            forced_ok[index] = (forced[:, -length:] == target).float().mean(1).cpu().numpy()
-            bar.update(len(index))
+            exact[rows] = (generated[:, -length:] == target).all(1).cpu().numpy()
+            tokens[rows] = (generated[:, -length:] == target).float().mean(1).cpu().numpy()
+            forced_ok[rows] = (forced[:, -length:] == target).float().mean(1).cpu().numpy()
+            bar.update(len(docs))
         bar.close()
-        comp = np.arange(n) // per
+        comp = items // w.config.samples_per_composition
         held = ~w.eval_in_train[comp]
         metrics = {"exact_match": exact[held].mean(), "token_accuracy": tokens[held].mean(),
                    "teacher_forced_accuracy": forced_ok[held].mean(), "exact_match_seen": exact[~held].mean()}

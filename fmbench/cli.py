@@ -1,0 +1,234 @@
+"""The ``fmbench`` command line: list, describe, data, eval, validate, submit, leaderboard.
+
+Every command has ``--help``; on bad input it prints one line naming the problem to
+stderr and exits non-zero (2 for usage errors, 1 for everything else).
+
+Example:
+    >>> main(["list", "--tasks"])  # doctest: +ELLIPSIS
+    fmbench/ComposeBase-v0...
+    0
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from fmbench.errors import FmbenchError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line instead of usage + message
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _print_json(obj: Any) -> None:
+    print(json.dumps(obj, indent=2))
+
+
+def cmd_list(args: argparse.Namespace) -> None:
+    from fmbench.registry import env_spec, list_envs, list_tasks, task_spec
+
+    rows = []
+    if not args.tasks:
+        rows += [{"id": i, "kind": "env", "study": (s := env_spec(i)).study, "version": s.version,
+                  "summary": s.summary} for i in list_envs()]
+    if not args.envs:
+        rows += [{"id": i, "kind": "task", "study": (s := task_spec(i)).study, "version": s.version,
+                  "summary": s.summary, "primary_metric": s.primary_metric, "interface": s.interface}
+                 for i in list_tasks()]
+    if args.json:
+        _print_json(rows)
+        return
+    width = max((len(r["id"]) for r in rows), default=0)
+    for r in rows:
+        print(f"{r['id']:<{width}}  {r['kind']:<4}  arXiv:{r['study']}  {r['summary']}")
+
+
+def cmd_describe(args: argparse.Namespace) -> None:
+    from fmbench.registry import env_spec, list_envs, make_task
+
+    info = env_spec(args.id).describe() if args.id in list_envs() else make_task(args.id).describe()
+    if args.json:
+        _print_json(info)
+        return
+    for key, value in info.items():
+        text = json.dumps(value, indent=2) if isinstance(value, (dict, list)) else str(value)
+        print(f"{key}: {text}")
+
+
+def cmd_data_export(args: argparse.Namespace) -> None:
+    from fmbench.export import export_split
+    from fmbench.registry import make_task
+
+    n = export_split(make_task(args.id), args.split, args.seed, args.format, args.out)
+    print(f"wrote {n} items of {args.id} split {args.split} seed {args.seed} to {args.out}")
+
+
+def cmd_data_stats(args: argparse.Namespace) -> None:
+    from fmbench.registry import make_task
+
+    stats = make_task(args.id).stats(args.seed)
+    if args.json:
+        _print_json(stats)
+        return
+    _print_nested(stats)
+
+
+def _print_nested(d: dict[str, Any], indent: int = 0) -> None:
+    for key, value in d.items():
+        if isinstance(value, dict):
+            print(" " * indent + f"{key}:")
+            _print_nested(value, indent + 2)
+        elif isinstance(value, list) and len(value) > 8:
+            print(" " * indent + f"{key}: {len(value)} items")
+            for item in value:
+                print(" " * (indent + 2) + str(item))
+        else:
+            print(" " * indent + f"{key}: {value}")
+
+
+def cmd_eval(args: argparse.Namespace) -> None:
+    from fmbench.models import load_model
+    from fmbench.registry import make_task
+    from fmbench.runner import parse_seeds, run_evaluation
+
+    task = make_task(args.task)
+    seeds = parse_seeds(args.seeds) if args.seeds else list(range(task.spec.min_seeds))
+    if args.out and Path(args.out).is_dir():
+        raise FmbenchError(f"--out {args.out} is a directory; give a file path")
+    model = load_model(args.model, task, trust_code=args.trust_code)
+    record = run_evaluation(task, model, seeds, device=args.device, batch_size=args.batch_size, out=args.out,
+                            limit=args.limit, progress=not args.no_progress)
+    if not args.out:
+        _print_json(record)
+
+
+def cmd_validate(args: argparse.Namespace) -> None:
+    from fmbench.results import validate
+
+    record = validate(args.file)
+    done = [s for s in record["seeds"] if str(s) in record["per_seed"]]
+    print(f"{args.file}: valid result of {record['task']['id']} ({len(done)}/{len(record['seeds'])} seeds finished)")
+
+
+def cmd_submit(args: argparse.Namespace) -> None:
+    from fmbench.leaderboard import submit
+
+    path = submit(args.file, args.name, args.code_url, Path(args.leaderboards) if args.leaderboards else None)
+    print(f"accepted: {path}")
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> None:
+    from fmbench.leaderboard import format_table, ranked_rows, render
+    from fmbench.registry import task_spec
+
+    root = Path(args.leaderboards) if args.leaderboards else None
+    if args.target == "render":
+        for path in render(root):
+            print(f"wrote {path}")
+        return
+    task_spec(args.target)  # unknown ids fail with a suggestion
+    rows = ranked_rows(args.target, root)
+    if args.json:
+        _print_json(rows)
+    elif rows:
+        print(format_table(args.target, rows))
+    else:
+        print(f"{args.target} has no entries yet")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every command."""
+    from fmbench import __version__
+
+    p = _Parser(prog="fmbench", description="Benchmarks from studies of foundation-model capabilities.")
+    p.add_argument("--version", action="version", version=f"fmbench {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    s = sub.add_parser("list", help="registered envs and tasks")
+    kind = s.add_mutually_exclusive_group()
+    kind.add_argument("--envs", action="store_true", help="only environments")
+    kind.add_argument("--tasks", action="store_true", help="only tasks")
+    s.add_argument("--json", action="store_true", help="a JSON array of {id, kind, study, version, ...}")
+    s.set_defaults(func=cmd_list)
+
+    s = sub.add_parser("describe", help="study, parameters, metrics, interface, baselines, version history")
+    s.add_argument("id")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_describe)
+
+    data = sub.add_parser("data", help="export a task's data or show its statistics")
+    dsub = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
+    s = dsub.add_parser("export", help="write a split as JSONL or a torch tensor file")
+    s.add_argument("id")
+    s.add_argument("--split", required=True)
+    s.add_argument("--seed", type=_seed, required=True)
+    s.add_argument("--format", choices=["jsonl", "pt"], required=True)
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=cmd_data_export)
+    s = dsub.add_parser("stats", help="what each split holds")
+    s.add_argument("id")
+    s.add_argument("--seed", type=_seed, required=True)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_data_stats)
+
+    s = sub.add_parser("eval", help="score a model on a task over seeds; resumable with --out")
+    s.add_argument("--task", required=True)
+    s.add_argument("--model", required=True, help="baseline:NAME | safetensors:FILE | hf:DIR_OR_GGUF | sb3:ZIP | "
+                                                  "python:MODULE:FACTORY (with --trust-code)")
+    s.add_argument("--seeds", help="e.g. 0,1,2 or 0-4 (default: the task's minimum for a ranked entry)")
+    s.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    s.add_argument("--batch-size", type=int, default=256)
+    s.add_argument("--out", help="result JSON; rerunning with the same file skips finished seeds")
+    s.add_argument("--limit", type=int, help="score only this many items per seed (smoke check; not submittable)")
+    s.add_argument("--trust-code", action="store_true", help="allow python: specs to run their own code")
+    s.add_argument("--no-progress", action="store_true", help="no progress bars")
+    s.set_defaults(func=cmd_eval)
+
+    s = sub.add_parser("validate", help="check a result file against the schema and the registry")
+    s.add_argument("file")
+    s.set_defaults(func=cmd_validate)
+
+    s = sub.add_parser("submit", help="add a complete result to its task's leaderboard")
+    s.add_argument("file")
+    s.add_argument("--name", required=True, help="submission name: letters, digits, '.', '_', '-'")
+    s.add_argument("--code-url")
+    s.add_argument("--leaderboards", help="leaderboards folder (default: the checkout's leaderboards/)")
+    s.set_defaults(func=cmd_submit)
+
+    s = sub.add_parser("leaderboard", help="print a task's ranked table, or `render` every README")
+    s.add_argument("target", help="a task id, or `render`")
+    s.add_argument("--leaderboards", help="leaderboards folder (default: the checkout's leaderboards/)")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_leaderboard)
+    return p
+
+
+def _seed(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"seed must be a non-negative integer, got {text!r}")
+    return int(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; return the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except BrokenPipeError:  # output piped into e.g. `head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except (FmbenchError, ValueError, OSError) as e:
+        message = str(e).splitlines()[0] if str(e) else type(e).__name__
+        print(f"fmbench {args.command}: error: {message}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

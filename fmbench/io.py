@@ -1,0 +1,49 @@
+"""Atomic file writes: a reader never sees a partial file and a failure leaves none behind.
+
+Example:
+    >>> import tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "a.json")
+    >>> write_json_atomic(path, {"x": 1})
+    >>> open(path).read()
+    '{\\n  "x": 1\\n}\\n'
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any, Iterator
+
+
+@contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "w", exclusive: bool = False) -> Iterator[IO]:
+    """Write to a temporary file beside ``path``; on success move it into place.
+
+    With ``exclusive=True`` an existing ``path`` is never replaced (``FileExistsError``),
+    which is safe against concurrent writers (it uses a hard link).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        if exclusive:
+            os.link(tmp, path)
+        else:
+            os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_json_atomic(path: str | os.PathLike, obj: Any, exclusive: bool = False) -> None:
+    """Write ``obj`` as indented JSON atomically (see ``atomic_open``)."""
+    with atomic_open(path, "w", exclusive=exclusive) as f:
+        json.dump(obj, f, indent=2, sort_keys=False)
+        f.write("\n")

@@ -1,0 +1,184 @@
+"""Result records: building, aggregating and checking them (schema: ``schemas/result.schema.json``).
+
+Example:
+    >>> record = new_record(task_info={"id": "fmbench/ComposeDirect-v0", "version": 0, "study": "2311.12997"},
+    ...                     model_info={"spec": "baseline:untrained", "name": "untrained", "interface":
+    ...                                 "sequence-model", "n_params": 1, "weights_sha256": None, "dtype": "float32"},
+    ...                     seeds=[0], primary_metric="exact_match", device="cpu", batch_size=8)
+    >>> add_seed(record, 0, "0" * 64, {"exact_match": 0.5}, {"exact_match": True}, seconds=1.0)
+    >>> record["metrics"]["exact_match"]["mean"]
+    0.5
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import subprocess
+from datetime import datetime, timezone
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from fmbench.errors import ResultError, UnknownIdError
+
+SCHEMA_PATH = Path(__file__).parent / "schemas" / "result.schema.json"
+
+
+@lru_cache(maxsize=1)
+def schema() -> dict[str, Any]:
+    """The result record's JSON Schema."""
+    return json.loads(SCHEMA_PATH.read_text())
+
+
+def now() -> str:
+    """Current UTC time, ISO 8601 with seconds."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@lru_cache(maxsize=1)
+def git_commit() -> str | None:
+    """Commit of the fmbench checkout in use, or ``None`` for an installed wheel."""
+    root = Path(__file__).resolve().parent.parent
+    if not (root / ".git").exists():
+        return None
+    try:
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def environment() -> dict[str, str]:
+    """Versions that can move a score."""
+    import numpy
+    import torch
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__,
+            "platform": platform.platform()}
+
+
+def new_record(task_info: dict[str, Any], model_info: dict[str, Any], seeds: list[int], primary_metric: str,
+               device: str, batch_size: int) -> dict[str, Any]:
+    """An empty record (no finished seed yet)."""
+    from fmbench import __version__
+
+    return {"schema_version": 1, "task": {**task_info, "data_hash": {}}, "model": model_info, "seeds": list(seeds),
+            "per_seed": {}, "metrics": {}, "primary_metric": primary_metric, "device": device,
+            "batch_size": batch_size, "fmbench_version": __version__, "git_commit": git_commit(),
+            "timings": {"total_seconds": 0.0}, "date": now(), "environment": environment()}
+
+
+def add_seed(record: dict[str, Any], seed: int, data_hash: str, metrics: dict[str, float],
+             higher_is_better: dict[str, bool], seconds: float) -> None:
+    """Store one finished seed and recompute the aggregates."""
+    bad = [k for k, v in metrics.items() if not isinstance(v, (int, float)) or math.isnan(v)]
+    if bad:
+        raise ResultError(f"seed {seed}: metrics {bad} are NaN or not numbers")
+    record["task"]["data_hash"][str(seed)] = data_hash
+    record["per_seed"][str(seed)] = {"metrics": dict(metrics), "seconds": round(seconds, 3), "finished": now()}
+    record["timings"]["total_seconds"] = round(sum(s["seconds"] for s in record["per_seed"].values()), 3)
+    record["metrics"] = aggregate(record, higher_is_better)
+    record["date"] = now()
+
+
+def finished_seeds(record: dict[str, Any]) -> list[int]:
+    """Finished seeds in the order they were requested."""
+    return [s for s in record["seeds"] if str(s) in record["per_seed"]]
+
+
+def aggregate(record: dict[str, Any], higher_is_better: dict[str, bool]) -> dict[str, Any]:
+    """Mean, sample std and per-seed values of every metric present in all finished seeds."""
+    seeds = finished_seeds(record)
+    if not seeds:
+        return {}
+    names = set.intersection(*(set(record["per_seed"][str(s)]["metrics"]) for s in seeds))
+    out = {}
+    for name in sorted(names):
+        values = [record["per_seed"][str(s)]["metrics"][name] for s in seeds]
+        mean = sum(values) / len(values)
+        std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
+        out[name] = {"mean": mean, "std": std, "per_seed": values, "higher_is_better": higher_is_better[name]}
+    return out
+
+
+def load_record(path: str | Path) -> dict[str, Any]:
+    """Read a record file (``ResultError`` for unreadable or malformed JSON)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as e:
+        raise ResultError(f"cannot read {path}: {e.strerror or e}") from None
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ResultError(f"{path} is not valid JSON (line {e.lineno}: {e.msg})") from None
+    return record
+
+
+def check_schema(record: Any, where: str = "record") -> None:
+    """Validate against the JSON Schema and the record's own arithmetic."""
+    validator = jsonschema.Draft202012Validator(schema(), format_checker=jsonschema.FormatChecker())
+    error = jsonschema.exceptions.best_match(validator.iter_errors(record))
+    if error is not None:
+        at = "/".join(str(p) for p in error.absolute_path) or "(top level)"
+        raise ResultError(f"{where} violates the result schema at {at}: {error.message}")
+    unknown = sorted(set(record["per_seed"]) - {str(s) for s in record["seeds"]})
+    if unknown:
+        raise ResultError(f"{where}: per_seed has seeds {unknown} that are not in seeds")
+    missing_hash = [s for s in record["per_seed"] if s not in record["task"]["data_hash"]]
+    if missing_hash:
+        raise ResultError(f"{where}: finished seeds {missing_hash} have no data hash")
+    if record["per_seed"] and record["primary_metric"] not in record["metrics"]:
+        raise ResultError(f"{where}: primary metric {record['primary_metric']!r} is not in its metrics")
+    seeds = finished_seeds(record)
+    present = set.intersection(*(set(record["per_seed"][str(s)]["metrics"]) for s in seeds)) if seeds else set()
+    if set(record["metrics"]) != present:
+        raise ResultError(f"{where}: aggregated metrics {sorted(record['metrics'])} do not match the metrics "
+                          f"of its finished seeds {sorted(present)}")
+    expected = aggregate(record, {k: v["higher_is_better"] for k, v in record["metrics"].items()})
+    for name, agg in expected.items():
+        got = record["metrics"][name]
+        if got["per_seed"] != agg["per_seed"] or abs(got["mean"] - agg["mean"]) > 1e-9 or abs(got["std"] - agg["std"]) > 1e-9:
+            raise ResultError(f"{where}: aggregate of metric {name!r} does not match its per-seed values")
+
+
+def check_against_registry(record: dict[str, Any], where: str = "record") -> None:
+    """Check the record's task, version, metrics and data hashes against the installed registry."""
+    from fmbench.registry import make_task, task_spec
+
+    tid = record["task"]["id"]
+    try:
+        spec = task_spec(tid)
+    except UnknownIdError as e:
+        raise ResultError(f"{where}: {e}") from None
+    if record["task"]["version"] != spec.version:
+        raise ResultError(f"{where}: says version {record['task']['version']} but {tid} is version {spec.version}")
+    if record["primary_metric"] != spec.primary_metric:
+        raise ResultError(f"{where}: primary metric {record['primary_metric']!r} is not {tid}'s "
+                          f"{spec.primary_metric!r}")
+    missing = sorted(set(spec.metrics) - set(record["metrics"])) if record["per_seed"] else []
+    if missing:
+        raise ResultError(f"{where}: lacks metrics {missing} of {tid}")
+    for name, m in record["metrics"].items():
+        try:
+            direction = spec.metric(name).higher_is_better
+        except KeyError:
+            raise ResultError(f"{where}: metric {name!r} is not one of {tid}'s") from None
+        if m["higher_is_better"] != direction:
+            raise ResultError(f"{where}: metric {name!r} has the wrong direction")
+    task = make_task(tid)
+    for seed, digest in record["task"]["data_hash"].items():
+        if task.data_hash(int(seed)) != digest:
+            raise ResultError(f"{where}: data hash of seed {seed} does not match {tid}'s data "
+                              "(stale result or another fmbench data version)")
+
+
+def validate(path: str | Path) -> dict[str, Any]:
+    """Load and fully check a record file; return it."""
+    record = load_record(path)
+    check_schema(record, str(path))
+    check_against_registry(record, str(path))
+    return record

@@ -1,0 +1,133 @@
+"""Model specs: loaders, refusals, and what they report."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import fmbench
+from fmbench.checkpoints import file_sha256, load_checkpoint, save_checkpoint
+from fmbench.decoding import greedy_answers, greedy_generate
+from fmbench.errors import ModelError
+from fmbench.models import load_model
+from fmbench.nn.gpt import GPT, GPTConfig
+
+
+@pytest.fixture(scope="module")
+def task():
+    return fmbench.make_task("fmbench/ComposeDirect-v0")
+
+
+def test_safetensors_round_trip_and_hash(task, tmp_path):
+    model = GPT(GPTConfig(vocab_size=33, context_size=32, n_embd=16), generator=torch.Generator().manual_seed(1))
+    path = tmp_path / "m.safetensors"
+    save_checkpoint(model, path, {"note": "x"})
+    loaded = load_model(f"safetensors:{path}", task)
+    assert loaded.weights_sha256 == file_sha256(path) and loaded.n_params == sum(p.numel() for p in model.parameters())
+    ids = torch.randint(0, 33, (2, 19))
+    assert torch.equal(loaded.model(ids), model.eval()(ids))
+    task.check_model(loaded)
+
+
+def test_sidecar_config_is_read(tmp_path):
+    from safetensors.torch import save_model
+
+    model = GPT(GPTConfig(vocab_size=7, context_size=8, n_embd=8))
+    path = tmp_path / "plain.safetensors"
+    save_model(model, str(path))
+    with pytest.raises(ModelError, match="carries no architecture config"):
+        load_checkpoint(path)
+    (tmp_path / "plain.safetensors.json").write_text(json.dumps(
+        {"architecture": "gpt", "config": {"vocab_size": 7, "context_size": 8, "n_embd": 8}}))
+    assert load_checkpoint(path)[0].vocab_size == 7
+
+
+@pytest.mark.parametrize("spec,problem", [
+    ("nonsense", "is not <scheme>:<target>"),
+    ("zip:a", "is not <scheme>:<target>"),
+    ("safetensors:/no/such/file.safetensors", "not found"),
+    ("hf:/no/such/folder", "not found"),
+    ("baseline:nope", "has no baseline 'nope'"),
+    ("python:os:getcwd", "--trust-code"),
+])
+def test_bad_specs_are_refused(task, spec, problem):
+    with pytest.raises(ModelError, match=problem):
+        load_model(spec, task)
+
+
+def test_garbage_and_mismatched_weights_are_refused(task, tmp_path):
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"not a safetensors file at all")
+    with pytest.raises(ModelError, match="not a readable safetensors file"):
+        load_model(f"safetensors:{junk}", task)
+    path = tmp_path / "m.safetensors"
+    save_checkpoint(GPT(GPTConfig(vocab_size=9, n_embd=8)), path)
+    meta = tmp_path / "m2.safetensors"
+    from safetensors.torch import save_file
+
+    save_file({k: v.contiguous() for k, v in GPT(GPTConfig(vocab_size=9, n_embd=8)).state_dict().items()
+               if k != "head.weight"}, str(meta), metadata={"fmbench": json.dumps(
+                   {"architecture": "gpt", "config": {"vocab_size": 9, "n_embd": 16}})})
+    with pytest.raises(ModelError, match="do not fit the gpt config"):
+        load_model(f"safetensors:{meta}", task)
+    with pytest.raises(ModelError, match="has 9 output tokens"):
+        task.check_model(load_model(f"safetensors:{path}", task))
+
+
+def test_python_factory_runs_only_with_trust_code(task, tmp_path, monkeypatch):
+    (tmp_path / "my_submission.py").write_text(
+        "from fmbench.studies.compositional.train import make_model\n"
+        "def build(task):\n    return make_model(task.world, seed=3)\n"
+        "def wrong(task):\n    return 42\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    loaded = load_model("python:my_submission:build", task, trust_code=True)
+    task.check_model(loaded)
+    assert loaded.spec == "python:my_submission:build"
+    with pytest.raises(ModelError, match="returned int"):
+        load_model("python:my_submission:wrong", task, trust_code=True)
+    with pytest.raises(ModelError, match="cannot import"):
+        load_model("python:no_such_module_xyz:f", task, trust_code=True)
+
+
+def test_hf_causal_lm_folder_is_scored(task, tmp_path):
+    transformers = pytest.importorskip("transformers")
+    cfg = transformers.GPT2Config(vocab_size=33, n_positions=32, n_embd=16, n_layer=1, n_head=2)
+    torch.manual_seed(0)
+    transformers.GPT2LMHeadModel(cfg).save_pretrained(tmp_path / "tiny")
+    loaded = load_model(f"hf:{tmp_path / 'tiny'}", task)
+    assert loaded.vocab_size == 33 and loaded.context_length == 32
+    task.check_model(loaded)
+    assert 0.0 <= task.evaluate(loaded, 0, limit=64)["token_accuracy"] <= 1.0
+    short = transformers.GPT2Config(vocab_size=33, n_positions=8, n_embd=16, n_layer=1, n_head=2)
+    transformers.GPT2LMHeadModel(short).save_pretrained(tmp_path / "short")
+    with pytest.raises(ModelError, match="accepts 8 tokens"):
+        task.check_model(load_model(f"hf:{tmp_path / 'short'}", task))
+
+
+@pytest.mark.parametrize("cached", [True, False])
+def test_greedy_answers_equal_step_by_step_greedy_decoding(cached):
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=20, context_size=48, n_embd=16)).eval()
+    fn = model if cached else (lambda ids: model(ids))
+    docs = torch.randint(0, 20, (64, 40))
+    with torch.inference_mode():
+        reference = greedy_generate(model, docs[:, :12], 28, vocab_size=18)
+        partly_right = torch.cat([docs[:, :12], reference], 1)
+        partly_right[::2, 25] = (partly_right[::2, 25] + 1) % 18  # diverge mid-answer on half the rows
+        for d in (docs, partly_right):
+            generated, forced = greedy_answers(fn, d, 12, vocab_size=18)
+            assert torch.equal(generated, reference)
+            assert forced.shape == reference.shape and int(forced.max()) < 18
+
+
+def test_kv_cache_matches_full_forward():
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=11, context_size=16, n_embd=16, n_head=2)).eval()
+    ids = torch.randint(0, 11, (3, 10))
+    with torch.inference_mode():
+        full = model(ids)
+        first, cache = model.extend(ids[:, :6], None)
+        rest, _ = model.extend(ids[:, 6:], cache)
+    assert torch.allclose(torch.cat([first, rest], 1), full, atol=1e-5)
