@@ -20,7 +20,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -29,6 +28,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_model, save_model
 
 from fmbench.errors import ModelError
+from fmbench.io import atomic_path
 from fmbench.nn.gpt import GPT, GPTConfig
 
 # architecture name -> (config from dict, model from config)
@@ -48,16 +48,8 @@ def architecture_of(model: torch.nn.Module) -> str:
 def save_checkpoint(model: torch.nn.Module, path: str | os.PathLike, extra: dict | None = None) -> None:
     """Write ``model`` (an ``ARCHITECTURES`` instance) atomically with its config and ``extra``."""
     meta = {"architecture": architecture_of(model), "config": dataclasses.asdict(model.config), **(extra or {})}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    try:
-        save_model(model, tmp, metadata={"fmbench": json.dumps(meta, sort_keys=True)})
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path) as tmp:
+        save_model(model, str(tmp), metadata={"fmbench": json.dumps(meta, sort_keys=True)})
 
 
 def read_metadata(path: str | os.PathLike) -> dict:

@@ -19,20 +19,22 @@ from typing import IO, Any, Iterator
 
 
 @contextmanager
-def atomic_open(path: str | os.PathLike, mode: str = "w", exclusive: bool = False) -> Iterator[IO]:
-    """Write to a temporary file beside ``path``; on success move it into place.
+def atomic_path(path: str | os.PathLike, exclusive: bool = False) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; when the block succeeds, move it into place.
 
     With ``exclusive=True`` an existing ``path`` is never replaced (``FileExistsError``),
-    which is safe against concurrent writers (it uses a hard link).
+    which is safe against concurrent writers (it uses a hard link). The file gets the
+    usual permissions (0666 less the umask).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
     try:
-        with os.fdopen(fd, mode) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
+        yield Path(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         if exclusive:
             os.link(tmp, path)
         else:
@@ -40,6 +42,15 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", exclusive: bool = Fals
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+@contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "w", exclusive: bool = False) -> Iterator[IO]:
+    """Open a file for writing whose content appears at ``path`` only when complete (see ``atomic_path``)."""
+    with atomic_path(path, exclusive) as tmp, open(tmp, mode) as f:
+        yield f
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def write_json_atomic(path: str | os.PathLike, obj: Any, exclusive: bool = False) -> None:
