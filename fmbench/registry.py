@@ -2,7 +2,8 @@
 
 Each study has one TOML file in each folder. A file holds a ``[study]`` table (arXiv id,
 title, authors' code), optional ``[defaults]`` merged into every entry, and entries:
-``[[task]]`` in ``tasks/``, ``[[env]]`` in ``envs/``. An id is ``fmbench/<Name>-v<N>``; a
+``[[task]]`` in ``tasks/``, ``[[env]]`` in ``envs/``; an entry with ``defaults = false`` takes
+nothing from ``[defaults]``. An id is ``fmbench/<Name>-v<N>``; a
 registered version is immutable, so a change that could move a score is a new entry with
 a new version and a line in its ``history``.
 
@@ -92,7 +93,10 @@ def _common(path: Path, doc: dict[str, Any], entry: dict[str, Any], i: int, kind
     if not isinstance(study, dict):
         raise SpecError(f"{path}: missing [study] table")
     where = f"{path} [[{kind}]] #{i + 1}"
-    entry = _merge(doc.get("defaults", {}), entry)
+    inherit = entry.pop("defaults", True)
+    if not isinstance(inherit, bool):
+        raise SpecError(f"{where}: 'defaults' must be true or false")
+    entry = _merge(doc.get("defaults", {}), entry) if inherit else entry
     id_ = _require(where, entry, "id", str)
     m = ID_PATTERN.match(id_)
     if not m:

@@ -64,6 +64,18 @@ class TaskSpec:
         return self.metrics[base] if base == name else MetricSpec(name, self.metrics[base].higher_is_better)
 
 
+def evaluation_subset(n: int, limit: int | None) -> np.ndarray:
+    """Indices of the items a ``limit``-ed evaluation scores: all, or ``limit`` evenly spread.
+
+    Example:
+        >>> evaluation_subset(10, 3).tolist()
+        [0, 4, 9]
+    """
+    if limit is None:
+        return np.arange(n)
+    return np.unique(np.linspace(0, n - 1, min(limit, n)).astype(np.int64))
+
+
 class Task(abc.ABC):
     """Base class of benchmark tasks.
 

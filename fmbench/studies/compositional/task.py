@@ -25,7 +25,7 @@ from fmbench.interfaces import check_sequence_model
 from fmbench.models import LoadedModel, from_module, load_safetensors
 from fmbench.studies.compositional.generator import CompositionConfig, CompositionWorld
 from fmbench.studies.compositional.train import make_model
-from fmbench.task import Task
+from fmbench.task import Task, evaluation_subset
 
 HERE = Path(__file__).parent
 
@@ -118,7 +118,7 @@ class CompositionTask(Task):
                  limit: int | None = None, progress: bool = False) -> dict[str, float]:
         w = self.world
         n, length = w.split_size("test"), w.config.input_length
-        items = np.arange(n) if limit is None else np.unique(np.linspace(0, n - 1, min(limit, n)).astype(np.int64))
+        items = evaluation_subset(n, limit)
         exact, tokens, forced_ok = (np.zeros(len(items)) for _ in range(3))
         bar = tqdm(total=len(items), disable=not progress, desc=f"seed {seed}", unit="seq", leave=False)
         for start in range(0, len(items), batch_size):

@@ -1,0 +1,160 @@
+"""Loading a Stable-Baselines3 actor-critic policy from its ``.zip`` without unpickling anything.
+
+An SB3 zip holds ``data`` (JSON whose class-valued entries are cloudpickle blobs),
+``policy.pth`` (the policy's state dict) and more. Only ``policy.pth`` is read as tensors
+(``torch.load(weights_only=True)``) and ``data`` only as plain JSON, never deserialising
+its blobs. The policy is rebuilt from the task's env spaces, its layer sizes are read
+from the weights' shapes and its activation from ``data``'s readable ``policy_kwargs``.
+
+Example:
+    >>> import fmbench
+    >>> from fmbench.models import load_model
+    >>> task = fmbench.make_task("fmbench/ComposeTokensPolicy-v0")
+    >>> load_model("sb3:ppo.zip", task)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import warnings
+import zipfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from fmbench.checkpoints import file_sha256
+from fmbench.errors import ModelError
+from fmbench.models import LoadedModel, _existing, from_module
+
+if TYPE_CHECKING:
+    from stable_baselines3.common.policies import ActorCriticPolicy
+
+    from fmbench.task import Task
+
+_LAYER = re.compile(r"^mlp_extractor\.(policy|value)_net\.(\d+)\.weight$")
+_ACTIVATION = re.compile(r"^<class 'torch\.nn\.modules\.activation\.(\w+)'>$")
+_FLATTEN = "<class 'stable_baselines3.common.torch_layers.FlattenExtractor'>"
+
+
+class SB3Policy(torch.nn.Module):
+    """An SB3 policy seen as a ``policy`` model: observation batch -> deterministic actions."""
+
+    def __init__(self, policy: "ActorCriticPolicy") -> None:
+        super().__init__()
+        self.policy = policy
+
+    def forward(self, obs: np.ndarray) -> np.ndarray:
+        return self.policy.predict(obs, deterministic=True)[0]
+
+
+def _read_zip(p: Path) -> tuple[dict[str, torch.Tensor], Any]:
+    """The state dict in ``policy.pth`` and the parsed ``data`` JSON (``None`` if absent or not JSON)."""
+    if not zipfile.is_zipfile(p):
+        raise ModelError(f"sb3: {p} is not a zip file")
+    try:
+        with zipfile.ZipFile(p) as z:
+            names = set(z.namelist())
+            if "policy.pth" not in names:
+                raise ModelError(f"sb3: {p} is not a Stable-Baselines3 zip (it has no policy.pth)")
+            weights = z.read("policy.pth")
+            data = z.read("data") if "data" in names else None
+    except (zipfile.BadZipFile, OSError) as e:
+        raise ModelError(f"sb3: cannot read {p} ({e})") from None
+    try:
+        state = torch.load(io.BytesIO(weights), weights_only=True, map_location="cpu")
+    except Exception as e:  # torch raises many types for files that are not plain tensors
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelError(f"sb3: {p}: policy.pth is not a plain state dict ({first})") from None
+    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                              for k, v in state.items()):
+        raise ModelError(f"sb3: {p}: policy.pth is not a state dict of named tensors")
+    try:
+        parsed = json.loads(data) if data is not None else None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        parsed = None
+    return state, parsed
+
+
+def _activation(p: Path, data: Any) -> type[torch.nn.Module]:
+    """The activation named in ``data``'s ``policy_kwargs`` (SB3's default Tanh if it names none)."""
+    kwargs = data.get("policy_kwargs") if isinstance(data, dict) else None
+    if not isinstance(kwargs, dict):
+        warnings.warn(f"sb3: {p}: data holds no readable policy_kwargs; assuming SB3's default Tanh activation",
+                      stacklevel=3)
+        return torch.nn.Tanh
+    extractor = kwargs.get("features_extractor_class", _FLATTEN)
+    if extractor != _FLATTEN:
+        raise ModelError(f"sb3: {p}: features extractor {extractor} is not supported; only MlpPolicy "
+                         "(FlattenExtractor) policies load")
+    name = kwargs.get("activation_fn")
+    if name is None:
+        return torch.nn.Tanh
+    m = _ACTIVATION.match(name) if isinstance(name, str) else None
+    cls = getattr(torch.nn, m[1], None) if m else None
+    if not (isinstance(cls, type) and issubclass(cls, torch.nn.Module)):
+        raise ModelError(f"sb3: {p}: activation {name!r} is not a torch.nn activation")
+    return cls
+
+
+def _layers(p: Path, state: dict[str, torch.Tensor], net: str) -> list[torch.Tensor]:
+    """Weights of the ``policy`` or ``value`` MLP's linear layers, in order."""
+    layers = {int(m[2]): v for k, v in state.items() if (m := _LAYER.match(k)) and m[1] == net}
+    if any(v.ndim != 2 for v in layers.values()):
+        raise ModelError(f"sb3: {p}: policy.pth is not an actor-critic MLP state dict (non-matrix layer weights)")
+    return [layers[i] for i in sorted(layers)]
+
+
+def load_sb3(path: str, task: "Task") -> LoadedModel:
+    """A PPO/A2C ``MlpPolicy`` from an SB3 zip, as a ``policy`` model of ``task``.
+
+    Args:
+        path: the ``.zip`` written by ``model.save(...)``.
+        task: a policy task; ``task.spec.params["env"]`` gives the observation and action spaces.
+
+    Returns:
+        A ``LoadedModel`` whose ``model`` maps an observation batch to deterministic actions.
+
+    Example:
+        >>> import fmbench
+        >>> task = fmbench.make_task("fmbench/ComposeTokensPolicy-v0")
+        >>> load_sb3("ppo.zip", task).model(obs_batch)  # doctest: +SKIP
+    """
+    try:
+        from stable_baselines3.common.policies import ActorCriticPolicy
+        from stable_baselines3.common.preprocessing import get_flattened_obs_dim
+    except ImportError:
+        raise ModelError("sb3: Stable-Baselines3 is not installed; pip install 'fmbench[sb3]'") from None
+    p = _existing(path, "SB3 zip")
+    if task.spec.interface != "policy" or "env" not in task.spec.params:
+        raise ModelError(f"sb3: {task.id} scores {task.spec.interface!r} models; SB3 policies fit policy tasks")
+    state, data = _read_zip(p)
+    if "action_net.weight" not in state or state["action_net.weight"].ndim != 2:
+        raise ModelError(f"sb3: {p}: policy.pth is not an actor-critic MLP state dict (no action_net)")
+    env = gym.make(task.spec.params["env"])
+    obs_space, action_space = env.observation_space, env.action_space
+    env.close()
+    if not isinstance(action_space, gym.spaces.Discrete):
+        raise ModelError(f"sb3: {task.spec.params['env']} has a {action_space} action space; only Discrete loads")
+    pi, vf = _layers(p, state, "policy"), _layers(p, state, "value")
+    n_in = int((pi[0] if pi else state["action_net.weight"]).shape[1])
+    n_out = int(state["action_net.weight"].shape[0])
+    features = get_flattened_obs_dim(obs_space)
+    if n_in != features or n_out != action_space.n:
+        raise ModelError(f"sb3: {p} maps {n_in} observation features to {n_out} actions; {task.spec.params['env']} "
+                         f"has {features} (observation shape {obs_space.shape}) and {action_space.n} actions")
+    net_arch = {"pi": [int(w.shape[0]) for w in pi], "vf": [int(w.shape[0]) for w in vf]}
+    policy = ActorCriticPolicy(obs_space, action_space, lambda _: 0.0, net_arch=net_arch,
+                               activation_fn=_activation(p, data))
+    expected = policy.state_dict()
+    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(state) if expected[k].shape != state[k].shape)
+    if missing or unexpected or wrong:
+        raise ModelError(f"sb3: {p}: policy.pth is not an actor-critic MLP state dict (missing {missing[:3]}, "
+                         f"unexpected {unexpected[:3]}, wrong shapes {wrong[:3]})")
+    policy.load_state_dict(state, strict=True)
+    return from_module(SB3Policy(policy), f"sb3:{path}", p.stem, interface="policy", sha256=file_sha256(p))
