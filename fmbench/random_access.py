@@ -34,10 +34,15 @@ def stream_key(*parts: object) -> int:
     return int.from_bytes(digest, "little")
 
 
-def _mix(z: np.ndarray) -> np.ndarray:
-    z = (z ^ (z >> np.uint64(30))) * _M1
-    z = (z ^ (z >> np.uint64(27))) * _M2
-    return z ^ (z >> np.uint64(31))
+def _mix(z: np.ndarray) -> None:
+    """splitmix64's output function, applied in place."""
+    t = np.empty_like(z)
+    for shift, multiplier in ((30, _M1), (27, _M2)):
+        np.right_shift(z, shift, out=t)
+        z ^= t
+        z *= multiplier
+    np.right_shift(z, 31, out=t)
+    z ^= t
 
 
 def bits(key: int, index: np.ndarray, n: int) -> np.ndarray:
@@ -48,9 +53,12 @@ def bits(key: int, index: np.ndarray, n: int) -> np.ndarray:
         (2, 4)
     """
     index = np.asarray(index, dtype=np.uint64).reshape(-1, 1)
-    counter = index * np.uint64(n) + np.arange(n, dtype=np.uint64) + np.uint64(1)
     with np.errstate(over="ignore"):
-        return _mix(np.uint64(key) + counter * _GOLDEN)
+        # key + counter * golden with counter = index * n + j + 1, split into row and column terms
+        column = np.arange(1, n + 1, dtype=np.uint64) * _GOLDEN + np.uint64(key)
+        z = index * (np.uint64(n) * _GOLDEN) + column
+    _mix(z)
+    return z
 
 
 def integers(key: int, index: np.ndarray, n: int, high: int) -> np.ndarray:
@@ -62,5 +70,8 @@ def integers(key: int, index: np.ndarray, n: int, high: int) -> np.ndarray:
     """
     if high < 1:
         raise ValueError(f"high must be >= 1, got {high}")
-    u = (bits(key, index, n) >> np.uint64(11)).astype(np.float64) * (2.0**-53)
-    return (u * high).astype(np.int64)
+    z = bits(key, index, n)
+    z >>= np.uint64(11)
+    u = z.view(np.int64).astype(np.float64)  # 53-bit values: exact, and the signed conversion is fast
+    u *= high * 2.0**-53  # exactly (z * 2**-53) * high: scaling by a power of two does not round
+    return u.astype(np.int64)

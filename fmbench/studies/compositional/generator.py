@@ -13,12 +13,13 @@ split, seed, index)`` through counter-based random numbers, so any item is gener
 without the ones before it and generation is vectorised.
 
 Example:
-    >>> world = CompositionWorld(CompositionConfig(depth=3, n_functions=2), world_seed=0)
+    >>> config = CompositionConfig(depth=3, n_functions=2, n_train_compositions=10)
+    >>> world = CompositionWorld(config, world_seed=0)
     >>> docs = world.documents("train", seed=0, index=np.arange(4))
     >>> docs.shape
-    (4, 30)
+    (4, 32)
     >>> world.decode(docs[0])[:5]
-    ['<bos>', 'f0_1', 'f1_0', 'f2_2', '<sep>']
+    ['<bos>', 'f0_0', 'f1_1', 'f2_1', '<sep>']
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from fmbench.random_access import integers, stream_key
 
 SPLIT_STRATEGIES = ("random", "base", "random_biased", "out_of_order")
 DOCUMENT_SPLITS = ("train", "test")
+_CHUNK_TOKENS = 1 << 17  # tokens generated per step of ``documents``
 
 
 @dataclass(frozen=True)
@@ -161,6 +163,7 @@ class CompositionWorld:
         self.bijections, self.permutations = self._make_functions(rng)
         self.train_compositions = self._train_split(rng)
         self.eval_compositions, self.eval_in_train = self._eval_split(rng)
+        self._lookups: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
     # ---- vocabulary -------------------------------------------------------------------
     @cached_property
@@ -239,23 +242,39 @@ class CompositionWorld:
         c = self.config
         return np.repeat([p in c.permutation_positions for p in range(c.depth)], c.n_choices)
 
+    def slot_maps(self, compositions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """What each slot's output is made of, per composition ``(n, depth)``.
+
+        Token maps act on every position alike and position permutations on every token
+        alike, so after slot ``s`` the output is ``tokens[:, s][x[positions[:, s]]]``.
+
+        Returns:
+            ``(tokens, positions)``: ``(n, depth, n_tokens)`` composed token maps and
+            ``(n, depth, input_length)`` input positions each output position reads.
+        """
+        c = self.config
+        comps = np.asarray(compositions).reshape(-1, c.depth)
+        tokens = np.empty((len(comps), c.depth, c.n_tokens), dtype=np.int64)
+        positions = np.empty((len(comps), c.depth, c.input_length), dtype=np.int64)
+        token_map = np.broadcast_to(np.arange(c.n_tokens), tokens[:, 0].shape)
+        position_map = np.broadcast_to(np.arange(c.input_length), positions[:, 0].shape)
+        for s in range(c.depth):
+            g = comps[:, s]
+            permutes = self.is_permutation[g][:, None]
+            token_map = np.where(permutes, token_map, np.take_along_axis(self.bijections[g], token_map, 1))
+            position_map = np.where(permutes, np.take_along_axis(position_map, self.permutations[g], 1),
+                                    position_map)
+            tokens[:, s], positions[:, s] = token_map, position_map
+        return tokens, positions
+
     def apply(self, composition: np.ndarray, x: np.ndarray) -> np.ndarray:
         """Outputs after each slot: ``(n, depth, input_length)`` for rows ``x`` ``(n, input_length)``.
 
         ``composition`` is ``(depth,)`` for one composition or ``(n, depth)`` per row.
         """
-        comp = np.broadcast_to(composition, (len(x), self.config.depth))
-        outputs = np.empty((len(x), self.config.depth, self.config.input_length), dtype=np.int64)
-        y = x
-        any_perm = bool(self.is_permutation.any())
-        for s in range(self.config.depth):
-            g = comp[:, s]
-            mapped = np.take_along_axis(self.bijections[g], y, axis=1)
-            if any_perm:
-                moved = np.take_along_axis(y, self.permutations[g], axis=1)
-                mapped = np.where(self.is_permutation[g][:, None], moved, mapped)
-            outputs[:, s] = y = mapped
-        return outputs
+        tokens, positions = self.slot_maps(composition)
+        moved = np.take_along_axis(np.asarray(x)[:, None, :], positions, axis=2)
+        return np.take_along_axis(tokens, moved, axis=2)
 
     # ---- compositions -----------------------------------------------------------------
     def n_identities(self, compositions: np.ndarray) -> np.ndarray:
@@ -377,56 +396,95 @@ class CompositionWorld:
     def compositions_of(self, split: str, seed: int, index: np.ndarray) -> np.ndarray:
         """The composition of each document ``index`` of a split: ``(n, depth)``."""
         index = self._check_index(split, index)
-        if split == "test":
-            return self.eval_compositions[index // self.config.samples_per_composition]
-        choice = integers(self._key(split, seed, "composition"), index, 1,
-                          len(self.train_compositions))[:, 0]
-        return self.train_compositions[choice]
+        return self._compositions(split)[self._rows(split, seed, index)]
 
     def inputs_of(self, split: str, seed: int, index: np.ndarray) -> np.ndarray:
         """The input ``x`` of each document: ``(n, input_length)``."""
-        c = self.config
+        return self._inputs(split, seed, self._check_index(split, index))
+
+    def documents(self, split: str, seed: int, index: np.ndarray | None = None) -> np.ndarray:
+        """Token ids of documents ``index`` (default: all) of a split: ``(n, document_length)``.
+
+        Example:
+            >>> w = CompositionWorld(CompositionConfig(depth=2, n_functions=1, n_train_compositions=2), 0)
+            >>> w.documents("test", 0, np.array([0])).shape
+            (1, 24)
+        """
+        if index is None:
+            index = np.arange(self.split_size(split))
         index = self._check_index(split, index)
+        values, offsets, sources = self._lookup(split)
+        doc = np.empty((len(index), self.document_length), dtype=np.int64)
+        chunk = max(1, _CHUNK_TOKENS // self.document_length)  # keeps the temporaries in cache
+        for start in range(0, len(index), chunk):
+            part = index[start : start + chunk]
+            rows = self._rows(split, seed, part)
+            x = np.zeros((len(part), self.config.input_length + 1), dtype=np.int64)  # x then a 0
+            x[:, :-1] = self._inputs(split, seed, part)
+            # in-place steps throughout: numpy's check for reusable temporaries is slow on large ones
+            at = np.take(sources, rows, axis=0)
+            at += np.arange(0, x.size, x.shape[1])[:, None]  # flat positions in x
+            at = np.take(x, at)
+            at += np.take(offsets, rows, axis=0)
+            np.take(values, at, out=doc[start : start + chunk])
+        return doc
+
+    def _compositions(self, split: str) -> np.ndarray:
+        return self.eval_compositions if split == "test" else self.train_compositions
+
+    def _rows(self, split: str, seed: int, index: np.ndarray) -> np.ndarray:
+        """Rows of ``_compositions(split)`` that documents ``index`` use."""
+        if split == "test":
+            return index // self.config.samples_per_composition
+        return integers(self._key(split, seed, "composition"), index, 1, len(self.train_compositions))[:, 0]
+
+    def _inputs(self, split: str, seed: int, index: np.ndarray) -> np.ndarray:
+        c = self.config
         key = self._key(split, seed, "input")
         if c.with_replacement:
             return integers(key, index, c.input_length, c.n_tokens)
         keys = integers(key, index, c.n_tokens, 1 << 62)
         return np.argsort(keys, axis=1, kind="stable")[:, : c.input_length]
 
-    def documents(self, split: str, seed: int, index: np.ndarray | None = None) -> np.ndarray:
-        """Token ids of documents ``index`` (default: all) of a split: ``(n, document_length)``.
+    def _lookup(self, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A split's documents as one table lookup per token, built once per split.
 
-        Example:
-            >>> w = CompositionWorld(CompositionConfig(depth=2, n_functions=1), 0)
-            >>> w.documents("test", 0, np.array([0])).shape
-            (1, 24)
+        Token ``k`` of a document with composition row ``r`` and input ``x`` is
+        ``values[offsets[r, k] + x_[sources[r, k]]]``, where ``x_`` is ``x`` followed by a 0.
+        Each row's block of ``values`` holds its composed token map after every slot, the
+        identity map (for ``x`` itself) and its constant tokens, which source ``x_``'s 0.
+
+        Returns:
+            ``(values, offsets, sources)``; ``offsets`` and ``sources`` are ``(rows, document_length)``.
         """
-        if index is None:
-            index = np.arange(self.split_size(split))
-        c = self.config
-        comps = self.compositions_of(split, seed, index)
-        x = self.inputs_of(split, seed, index)
-        outs = self.apply(comps, x)
-        n = len(x)
-        doc = np.empty((n, self.document_length), dtype=np.int64)
-        doc[:, 0] = self.bos_id
-        doc[:, 1 : 1 + c.depth] = comps + c.n_tokens
-        doc[:, 1 + c.depth] = self.sep_id
-        start = 2 + c.depth
-        doc[:, start : start + c.input_length] = x
-        doc[:, start + c.input_length] = self.sep_id
-        answer = doc[:, self.prompt_length :]
-        if c.step_by_step:
-            width = c.input_length + 1
-            for s in range(c.depth):
-                answer[:, s * width : s * width + c.input_length] = outs[:, s]
-                if s < c.depth - 1:
-                    answer[:, s * width + c.input_length] = self.sep_id
-        else:
-            answer[:] = outs[:, -1]
-        return doc
+        if split not in self._lookups:
+            c = self.config
+            comps = self._compositions(split)
+            n, depth, width = len(comps), c.depth, c.n_tokens
+            tokens, positions = self.slot_maps(comps)
+            values = np.column_stack([tokens.reshape(n, -1), np.tile(np.arange(width), (n, 1)),
+                                      np.full(n, self.bos_id), comps + width, np.full(n, self.sep_id)])
+            identity, bos = depth * width, (depth + 1) * width  # where the blocks start in a row
+            sep = bos + depth + 1
+            offsets = np.empty((n, self.document_length), dtype=np.int64)
+            sources = np.full((n, self.document_length), c.input_length)
+            offsets[:, 0] = bos
+            offsets[:, 1 : 1 + depth] = bos + 1 + np.arange(depth)
+            start = 2 + depth
+            offsets[:, start - 1] = offsets[:, start + c.input_length] = sep
+            offsets[:, start : start + c.input_length] = identity
+            sources[:, start : start + c.input_length] = np.arange(c.input_length)
+            for i, s in enumerate(range(depth) if c.step_by_step else [depth - 1]):
+                start = self.prompt_length + i * (c.input_length + 1)
+                offsets[:, start : start + c.input_length] = s * width
+                sources[:, start : start + c.input_length] = positions[:, s]
+                if start + c.input_length < self.document_length:
+                    offsets[:, start + c.input_length] = sep
+            offsets += np.arange(n)[:, None] * values.shape[1]
+            self._lookups[split] = values.ravel(), offsets, sources
+        return self._lookups[split]
 
-    def iter_documents(self, split: str, seed: int, chunk: int = 65536):
+    def iter_documents(self, split: str, seed: int, chunk: int = 8192):
         """Yield ``(index, documents)`` chunks covering a split, without holding it whole."""
         for start in range(0, self.split_size(split), chunk):
             index = np.arange(start, min(start + chunk, self.split_size(split)))
