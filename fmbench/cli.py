@@ -98,12 +98,13 @@ def cmd_eval(args: argparse.Namespace) -> None:
     from fmbench.runner import parse_seeds, run_evaluation
 
     task = make_task(args.task)
-    seeds = parse_seeds(args.seeds) if args.seeds else list(range(task.spec.min_seeds))
+    seeds = parse_seeds(args.seeds) if args.seeds is not None else list(range(task.spec.min_seeds))
     if args.out and Path(args.out).is_dir():
         raise FmbenchError(f"--out {args.out} is a directory; give a file path")
     model = load_model(args.model, task, trust_code=args.trust_code)
+    log = print if args.out else (lambda line: print(line, file=sys.stderr))  # stdout is the record's then
     record = run_evaluation(task, model, seeds, device=args.device, batch_size=args.batch_size, out=args.out,
-                            limit=args.limit, progress=not args.no_progress)
+                            limit=args.limit, progress=not args.no_progress, log=log)
     if not args.out:
         _print_json(record)
 

@@ -46,13 +46,14 @@ def task_dir(root: Path, task_id: str) -> Path:
 
 @contextmanager
 def _locked(folder: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the folder itself (no lock file is left behind)."""
     folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def entries(task_id: str, root: Path | None = None) -> list[dict[str, Any]]:
@@ -64,14 +65,14 @@ def entries(task_id: str, root: Path | None = None) -> list[dict[str, Any]]:
 def submit(path: str | Path, name: str, code_url: str | None = None, root: Path | None = None) -> Path:
     """Check a result file and add it to its task's leaderboard; return the written path."""
     root = root or default_dir()
-    if not NAME_PATTERN.match(name or ""):
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):  # fullmatch: '$' would allow "x\n"
         raise SubmissionError(f"unsafe submission name {name!r}: use 1-64 letters, digits, '.', '_' or '-', "
                               "starting with a letter or digit")
-    record = load_record(path)
-    if "submission" in record:
-        raise SubmissionError(f"{path} is already a leaderboard entry ({record['submission']['name']})")
     try:
+        record = load_record(path)
         check_schema(record, str(path))
+        if "submission" in record:
+            raise SubmissionError(f"{path} is already a leaderboard entry ({record['submission']['name']})")
         tid = record["task"]["id"]
         spec = task_spec(tid) if tid in list_tasks() else None
         if spec is not None and record["task"]["version"] < current_version(spec.name):

@@ -4,7 +4,8 @@ Example:
     >>> import fmbench
     >>> from fmbench.models import load_model
     >>> task = fmbench.make_task("fmbench/ComposeDirect-v0")
-    >>> record = run_evaluation(task, load_model("baseline:untrained", task), seeds=[0], progress=False)
+    >>> record = run_evaluation(task, load_model("baseline:untrained", task), seeds=[0], limit=64, progress=False,
+    ...                         log=lambda line: None)
     >>> sorted(record["per_seed"])
     ['0']
 """
@@ -25,6 +26,9 @@ from fmbench.results import add_seed, check_schema, finished_seeds, load_record,
 from fmbench.task import Task
 
 
+MAX_SEEDS = 1000
+
+
 def resolve_device(device: str) -> str:
     """``auto`` -> ``cuda`` when available, else ``cpu``; refuse ``cuda`` without a GPU."""
     if device == "auto":
@@ -42,8 +46,10 @@ def parse_seeds(text: str) -> list[int]:
     for part in text.split(","):
         part = part.strip()
         lo, dash, hi = part.partition("-")
-        if not (lo.isdigit() and (not dash or hi.isdigit())):
-            raise FmbenchError(f"bad seeds {text!r}: use non-negative integers like 0,1,2 or 0-4")
+        if not (part.isascii() and lo.isdigit() and (not dash or hi.isdigit() and int(hi) >= int(lo))):
+            raise FmbenchError(f"bad seeds {text!r}: use non-negative integers like 0,1,2 or ranges like 0-4")
+        if dash and int(hi) - int(lo) >= MAX_SEEDS:
+            raise FmbenchError(f"bad seeds {text!r}: at most {MAX_SEEDS} seeds per run")
         seeds.extend(range(int(lo), int(hi) + 1) if dash else [int(lo)])
     if len(set(seeds)) != len(seeds) or not seeds:
         raise FmbenchError(f"bad seeds {text!r}: seeds must be distinct and at least one")

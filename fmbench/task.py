@@ -152,4 +152,5 @@ class Task(abc.ABC):
             "primary_metric": s.primary_metric, "min_seeds": s.min_seeds,
             "baselines": {k: v.get("description", "") for k, v in s.baselines.items()},
             "version_history": s.history, "spec_file": s.spec_file,
+            **({"vocab": self.vocab} if self.vocab else {}),
         }

@@ -1,0 +1,112 @@
+"""Shared fixtures: running the real CLI, result files made once per session, a tiny spec root.
+
+Nothing here writes into the checkout: every file lives under pytest's tmp dirs, and CLI
+subprocesses get ``FMBENCH_LEADERBOARDS`` pointing at a throwaway folder so that a command
+run without ``--leaderboards`` can never touch the repository's ``leaderboards/``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+DIRECT_TASK = "fmbench/ComposeDirect-v0"  # the cheapest registered task (20-token documents)
+TINY_TASK = "fmbench/ComposeTiny-v0"  # only exists under the ``tiny_spec_root`` fixture
+
+# A test-only task small enough for a real, full (no --limit) evaluation in seconds: 300
+# training documents, 96 test documents. Its metrics match the composition evaluator's.
+TINY_TASK_TOML = f'''
+
+[[task]]
+id = "{TINY_TASK}"
+summary = "Test-only: a tiny direct-format composition task."
+params = {{ step_by_step = false, depth = 3, n_train_compositions = 8, n_train_documents = 300, samples_per_composition = 2, max_eval_compositions = 40 }}
+metrics.exact_match = {{ higher_is_better = true }}
+metrics.token_accuracy = {{ higher_is_better = true }}
+metrics.teacher_forced_accuracy = {{ higher_is_better = true }}
+metrics.exact_match_seen = {{ higher_is_better = true }}
+baselines.untrained = {{ description = "The small GPT at its seed-0 initialisation, untrained." }}
+'''
+
+
+@pytest.fixture(scope="session")
+def fmbench_cli(tmp_path_factory) -> Callable[..., subprocess.CompletedProcess]:
+    """``fmbench_cli(*args, env={...}, cwd=..., timeout=...)`` runs ``python -m fmbench.cli`` in a subprocess.
+
+    The subprocess inherits the environment (plus ``env``), runs in a scratch folder, and has
+    ``FMBENCH_LEADERBOARDS`` set to a throwaway folder unless ``env`` overrides it.
+    """
+    default_board = tmp_path_factory.mktemp("default-leaderboards")
+    scratch = tmp_path_factory.mktemp("cli-cwd")
+
+    def run(*args: object, env: dict[str, str] | None = None, cwd: Path | None = None,
+            timeout: float = 600) -> subprocess.CompletedProcess:
+        full_env = {**os.environ, "FMBENCH_LEADERBOARDS": str(default_board), **(env or {})}
+        return subprocess.run([sys.executable, "-m", "fmbench.cli", *map(str, args)], capture_output=True,
+                              text=True, cwd=cwd or scratch, env=full_env, timeout=timeout)
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def complete_result_file(tmp_path_factory) -> Path:
+    """A complete, submittable record: ``baseline:untrained`` on ComposeDirect-v0, seeds 0, 1, 2.
+
+    The full evaluation takes minutes on a loaded CPU, so this goes through the real runner
+    (``run_evaluation``: real data hashes, real model, real record) with the task's
+    ``evaluate`` scoring only 64 items per seed; the record is not marked ``limit``, so to
+    every checker it is a full evaluation. Treat the file as read-only (copy it to change it).
+    """
+    import fmbench
+    from fmbench.models import load_model
+    from fmbench.runner import run_evaluation
+
+    task = fmbench.make_task(DIRECT_TASK)
+    full_evaluate = task.evaluate
+
+    def quick_evaluate(model, seed, **kwargs):
+        return full_evaluate(model, seed, **{**kwargs, "limit": 64})
+
+    task.evaluate = quick_evaluate  # this instance only
+    out = tmp_path_factory.mktemp("complete-result") / "untrained.json"
+    run_evaluation(task, load_model("baseline:untrained", task), [0, 1, 2], device="cpu", batch_size=64, out=out,
+                   progress=False, log=lambda line: None)
+    return out
+
+
+@pytest.fixture(scope="session")
+def limited_result_file(fmbench_cli, tmp_path_factory) -> Path:
+    """``fmbench eval --limit 256`` of ``baseline:untrained`` on ComposeDirect-v0, seeds 0, 1, 2 (read-only).
+
+    Every seed is finished, but ``limit`` is recorded, so ``submit`` refuses it.
+    """
+    out = tmp_path_factory.mktemp("limited-result") / "untrained-limit256.json"
+    proc = fmbench_cli("eval", "--task", DIRECT_TASK, "--model", "baseline:untrained", "--seeds", "0,1,2",
+                       "--limit", "256", "--device", "cpu", "--no-progress", "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_spec_root(tmp_path_factory) -> Path:
+    """A copy of the registry's spec files plus the test-only ``fmbench/ComposeTiny-v0``.
+
+    Use it as ``FMBENCH_SPEC_DIR`` (in a subprocess's ``env``, or with ``monkeypatch.setenv``
+    in-process: the registry caches specs per root, so switching roots is safe).
+    """
+    from fmbench.registry import spec_root
+
+    root = tmp_path_factory.mktemp("tiny-spec-root")
+    for folder in ("envs", "tasks"):
+        shutil.copytree(spec_root() / folder, root / folder)
+    study = root / "tasks" / "compositional.toml"
+    assert re.search(r'^arxiv = "2311\.12997"', study.read_text(), re.M)
+    study.write_text(study.read_text() + TINY_TASK_TOML)
+    return root
