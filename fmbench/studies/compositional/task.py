@@ -97,7 +97,7 @@ class CompositionTask(Task):
                 "(token i is vocab[i]).")
 
     def check_model(self, model: LoadedModel) -> None:
-        check_sequence_model(model, len(self.world.vocab), self.world.document_length - 1,
+        check_sequence_model(model, self.world.vocab, self.world.document_length - 1,
                              device=_device_of(model))
 
     def load_baseline(self, name: str) -> LoadedModel:

@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     task = make_task(args.task)
     model, info = train_model(task.world, args.seed, device=args.device, progress=True)
-    save_checkpoint(model, args.out, {"task": task.id, "trained": info})
+    save_checkpoint(model, args.out, {"task": task.id, "vocab": task.vocab, "trained": info})
     print(f"saved {args.out}: final loss {info['final_loss']:.4f} in {info['train_seconds']} s")
 
 
