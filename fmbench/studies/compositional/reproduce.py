@@ -200,7 +200,7 @@ def summarize(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _pm(mean: float, std: float) -> str:
-    return f"{mean:.3f}" if np.isnan(std) else f"{mean:.3f} ± {std:.3f}"
+    return f"{mean:.4f}" if np.isnan(std) else f"{mean:.4f} ± {std:.4f}"
 
 
 def results_markdown(records: list[dict[str, Any]]) -> str:
@@ -226,7 +226,8 @@ def results_markdown(records: list[dict[str, Any]]) -> str:
         "",
         "`step` = step-by-step format, `direct` = final output only; k = random in-order training "
         "compositions. Held-out = every composition not trained on; in-train = the k training "
-        "compositions on fresh inputs. Mean ± sample std over seeds.",
+        "compositions on fresh inputs. Mean ± sample std over seeds. Train seconds are wall time of one "
+        "torch thread per run and vary with the machine's load.",
         "",
         "| format | k | docs | held-out exact match | n seeds | in-train exact match | held-out token accuracy "
         "| train s (mean) |",

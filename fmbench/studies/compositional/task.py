@@ -114,6 +114,7 @@ class CompositionTask(Task):
         loaded.name = name
         return loaded
 
+    @torch.inference_mode()
     def evaluate(self, model: LoadedModel, seed: int, *, device: str = "cpu", batch_size: int = 256,
                  limit: int | None = None, progress: bool = False) -> dict[str, float]:
         w = self.world
