@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from fmbench.errors import ResultError, SubmissionError
+from fmbench.errors import ResultError, SubmissionError, UnknownIdError
 from fmbench.io import atomic_open, write_json_atomic
 from fmbench.registry import current_version, list_tasks, task_spec
 from fmbench.results import check_against_registry, check_schema, load_record, now
@@ -74,23 +74,22 @@ def submit(path: str | Path, name: str, code_url: str | None = None, root: Path 
         if "submission" in record:
             raise SubmissionError(f"{path} is already a leaderboard entry ({record['submission']['name']})")
         tid = record["task"]["id"]
-        spec = task_spec(tid) if tid in list_tasks() else None
-        if spec is not None and record["task"]["version"] < current_version(spec.name):
+        spec = task_spec(tid)
+        if record["task"]["version"] < current_version(spec.name):
             raise SubmissionError(f"{path}: {tid} is superseded by version {current_version(spec.name)}; "
                                   "evaluate on the current version")
-        check_against_registry(record, str(path))
-    except ResultError as e:
+        if "limit" in record:
+            raise SubmissionError(f"{path} scored only {record['limit']} items per seed (--limit); "
+                                  "evaluate on the full data to submit")
+        missing = [s for s in record["seeds"] if str(s) not in record["per_seed"]]
+        if missing:
+            raise SubmissionError(f"{path}: seeds {missing} are unfinished; rerun `fmbench eval` with the same --out")
+        if len(record["seeds"]) < spec.min_seeds:
+            raise SubmissionError(f"{path}: {len(record['seeds'])} seeds; a ranked entry of {tid} needs "
+                                  f"at least {spec.min_seeds}")
+        check_against_registry(record, str(path))  # metrics and data hashes: the expensive check last
+    except (ResultError, UnknownIdError) as e:
         raise SubmissionError(str(e)) from None
-    spec = task_spec(tid)
-    if "limit" in record:
-        raise SubmissionError(f"{path} scored only {record['limit']} items per seed (--limit); "
-                              "evaluate on the full data to submit")
-    missing = [s for s in record["seeds"] if str(s) not in record["per_seed"]]
-    if missing:
-        raise SubmissionError(f"{path}: seeds {missing} are unfinished; rerun `fmbench eval` with the same --out")
-    if len(record["seeds"]) < spec.min_seeds:
-        raise SubmissionError(f"{path}: {len(record['seeds'])} seeds; a ranked entry of {tid} needs "
-                              f"at least {spec.min_seeds}")
     record["submission"] = {"name": name, "code_url": code_url, "submitted": now()}
     folder = task_dir(root, tid)
     target = folder / f"{name}.json"

@@ -80,7 +80,8 @@ def from_module(module: torch.nn.Module, spec: str, name: str, interface: str = 
         vocab_size=getattr(module, "vocab_size", None), context_length=getattr(module, "context_length", None))
 
 
-def _existing(path: str, what: str) -> Path:
+def existing_path(path: str, what: str) -> Path:
+    """``path`` as a Path if it exists and is readable, else ``ModelError`` naming ``what``."""
     p = Path(path).expanduser()
     if not p.exists():
         raise ModelError(f"{what} not found: {path}")
@@ -91,7 +92,7 @@ def _existing(path: str, what: str) -> Path:
 
 def load_safetensors(path: str, spec: str | None = None) -> LoadedModel:
     """A checkpoint written by ``fmbench.checkpoints.save_checkpoint`` (or with a sidecar config)."""
-    p = _existing(path, "safetensors file")
+    p = existing_path(path, "safetensors file")
     model, meta = load_checkpoint(p)
     loaded = from_module(model, spec or f"safetensors:{path}", meta.get("name", p.stem), sha256=file_sha256(p))
     loaded.tokens = meta.get("vocab")
@@ -130,7 +131,7 @@ def _hf_tokens(p: Path) -> list[str] | None:
 
 def load_hf(path: str) -> LoadedModel:
     """A causal LM from a local folder, or a ``.gguf`` file (dequantised by transformers)."""
-    p = _existing(path, "Hugging Face model")
+    p = existing_path(path, "Hugging Face model")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from transformers import AutoModelForCausalLM
 

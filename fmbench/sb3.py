@@ -29,7 +29,7 @@ import torch
 
 from fmbench.checkpoints import file_sha256
 from fmbench.errors import ModelError
-from fmbench.models import LoadedModel, _existing, from_module
+from fmbench.models import LoadedModel, existing_path, from_module
 
 if TYPE_CHECKING:
     from stable_baselines3.common.policies import ActorCriticPolicy
@@ -129,7 +129,7 @@ def load_sb3(path: str, task: "Task") -> LoadedModel:
         from stable_baselines3.common.preprocessing import get_flattened_obs_dim
     except ImportError:
         raise ModelError("sb3: Stable-Baselines3 is not installed; pip install 'fmbench[sb3]'") from None
-    p = _existing(path, "SB3 zip")
+    p = existing_path(path, "SB3 zip")
     if task.spec.interface != "policy" or "env" not in task.spec.params:
         raise ModelError(f"sb3: {task.id} scores {task.spec.interface!r} models; SB3 policies fit policy tasks")
     state, data = _read_zip(p)
