@@ -1,0 +1,156 @@
+"""Trajectory text from scenes: an ordered list of events and a description of the final state.
+
+Events are read off successive scenes, so the same code serves the oracle (scenes from the
+env's symbolic state) and the learned captioner (scenes parsed from frames):
+
+* ``went to X``: the agent comes to face object ``X`` (by moving or turning);
+* ``picked up X``: ``X`` vanishes from the cell the agent faced;
+* ``put X next to Y``: ``X`` reappears, next to ``Y`` (``put down X`` when nothing is near);
+* ``opened X`` / ``closed X``: a door's state changes.
+
+The final state says what the agent faces and carries, which doors it opened, and what
+the objects it moved now lie next to. Final-state text alone loses actions such as
+opening and picking up; ``content`` picks either part or both.
+
+Example:
+    >>> import gymnasium as gym, minigrid
+    >>> from fmbench.studies.fomo.scene import scene_of
+    >>> env = gym.make("BabyAI-GoToRedBallNoDists-v0").unwrapped
+    >>> _ = env.reset(seed=1)
+    >>> scenes = [scene_of(env)]
+    >>> for a in (1, 1, 2):
+    ...     _ = env.step(a); scenes.append(scene_of(env))
+    >>> caption(scenes, "final")
+    'At the end, the agent faces nothing.'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from fmbench.studies.fomo.scene import DOOR, MOVABLE, OPEN, Scene, object_name
+
+CONTENTS = ("events+final", "events", "final")
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something the agent did between step ``step - 1`` and ``step``."""
+
+    step: int
+    text: str
+    put_at: tuple[int, int] | None = None
+
+
+def _events_between(before: Scene, after: Scene, step: int, counts, carrying: list) -> list[Event]:
+    """Events between two successive scenes; ``carrying`` (a one-item list) is updated in place."""
+    out: list[Event] = []
+    changed = [(int(x), int(y)) for x, y in zip(*(before.grid != after.grid).any(axis=2).nonzero())]
+    appeared = None
+    for x, y in changed:
+        t0, c0, s0 = before.cell(x, y)
+        t1, c1, s1 = after.cell(x, y)
+        if t0 == t1 == DOOR and s0 != s1:
+            verb = "opened" if s1 == OPEN else "closed" if s0 == OPEN else None
+            if verb:
+                out.append(Event(step, f"{verb} {object_name(t0, c0, counts[(t0, c0)])}"))
+        elif t0 in MOVABLE and t1 not in MOVABLE and (x, y) == before.front:
+            carrying[0] = (t0, c0)
+            out.append(Event(step, f"picked up {object_name(t0, c0, counts[(t0, c0)])}"))
+        elif t1 in MOVABLE and t0 not in MOVABLE:
+            carrying[0] = None
+            appeared = (x, y)
+            name = object_name(t1, c1, counts[(t1, c1)])
+            near = " and ".join(after.name(*p) for p in after.neighbours(x, y))
+            out.append(Event(step, f"put {name} next to {near}" if near else f"put down {name}", put_at=(x, y)))
+    facing = after.front
+    moved = facing != before.front or (not before.is_object(*facing))
+    if after.is_object(*facing) and moved and facing != appeared:
+        out.append(Event(step, f"went to {after.name(*facing)}"))
+    return out
+
+
+def events(scenes: Sequence[Scene]) -> list[Event]:
+    """The ordered events of a trajectory of scenes.
+
+    Example:
+        >>> events([])
+        []
+    """
+    if not scenes:
+        return []
+    counts, carrying = scenes[0].counts(), [None]
+    out: list[Event] = []
+    for step in range(1, len(scenes)):
+        out += _events_between(scenes[step - 1], scenes[step], step, counts, carrying)
+    return out
+
+
+def final_state(first: Scene, last: Scene, evs: Sequence[Event]) -> str:
+    """A few sentences on the last scene, given the first and the events up to the last.
+
+    Example:
+        >>> import numpy as np
+        >>> s = Scene(np.ones((3, 3, 3), np.uint8), (1, 1), 0)
+        >>> final_state(s, s, [])
+        'At the end, the agent faces nothing.'
+    """
+    counts = first.counts()
+    carried = None
+    for ev in evs:
+        if ev.text.startswith("picked up "):
+            carried = ev.text.removeprefix("picked up ")
+        elif ev.text.startswith("put "):
+            carried = None
+    parts = [f"At the end, the agent faces {last.name(*last.front)}"
+             + (f" and carries {carried}." if carried else ".")]
+    opened = (last.grid[..., 0] == DOOR) & (last.grid[..., 2] == OPEN) & (first.grid[..., 2] != OPEN)
+    for x, y in zip(*opened.nonzero()):
+        parts.append(f"{object_name(DOOR, int(last.grid[x, y, 1]), counts[(DOOR, int(last.grid[x, y, 1]))]).capitalize()} is open.")
+    for x, y in dict.fromkeys(ev.put_at for ev in evs if ev.put_at is not None):
+        near = [last.name(*p) for p in last.neighbours(x, y)]
+        if last.cell(x, y)[0] in MOVABLE and near:
+            parts.append(f"{last.name(x, y).capitalize()} is next to {' and '.join(near)}.")
+    return " ".join(parts)
+
+
+def caption(scenes: Sequence[Scene], content: str = "events+final") -> str:
+    """The trajectory text the language model reads.
+
+    Args:
+        scenes: one scene per step, the reset scene first.
+        content: ``"events+final"``, ``"events"`` or ``"final"``.
+
+    Example:
+        >>> caption([], "events")
+        'The agent did nothing.'
+    """
+    _check_content(content)
+    return _text(scenes[0], scenes[-1], events(scenes), content) if scenes else _text(None, None, [], content)
+
+
+def prefix_captions(scenes: Sequence[Scene], content: str = "events+final") -> list[str]:
+    """``caption(scenes[:k + 1])`` for every ``k`` (dense rewards score each prefix).
+
+    Example:
+        >>> prefix_captions([])
+        []
+    """
+    _check_content(content)
+    evs = events(scenes)
+    return [_text(scenes[0], scenes[k], [e for e in evs if e.step <= k], content) for k in range(len(scenes))]
+
+
+def _check_content(content: str) -> None:
+    if content not in CONTENTS:
+        raise ValueError(f"caption content must be one of {CONTENTS}, got {content!r}")
+
+
+def _text(first: Scene | None, last: Scene | None, evs: Sequence[Event], content: str) -> str:
+    said = []
+    if content != "final":
+        said.append("The agent " + ", then ".join(e.text for e in evs) + "." if evs else "The agent did nothing.")
+    if content != "events" and first is not None and last is not None:
+        said.append(final_state(first, last, evs))
+    return " ".join(said)

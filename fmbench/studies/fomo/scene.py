@@ -1,0 +1,105 @@
+"""The symbolic state of one BabyAI frame, and how to read it from an env.
+
+A :class:`Scene` holds what a top-down frame shows: every grid cell's object (minigrid's
+``(type, colour, state)`` encoding) and the agent's position and direction. The object
+the agent carries is not drawn in a frame, so it is not in a scene either; captions
+infer it from objects disappearing in front of the agent.
+
+Example:
+    >>> import gymnasium as gym, minigrid
+    >>> env = gym.make("BabyAI-GoToRedBallNoDists-v0").unwrapped
+    >>> _ = env.reset(seed=0)
+    >>> s = scene_of(env)
+    >>> s.grid.shape, s.name(*s.front)
+    ((8, 8, 3), 'nothing')
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+from minigrid.core.constants import COLOR_TO_IDX, DIR_TO_VEC, OBJECT_TO_IDX, STATE_TO_IDX
+
+TYPES = {i: t for t, i in OBJECT_TO_IDX.items()}
+COLOURS = {i: c for c, i in COLOR_TO_IDX.items()}
+EMPTY, WALL, DOOR = OBJECT_TO_IDX["empty"], OBJECT_TO_IDX["wall"], OBJECT_TO_IDX["door"]
+MOVABLE = frozenset(OBJECT_TO_IDX[t] for t in ("key", "ball", "box"))
+OPEN = STATE_TO_IDX["open"]
+
+
+@dataclass(frozen=True)
+class Scene:
+    """What one frame shows.
+
+    Attributes:
+        grid: ``(width, height, 3)`` uint8, minigrid's ``Grid.encode()`` without the agent.
+        agent_pos: ``(x, y)`` cell of the agent.
+        agent_dir: 0 right, 1 down, 2 left, 3 up (minigrid's convention).
+    """
+
+    grid: np.ndarray
+    agent_pos: tuple[int, int]
+    agent_dir: int
+
+    @property
+    def front(self) -> tuple[int, int]:
+        """The cell the agent faces."""
+        dx, dy = DIR_TO_VEC[self.agent_dir]
+        return self.agent_pos[0] + int(dx), self.agent_pos[1] + int(dy)
+
+    def cell(self, x: int, y: int) -> tuple[int, int, int]:
+        """``(type, colour, state)`` at ``(x, y)``; outside the grid reads as a wall."""
+        w, h = self.grid.shape[:2]
+        if not (0 <= x < w and 0 <= y < h):
+            return WALL, 0, 0
+        t, c, s = self.grid[x, y]
+        return int(t), int(c), int(s)
+
+    def is_object(self, x: int, y: int) -> bool:
+        """Whether ``(x, y)`` holds a nameable object (a door, key, ball or box)."""
+        t = self.cell(x, y)[0]
+        return t == DOOR or t in MOVABLE
+
+    def name(self, x: int, y: int) -> str:
+        """``"the red ball"``, ``"a red ball"`` (if the scene has several), ``"a wall"``, ``"nothing"``."""
+        t, c, _ = self.cell(x, y)
+        if t == WALL:
+            return "a wall"
+        if not self.is_object(x, y):
+            return "nothing"
+        return object_name(t, c, self.counts()[(t, c)])
+
+    def counts(self) -> Counter:
+        """How many objects of each ``(type, colour)`` the scene holds."""
+        flat = self.grid.reshape(-1, 3)
+        keep = np.isin(flat[:, 0], [DOOR, *MOVABLE])
+        return Counter(map(tuple, flat[keep, :2].astype(int).tolist()))
+
+    def neighbours(self, x: int, y: int) -> list[tuple[int, int]]:
+        """The 4-neighbour cells of ``(x, y)`` that hold objects, in a fixed order."""
+        cells = [(x + 1, y), (x, y + 1), (x - 1, y), (x, y - 1)]
+        return [p for p in cells if self.is_object(*p)]
+
+    def same(self, other: "Scene") -> bool:
+        """Whether two scenes are identical."""
+        return (self.agent_pos == other.agent_pos and self.agent_dir == other.agent_dir
+                and np.array_equal(self.grid, other.grid))
+
+
+def object_name(type_idx: int, colour_idx: int, count: int = 1) -> str:
+    """Name an object as BabyAI does: ``the`` if unique, ``a`` if not.
+
+    Example:
+        >>> object_name(OBJECT_TO_IDX["ball"], COLOR_TO_IDX["red"], 2)
+        'a red ball'
+    """
+    return f"{'the' if count <= 1 else 'a'} {COLOURS[colour_idx]} {TYPES[type_idx]}"
+
+
+def scene_of(env) -> Scene:
+    """The scene of a minigrid env's current state (``env`` unwrapped or not)."""
+    env = env.unwrapped
+    return Scene(grid=env.grid.encode(), agent_pos=(int(env.agent_pos[0]), int(env.agent_pos[1])),
+                 agent_dir=int(env.agent_dir))
