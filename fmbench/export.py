@@ -1,8 +1,8 @@
 """Writing a task's split to disk for training any model: JSONL rows or a tensor file.
 
 JSONL: one object per item with every column; id columns (``ids`` and ``*_ids``) also
-appear as token strings (``tokens``, ``*_tokens``). ``pt``: a dict of tensors plus
-``vocab``, loadable with ``torch.load(path, weights_only=True)``.
+appear as token strings (``tokens``, ``*_tokens``). ``pt``: a dict of tensors (text
+columns as lists of strings) plus ``vocab``, loadable with ``torch.load(path, weights_only=True)``.
 
 Example:
     >>> import tempfile, os, fmbench
@@ -53,7 +53,8 @@ def export_split(task: Task, split: str, seed: int, fmt: str, out: str | Path) -
                 count += len(cols["ids"])
         return count
     chunks = list(task.export_chunks(split, seed))
-    tensors = {k: torch.from_numpy(np.concatenate([c[k] for c in chunks])) for k in chunks[0]}
+    columns = {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
+    tensors = {k: torch.from_numpy(v) if v.dtype.kind in "biuf" else v.tolist() for k, v in columns.items()}
     payload = {**tensors, "vocab": list(task.vocab or []), "task": task.id, "split": split, "seed": seed}
     with atomic_open(out, "wb") as f:
         torch.save(payload, f)

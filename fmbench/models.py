@@ -5,6 +5,7 @@ Specs:
     ``safetensors:<file>``        weights + architecture config (header or ``<file>.json``)
     ``hf:<folder or .gguf>``      a Hugging Face causal LM, loaded offline
     ``sb3:<zip>``                 a Stable-Baselines3 actor-critic policy (weights only)
+    ``reward:<name>``             a reward model the task builds by name (reward-model tasks)
     ``python:<module>:<factory>`` ``factory(task)`` returns the model; needs ``trust_code=True``
 
 Nothing untrusted is unpickled: safetensors, JSON, and ``torch.load(weights_only=True)``.
@@ -33,7 +34,9 @@ from fmbench.errors import ModelError
 if TYPE_CHECKING:
     from fmbench.task import Task
 
-SCHEMES = ("baseline", "safetensors", "hf", "sb3", "python")
+OBJECT_INTERFACES = ("policy", "reward-model")
+"""Interfaces whose models may be any object with the methods the task calls (not only torch modules)."""
+SCHEMES = ("baseline", "safetensors", "hf", "sb3", "reward", "python")
 
 
 @dataclass
@@ -169,9 +172,12 @@ def load_python(target: str, task: "Task", trust_code: bool) -> LoadedModel:
     made = factory(task)
     if isinstance(made, LoadedModel):
         return made
-    if not isinstance(made, torch.nn.Module):
-        raise ModelError(f"python:{target} returned {type(made).__name__}, expected a torch.nn.Module or LoadedModel")
-    return from_module(made, f"python:{target}", attr, interface=task.spec.interface)
+    if isinstance(made, torch.nn.Module):
+        return from_module(made, f"python:{target}", attr, interface=task.spec.interface)
+    if task.spec.interface in OBJECT_INTERFACES:
+        return LoadedModel(model=made, spec=f"python:{target}", name=attr, interface=task.spec.interface,
+                           n_params=None, weights_sha256=None, dtype="none")
+    raise ModelError(f"python:{target} returned {type(made).__name__}, expected a torch.nn.Module or LoadedModel")
 
 
 def load_model(spec: str, task: "Task", trust_code: bool = False) -> LoadedModel:
@@ -189,4 +195,8 @@ def load_model(spec: str, task: "Task", trust_code: bool = False) -> LoadedModel
         from fmbench.sb3 import load_sb3
 
         return load_sb3(rest, task)
+    if scheme == "reward":
+        if not callable(getattr(task, "load_reward", None)):
+            raise ModelError(f"{task.id} does not score reward models; reward: specs are for reward-model tasks")
+        return task.load_reward(rest)
     return load_python(rest, task, trust_code)

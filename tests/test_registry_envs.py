@@ -61,6 +61,8 @@ def _rollout(env_id: str, seed: int, steps: int = 50) -> list:
 
 
 def _same(a, b) -> bool:
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
     if isinstance(a, (tuple, list)):
         return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
     return bool(np.array_equal(a, b))
@@ -92,7 +94,7 @@ def test_spec_json_round_trip(env_id):
 def test_make_vec(env_id):
     envs = gym.make_vec(env_id, num_envs=2)
     obs, _ = envs.reset(seed=0)
-    assert obs.shape[0] == 2
+    assert all(len(leaf) == 2 for leaf in (obs.values() if isinstance(obs, dict) else [obs]))
     envs.step(envs.action_space.sample())
     envs.close()
 

@@ -32,6 +32,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 from typing import Protocol, Sequence
 
 import numpy as np
@@ -217,12 +218,20 @@ def build_reward(name: str, *, batch_size: int = 32, device: str = "cpu") -> Rew
         if len(parts) == 3:
             raise ModelError(f"{name!r}: the MiniLM similarity takes no normalisation")
         return EmbeddingReward(vision)
+    if parts[1] != "smollm2" and not parts[1].startswith("hf:"):
+        raise ModelError(f"unknown language model {parts[1]!r} in {name!r}; use smollm2, hf:<path> or minilm")
+    return FMReward(vision, shared_scorer(parts[1], batch_size, device), parts[2] if len(parts) == 3 else "sum")
+
+
+@lru_cache(maxsize=8)
+def shared_scorer(lm: str, batch_size: int = 32, device: str = "cpu"):
+    """One :class:`~fmbench.studies.fomo.lm.LMScorer` per language model in a process.
+
+    Reward models built by name share it, and so share its memo: ``sum``, ``mean``, ``pmi``
+    and ``contrastive`` rewards of the same texts cost one set of forward passes.
+    """
     from fmbench.studies.fomo.lm import LMScorer
 
-    if parts[1] == "smollm2":
-        scorer = LMScorer.default(batch_size=batch_size, device=device)
-    elif parts[1].startswith("hf:"):
-        scorer = LMScorer.from_path(parts[1].removeprefix("hf:"), batch_size=batch_size, device=device)
-    else:
-        raise ModelError(f"unknown language model {parts[1]!r} in {name!r}; use smollm2, hf:<path> or minilm")
-    return FMReward(vision, scorer, parts[2] if len(parts) == 3 else "sum")
+    if lm == "smollm2":
+        return LMScorer.default(batch_size=batch_size, device=device)
+    return LMScorer.from_path(lm.removeprefix("hf:"), batch_size=batch_size, device=device)

@@ -59,7 +59,8 @@ def run_policy(level: str, seed: int, *, instr=None, policy: str = "expert", act
         seed: the layout's reset seed.
         instr: a minigrid instruction to pursue instead of the true one.
         policy: the label the run carries.
-        actions: play these actions instead of the bot's.
+        actions: play these actions instead of the bot's, all of them (a replay of another
+            mission's run must not stop where the true mission happens to be done).
         max_steps: stop after this many steps (default: the level's limit).
         frames: also render a frame per step.
         tile_size: pixels per cell of the frames.
@@ -82,7 +83,7 @@ def run_policy(level: str, seed: int, *, instr=None, policy: str = "expert", act
         scene, frame = _record(env, frames, tile_size)
         scenes.append(scene)
         shots.append(frame)
-        if terminated or truncated:
+        if bot is not None and (terminated or truncated):
             break
     success, true_return = replay(level, seed, taken)
     return Run(level=level, seed=int(seed), policy=policy, mission=true_mission, actions=taken, scenes=scenes,

@@ -1,0 +1,189 @@
+"""BabyAI levels as fmbench envs whose reward comes from a pluggable reward model.
+
+Example:
+    >>> import gymnasium as gym
+    >>> import fmbench
+    >>> env = gym.make("fmbench/FoMoGoToRedBall-v0", reward="true")
+    >>> obs, info = env.reset(seed=0)
+    >>> decode_mission(obs["mission"]), obs["view"].shape
+    ('go to the red ball', (147,))
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from fmbench.studies.fomo.instructions import candidates
+from fmbench.studies.fomo.levels import LEVELS, make_level, reset_quietly
+from fmbench.studies.fomo.rewards import build_reward, finite
+from fmbench.studies.fomo.scene import scene_of
+from fmbench.studies.fomo.trajectory import Trajectory
+
+REWARD_MODES = ("episode", "dense")
+DEFAULT_REWARD = "learned+smollm2+pmi"
+MISSION_WORDS = ("<pad>", ",", "a", "after", "and", "ball", "behind", "blue", "box", "door", "front", "go", "green",
+                 "grey", "in", "key", "left", "next", "object", "of", "on", "open", "pick", "purple", "put", "red",
+                 "right", "the", "then", "to", "up", "yellow", "you", "your")
+"""BabyAI's mission vocabulary; word ``i`` is token ``i`` of the observation's ``mission`` (0 pads)."""
+MISSION_LENGTH = 32
+
+
+def encode_mission(mission: str) -> np.ndarray:
+    """A mission as ``MISSION_LENGTH`` word ids (0-padded).
+
+    Example:
+        >>> decode_mission(encode_mission("put the red ball next to a key"))
+        'put the red ball next to a key'
+    """
+    words = re.findall(r"[a-z]+|,", mission.lower())
+    unknown = sorted(set(words) - set(MISSION_WORDS))
+    if unknown or len(words) > MISSION_LENGTH:
+        raise ValueError(f"mission {mission!r} does not fit the observation: "
+                         + (f"unknown words {unknown}" if unknown else f"more than {MISSION_LENGTH} words"))
+    ids = np.zeros(MISSION_LENGTH, dtype=np.int64)
+    ids[:len(words)] = [MISSION_WORDS.index(w) for w in words]
+    return ids
+
+
+def decode_mission(ids: np.ndarray) -> str:
+    """The mission text of an observation's ``mission`` word ids."""
+    return " ".join(MISSION_WORDS[i] for i in np.asarray(ids) if i).replace(" ,", ",")
+
+
+class FoMoEnv(gym.Env):
+    """A BabyAI level whose reward is a foundation-model reward (arXiv:2312.03881) or the true one.
+
+    ## Description
+
+    The agent follows the level's instruction (the mission). Every step is recorded as a
+    scene (and a frame, when the reward model reads frames); the reward model scores the
+    trajectory against the mission. The episode ends when the level's verifier says the
+    mission is done (``terminated``) or after the level's step limit (``truncated``).
+
+    ## Observation Space
+
+    ``Dict(view=Box(0, 10, (147,), int64), direction=Discrete(4), mission=MultiDiscrete)``:
+    the agent's 7x7 egocentric view in minigrid's ``(object, colour, state)`` encoding,
+    flattened from ``(7, 7, 3)`` (integer codes, not pixels: frames come from ``render()``),
+    its direction, and the mission as ``MISSION_LENGTH`` word ids over ``MISSION_WORDS``
+    (``decode_mission`` gives the text back exactly; ``info["mission"]`` holds it too). The
+    mission is word ids rather than a ``Text`` space because Stable-Baselines3 cannot take
+    text observations.
+
+    ## Action Space
+
+    ``Discrete(7)``: left, right, forward, pickup, drop, toggle, done (minigrid's actions).
+
+    ## Rewards
+
+    ``reward="true"``: the level's sparse reward ``1 - 0.9 * steps / max_steps`` on success.
+    Otherwise a reward model (``reward`` names one, see
+    :func:`fmbench.studies.fomo.rewards.build_reward`; ``reward_model`` passes an object):
+    ``reward_mode="episode"`` gives its score of the whole trajectory at the last step and
+    0 before; ``"dense"`` gives the difference of successive prefix scores each step.
+
+    ## Info
+
+    ``success`` (the level's verifier), ``true_reward`` (the level's reward), ``mission``;
+    after reset also ``level_seed``, the minigrid seed of the layout (drawn from ``seed``).
+
+    ## Arguments
+
+    ``level`` (a name in :data:`fmbench.studies.fomo.levels.LEVELS`), ``reward`` (default
+    ``"learned+smollm2+pmi"``; not contrastive, which is always 0 on a level whose layouts
+    admit one instruction), ``reward_model``, ``reward_mode``, ``tile_size`` (frame pixels
+    per cell), ``render_mode`` (``"rgb_array"``).
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
+
+    def __init__(self, level: str, reward: str = DEFAULT_REWARD, reward_model: Any = None,
+                 reward_mode: str = "episode", tile_size: int = 32, render_mode: str | None = None) -> None:
+        if level not in LEVELS:
+            raise ValueError(f"unknown BabyAI level {level!r}; fmbench knows {sorted(LEVELS)}")
+        if reward_mode not in REWARD_MODES:
+            raise ValueError(f"reward_mode must be one of {REWARD_MODES}, got {reward_mode!r}")
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
+        if not isinstance(tile_size, int) or tile_size < 8:
+            raise ValueError(f"tile_size must be an integer >= 8, got {tile_size!r}")
+        self.level_name, self.reward_name, self.reward_mode = level, reward, reward_mode
+        self.tile_size, self.render_mode = tile_size, render_mode
+        self._reward_model, self._given_model = reward_model, reward_model is not None
+        self.level = make_level(level)
+        self.action_space = spaces.Discrete(int(self.level.action_space.n))
+        self.observation_space = spaces.Dict({
+            "view": spaces.Box(0, 10, (147,), np.int64),
+            "direction": spaces.Discrete(4),
+            "mission": spaces.MultiDiscrete([len(MISSION_WORDS)] * MISSION_LENGTH),
+        })
+        self._scenes: list = []
+        self._frames: list = []
+        self._candidates: tuple[str, ...] = ()
+        self._last_score = 0.0
+
+    @property
+    def reward_model(self):
+        """The reward model (built from ``reward`` on first use; ``None`` for the true reward)."""
+        if self._reward_model is None and self.reward_name != "true":
+            self._reward_model = build_reward(self.reward_name)
+        return self._reward_model
+
+    def _obs(self, raw: dict) -> dict:
+        return {"view": np.asarray(raw["image"], dtype=np.int64).reshape(-1), "direction": int(raw["direction"]),
+                "mission": encode_mission(raw["mission"])}
+
+    def _record(self) -> None:
+        self._scenes.append(scene_of(self.level))
+        if self.reward_model is not None and self.reward_model.needs_frames:
+            self._frames.append(self.level.get_frame(highlight=True, tile_size=self.tile_size))
+
+    def trajectory(self) -> Trajectory:
+        """The episode so far, as the reward model sees it."""
+        frames = np.stack(self._frames) if self._frames else None
+        return Trajectory(self.level.mission, list(self._scenes), frames, self._candidates, self.tile_size)
+
+    def _score(self) -> float:
+        return float(finite(self.reward_model.score([self.trajectory()]), self.reward_model.name)[0])
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self.level_seed = int(self.np_random.integers(0, 2**31))
+        reset_quietly(self.level, self.level_seed)
+        self._scenes, self._frames = [], []
+        self._candidates = candidates(self.level, self.level.instrs)
+        self._record()
+        self._last_score = self._score() if self.reward_model is not None and self.reward_mode == "dense" else 0.0
+        raw = self.level.gen_obs()
+        return self._obs(raw), {"mission": self.level.mission, "success": False, "true_reward": 0.0,
+                                "level_seed": self.level_seed}
+
+    def step(self, action):
+        raw, true_reward, terminated, truncated, _ = self.level.step(int(action))
+        self._record()
+        success = bool(terminated and true_reward > 0)
+        if self.reward_model is None:
+            reward = float(true_reward)
+        elif self.reward_mode == "dense":
+            score = self._score()
+            reward, self._last_score = score - self._last_score, score
+        else:
+            reward = self._score() if terminated or truncated else 0.0
+        info = {"mission": self.level.mission, "success": success, "true_reward": float(true_reward)}
+        return self._obs(raw), float(reward), bool(terminated), bool(truncated), info
+
+    def render(self):
+        if self.render_mode == "rgb_array":
+            return self.level.get_frame(highlight=True, tile_size=self.tile_size)
+        return None
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        if not self._given_model:
+            state["_reward_model"] = None  # rebuilt from its name on first use: models are not pickled
+        return state

@@ -1,0 +1,295 @@
+"""Reward-quality tasks: does a reward model score the desired behaviour above similar but incorrect ones?
+
+For every layout of an evaluation seed the task rolls out the desired policy (the BabyAI
+bot on the true mission) and similar-but-incorrect policies (the bot on a sibling mission
+of each family, the expert cut short, a random policy; see
+:mod:`fmbench.studies.fomo.rollouts`), and asks the submitted reward model to score every
+run against the *true* instruction. An incorrect run that happens to satisfy the true
+instruction (checked by the level's verifier) is dropped from the desired-vs-incorrect
+comparisons, and counted.
+
+Metrics (each also broken down as ``<metric>|family=<family>``):
+
+* ``ranking_accuracy`` (primary): per layout, desired scored above incorrect (ties half),
+  averaged within each family, then over families;
+* ``auroc``: desired vs incorrect runs pooled across layouts (so scores must be comparable
+  across instructions, not only within one);
+* ``reward_gap``: (mean desired - mean incorrect) / standard deviation of those scores;
+* ``success_auroc``: runs that satisfy the true instruction vs runs that do not;
+* ``spearman``: rank correlation of scores with the level's true return;
+* ``dropped_pairs``: incorrect runs dropped because they satisfied the instruction.
+
+Example:
+    >>> import fmbench
+    >>> task = fmbench.make_task("fmbench/FoMoRewardGoTo-v0")
+    >>> scores = task.evaluate(task.load_baseline("random"), seed=0, limit=4)
+    >>> 0.0 <= scores["ranking_accuracy"] <= 1.0
+    True
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Iterator
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from fmbench.errors import ModelError
+from fmbench.models import LoadedModel
+from fmbench.random_access import integers, stream_key
+from fmbench.stats import auroc, spearman
+from fmbench.studies.fomo.instructions import INCORRECT, candidates, siblings
+from fmbench.studies.fomo.levels import LEVELS, make_level, reset_quietly
+from fmbench.studies.fomo.rewards import build_reward, finite
+from fmbench.studies.fomo.rollouts import BotFailure, Run, random_actions, run_policy
+from fmbench.studies.fomo.trajectory import Trajectory
+from fmbench.task import Task, evaluation_subset
+
+
+@dataclass
+class Layout:
+    """One layout's runs: ``runs[0]`` is the desired one."""
+
+    seed: int
+    mission: str
+    candidates: tuple[str, ...]
+    runs: list[Run]
+
+    def dropped(self, run: Run) -> bool:
+        return run.policy != "expert" and run.success
+
+
+class RewardQualityTask(Task):
+    """Score reward models on desired vs similar-but-incorrect BabyAI runs (arXiv:2312.03881)."""
+
+    splits = ("test",)
+
+    @property
+    def level(self) -> str:
+        level = self.spec.params["level"]
+        if level not in LEVELS:
+            raise ValueError(f"{self.spec.spec_file} {self.id}: unknown level {level!r}")
+        return level
+
+    @property
+    def n_layouts(self) -> int:
+        return int(self.spec.params["layouts"])
+
+    # ---- data ------------------------------------------------------------------------
+    def layout_seeds(self, seed: int) -> np.ndarray:
+        """The reset seeds of an evaluation seed's layouts (random access: layout i needs only i)."""
+        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        return integers(stream_key("fomo-reward", self.id, int(seed)), np.arange(self.n_layouts), 1, 2**31)[:, 0]
+
+    def layout(self, layout_seed: int) -> Layout:
+        """Roll out the desired and incorrect policies on one layout (deterministic)."""
+        return _collect(self.level, int(layout_seed), float(self.spec.params["truncate_fraction"]),
+                        tuple(self.spec.params["families"]))
+
+    def layouts(self, seed: int, limit: int | None = None) -> list[Layout]:
+        seeds = self.layout_seeds(seed)
+        return [self.layout(s) for s in seeds[evaluation_subset(len(seeds), limit)]]
+
+    def split_size(self, split: str) -> int:
+        self._check_split(split)
+        return self.n_layouts
+
+    def export_chunks(self, split: str, seed: int) -> Iterator[dict[str, np.ndarray]]:
+        """One row per layout; per policy ``p`` (``expert`` and each family) the columns ``p_steps``
+        (-1: no such run on this layout), ``p_actions`` (-1 padded), ``p_success``,
+        ``p_true_return``, ``p_dropped`` and ``p_pursued`` (the mission the bot pursued)."""
+        self._check_split(split)
+        lays = self.layouts(seed)
+        cols: dict[str, np.ndarray] = {
+            "ids": np.array([lay.seed for lay in lays], dtype=np.int64), "layout": np.arange(len(lays)),
+            "mission": np.array([lay.mission for lay in lays]),
+            "candidates": np.array(["|".join(lay.candidates) for lay in lays])}
+        width = max(len(run.actions) for lay in lays for run in lay.runs)
+        for policy in ("expert", *self.spec.params["families"]):
+            runs = [next((r for r in lay.runs if r.policy == policy), None) for lay in lays]
+            actions = np.full((len(lays), width), -1, dtype=np.int64)
+            for k, run in enumerate(runs):
+                if run is not None:
+                    actions[k, :len(run.actions)] = run.actions
+            cols |= {f"{policy}_steps": np.array([-1 if r is None else len(r.actions) for r in runs]),
+                     f"{policy}_actions": actions,
+                     f"{policy}_success": np.array([r is not None and r.success for r in runs]),
+                     f"{policy}_true_return": np.array([0.0 if r is None else r.true_return for r in runs]),
+                     f"{policy}_dropped": np.array([r is not None and lay.dropped(r) for r, lay in zip(runs, lays)]),
+                     f"{policy}_pursued": np.array(["" if r is None else r.extra.get("pursued", lay.mission)
+                                                    for r, lay in zip(runs, lays)])}
+        yield cols
+
+    def data_hash(self, seed: int) -> str:
+        h = hashlib.sha256(self.id.encode())
+        for lay in self.layouts(seed):
+            h.update(f"{lay.seed}|{lay.mission}|{'|'.join(lay.candidates)}".encode())
+            for run in lay.runs:
+                h.update(f"{run.policy}|{run.extra.get('pursued', '')}|{run.actions}|{run.success}".encode())
+        return h.hexdigest()
+
+    def stats(self, seed: int) -> dict[str, Any]:
+        lays = self.layouts(seed)
+        runs = Counter(run.policy for lay in lays for run in lay.runs)
+        dropped = Counter(run.policy for lay in lays for run in lay.runs if lay.dropped(run))
+        return {"task": self.id, "seed": seed, "level": self.level, "babyai": LEVELS[self.level]["babyai"],
+                "layouts": len(lays), "runs": dict(runs), "dropped": dict(dropped),
+                "expert_steps": {"mean": float(np.mean([len(lay.runs[0].actions) for lay in lays])),
+                                 "max": int(max(len(lay.runs[0].actions) for lay in lays))},
+                "candidates_per_layout": float(np.mean([len(lay.candidates) for lay in lays]))}
+
+    def _check_split(self, split: str) -> None:
+        if split not in self.splits:
+            raise ValueError(f"unknown split {split!r}; expected one of {self.splits}")
+
+    # ---- models ----------------------------------------------------------------------
+    def input_format(self) -> str:
+        return ("A reward model: an object with `needs_frames: bool` and `score(trajectories) -> numpy float "
+                "array`, one finite score per fmbench.studies.fomo.trajectory.Trajectory (higher = closer to "
+                "the instruction). A Trajectory has `instruction` (the true mission), `scenes` (the symbolic "
+                "state after reset and after each step), `candidates` (every instruction of the same form the "
+                "layout admits) and, when `needs_frames`, `frames` (T+1, H, W, 3) uint8 top-down renders at "
+                f"`tile_size` {self.spec.params['tile_size']} px per cell. Level: {LEVELS[self.level]['babyai']}. "
+                "Build one by name with --model 'reward:<vision>+<lm>[+<normalisation>]' "
+                "(fmbench.studies.fomo.rewards.build_reward) or pass your own via python:<module>:<factory>.")
+
+    def trajectories(self, layout: Layout, needs_frames: bool) -> list[Trajectory]:
+        """Every run of a layout as a trajectory scored against the true mission."""
+        out = []
+        for run in layout.runs:
+            frames = None
+            if needs_frames:
+                frames = run_policy(self.level, layout.seed, actions=run.actions, frames=True,
+                                    tile_size=int(self.spec.params["tile_size"])).frames
+            out.append(Trajectory(layout.mission, run.scenes, frames, layout.candidates,
+                                  int(self.spec.params["tile_size"])))
+        return out
+
+    def score(self, model: LoadedModel, trajectories: list[Trajectory]) -> np.ndarray:
+        """The model's scores, refused with ``ModelError`` if malformed or non-finite."""
+        reward = model.model
+        try:
+            scores = reward.score(trajectories)
+        except ModelError:
+            raise
+        except Exception as e:  # the submission's own code: report whatever it raised
+            first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            raise ModelError(f"{model.spec} failed on {len(trajectories)} trajectories: {type(e).__name__}: {first}") from None
+        if not isinstance(scores, np.ndarray) or scores.shape != (len(trajectories),):
+            raise ModelError(f"{model.spec} returned {getattr(scores, 'shape', type(scores).__name__)}; "
+                             f"expected a numpy array of shape ({len(trajectories)},)")
+        if not np.issubdtype(scores.dtype, np.number):
+            raise ModelError(f"{model.spec} returned {scores.dtype} scores; expected numbers")
+        return finite(scores, model.spec)
+
+    def check_model(self, model: LoadedModel) -> None:
+        if model.interface != "reward-model":
+            raise ModelError(f"{model.spec} has interface {model.interface!r}; this task scores a 'reward-model'")
+        if not callable(getattr(model.model, "score", None)) or not hasattr(model.model, "needs_frames"):
+            raise ModelError(f"{model.spec} has no score(trajectories) method or needs_frames attribute")
+        lay = self.layout(int(self.layout_seeds(0)[0]))
+        self.score(model, self.trajectories(lay, bool(model.model.needs_frames))[:2])
+
+    def load_reward(self, name: str, spec: str | None = None) -> LoadedModel:
+        """A reward model built by name (:func:`fmbench.studies.fomo.rewards.build_reward`)."""
+        reward = build_reward(name)
+        lm = getattr(getattr(reward, "scorer", None), "model", None)
+        return LoadedModel(model=reward, spec=spec or f"reward:{name}", name=reward.name, interface="reward-model",
+                           n_params=sum(p.numel() for p in lm.parameters()) if lm is not None else 0,
+                           weights_sha256=None, dtype="float32" if lm is not None else "none")
+
+    def load_baseline(self, name: str) -> LoadedModel:
+        if name not in self.spec.baselines:
+            raise ModelError(f"{self.id} has no baseline {name!r}; it ships {sorted(self.spec.baselines)}")
+        return self.load_reward(self.spec.baselines[name]["reward"], spec=f"baseline:{name}")
+
+    def evaluate(self, model: LoadedModel, seed: int, *, device: str = "cpu", batch_size: int = 256,
+                 limit: int | None = None, progress: bool = False) -> dict[str, float]:
+        layouts = self.layouts(seed, limit)
+        needs_frames = bool(getattr(model.model, "needs_frames", False))
+        scores: list[np.ndarray] = []
+        bar = tqdm(total=len(layouts), disable=not progress, desc=f"seed {seed}", unit="layout", leave=False)
+        chunk = max(1, batch_size // 8)
+        for start in range(0, len(layouts), chunk):
+            group = layouts[start:start + chunk]
+            trajs = [t for lay in group for t in self.trajectories(lay, needs_frames)]
+            flat = self.score(model, trajs)
+            bounds = np.cumsum([0, *(len(lay.runs) for lay in group)])
+            scores += [flat[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+            bar.update(len(group))
+        bar.close()
+        return reward_metrics(layouts, scores)
+
+
+def reward_metrics(layouts: list[Layout], scores: list[np.ndarray]) -> dict[str, float]:
+    """The task's metrics from each layout's run scores (``scores[i][j]`` for ``layouts[i].runs[j]``)."""
+    desired = np.array([s[0] for s in scores])
+    rows = [(lay.runs[j], s[j], s[0], lay.dropped(lay.runs[j]))
+            for lay, s in zip(layouts, scores) for j in range(1, len(lay.runs))]
+    families = [f for f in INCORRECT if any(run.policy == f for run, *_ in rows)]
+    out: dict[str, float] = {}
+
+    def block(suffix: str, subset: list) -> None:
+        kept = [(run, s, d) for run, s, d, dropped in subset if not dropped]
+        if kept:
+            wins = [1.0 if s_d > s else 0.5 if s_d == s else 0.0 for _, s, s_d in kept]
+            out["ranking_accuracy" + suffix] = float(np.mean(wins))
+            neg = np.array([s for _, s, _ in kept])
+            out["auroc" + suffix] = auroc(desired, neg)
+            both = np.concatenate([desired, neg])
+            std = both.std()
+            out["reward_gap" + suffix] = float((desired.mean() - neg.mean()) / std) if std > 0 else 0.0
+        every = [(lay.runs[0], s0) for lay, s0 in zip(layouts, desired)] + [(run, s) for run, s, _, _ in subset]
+        ok = [s for run, s in every if run.success]
+        bad = [s for run, s in every if not run.success]
+        if ok and bad:
+            out["success_auroc" + suffix] = auroc(ok, bad)
+        out["spearman" + suffix] = spearman([s for _, s in every], [run.true_return for run, _ in every])
+        out["dropped_pairs" + suffix] = float(sum(dropped for *_, dropped in subset))
+
+    for f in families:
+        block(f"|family={f}", [r for r in rows if r[0].policy == f])
+    block("", rows)
+    per_family = [out[f"ranking_accuracy|family={f}"] for f in families if f"ranking_accuracy|family={f}" in out]
+    out["ranking_accuracy"] = float(np.mean(per_family))
+    return out
+
+
+@lru_cache(maxsize=4096)
+def _collect(level: str, layout_seed: int, truncate_fraction: float, families: tuple[str, ...]) -> Layout:
+    expert = run_policy(level, layout_seed, policy="expert")
+    if not expert.success:
+        raise RuntimeError(f"the BabyAI bot failed {level} layout {layout_seed}; the task's layouts must be solvable")
+    env = make_level(level)
+    reset_quietly(env, layout_seed)
+    rng = np.random.default_rng(stream_key("fomo-siblings", level, layout_seed))
+    by_family: dict[str, list] = {}
+    for family, instr in siblings(env, env.instrs):
+        by_family.setdefault(family, []).append(instr)
+    runs = [expert]
+    for family in families:
+        if family == "truncated":
+            keep = max(1, int(len(expert.actions) * truncate_fraction))
+            runs.append(run_policy(level, layout_seed, actions=expert.actions[:keep], policy="truncated"))
+        elif family == "random":
+            acts = random_actions(len(expert.actions), stream_key("fomo-random", level, layout_seed))
+            runs.append(run_policy(level, layout_seed, actions=acts, policy="random"))
+        else:
+            options = by_family.get(family, [])
+            for k in rng.permutation(len(options)):
+                probe = make_level(level)
+                reset_quietly(probe, layout_seed)
+                pursued = options[k].surface(probe)
+                try:
+                    run = run_policy(level, layout_seed, instr=options[k], policy=family)
+                except BotFailure:
+                    continue
+                run.extra["pursued"] = pursued
+                runs.append(run)
+                break
+    return Layout(seed=layout_seed, mission=expert.mission, candidates=candidates(env, env.instrs), runs=runs)

@@ -1,0 +1,232 @@
+"""FoMo rewards (arXiv:2312.03881): captions, siblings, rollouts, LM scoring, rewards, metrics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from fmbench.errors import ModelError
+from fmbench.studies.fomo.captions import caption, events, prefix_captions
+from fmbench.studies.fomo.instructions import candidates, siblings
+from fmbench.studies.fomo.levels import LEVELS, make_level, reset_quietly
+from fmbench.studies.fomo.lm import LMScorer
+from fmbench.studies.fomo.rewards import FMReward, RandomReward, build_reward
+from fmbench.studies.fomo.rollouts import Run, random_actions, replay, run_policy
+from fmbench.studies.fomo.scene import OBJECT_TO_IDX, Scene
+from fmbench.studies.fomo.task import Layout, reward_metrics
+from fmbench.studies.fomo.trajectory import Trajectory, TrajectoryError
+from fmbench.studies.fomo.vision import OracleVision
+
+BALL, KEY, DOOR = OBJECT_TO_IDX["ball"], OBJECT_TO_IDX["key"], OBJECT_TO_IDX["door"]
+
+
+def _room(objects: dict, pos=(1, 1), direction=0) -> Scene:
+    grid = np.zeros((5, 5, 3), np.uint8)
+    grid[..., 0] = OBJECT_TO_IDX["empty"]
+    grid[0, :, 0] = grid[-1, :, 0] = grid[:, 0, 0] = grid[:, -1, 0] = OBJECT_TO_IDX["wall"]
+    for (x, y), cell in objects.items():
+        grid[x, y] = cell
+    return Scene(grid, pos, direction)
+
+
+# ---- captions -----------------------------------------------------------------------
+def test_events_read_off_scenes():
+    red_ball, blue_key = (BALL, 0, 0), (KEY, 2, 0)
+    start = _room({(2, 1): red_ball, (3, 3): blue_key})          # facing the red ball
+    held = _room({(3, 3): blue_key})                               # it vanished: picked up
+    turned = _room({(3, 3): blue_key}, direction=1)                # faces (1, 2): nothing
+    dropped = _room({(3, 3): blue_key, (3, 2): red_ball}, pos=(2, 2), direction=0)
+    texts = [e.text for e in events([start, held, turned, dropped])]
+    assert texts == ["picked up the red ball", "put the red ball next to the blue key"]
+    final = caption([start, held, turned, dropped])
+    assert final.endswith("At the end, the agent faces the red ball. The red ball is next to the blue key.")
+    assert caption([start, held], "final") == "At the end, the agent faces nothing and carries the red ball."
+
+
+def test_opening_a_door_and_going_to_objects():
+    closed, opened = (DOOR, 3, 1), (DOOR, 3, 0)
+    away = _room({(1, 2): closed}, direction=0)
+    facing = _room({(1, 2): closed}, direction=1)
+    done = _room({(1, 2): opened}, direction=1)
+    assert [e.text for e in events([away, facing, done])] == ["went to the purple door", "opened the purple door"]
+    assert caption([away, facing, done], "final").endswith("The purple door is open.")
+    assert caption([away, facing, done], "events") == "The agent went to the purple door, then opened the purple door."
+
+
+def test_prefix_captions_match_captions_of_prefixes():
+    run = run_policy("PickupDist", seed=3)
+    assert prefix_captions(run.scenes) == [caption(run.scenes[:k + 1]) for k in range(len(run.scenes))]
+    with pytest.raises(ValueError, match="caption content"):
+        caption(run.scenes, "everything")
+
+
+# ---- instructions and rollouts ------------------------------------------------------
+@pytest.mark.parametrize("level", sorted(LEVELS))
+def test_expert_succeeds_and_siblings_differ(level):
+    for seed in range(3):
+        run = run_policy(level, seed)
+        assert run.success and run.true_return > 0
+        assert replay(level, seed, run.actions) == (True, run.true_return)
+        env = make_level(level)
+        reset_quietly(env, seed)
+        cands = candidates(env, env.instrs)
+        assert env.mission in cands and len(set(cands)) == len(cands)
+        for family, instr in siblings(env, env.instrs):
+            assert instr.surface(env) != env.mission, family
+
+
+def test_random_and_truncated_runs_fail_a_hard_level():
+    run = run_policy("PutNextLocal", 0, actions=random_actions(10, seed=0), policy="random")
+    assert len(run.actions) == 10 and not run.success and run.true_return == 0.0
+
+
+# ---- trajectories --------------------------------------------------------------------
+def test_bad_trajectories_are_refused():
+    run = run_policy("GoToRedBall", 0, frames=True, tile_size=8)
+    good = Trajectory(run.mission, run.scenes, run.frames, tile_size=8)
+    good.check(need_frames=True)
+    with pytest.raises(TrajectoryError, match="empty trajectory"):
+        Trajectory(run.mission, []).check()
+    with pytest.raises(TrajectoryError, match="no mission"):
+        Trajectory("", run.scenes).check()
+    with pytest.raises(TrajectoryError, match="uint8"):
+        Trajectory(run.mission, run.scenes, run.frames.astype(np.float32), tile_size=8).check()
+    with pytest.raises(TrajectoryError, match=r"\(T, H, W, 3\)"):
+        Trajectory(run.mission, run.scenes, run.frames[..., 0], tile_size=8).check()
+    with pytest.raises(TrajectoryError, match="do not fit"):
+        Trajectory(run.mission, run.scenes, run.frames, tile_size=16).check()
+    with pytest.raises(TrajectoryError, match="no frames"):
+        Trajectory(run.mission, run.scenes).check(need_frames=True)
+    with pytest.raises(TrajectoryError, match="Trajectory objects"):
+        RandomReward().score(["go to the red ball"])
+
+
+# ---- the language-model stage --------------------------------------------------------
+@pytest.fixture(scope="module")
+def smollm2() -> LMScorer:
+    torch.set_num_threads(2)
+    return LMScorer.default(batch_size=4)
+
+
+TEXTS = ["The agent went to the red ball. At the end, the agent faces the red ball.",
+         "The agent went to the blue key. At the end, the agent faces the blue key."]
+INSTRUCTIONS = ["go to the red ball", "go to the blue key", "pick up the red ball"]
+
+
+def test_cached_batched_scores_equal_one_full_pass(smollm2):
+    pairs = [(t, i) for t in [*TEXTS, None] for i in INSTRUCTIONS]
+    cached = smollm2.logprobs(pairs)
+    assert np.allclose(cached, [smollm2.logprob_uncached(*p) for p in pairs], atol=1e-4)
+    assert np.array_equal(smollm2.logprobs(pairs), cached)  # memoised: same inputs, same scores
+    fresh = LMScorer(smollm2.model, smollm2.tokenizer, "smollm2", batch_size=1)
+    assert np.allclose(fresh.logprobs(pairs), cached, atol=1e-4)
+    # the instruction that the text describes is the likeliest
+    assert cached[0] > cached[1] and cached[4] > cached[3]
+
+
+def test_normalisations(smollm2):
+    trajectories = [Trajectory("go to the red ball", [], candidates=tuple(INSTRUCTIONS))]
+    texts, instr = TEXTS, ["go to the red ball"] * 2
+    cands = [INSTRUCTIONS] * 2
+    scores = {n: FMReward(OracleVision(), smollm2, n).score_texts(texts, instr, cands)
+              for n in ("sum", "mean", "pmi", "contrastive")}
+    lp, n_tok = smollm2.logprobs(list(zip(texts, instr)), with_lengths=True)
+    assert np.allclose(scores["sum"], lp) and np.allclose(scores["mean"], lp / n_tok)
+    assert np.allclose(scores["pmi"], lp - smollm2.logprobs([(None, instr[0])])[0])
+    full = smollm2.logprobs([(t, c) for t in texts for c in INSTRUCTIONS]).reshape(2, 3)
+    assert np.allclose(scores["contrastive"], lp - np.logaddexp.reduce(full, axis=1))
+    assert (scores["contrastive"] <= 0).all()
+    # for one fixed instruction, sum / mean / pmi rank trajectories identically
+    order = [np.argsort(scores[n]).tolist() for n in ("sum", "mean", "pmi")]
+    assert order[0] == order[1] == order[2]
+    with pytest.raises(TrajectoryError, match="candidate"):
+        FMReward(OracleVision(), smollm2, "contrastive").score_texts(texts, instr, [(), ()])
+    assert trajectories[0].instruction in trajectories[0].candidates
+
+
+def test_fm_reward_prefers_the_desired_run(smollm2):
+    reward = FMReward(OracleVision(), smollm2, "sum")
+    env = make_level("PickupDist")
+    reset_quietly(env, 0)
+    wrong = dict(siblings(env, env.instrs))["action"]  # go to the object without picking it up
+    desired, incorrect = run_policy("PickupDist", 0), run_policy("PickupDist", 0, instr=wrong)
+    t = [Trajectory(desired.mission, r.scenes) for r in (desired, incorrect)]
+    s = reward.score(t)
+    assert s[0] > s[1]
+    dense = reward.score_prefixes(t[0])
+    assert len(dense) == len(t[0]) and dense[-1] == pytest.approx(s[0])
+
+
+def test_unknown_names_and_missing_models_are_refused():
+    with pytest.raises(ModelError, match="not found"):
+        LMScorer.from_path("/nonexistent/model.gguf")
+    with pytest.raises(ModelError, match="unknown vision stage"):
+        build_reward("camera+smollm2")
+    with pytest.raises(ModelError, match="unknown language model"):
+        build_reward("oracle+gpt9")
+    with pytest.raises(ModelError, match="normalisation"):
+        build_reward("oracle+smollm2+median")
+
+
+@pytest.fixture(scope="module")
+def tiny_lm(tmp_path_factory):
+    """A randomly initialised Llama with a word-level tokenizer that lacks the word 'ball'."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    words = ["[UNK]", "Description", "of", "what", "the", "agent", "did", ":", "The", "instruction", "was",
+             "following", "went", "to", "key", "go", "red", "blue", "At", "end", ",", "faces", "."]
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    folder = tmp_path_factory.mktemp("tiny-lm")
+    PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]").save_pretrained(folder)
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=len(words), hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                      num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=128)
+    LlamaForCausalLM(cfg).save_pretrained(folder)
+    return folder
+
+
+def test_any_local_causal_lm_folder_works(tiny_lm):
+    scorer = LMScorer.from_path(tiny_lm)
+    pairs = [("The agent went to the red key .", "go to the red key"), (None, "go to the blue key")]
+    assert np.allclose(scorer.logprobs(pairs), [scorer.logprob_uncached(*p) for p in pairs], atol=1e-4)
+    reward = build_reward(f"oracle+hf:{tiny_lm}+pmi")
+    assert reward.name == "oracle+tiny-lm0+pmi"
+
+
+def test_tokenizer_without_the_needed_tokens_is_refused(tiny_lm):
+    scorer = LMScorer.from_path(tiny_lm)
+    with pytest.raises(ModelError, match="no tokens for"):
+        scorer.logprobs([("The agent went to the red key .", "go to the red ball")])
+
+
+# ---- metrics -------------------------------------------------------------------------
+def _layouts(n: int, families=("colour", "random")) -> list[Layout]:
+    out = []
+    for i in range(n):
+        runs = [Run("GoToLocal", i, "expert", "m", [], [], success=True, true_return=0.9)]
+        runs += [Run("GoToLocal", i, f, "m", [], [], success=False, true_return=0.0) for f in families]
+        out.append(Layout(i, "m", ("m",), runs))
+    return out
+
+
+def test_metrics_on_a_perfect_a_reversed_and_a_constant_reward():
+    lays = _layouts(4)
+    perfect = reward_metrics(lays, [np.array([1.0, 0.0, 0.0])] * 4)
+    assert perfect["ranking_accuracy"] == perfect["auroc"] == perfect["success_auroc"] == 1.0
+    assert perfect["ranking_accuracy|family=colour"] == 1.0 and perfect["spearman"] == pytest.approx(1.0)
+    reversed_ = reward_metrics(lays, [np.array([0.0, 1.0, 1.0])] * 4)
+    assert reversed_["ranking_accuracy"] == reversed_["auroc"] == 0.0 and reversed_["reward_gap"] < 0
+    constant = reward_metrics(lays, [np.zeros(3)] * 4)
+    assert constant["ranking_accuracy"] == constant["auroc"] == 0.5 and constant["spearman"] == 0.0
+
+
+def test_metrics_drop_incorrect_runs_that_satisfy_the_instruction():
+    lays = _layouts(3)
+    lays[0].runs[1].success = True  # this "colour" run happened to do the true mission
+    m = reward_metrics(lays, [np.array([1.0, 2.0, 0.0])] + [np.array([1.0, 0.0, 0.0])] * 2)
+    assert m["dropped_pairs"] == 1.0 and m["dropped_pairs|family=colour"] == 1.0
+    assert m["ranking_accuracy|family=colour"] == 1.0  # the dropped pair is not counted against the reward
+    assert m["success_auroc"] == 1.0  # ...but it is a success: it scored with the successes
