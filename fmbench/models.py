@@ -62,7 +62,8 @@ class LoadedModel:
     tokens: list[str] | None = None
 
     def to(self, device: str) -> "LoadedModel":
-        if isinstance(self.model, torch.nn.Module):
+        """Move the model to ``device`` (torch modules, or any object with a ``to(device)`` method)."""
+        if callable(getattr(self.model, "to", None)):
             self.model = self.model.to(device)
         return self
 

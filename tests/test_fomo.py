@@ -41,7 +41,11 @@ def test_events_read_off_scenes():
     assert texts == ["picked up the red ball", "put the red ball next to the blue key"]
     final = caption([start, held, turned, dropped])
     assert final.endswith("At the end, the agent faces the red ball. The red ball is next to the blue key.")
-    assert caption([start, held], "final") == "At the end, the agent faces nothing and carries the red ball."
+    assert caption([start, held]).endswith("At the end, the agent faces nothing and carries the red ball.")
+    # a frame does not show what the agent carries: the final-state-only caption cannot say it
+    assert caption([start, held], "final") == "At the end, the agent faces nothing."
+    assert caption([start, held, turned, dropped], "final") == (
+        "At the end, the agent faces the red ball. The red ball is next to the blue key.")
 
 
 def test_opening_a_door_and_going_to_objects():
@@ -230,3 +234,33 @@ def test_metrics_drop_incorrect_runs_that_satisfy_the_instruction():
     assert m["dropped_pairs"] == 1.0 and m["dropped_pairs|family=colour"] == 1.0
     assert m["ranking_accuracy|family=colour"] == 1.0  # the dropped pair is not counted against the reward
     assert m["success_auroc"] == 1.0  # ...but it is a success: it scored with the successes
+
+
+# ---- the task's model checks ---------------------------------------------------------
+class ConstantReward:
+    """A reward model returning one value for every trajectory (NaN to test the refusal)."""
+
+    name, needs_frames = "constant", False
+
+    def __init__(self, value: float) -> None:
+        self.value = value
+
+    def score(self, trajectories):
+        return np.full(len(trajectories), self.value)
+
+
+def test_reward_specs_and_non_finite_scores():
+    import fmbench
+    from fmbench.models import LoadedModel, load_model
+
+    task = fmbench.make_task("fmbench/FoMoRewardOpen-v0")
+    model = load_model("reward:oracle-final+minilm", task)
+    assert model.interface == "reward-model" and model.name == "oracle-final+minilm"
+    with pytest.raises(ModelError, match="does not score reward models"):
+        load_model("reward:random", fmbench.make_task("fmbench/ComposeDirect-v0"))
+    nan = LoadedModel(ConstantReward(float("nan")), "python:x:nan", "nan", "reward-model", None, None, "none")
+    with pytest.raises(ModelError, match="non-finite"):
+        task.check_model(nan)
+    flat = LoadedModel(ConstantReward(1.0), "python:x:flat", "flat", "reward-model", None, None, "none")
+    scores = task.evaluate(flat, seed=0, limit=3)
+    assert scores["ranking_accuracy"] == 0.5 and scores["auroc"] == 0.5

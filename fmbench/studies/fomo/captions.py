@@ -9,8 +9,10 @@ env's symbolic state) and the learned captioner (scenes parsed from frames):
 * ``opened X`` / ``closed X``: a door's state changes.
 
 The final state says what the agent faces and carries, which doors it opened, and what
-the objects it moved now lie next to. Final-state text alone loses actions such as
-opening and picking up; ``content`` picks either part or both.
+the objects it moved now lie next to. ``content="final"`` describes the last frame alone
+(what the agent faces and what that lies next to, which doors are open: a frame does not
+show what the agent carries); it loses actions such as picking up. ``content`` picks
+either part or both.
 
 Example:
     >>> import gymnasium as gym, minigrid
@@ -87,16 +89,22 @@ def events(scenes: Sequence[Scene]) -> list[Event]:
     return out
 
 
-def final_state(first: Scene, last: Scene, evs: Sequence[Event]) -> str:
-    """A few sentences on the last scene, given the first and the events up to the last.
+def final_state(last: Scene, first: Scene | None = None, evs: Sequence[Event] = ()) -> str:
+    """A few sentences on the last scene.
+
+    With the trajectory's ``first`` scene and events up to the last, it also says what the
+    agent carries (inferred from the events: a frame does not show it), which doors it
+    opened, and what the objects it moved lie next to. Without them (``first=None``) it says
+    only what the last frame shows: what the agent faces and what that lies next to, and
+    which doors are open.
 
     Example:
         >>> import numpy as np
         >>> s = Scene(np.ones((3, 3, 3), np.uint8), (1, 1), 0)
-        >>> final_state(s, s, [])
+        >>> final_state(s)
         'At the end, the agent faces nothing.'
     """
-    counts = first.counts()
+    counts = (first or last).counts()
     carried = None
     for ev in evs:
         if ev.text.startswith("picked up "):
@@ -105,10 +113,14 @@ def final_state(first: Scene, last: Scene, evs: Sequence[Event]) -> str:
             carried = None
     parts = [f"At the end, the agent faces {last.name(*last.front)}"
              + (f" and carries {carried}." if carried else ".")]
-    opened = (last.grid[..., 0] == DOOR) & (last.grid[..., 2] == OPEN) & (first.grid[..., 2] != OPEN)
+    opened = (last.grid[..., 0] == DOOR) & (last.grid[..., 2] == OPEN)
+    if first is not None:
+        opened &= first.grid[..., 2] != OPEN
     for x, y in zip(*opened.nonzero()):
-        parts.append(f"{object_name(DOOR, int(last.grid[x, y, 1]), counts[(DOOR, int(last.grid[x, y, 1]))]).capitalize()} is open.")
-    for x, y in dict.fromkeys(ev.put_at for ev in evs if ev.put_at is not None):
+        colour = int(last.grid[x, y, 1])
+        parts.append(f"{object_name(DOOR, colour, counts[(DOOR, colour)]).capitalize()} is open.")
+    placed = [ev.put_at for ev in evs if ev.put_at is not None] if first is not None else [last.front]
+    for x, y in dict.fromkeys(placed):
         near = [last.name(*p) for p in last.neighbours(x, y)]
         if last.cell(x, y)[0] in MOVABLE and near:
             parts.append(f"{last.name(x, y).capitalize()} is next to {' and '.join(near)}.")
@@ -151,6 +163,8 @@ def _text(first: Scene | None, last: Scene | None, evs: Sequence[Event], content
     said = []
     if content != "final":
         said.append("The agent " + ", then ".join(e.text for e in evs) + "." if evs else "The agent did nothing.")
-    if content != "events" and first is not None and last is not None:
-        said.append(final_state(first, last, evs))
+    if content == "final" and last is not None:
+        said.append(final_state(last))
+    elif content != "events" and first is not None and last is not None:
+        said.append(final_state(last, first, evs))
     return " ".join(said)

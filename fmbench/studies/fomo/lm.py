@@ -106,6 +106,12 @@ class LMScorer:
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
         self._keep = "logits_to_keep" in params
 
+    def to(self, device: str) -> "LMScorer":
+        """Move the model (and the prompt prefix's cache) to ``device``; memoised scores stay valid."""
+        if device != self.device:
+            self.model, self.device, self._prefix_cache = self.model.to(device), device, None
+        return self
+
     @classmethod
     def from_path(cls, path: str | os.PathLike, **kwargs) -> "LMScorer":
         """Load a causal LM from a local folder or GGUF file (``batch_size``, ``device`` as keywords)."""

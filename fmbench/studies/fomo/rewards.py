@@ -88,6 +88,11 @@ class FMReward:
         self.needs_frames = vision.needs_frames
         self.name = f"{vision.name}+{scorer.name}+{normalisation}"
 
+    def to(self, device: str) -> "FMReward":
+        """Run the language model on ``device`` (``"cuda"`` when the evaluator picks a GPU)."""
+        self.scorer.to(device)
+        return self
+
     def score_texts(self, texts: Sequence[str], instructions: Sequence[str],
                     candidates: Sequence[Sequence[str]]) -> np.ndarray:
         """Normalised scores of each instruction given each trajectory text."""

@@ -3,9 +3,10 @@
 Three conditions on ``fmbench/FoMoGoToRedBall-v0`` (one room, the red ball, no distractors),
 each over the same seeds:
 
-* ``fm``: Stable-Baselines3 PPO whose only reward is the FM reward (default
-  ``oracle+smollm2+pmi``: symbolic-state captions -> SmolLM2 ``log p(instruction | caption)``
-  minus ``log p(instruction)``), given at the episode's last step;
+* ``fm``: Stable-Baselines3 PPO whose only reward is the FM reward (default: the envs'
+  default pipeline ``learned+smollm2+pmi``: fmbench's learned captioner on the rendered
+  frames -> SmolLM2 ``log p(instruction | caption)`` minus ``log p(instruction)``), given at
+  the episode's last step;
 * ``true``: the same PPO on the level's sparse reward (``1 - 0.9 * steps / max_steps`` on success);
 * ``random``: a uniform random policy.
 
@@ -49,7 +50,7 @@ import fmbench  # noqa: F401  (registers the envs)
 from fmbench.studies.fomo.rewards import RewardModel, build_reward
 
 ENV_ID = "fmbench/FoMoGoToRedBall-v0"
-FM_REWARD = "oracle+smollm2+pmi"
+FM_REWARD = "learned+smollm2+pmi"
 POLICY_KEYS = ("view", "direction")
 EVAL_SEED0 = 10_000
 REACH = 0.9  # the success rate whose first crossing the summary reports
