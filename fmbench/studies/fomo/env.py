@@ -136,7 +136,7 @@ class FoMoEnv(gym.Env):
 
     def _obs(self, raw: dict) -> dict:
         return {"view": np.asarray(raw["image"], dtype=np.int64).reshape(-1), "direction": int(raw["direction"]),
-                "mission": encode_mission(raw["mission"])}
+                "mission": self._mission_ids.copy()}
 
     def _record(self) -> None:
         self._scenes.append(scene_of(self.level))
@@ -157,6 +157,7 @@ class FoMoEnv(gym.Env):
         reset_quietly(self.level, self.level_seed)
         self._scenes, self._frames = [], []
         self._candidates = candidates(self.level, self.level.instrs)
+        self._mission_ids = encode_mission(self.level.mission)
         self._record()
         self._last_score = self._score() if self.reward_model is not None and self.reward_mode == "dense" else 0.0
         raw = self.level.gen_obs()

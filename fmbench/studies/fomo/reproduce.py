@@ -100,13 +100,13 @@ def report(runs: Path, out: Path) -> None:
         for i, b in enumerate(lm):
             m = records.get((tid, b), {}).get("metrics", {})
             ax.bar(x + i * width, [m.get(f"ranking_accuracy|family={f}", {}).get("mean", np.nan) for f in fams],
-                   width, label=b)
+                   width, label=b, color=plt.cm.tab20(i))
         ax.set_xticks(x + 0.4 - width / 2, fams, rotation=45, ha="right")
         ax.set_title(name)
         ax.axhline(0.5, color="grey", lw=0.8, ls="--")
     axes[0].set_ylabel("ranking accuracy (desired > incorrect)")
-    axes[-1].legend(fontsize=6, loc="lower right")
-    fig.tight_layout()
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=6, fontsize=7)
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
     fig.savefig(out / "ranking_by_family.png", dpi=110)
 
 
