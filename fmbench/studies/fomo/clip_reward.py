@@ -32,7 +32,7 @@ import torch
 
 from fmbench.errors import ModelError
 from fmbench.models import existing_path
-from fmbench.studies.fomo.rewards import checked, finite
+from fmbench.studies.fomo.rewards import checked, count_parameters, finite
 from fmbench.studies.fomo.trajectory import Trajectory
 
 FRAMES = ("last", "mean")
@@ -151,6 +151,11 @@ class CLIPReward:
                 out.append(_normalised(self.model.encode_image(batch.to(self.device))))
         row = {k: i for i, (k, _) in enumerate(unique)}
         return np.concatenate(out)[[row[k] for k in keys]]
+
+    @property
+    def n_params(self) -> int:
+        """Parameters of the CLIP model."""
+        return count_parameters(self.model)
 
     def score(self, trajectories: Sequence[Trajectory]) -> np.ndarray:
         """The VLM-RM reward of each trajectory for its instruction."""

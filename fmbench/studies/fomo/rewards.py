@@ -45,8 +45,13 @@ from fmbench.studies.fomo.vision import LearnedVision, OracleVision
 NORMALISATIONS = ("sum", "mean", "pmi", "contrastive")
 
 
+def count_parameters(*modules: torch.nn.Module) -> int:
+    """Distinct parameters of torch modules (what a result record reports as ``n_params``)."""
+    return sum(p.numel() for p in {id(p): p for m in modules for p in m.parameters()}.values())
+
+
 class RewardModel(Protocol):
-    """What the reward-quality tasks and the envs call."""
+    """What the reward-quality tasks and the envs call (``n_params`` is optional)."""
 
     name: str
     needs_frames: bool
@@ -87,6 +92,12 @@ class FMReward:
         self.vision, self.scorer, self.normalisation = vision, scorer, normalisation
         self.needs_frames = vision.needs_frames
         self.name = f"{vision.name}+{scorer.name}+{normalisation}"
+
+    @property
+    def n_params(self) -> int:
+        """Parameters of the language model and, for the learned vision stage, of the captioner."""
+        parser = getattr(self.vision, "parser", None) if isinstance(self.vision, LearnedVision) else None
+        return count_parameters(self.scorer.model, *([parser.model] if parser is not None else []))
 
     def to(self, device: str) -> "FMReward":
         """Run the language model on ``device`` (``"cuda"`` when the evaluator picks a GPU)."""
@@ -138,6 +149,13 @@ class EmbeddingReward:
         self._model = None
         self._memo: dict[str, np.ndarray] = {}
 
+    @property
+    def n_params(self) -> int:
+        """Parameters of the sentence-embedding model (loaded on first use)."""
+        if self._model is None:
+            self._model = _sentence_model(self.model_path)
+        return count_parameters(self._model)
+
     def _embed(self, texts: Sequence[str]) -> np.ndarray:
         todo = sorted(set(texts) - set(self._memo))
         if todo:
@@ -157,6 +175,9 @@ class EmbeddingReward:
 
 def _sentence_model(path: str | None):
     from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
 
     if path is None:
         try:
@@ -173,7 +194,7 @@ def _sentence_model(path: str | None):
 class RandomReward:
     """A uniform score in [0, 1) that is a fixed function of (instruction, scenes): a chance baseline."""
 
-    needs_frames = False
+    needs_frames, n_params = False, 0
 
     def __init__(self, seed: int = 0) -> None:
         self.seed, self.name = seed, "random"

@@ -198,10 +198,9 @@ class RewardQualityTask(Task):
     def load_reward(self, name: str, spec: str | None = None) -> LoadedModel:
         """A reward model built by name (:func:`fmbench.studies.fomo.rewards.build_reward`)."""
         reward = build_reward(name)
-        lm = getattr(getattr(reward, "scorer", None), "model", None)
+        n_params = reward.n_params
         return LoadedModel(model=reward, spec=spec or f"reward:{name}", name=reward.name, interface="reward-model",
-                           n_params=sum(p.numel() for p in lm.parameters()) if lm is not None else 0,
-                           weights_sha256=None, dtype="float32" if lm is not None else "none")
+                           n_params=n_params, weights_sha256=None, dtype="float32" if n_params else "none")
 
     def load_baseline(self, name: str) -> LoadedModel:
         if name not in self.spec.baselines:
