@@ -1,0 +1,70 @@
+"""Synthetic content-motif graphs (arXiv:2208.02810): seeding, sizes, labels, structure."""
+
+from __future__ import annotations
+
+import hashlib
+
+import networkx as nx
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("torch_geometric")
+
+from fmbench.studies.graphcl.generator import (  # noqa: E402
+    MOTIFS, GraphConfig, motif_size, random_tree, synthetic_graph)
+
+
+def _digest(g) -> str:
+    h = hashlib.sha256()
+    for t in (g.x, g.edge_index, g.edge_label, g.y, g.copies):
+        h.update(t.numpy().tobytes())
+    return h.hexdigest()
+
+
+@pytest.mark.parametrize("background", ["tree", "ba"])
+def test_graphs_are_random_access_and_seeded(background):
+    cfg = GraphConfig(multiplier=2, background=background)
+    a = synthetic_graph(cfg, seed=0, label=2, index=5)
+    assert _digest(a) == _digest(synthetic_graph(cfg, seed=0, label=2, index=5))
+    assert _digest(a) != _digest(synthetic_graph(cfg, seed=1, label=2, index=5))
+    assert _digest(a) != _digest(synthetic_graph(cfg, seed=0, label=2, index=6))
+
+
+@pytest.mark.parametrize("multiplier", [1, 2, 4, 8])
+@pytest.mark.parametrize("background", ["tree", "ba"])
+def test_sizes_labels_and_connectivity(multiplier, background):
+    cfg = GraphConfig(multiplier=multiplier, background=background)
+    for label, name in enumerate(MOTIFS):
+        for index in range(3):
+            g = synthetic_graph(cfg, 0, label, index)
+            copies, size = int(g.copies), motif_size(name)
+            n_background = g.num_nodes - copies * size
+            assert int(np.floor(copies * size * multiplier)) - 2 <= n_background <= int(copies * size * multiplier) + 1
+            content = int((g.edge_label == 1).sum()) // 2
+            assert content == copies * len(MOTIFS[name]) and int(g.y) == label
+            assert g.x.shape == (g.num_nodes, 1) and g.edge_index.max() < g.num_nodes
+            graph = nx.Graph(g.edge_index.t().tolist())
+            assert graph.number_of_nodes() == g.num_nodes and nx.is_connected(graph)
+            # the content edges are exactly the motif copies
+            motif = nx.Graph(g.edge_index[:, g.edge_label == 1].t().tolist())
+            parts = [motif.subgraph(c) for c in nx.connected_components(motif)]
+            assert len(parts) == copies
+            assert all(nx.is_isomorphic(p, nx.Graph(MOTIFS[name])) for p in parts)
+
+
+def test_random_tree_is_a_spanning_tree():
+    rng = np.random.default_rng(0)
+    for n in (2, 3, 10, 57):
+        tree = nx.Graph(random_tree(n, rng))
+        assert tree.number_of_nodes() == n and nx.is_tree(tree)
+
+
+def test_bad_parameters_are_refused():
+    with pytest.raises(ValueError, match="multiplier"):
+        GraphConfig(multiplier=0)
+    with pytest.raises(ValueError, match="background"):
+        GraphConfig(background="grid")
+    with pytest.raises(ValueError, match="label"):
+        synthetic_graph(GraphConfig(), 0, label=6, index=0)
+    assert torch.is_tensor(synthetic_graph(GraphConfig(), 0, 0, 0).edge_label)
