@@ -1,6 +1,19 @@
 """Errors fmbench raises for bad input; the CLI prints them as one line and exits non-zero."""
 
 
+def first_line(error: BaseException, default: str | None = None) -> str:
+    """The first line of an exception's message (``default``, else its type name, when empty).
+
+    Example:
+        >>> first_line(ValueError("bad shape")), first_line(KeyError()), first_line(KeyError(), "")
+        ('bad shape', 'KeyError', '')
+    """
+    text = str(error).strip()
+    if text:
+        return text.splitlines()[0]
+    return type(error).__name__ if default is None else default
+
+
 class FmbenchError(Exception):
     """Base class: a problem with the user's input, named in the message."""
 

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from fmbench.checkpoints import file_sha256, load_checkpoint, weights_sha256
-from fmbench.errors import ModelError
+from fmbench.errors import ModelError, first_line
 
 if TYPE_CHECKING:
     from fmbench.task import Task
@@ -152,7 +152,7 @@ def load_hf(path: str) -> LoadedModel:
     except ModelError:
         raise
     except (OSError, ValueError, KeyError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = first_line(e)
         raise ModelError(f"cannot load Hugging Face model {path}: {first}") from None
     loaded = from_module(HFCausalLM(lm), f"hf:{path}", p.stem if p.is_file() else p.name, sha256=sha)
     loaded.tokens = tokens

@@ -23,6 +23,18 @@ _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 
 
+def check_seed(seed: object, name: str = "seed") -> int:
+    """``seed`` as an int, or ``ValueError`` unless it is a non-negative integer (bools refused).
+
+    Example:
+        >>> check_seed(np.int64(3))
+        3
+    """
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"{name} must be a non-negative integer, got {seed!r}")
+    return int(seed)
+
+
 def stream_key(*parts: object) -> int:
     """Derive a 64-bit stream key from any printable parts (names, seeds, versions).
 

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from fmbench.checkpoints import file_sha256
-from fmbench.errors import ModelError
+from fmbench.errors import ModelError, first_line
 from fmbench.models import LoadedModel, existing_path, from_module
 
 if TYPE_CHECKING:
@@ -68,7 +68,7 @@ def _read_zip(p: Path) -> tuple[dict[str, torch.Tensor], Any]:
     try:
         state = torch.load(io.BytesIO(weights), weights_only=True, map_location="cpu")
     except Exception as e:  # torch raises many types for files that are not plain tensors
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = first_line(e)
         raise ModelError(f"sb3: {p}: policy.pth is not a plain state dict ({first})") from None
     if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
                                               for k, v in state.items()):

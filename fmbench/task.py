@@ -97,6 +97,11 @@ class Task(abc.ABC):
         return self.spec.version
 
     # ---- data ------------------------------------------------------------------------
+    def check_split(self, split: str) -> None:
+        """Raise ``ValueError`` unless ``split`` is one of the task's splits."""
+        if split not in self.splits:
+            raise ValueError(f"unknown split {split!r}; expected one of {self.splits}")
+
     @abc.abstractmethod
     def split_size(self, split: str) -> int:
         """Number of items in a named split."""

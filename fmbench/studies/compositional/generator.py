@@ -34,7 +34,7 @@ from math import comb
 
 import numpy as np
 
-from fmbench.random_access import integers, stream_key
+from fmbench.random_access import check_seed, integers, stream_key
 
 SPLIT_STRATEGIES = ("random", "base", "random_biased", "out_of_order")
 DOCUMENT_SPLITS = ("train", "test")
@@ -498,9 +498,7 @@ class CompositionWorld:
         return index
 
     def _key(self, split: str, seed: int, stream: str) -> int:
-        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-        return stream_key("compositional", self.world_seed, split, int(seed), stream)
+        return stream_key("compositional", self.world_seed, split, check_seed(seed), stream)
 
     # ---- identity ---------------------------------------------------------------------
     def data_hash(self, seed: int) -> str:

@@ -23,9 +23,9 @@ import gymnasium as gym
 import numpy as np
 from tqdm.auto import tqdm
 
-from fmbench.errors import ModelError
+from fmbench.errors import ModelError, first_line
 from fmbench.models import LoadedModel
-from fmbench.random_access import integers, stream_key
+from fmbench.random_access import check_seed, integers, stream_key
 from fmbench.studies.compositional.env import DOCUMENT_SEED, CompositionEnv
 from fmbench.studies.compositional.generator import CompositionWorld
 from fmbench.task import Task, evaluation_subset
@@ -86,7 +86,7 @@ class CompositionPolicyTask(Task):
 
     # ---- data ------------------------------------------------------------------------
     def split_size(self, split: str) -> int:
-        self._check_split(split)
+        self.check_split(split)
         return self.episodes
 
     def reset_seeds(self, seed: int) -> np.ndarray:
@@ -97,9 +97,7 @@ class CompositionPolicyTask(Task):
             >>> fmbench.make_task("fmbench/ComposeTokensPolicy-v0").reset_seeds(0).shape
             (256,)
         """
-        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-        return integers(stream_key("compositional-policy", self.id, int(seed)), np.arange(self.episodes), 1,
+        return integers(stream_key("compositional-policy", self.id, check_seed(seed)), np.arange(self.episodes), 1,
                         2**31)[:, 0]
 
     def document_indices(self, seed: int) -> np.ndarray:
@@ -113,7 +111,7 @@ class CompositionPolicyTask(Task):
         return h.hexdigest()
 
     def export_chunks(self, split: str, seed: int) -> Iterator[dict[str, np.ndarray]]:
-        self._check_split(split)
+        self.check_split(split)
         index = self.document_indices(seed)
         yield {"episode": np.arange(self.episodes), "reset_seed": self.reset_seeds(seed), "index": index,
                "ids": self.world.documents("test", DOCUMENT_SEED, index),
@@ -131,10 +129,6 @@ class CompositionPolicyTask(Task):
                                             "distinct": int(len(np.unique(index)))},
                          "held_out_episodes": int(held.sum()), "seen_episodes": int((~held).sum())}}
 
-    def _check_split(self, split: str) -> None:
-        if split not in self.splits:
-            raise ValueError(f"unknown split {split!r}; expected one of {self.splits}")
-
     # ---- models ----------------------------------------------------------------------
     def input_format(self) -> str:
         w = self.world
@@ -149,7 +143,7 @@ class CompositionPolicyTask(Task):
         try:
             actions = model.model(obs)
         except Exception as e:  # the model's own code: report whatever it raised
-            first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            first = first_line(e, "")
             raise ModelError(f"{model.spec} failed on a {obs.shape} observation batch: "
                              f"{type(e).__name__}: {first}") from None
         n = self.env.action_space.n

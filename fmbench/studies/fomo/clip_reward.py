@@ -30,7 +30,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from fmbench.errors import ModelError
+from fmbench.errors import ModelError, first_line
 from fmbench.models import existing_path
 from fmbench.studies.fomo.rewards import checked, count_parameters, finite
 from fmbench.studies.fomo.trajectory import Trajectory
@@ -103,7 +103,7 @@ class CLIPReward:
                 torch.manual_seed(0)
                 model, _, self.preprocess = open_clip.create_model_and_transforms(model_name, pretrained=weights)
         except (RuntimeError, ValueError, OSError, KeyError, AssertionError) as e:  # open_clip asserts shapes
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            first = first_line(e)
             raise ModelError(f"cannot load CLIP model {model_name} from {checkpoint}: {first}") from None
         self.model = model.to(device).eval()
         self.tokenizer = open_clip.get_tokenizer(model_name)

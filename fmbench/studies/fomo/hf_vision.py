@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fmbench.errors import ModelError
+from fmbench.errors import ModelError, first_line
 from fmbench.models import existing_path
 from fmbench.studies.fomo.trajectory import Trajectory
 
@@ -83,7 +83,7 @@ def _load(path: str):
             decoder = transformers.AutoTokenizer.from_pretrained(folder, local_files_only=True)
         model = _model(transformers, folder)
     except (OSError, ValueError, KeyError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = first_line(e)
         raise ModelError(f"cannot load image-to-text model {path}: {first}") from None
     return model.eval(), images, decoder
 

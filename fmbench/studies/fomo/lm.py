@@ -33,7 +33,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from fmbench.errors import ModelError
+from fmbench.errors import ModelError, first_line
 from fmbench.models import existing_path
 
 PREFIX = "Description of what the agent did:"
@@ -76,7 +76,7 @@ def load_causal_lm(path: str, dtype: str = "float32") -> tuple[torch.nn.Module, 
             model = AutoModelForCausalLM.from_pretrained(where, local_files_only=True,
                                                          dtype=getattr(torch, dtype), **extra)
     except (OSError, ValueError, KeyError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = first_line(e)
         raise ModelError(f"cannot load language model {path}: {first}") from None
     return model.eval(), tokenizer
 

@@ -38,9 +38,9 @@ from typing import Any, Iterator
 import numpy as np
 from tqdm.auto import tqdm
 
-from fmbench.errors import ModelError
+from fmbench.errors import ModelError, first_line
 from fmbench.models import LoadedModel
-from fmbench.random_access import integers, stream_key
+from fmbench.random_access import check_seed, integers, stream_key
 from fmbench.stats import auroc, spearman
 from fmbench.studies.fomo.instructions import INCORRECT, candidates, siblings
 from fmbench.studies.fomo.levels import LEVELS, make_level, reset_quietly
@@ -82,9 +82,7 @@ class RewardQualityTask(Task):
     # ---- data ------------------------------------------------------------------------
     def layout_seeds(self, seed: int) -> np.ndarray:
         """The reset seeds of an evaluation seed's layouts (random access: layout i needs only i)."""
-        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-        return integers(stream_key("fomo-reward", self.id, int(seed)), np.arange(self.n_layouts), 1, 2**31)[:, 0]
+        return integers(stream_key("fomo-reward", self.id, check_seed(seed)), np.arange(self.n_layouts), 1, 2**31)[:, 0]
 
     def layout(self, layout_seed: int) -> Layout:
         """Roll out the desired and incorrect policies on one layout (deterministic)."""
@@ -96,14 +94,14 @@ class RewardQualityTask(Task):
         return [self.layout(s) for s in seeds[evaluation_subset(len(seeds), limit)]]
 
     def split_size(self, split: str) -> int:
-        self._check_split(split)
+        self.check_split(split)
         return self.n_layouts
 
     def export_chunks(self, split: str, seed: int) -> Iterator[dict[str, np.ndarray]]:
         """One row per layout; per policy ``p`` (``expert`` and each family) the columns ``p_steps``
         (-1: no such run on this layout), ``p_actions`` (-1 padded), ``p_success``,
         ``p_true_return``, ``p_dropped`` and ``p_pursued`` (the mission the bot pursued)."""
-        self._check_split(split)
+        self.check_split(split)
         lays = self.layouts(seed)
         cols: dict[str, np.ndarray] = {
             "ids": np.array([lay.seed for lay in lays], dtype=np.int64), "layout": np.arange(len(lays)),
@@ -143,10 +141,6 @@ class RewardQualityTask(Task):
                                  "max": int(max(len(lay.runs[0].actions) for lay in lays))},
                 "candidates_per_layout": float(np.mean([len(lay.candidates) for lay in lays]))}
 
-    def _check_split(self, split: str) -> None:
-        if split not in self.splits:
-            raise ValueError(f"unknown split {split!r}; expected one of {self.splits}")
-
     # ---- models ----------------------------------------------------------------------
     def input_format(self) -> str:
         return ("A reward model: an object with `needs_frames: bool` and `score(trajectories) -> numpy float "
@@ -178,7 +172,7 @@ class RewardQualityTask(Task):
         except ModelError:
             raise
         except Exception as e:  # the submission's own code: report whatever it raised
-            first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            first = first_line(e, "")
             raise ModelError(f"{model.spec} failed on {len(trajectories)} trajectories: {type(e).__name__}: {first}") from None
         if not isinstance(scores, np.ndarray) or scores.shape != (len(trajectories),):
             raise ModelError(f"{model.spec} returned {getattr(scores, 'shape', type(scores).__name__)}; "

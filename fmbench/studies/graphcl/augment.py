@@ -28,6 +28,13 @@ def _check_ratio(ratio: float) -> None:
         raise ValueError(f"augmentation ratio must be in [0, 1), got {ratio}")
 
 
+def _graph_of_node(batch: Data) -> torch.Tensor:
+    """Each node's graph index (all 0 for a single ``Data``)."""
+    if "batch" in batch and batch.batch is not None:
+        return batch.batch
+    return torch.zeros(batch.num_nodes, dtype=torch.long)
+
+
 def _undirected_keep(edge_index: torch.Tensor, keep_prob: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """A keep mask over directed edges drawn once per undirected edge (both directions agree)."""
     lo, hi = torch.minimum(edge_index[0], edge_index[1]), torch.maximum(edge_index[0], edge_index[1])
@@ -69,7 +76,7 @@ def drop_nodes(batch: Data, ratio: float, generator: torch.Generator) -> Data:
     _check_ratio(ratio)
     n = batch.num_nodes
     keep = torch.rand(n, generator=generator) >= ratio
-    graph = batch.batch if "batch" in batch and batch.batch is not None else torch.zeros(n, dtype=torch.long)
+    graph = _graph_of_node(batch)
     n_graphs = int(graph.max()) + 1 if n else 0
     kept = torch.zeros(n_graphs, dtype=torch.long).scatter_add_(0, graph, keep.long())
     first = torch.full((n_graphs,), n, dtype=torch.long).scatter_reduce_(0, graph, torch.arange(n), "amin")
@@ -90,7 +97,7 @@ def drop_nodes(batch: Data, ratio: float, generator: torch.Generator) -> Data:
 def mask_features(batch: Data, ratio: float, generator: torch.Generator) -> Data:
     """Zero each node-feature column with probability ``ratio``, drawn per graph (GraphCL's masking)."""
     _check_ratio(ratio)
-    graph = batch.batch if "batch" in batch and batch.batch is not None else torch.zeros(batch.num_nodes, dtype=torch.long)
+    graph = _graph_of_node(batch)
     n_graphs = int(graph.max()) + 1 if batch.num_nodes else 0
     keep = torch.rand(n_graphs, batch.x.shape[1], generator=generator) >= ratio
     out = batch.clone()
@@ -106,7 +113,7 @@ def perturb_edges(batch: Data, ratio: float, generator: torch.Generator) -> Data
     """
     dropped = drop_edges(batch, ratio, generator)
     removed = (batch.edge_index.shape[1] - dropped.edge_index.shape[1]) // 2
-    graph = batch.batch if "batch" in batch and batch.batch is not None else torch.zeros(batch.num_nodes, dtype=torch.long)
+    graph = _graph_of_node(batch)
     sizes = torch.bincount(graph)
     eligible = torch.nonzero(sizes >= 2).flatten()
     if removed == 0 or len(eligible) == 0:
