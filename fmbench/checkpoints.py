@@ -6,7 +6,8 @@ when the header lacks it.
 
 Example:
     >>> import tempfile, os
-    >>> from fmbench.nn.gpt import GPT, GPTConfig
+    >>> from fmbench.nn.gin import GIN, GINConfig
+from fmbench.nn.gpt import GPT, GPTConfig
     >>> path = os.path.join(tempfile.mkdtemp(), "m.safetensors")
     >>> save_checkpoint(GPT(GPTConfig(vocab_size=5, n_embd=8)), path, {"note": "x"})
     >>> model, meta = load_checkpoint(path)
@@ -29,12 +30,16 @@ from safetensors.torch import load_model, save_model
 
 from fmbench.errors import ModelError
 from fmbench.io import atomic_path
+from fmbench.nn.gin import GIN, GINConfig
 from fmbench.nn.gpt import GPT, GPTConfig
 
 # architecture name -> (config from dict, model from config)
 ARCHITECTURES: dict[str, tuple[Callable[[dict], object], Callable[[object], torch.nn.Module]]] = {
     "gpt": (GPTConfig.from_dict, GPT),
+    "gin": (GINConfig.from_dict, GIN),
 }
+INTERFACES = {"gpt": "sequence-model", "gin": "graph-encoder"}
+"""The task interface each architecture serves."""
 
 
 def architecture_of(model: torch.nn.Module) -> str:
@@ -106,5 +111,5 @@ def weights_sha256(model: torch.nn.Module) -> str:
     for name, t in sorted(model.state_dict().items()):
         t = t.detach().cpu().contiguous()
         h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return h.hexdigest()

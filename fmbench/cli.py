@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -218,6 +219,8 @@ def _seed(text: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit status."""
+    # torch_geometric (graph tasks) still calls torch.jit.script at import; not the user's concern
+    warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*deprecated", category=FutureWarning)
     args = build_parser().parse_args(argv)
     try:
         args.func(args)

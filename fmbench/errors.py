@@ -39,3 +39,7 @@ class ResultError(FmbenchError):
 
 class SubmissionError(FmbenchError):
     """A submission the leaderboard refuses."""
+
+
+class DataError(FmbenchError):
+    """Data files missing or malformed."""

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from fmbench.checkpoints import file_sha256, load_checkpoint, weights_sha256
+from fmbench.checkpoints import INTERFACES, file_sha256, load_checkpoint, read_metadata, weights_sha256
 from fmbench.errors import ModelError, first_line
 
 if TYPE_CHECKING:
@@ -98,8 +98,19 @@ def load_safetensors(path: str, spec: str | None = None) -> LoadedModel:
     """A checkpoint written by ``fmbench.checkpoints.save_checkpoint`` (or with a sidecar config)."""
     p = existing_path(path, "safetensors file")
     model, meta = load_checkpoint(p)
-    loaded = from_module(model, spec or f"safetensors:{path}", meta.get("name", p.stem), sha256=file_sha256(p))
+    loaded = from_module(model, spec or f"safetensors:{path}", meta.get("name", p.stem),
+                         interface=INTERFACES[meta["architecture"]], sha256=file_sha256(p))
     loaded.tokens = meta.get("vocab")
+    return loaded
+
+
+def load_baseline_checkpoint(task: "Task", name: str, path: Path) -> LoadedModel:
+    """Baseline ``name`` of ``task`` from a shipped checkpoint, refused if it was trained for another task."""
+    trained_for = read_metadata(path).get("task")
+    if trained_for != task.id:
+        raise ModelError(f"baseline {name} was trained for {trained_for}, not {task.id}")
+    loaded = load_safetensors(str(path), spec=f"baseline:{name}")
+    loaded.name = name
     return loaded
 
 

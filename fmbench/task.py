@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Iterator
 
 import numpy as np
 
+from fmbench.errors import ModelError
+
 if TYPE_CHECKING:
     from fmbench.models import LoadedModel
 
@@ -144,6 +146,12 @@ class Task(abc.ABC):
     @abc.abstractmethod
     def load_baseline(self, name: str) -> "LoadedModel":
         """A shipped baseline model by name (see ``spec.baselines``)."""
+
+    def baseline_entry(self, name: str) -> dict[str, Any]:
+        """The spec entry of baseline ``name``; ``ModelError`` naming the shipped ones if there is none."""
+        if name not in self.spec.baselines:
+            raise ModelError(f"{self.id} has no baseline {name!r}; it ships {sorted(self.spec.baselines)}")
+        return self.spec.baselines[name]
 
     def describe(self) -> dict[str, Any]:
         """Plain-data description for ``fmbench describe``."""

@@ -164,8 +164,7 @@ class CompositionPolicyTask(Task):
         self.act(model, np.stack([self.env.reset(seed=s)[0] for s in (0, 1)]))
 
     def load_baseline(self, name: str) -> LoadedModel:
-        if name not in self.spec.baselines:
-            raise ModelError(f"{self.id} has no baseline {name!r}; it ships {sorted(self.spec.baselines)}")
+        self.baseline_entry(name)
         tokens = np.delete(np.arange(len(self.world.vocab)), self.world.pad_id)
         return LoadedModel(model=RandomPolicy(tokens), spec=f"baseline:{name}", name=name, interface="policy",
                            n_params=0, weights_sha256=None, dtype="none")

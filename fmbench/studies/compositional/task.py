@@ -18,11 +18,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from fmbench.checkpoints import read_metadata
 from fmbench.decoding import greedy_answers
-from fmbench.errors import ModelError
 from fmbench.interfaces import check_sequence_model
-from fmbench.models import LoadedModel, from_module, load_safetensors
+from fmbench.models import LoadedModel, from_module, load_baseline_checkpoint
 from fmbench.studies.compositional.generator import CompositionConfig, CompositionWorld
 from fmbench.studies.compositional.train import make_model
 from fmbench.task import Task, evaluation_subset
@@ -101,18 +99,10 @@ class CompositionTask(Task):
                              device=_device_of(model))
 
     def load_baseline(self, name: str) -> LoadedModel:
-        if name not in self.spec.baselines:
-            raise ModelError(f"{self.id} has no baseline {name!r}; it ships {sorted(self.spec.baselines)}")
-        entry = self.spec.baselines[name]
+        entry = self.baseline_entry(name)
         if "file" not in entry:  # the untrained recipe
             return from_module(make_model(self.world, seed=0), f"baseline:{name}", name)
-        path = HERE / entry["file"]
-        trained_for = read_metadata(path).get("task")
-        if trained_for != self.id:
-            raise ModelError(f"baseline {name} was trained for {trained_for}, not {self.id}")
-        loaded = load_safetensors(str(path), spec=f"baseline:{name}")
-        loaded.name = name
-        return loaded
+        return load_baseline_checkpoint(self, name, HERE / entry["file"])
 
     @torch.inference_mode()
     def evaluate(self, model: LoadedModel, seed: int, *, device: str = "cpu", batch_size: int = 256,

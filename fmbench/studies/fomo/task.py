@@ -197,9 +197,7 @@ class RewardQualityTask(Task):
                            n_params=n_params, weights_sha256=None, dtype="float32" if n_params else "none")
 
     def load_baseline(self, name: str) -> LoadedModel:
-        if name not in self.spec.baselines:
-            raise ModelError(f"{self.id} has no baseline {name!r}; it ships {sorted(self.spec.baselines)}")
-        return self.load_reward(self.spec.baselines[name]["reward"], spec=f"baseline:{name}")
+        return self.load_reward(self.baseline_entry(name)["reward"], spec=f"baseline:{name}")
 
     def evaluate(self, model: LoadedModel, seed: int, *, device: str = "cpu", batch_size: int = 256,
                  limit: int | None = None, progress: bool = False) -> dict[str, float]:
