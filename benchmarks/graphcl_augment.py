@@ -17,11 +17,13 @@ from torch_geometric.data import Batch
 
 from _common import best_of, emit, note, ratio
 
-from fmbench.studies.graphcl.augment import drop_edges, drop_nodes, drop_style_edges, mask_features, perturb_edges
+from fmbench.studies.graphcl.augment import (drop_edges, drop_nodes, drop_style_edges, jitter_features, mask_features,
+                                             perturb_edges, subgraph)
 from fmbench.studies.graphcl.generator import GraphConfig, synthetic_graph
 
 GOAL = 5.0
-AUGMENTATIONS = {f.__name__: f for f in (drop_edges, drop_style_edges, drop_nodes, mask_features, perturb_edges)}
+AUGMENTATIONS = {f.__name__: f for f in (drop_edges, drop_style_edges, drop_nodes, subgraph, mask_features,
+                                         perturb_edges, jitter_features)}
 
 
 def main() -> None:

@@ -10,10 +10,10 @@ pytest.importorskip("torch_geometric")
 from torch_geometric.data import Batch  # noqa: E402
 
 from fmbench.studies.graphcl.augment import (  # noqa: E402
-    drop_edges, drop_nodes, drop_style_edges, mask_features, perturb_edges)
+    drop_edges, drop_nodes, drop_style_edges, jitter_features, mask_features, perturb_edges, subgraph)
 from fmbench.studies.graphcl.generator import GraphConfig, synthetic_graph  # noqa: E402
 
-AUGMENTATIONS = [drop_edges, drop_style_edges, drop_nodes, mask_features, perturb_edges]
+AUGMENTATIONS = [drop_edges, drop_style_edges, drop_nodes, subgraph, mask_features, perturb_edges]
 
 
 @pytest.fixture(scope="module")
@@ -89,3 +89,33 @@ def test_perturb_edges_keeps_the_edge_count(batch):
 def test_bad_ratio(batch, ratio):
     with pytest.raises(ValueError, match="ratio"):
         drop_edges(batch, ratio, torch.Generator())
+
+
+@pytest.mark.parametrize("ratio", [0.2, 0.6])
+def test_subgraph_keeps_a_connected_part_of_each_graph(batch, ratio):
+    import math
+
+    import networkx as nx
+
+    out = subgraph(batch, ratio, torch.Generator().manual_seed(0))
+    edges = out.edge_index.t().tolist()
+    for i in range(batch.num_graphs):
+        nodes = torch.nonzero(out.batch == i).flatten().tolist()
+        assert len(nodes) == math.ceil((1 - ratio) * int((batch.batch == i).sum()))  # generated graphs are connected
+        g = nx.Graph(edges).subgraph(nodes) if len(nodes) > 1 else nx.empty_graph(nodes)
+        assert nx.is_connected(g)
+
+
+def test_jitter_features_changes_intensity_per_graph_only():
+    graphs = [synthetic_graph(GraphConfig(), 0, c, 0) for c in range(6)]
+    for g in graphs:
+        g.x = torch.cat([torch.full((g.num_nodes, 1), 0.5), torch.rand(g.num_nodes, 2)], 1)
+    batch = Batch.from_data_list(graphs)
+    out = jitter_features(batch, 0.3, torch.Generator().manual_seed(0))
+    assert torch.equal(out.x[:, 1:], batch.x[:, 1:]) and torch.equal(out.edge_index, batch.edge_index)
+    per_graph = [out.x[batch.batch == i, 0].unique() for i in range(6)]
+    assert all(len(v) == 1 for v in per_graph)  # one draw per graph
+    assert len({round(float(v), 6) for v in per_graph}) == 6 and bool(((out.x >= 0) & (out.x <= 1)).all())
+    assert torch.equal(out.x, jitter_features(batch, 0.3, torch.Generator().manual_seed(0)).x)
+    with pytest.raises(ValueError, match="jitter strength"):
+        jitter_features(batch, 1.5, torch.Generator())

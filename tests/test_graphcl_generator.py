@@ -17,7 +17,7 @@ from fmbench.studies.graphcl.generator import (  # noqa: E402
 
 def _digest(g) -> str:
     h = hashlib.sha256()
-    for t in (g.x, g.edge_index, g.edge_label, g.y, g.copies):
+    for t in (g.x, g.edge_index, g.edge_label, g.y):
         h.update(t.numpy().tobytes())
     return h.hexdigest()
 
@@ -38,11 +38,13 @@ def test_sizes_labels_and_connectivity(multiplier, background):
     for label, name in enumerate(MOTIFS):
         for index in range(3):
             g = synthetic_graph(cfg, 0, label, index)
-            copies, size = int(g.copies), motif_size(name)
+            size = motif_size(name)
+            content = int((g.edge_label == 1).sum()) // 2
+            copies = content // len(MOTIFS[name])
+            assert copies in (1, 2) and content == copies * len(MOTIFS[name])
             n_background = g.num_nodes - copies * size
             assert int(np.floor(copies * size * multiplier)) - 2 <= n_background <= int(copies * size * multiplier) + 1
-            content = int((g.edge_label == 1).sum()) // 2
-            assert content == copies * len(MOTIFS[name]) and int(g.y) == label
+            assert int(g.y) == label
             assert g.x.shape == (g.num_nodes, 1) and g.edge_index.max() < g.num_nodes
             graph = nx.Graph(g.edge_index.t().tolist())
             assert graph.number_of_nodes() == g.num_nodes and nx.is_connected(graph)
@@ -68,3 +70,15 @@ def test_bad_parameters_are_refused():
     with pytest.raises(ValueError, match="label"):
         synthetic_graph(GraphConfig(), 0, label=6, index=0)
     assert torch.is_tensor(synthetic_graph(GraphConfig(), 0, 0, 0).edge_label)
+
+
+def test_motifs_share_size_and_edge_count_but_differ_under_1wl():
+    import warnings
+
+    graphs = [nx.Graph(edges) for edges in MOTIFS.values()]
+    assert {(g.number_of_nodes(), g.number_of_edges()) for g in graphs} == {(8, 10)}
+    assert all(nx.is_connected(g) for g in graphs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # networkx notes its hashes changed in 3.5
+        hashes = {nx.weisfeiler_lehman_graph_hash(g, iterations=4) for g in graphs}
+    assert len(hashes) == len(MOTIFS)

@@ -1,6 +1,6 @@
 """Synthetic graphs with a class-defining content motif on a style background (arXiv:2208.02810).
 
-Every graph of class ``c`` holds one or two copies of motif ``c`` (6-8 nodes, :data:`MOTIFS`),
+Every graph of class ``c`` holds one or two copies of motif ``c`` (8 nodes, :data:`MOTIFS`),
 each joined by one edge to a background graph — a uniformly random labelled tree or a
 Barabási–Albert graph (``m = 3``) — of ``floor(copies * motif_size * multiplier) + eps``
 nodes, ``eps`` uniform in ``{-2, ..., 1}``. The style:content ``multiplier`` sets how much of
@@ -10,7 +10,8 @@ away. Node features are constant (``x = 1``): only structure carries the class.
 
 Graph ``i`` of class ``c`` depends only on ``(seed, c, i)`` (numpy's ``SeedSequence``), so
 any graph is generated on its own. Unlike the authors' generator, every random draw is
-seeded, and a motif's size is its number of nodes.
+seeded, and a motif's size is its number of nodes. The motifs are fmbench's own, chosen so
+that size and edge count are the same for every class (the authors' differ, a shortcut).
 
 Example:
     >>> g = synthetic_graph(GraphConfig(multiplier=2), seed=0, label=3, index=0)
@@ -20,7 +21,7 @@ Example:
 
 from __future__ import annotations
 
-import heapq
+import math
 from dataclasses import dataclass
 
 import networkx as nx
@@ -29,14 +30,18 @@ import torch
 from torch_geometric.data import Data
 
 MOTIFS: dict[str, list[tuple[int, int]]] = {
-    "cycle6": [(i, (i + 1) % 6) for i in range(6)],
-    "wheel7": [(0, i) for i in range(1, 7)] + [(i, i % 6 + 1) for i in range(1, 7)],
-    "ladder8": [(i, i + 1) for i in (0, 1, 2, 4, 5, 6)] + [(i, i + 4) for i in range(4)],
-    "prism6": [(0, 1), (1, 2), (2, 0), (3, 4), (4, 5), (5, 3), (0, 3), (1, 4), (2, 5)],
-    "house-pair6": [(0, 1), (1, 2), (2, 3), (3, 0), (0, 4), (1, 4), (2, 5), (3, 5)],
-    "clique6": [(i, j) for i in range(6) for j in range(i + 1, 6)],
+    "ladder": [(0, 1), (1, 2), (2, 3), (4, 5), (5, 6), (6, 7), (0, 4), (1, 5), (2, 6), (3, 7)],
+    "star": [(0, i) for i in range(1, 8)] + [(1, 2), (3, 4), (5, 6)],
+    "lollipop": [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3), (3, 4), (4, 5), (5, 6), (6, 7)],
+    "chorded-cycle": [(i, (i + 1) % 8) for i in range(8)] + [(0, 4), (2, 6)],
+    "triangle-chain": [(0, 1), (1, 2), (2, 0), (2, 3), (3, 4), (4, 2), (4, 5), (5, 6), (6, 4), (6, 7)],
+    "barbell": [(0, 1), (1, 2), (2, 0), (5, 6), (6, 7), (7, 5), (2, 3), (3, 4), (4, 5), (0, 7)],
 }
-"""The six content motifs, one per class (class ``c`` is the ``c``-th), as undirected edge lists."""
+"""The six content motifs, one per class (class ``c`` is the ``c``-th), as undirected edge lists.
+
+All have 8 nodes and 10 edges, so neither a graph's size nor its mean degree gives the class
+away (only structure does), and all are told apart by 1-WL colour refinement (so a GIN can).
+"""
 BACKGROUNDS = ("tree", "ba")
 
 
@@ -75,6 +80,34 @@ def motif_size(name: str) -> int:
     return 1 + max(max(e) for e in MOTIFS[name])
 
 
+def _prufer_tree(n: int, rng: np.random.Generator) -> tuple[list[int], list[int]]:
+    """End points of a random labelled tree's edges, decoding a random Prüfer sequence in linear time.
+
+    Edge ``i`` joins ``leaves[i]`` (the smallest leaf left at step ``i``) to ``parents[i]``, the
+    sequence's ``i``-th entry (the last edge joins the last leaf to node ``n - 1``).
+    """
+    if n < 2:
+        return [], []
+    sequence = rng.integers(0, n, n - 2).tolist()
+    degree = [1] * n
+    for v in sequence:
+        degree[v] += 1
+    scan = leaf = degree.index(1)  # every leaf below `scan` is used up
+    leaves = []
+    for v in sequence:
+        leaves.append(leaf)
+        degree[v] -= 1
+        if degree[v] == 1 and v < scan:
+            leaf = v
+        else:
+            scan += 1
+            while degree[scan] != 1:
+                scan += 1
+            leaf = scan
+    leaves.append(leaf)
+    return leaves, sequence + [n - 1]  # the largest node is never the smallest leaf, so it is left to last
+
+
 def random_tree(n: int, rng: np.random.Generator) -> list[tuple[int, int]]:
     """Edges of a uniformly random labelled tree on ``n`` nodes (a random Prüfer sequence).
 
@@ -82,56 +115,49 @@ def random_tree(n: int, rng: np.random.Generator) -> list[tuple[int, int]]:
         >>> len(random_tree(5, np.random.default_rng(0)))
         4
     """
-    if n < 2:
-        return []
-    sequence = rng.integers(0, n, n - 2).tolist()
-    degree = [1] * n
-    for v in sequence:
-        degree[v] += 1
-    leaves = [v for v in range(n) if degree[v] == 1]
-    heapq.heapify(leaves)
-    edges = []
-    for v in sequence:
-        leaf = heapq.heappop(leaves)
-        edges.append((leaf, v))
-        degree[v] -= 1
-        if degree[v] == 1:
-            heapq.heappush(leaves, v)
-    edges.append((heapq.heappop(leaves), heapq.heappop(leaves)))
-    return edges
+    return list(zip(*_prufer_tree(n, rng)))
 
 
-def _background(config: GraphConfig, n: int, rng: np.random.Generator) -> list[tuple[int, int]]:
+def _background(config: GraphConfig, n: int, rng: np.random.Generator) -> tuple[list[int], list[int]]:
+    """The background's edges as lists of their two end points."""
     if config.background == "tree":
-        return random_tree(n, rng)
-    graph = nx.barabasi_albert_graph(n, min(3, n - 1), seed=int(rng.integers(2**31)))
-    return [(int(a), int(b)) for a, b in graph.edges()]
+        return _prufer_tree(n, rng)
+    edges = list(nx.barabasi_albert_graph(n, min(3, n - 1), seed=int(rng.integers(2**31))).edges())
+    return [int(a) for a, _ in edges], [int(b) for _, b in edges]
+
+
+_MOTIF_ENDS = [tuple(map(list, zip(*edges))) for edges in MOTIFS.values()]  # (sources, targets) per class
+_MOTIF_SIZES = [motif_size(name) for name in MOTIFS]
 
 
 def synthetic_graph(config: GraphConfig, seed: int, label: int, index: int) -> Data:
     """Graph ``index`` of class ``label`` for ``seed``.
 
     Returns a torch_geometric ``Data`` with ``x`` (N, 1) float ones, ``edge_index`` (2, E)
-    holding both directions of every edge, ``edge_label`` (E,) +1 content / -1 style, ``y``
-    (1,) the class, and ``copies`` (1,) the number of motif copies.
+    holding both directions of every edge, ``edge_label`` (E,) +1 content / -1 style, and
+    ``y`` (1,) the class (the number of motif copies is the content edges' count / 20).
     """
     if not 0 <= label < len(MOTIFS):
         raise ValueError(f"label must be in [0, {len(MOTIFS)}), got {label}")
     rng = np.random.default_rng([seed, label, index])
-    name = list(MOTIFS)[label]
-    size = motif_size(name)
-    copies = int(rng.integers(1, config.max_copies + 1))
-    n_background = max(2, int(np.floor(copies * size * config.multiplier)) + int(rng.integers(-2, 2)))
-    edges = [(a, b, -1) for a, b in _background(config, n_background, rng)]
-    for k in range(copies):
+    (motif_src, motif_dst), size = _MOTIF_ENDS[label], _MOTIF_SIZES[label]
+    u = rng.random(2 + 2 * config.max_copies).tolist()  # copies, eps, then each copy's two attach points
+    copies = 1 + int(u[0] * config.max_copies)
+    n_background = max(2, math.floor(copies * size * config.multiplier) - 2 + int(u[1] * 4))
+    src, dst = _background(config, n_background, rng)
+    labels = [-1] * len(src)
+    for k in range(copies):  # the copy's motif edges, then one edge from the copy to the background
         offset = n_background + k * size
-        edges += [(offset + a, offset + b, 1) for a, b in MOTIFS[name]]
-        edges.append((offset + int(rng.integers(size)), int(rng.integers(n_background)), -1))
+        src += [offset + a for a in motif_src] + [offset + int(u[2 + 2 * k] * size)]
+        dst += [offset + b for b in motif_dst] + [int(u[3 + 2 * k] * n_background)]
+        labels += [1] * len(motif_src) + [-1]
     n = n_background + copies * size
     order = rng.permutation(n)  # shuffle node ids: position must not give the motif away
-    e = np.array(edges, dtype=np.int64)
-    src, dst = order[e[:, 0]], order[e[:, 1]]
-    edge_index = torch.from_numpy(np.stack([np.concatenate([src, dst]), np.concatenate([dst, src])]))
-    edge_label = torch.from_numpy(np.concatenate([e[:, 2], e[:, 2]]))
-    return Data(x=torch.ones(n, 1), edge_index=edge_index, edge_label=edge_label,
-                y=torch.tensor([label]), copies=torch.tensor([copies]), num_nodes=n)
+    edges = np.array([src, dst, labels], dtype=np.int64)
+    ends = order[edges[:2]]
+    graph = Data()  # item assignment: cheaper than Data(**kwargs), which probes each key first
+    graph["x"] = torch.ones(n, 1)
+    graph["edge_index"] = torch.from_numpy(np.concatenate([ends, ends[::-1]], axis=1))
+    graph["edge_label"] = torch.from_numpy(np.concatenate([edges[2], edges[2]]))
+    graph["y"] = torch.full((1,), label)
+    return graph
