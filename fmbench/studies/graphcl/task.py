@@ -144,9 +144,10 @@ class GraphProbeTask(Task):
     def load_baseline(self, name: str) -> LoadedModel:
         entry = self.baseline_entry(name)
         if "augment" not in entry:  # the untrained encoder, initialised with seed 0
-            torch.manual_seed(0)
-            return from_module(GIN(GINConfig(in_dim=self.feature_dim)), f"baseline:{name}", name,
-                               interface=self.spec.interface)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(0)
+                encoder = GIN(GINConfig(in_dim=self.feature_dim))
+            return from_module(encoder, f"baseline:{name}", name, interface=self.spec.interface)
         return load_baseline_checkpoint(self, name, checkpoint_path(self, entry["augment"]))
 
     def evaluate(self, model: LoadedModel, seed: int, *, device: str = "cpu", batch_size: int = 256,
