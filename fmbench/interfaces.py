@@ -12,8 +12,35 @@ from __future__ import annotations
 
 import torch
 
-from fmbench.errors import ModelError
+from fmbench.errors import ModelError, first_line
 from fmbench.models import LoadedModel
+
+
+def encode(encoder: object, inputs: object, n: int, dim: int | None, name: str) -> torch.Tensor:
+    """``encoder(inputs)`` as ``(n, d)`` float embeddings on the CPU, else ``ModelError`` naming ``name``.
+
+    Refuses an encoder that raises, returns anything but a 2-D tensor of ``n`` rows, changes
+    width from ``dim`` (the width seen on earlier batches; ``None`` for the first), or returns
+    NaN or infinity.
+
+    Example:
+        >>> encode(lambda x: x * 2, torch.ones(3, 4), 3, None, "batch 0").shape
+        torch.Size([3, 4])
+    """
+    try:
+        z = encoder(inputs)
+    except Exception as e:  # the submission's own code: report whatever it raised
+        raise ModelError(f"{name}: the encoder failed ({type(e).__name__}: {first_line(e, '')})") from None
+    if not isinstance(z, torch.Tensor):
+        raise ModelError(f"{name}: the encoder returned {type(z).__name__}, expected a ({n}, d) tensor")
+    if z.dim() != 2 or z.shape[0] != n:
+        raise ModelError(f"{name}: the encoder returned shape {tuple(z.shape)}, expected ({n}, d): one embedding "
+                         "per input")
+    if dim is not None and z.shape[1] != dim:
+        raise ModelError(f"{name}: the encoder returned width {z.shape[1]} after {dim} on earlier batches")
+    if not torch.isfinite(z).all():
+        raise ModelError(f"{name}: the encoder returned NaN or infinite embeddings")
+    return z.float().cpu()
 
 
 def check_sequence_model(m: LoadedModel, vocab: list[str], sequence_length: int, device: str = "cpu") -> None:

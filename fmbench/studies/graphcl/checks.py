@@ -1,8 +1,7 @@
-"""Validation of graphs and of graph encoders' outputs, with errors that name the culprit.
+"""Validation of graphs, with errors that name the culprit.
 
-Every graph a task scores, and every embedding batch an encoder returns, passes through
-these checks, so a malformed graph or a broken encoder fails with the graph's (or batch's)
-name instead of deep inside a message-passing layer.
+Every graph a task scores passes through :func:`check_graph`, so a malformed graph fails
+with the graph's name instead of deep inside a message-passing layer.
 
 Example:
     >>> import torch
@@ -18,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch_geometric.data import Data
 
-from fmbench.errors import FmbenchError, ModelError
+from fmbench.errors import FmbenchError
 
 
 class GraphError(FmbenchError, ValueError):
@@ -49,20 +48,3 @@ def check_graph(graph: Data, name: str) -> None:
         if lo < 0 or hi >= n:
             bad = lo if lo < 0 else hi
             raise GraphError(f"{name}: edge_index refers to node {bad} but the graph has {n} nodes")
-
-
-def check_embeddings(z: object, num_graphs: int, dim: int | None, name: str) -> torch.Tensor:
-    """``z`` as a float tensor if it is ``(num_graphs, dim)`` and finite, else ``ModelError`` naming ``name``.
-
-    ``dim`` is the width seen on earlier batches (``None`` for the first).
-    """
-    if not isinstance(z, torch.Tensor):
-        raise ModelError(f"{name}: the encoder returned {type(z).__name__}, expected a (num_graphs, d) tensor")
-    if z.dim() != 2 or z.shape[0] != num_graphs:
-        raise ModelError(f"{name}: the encoder returned shape {tuple(z.shape)}, expected ({num_graphs}, d): "
-                         "one embedding per graph")
-    if dim is not None and z.shape[1] != dim:
-        raise ModelError(f"{name}: the encoder returned width {z.shape[1]} after {dim} on earlier batches")
-    if not torch.isfinite(z).all():
-        raise ModelError(f"{name}: the encoder returned NaN or infinite embeddings")
-    return z.float()

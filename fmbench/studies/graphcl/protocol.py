@@ -35,16 +35,16 @@ from typing import Callable
 
 import numpy as np
 import torch
-from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
-from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 from torch_geometric.data import Batch, Data
 
-from fmbench.errors import ModelError, first_line
+from fmbench.errors import ModelError
+from fmbench.interfaces import encode
+from fmbench.probes import linear_probe, standardise
 from fmbench.random_access import stream_key
 from fmbench.studies.graphcl.augment import drop_edges
-from fmbench.studies.graphcl.checks import check_embeddings, check_graph
+from fmbench.studies.graphcl.checks import check_graph
 
 Augmentation = Callable[[Batch, torch.Generator], Batch]
 """A view of a batch drawn with a generator (an augmentation with its ratio bound)."""
@@ -102,15 +102,6 @@ def batches(graphs: list[Data], batch_size: int) -> list[tuple[int, Batch]]:
     return [(i, Batch.from_data_list(graphs[i:i + batch_size])) for i in range(0, len(graphs), batch_size)]
 
 
-def _embed_batch(encoder: torch.nn.Module, batch: Batch, first: int, dim: int | None, device: str) -> torch.Tensor:
-    name = f"batch of graphs {first}-{first + batch.num_graphs - 1}"
-    try:
-        z = encoder(batch.to(device))
-    except Exception as e:  # the submission's own code: report whatever it raised
-        raise ModelError(f"{name}: the encoder failed ({type(e).__name__}: {first_line(e, '')})") from None
-    return check_embeddings(z, batch.num_graphs, dim, name).cpu()
-
-
 @torch.no_grad()
 def embed(encoder: torch.nn.Module, graphs: list[Data], batch_size: int = 256, device: str = "cpu",
           augment: Augmentation | None = None, generator_seed: int = 0) -> torch.Tensor:
@@ -128,7 +119,8 @@ def embed(encoder: torch.nn.Module, graphs: list[Data], batch_size: int = 256, d
     for first, batch in batches(graphs, batch_size):
         if augment is not None:
             batch = augment(batch, torch.Generator().manual_seed(stream_key(generator_seed, "view", first)))
-        out.append(_embed_batch(encoder, batch, first, out[0].shape[1] if out else None, device))
+        out.append(encode(encoder, batch.to(device), batch.num_graphs, out[0].shape[1] if out else None,
+                          f"batch of graphs {first}-{first + batch.num_graphs - 1}"))
     return torch.cat(out)
 
 
@@ -141,18 +133,15 @@ def probe_accuracies(train_z: np.ndarray, train_y: np.ndarray, test_z: np.ndarra
         >>> probe_accuracies(z, y, z, y, seed=0)
         {'probe_accuracy': 1.0, 'svm_accuracy': 1.0}
     """
-    if len(np.unique(train_y)) < 2:
-        raise ValueError("the probe's train split needs at least two classes")
-    scaler = StandardScaler().fit(train_z)
-    a, b = scaler.transform(train_z), scaler.transform(test_z)
-    probe = LogisticRegression(max_iter=2000).fit(a, train_y)
+    probe = linear_probe(train_z, train_y, test_z)
+    a, b = standardise(train_z, test_z)
     folds = min(3, int(np.bincount(train_y).min()))
     if folds >= 2:
         svm = GridSearchCV(SVC(), {"C": list(SVM_C)},
                            cv=StratifiedKFold(folds, shuffle=True, random_state=seed)).fit(a, train_y)
     else:
         svm = SVC().fit(a, train_y)
-    return {"probe_accuracy": float((probe.predict(b) == test_y).mean()),
+    return {"probe_accuracy": float((probe == test_y).mean()),
             "svm_accuracy": float((svm.predict(b) == test_y).mean())}
 
 

@@ -5,7 +5,9 @@ Each step draws two augmented views of a mini-batch (the task's ``generic`` or
 encoder, and minimises the NT-Xent loss (temperature 0.2) between them: the two views of a
 graph attract, every other graph in either view repels. Settings follow the authors' code
 (Adam, lr 0.01, batch 32, 60 epochs, no projection head); shuffling and augmentations are
-seeded, so a run is reproducible on a given device. Labels are never read.
+seeded, so a run is bit-reproducible on one CPU thread (``--threads 1``, the default; with
+more, threaded scatter-adds sum in a varying order and runs drift apart in the last bits).
+Labels are never read.
 
 Run (writes the shipped checkpoint unless ``--out`` is given)::
 
@@ -27,30 +29,14 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from torch.nn import functional as F
 from torch_geometric.data import Batch
 
 from fmbench.checkpoints import save_checkpoint
+from fmbench.nn.contrastive import nt_xent
 from fmbench.nn.gin import GIN, GINConfig
 from fmbench.random_access import stream_key
 from fmbench.registry import make_task
 from fmbench.studies.graphcl.task import GraphProbeTask, augmentation, checkpoint_path
-
-
-def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.2) -> torch.Tensor:
-    """NT-Xent between two views: row ``i`` of ``z1`` and of ``z2`` are positives, all else negatives.
-
-    Example:
-        >>> z = torch.eye(3)
-        >>> bool(nt_xent(z, z) < nt_xent(z, z.roll(1, 0)))
-        True
-    """
-    z = F.normalize(torch.cat([z1, z2]), dim=1)
-    n = len(z1)
-    sim = z @ z.T / temperature
-    sim = sim.masked_fill(torch.eye(2 * n, dtype=torch.bool, device=z.device), float("-inf"))
-    target = torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(z.device)
-    return F.cross_entropy(sim, target)
 
 
 def train_graphcl(task: GraphProbeTask, augment: str, seed: int, epochs: int = 60, batch_size: int = 32,

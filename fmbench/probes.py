@@ -1,0 +1,31 @@
+"""Linear probes on frozen embeddings, shared by the studies that score representation learners.
+
+Example:
+    >>> import numpy as np
+    >>> z = np.array([[0.0], [0.1], [1.0], [1.1]]); y = np.array([0, 0, 1, 1])
+    >>> linear_probe(z, y, z).tolist()
+    [0, 0, 1, 1]
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
+
+
+def standardise(train_z: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
+    """``train_z`` and ``others`` scaled by the train embeddings' mean and standard deviation."""
+    scaler = StandardScaler().fit(train_z)
+    return [scaler.transform(z) for z in (train_z, *others)]
+
+
+def linear_probe(train_z: np.ndarray, train_y: np.ndarray, test_z: np.ndarray) -> np.ndarray:
+    """Predicted classes of ``test_z`` from a logistic-regression probe fitted on standardised train embeddings.
+
+    Deterministic (L-BFGS, no random initialisation); raises ``ValueError`` with fewer than two classes.
+    """
+    if len(np.unique(train_y)) < 2:
+        raise ValueError("the probe's train split needs at least two classes")
+    a, b = standardise(train_z, test_z)
+    return LogisticRegression(max_iter=2000).fit(a, train_y).predict(b)
