@@ -6,7 +6,8 @@ when the header lacks it.
 
 Example:
     >>> import tempfile, os
-    >>> from fmbench.nn.gin import GIN, GINConfig
+    >>> from fmbench.nn.cnn import CNN, CNNConfig
+from fmbench.nn.gin import GIN, GINConfig
 from fmbench.nn.gpt import GPT, GPTConfig
     >>> path = os.path.join(tempfile.mkdtemp(), "m.safetensors")
     >>> save_checkpoint(GPT(GPTConfig(vocab_size=5, n_embd=8)), path, {"note": "x"})
@@ -30,6 +31,7 @@ from safetensors.torch import load_model, save_model
 
 from fmbench.errors import ModelError
 from fmbench.io import atomic_path
+from fmbench.nn.cnn import CNN, CNNConfig
 from fmbench.nn.gin import GIN, GINConfig
 from fmbench.nn.gpt import GPT, GPTConfig
 
@@ -37,8 +39,9 @@ from fmbench.nn.gpt import GPT, GPTConfig
 ARCHITECTURES: dict[str, tuple[Callable[[dict], object], Callable[[object], torch.nn.Module]]] = {
     "gpt": (GPTConfig.from_dict, GPT),
     "gin": (GINConfig.from_dict, GIN),
+    "cnn": (CNNConfig.from_dict, CNN),
 }
-INTERFACES = {"gpt": "sequence-model", "gin": "graph-encoder"}
+INTERFACES = {"gpt": "sequence-model", "gin": "graph-encoder", "cnn": "image-encoder"}
 """The task interface each architecture serves."""
 
 

@@ -1,0 +1,1 @@
+"""Unsupervised federated learning (arXiv:2205.11506): partitions, federated tasks, Orchestra."""

@@ -1,0 +1,121 @@
+"""Federated split tasks: partition-backed data, stats and export, the probe evaluator, bad encoders."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+import fmbench
+from fmbench.errors import ModelError
+from fmbench.fashion_mnist import load_fashion_mnist
+from fmbench.models import LoadedModel, from_module
+from fmbench.studies.federated.task import FederatedTask, labelled_subset
+
+TID = "fmbench/FedFashionA0p1C10-v0"
+
+
+@pytest.fixture(scope="module")
+def task() -> FederatedTask:
+    return fmbench.make_task(TID)
+
+
+def test_partition_stats_and_export_agree(task):
+    stats = task.stats(0)
+    train, test = task.partitions(0)
+    for split, part in (("train", train), ("test", test)):
+        s = stats[split]
+        assert len(s["client_sizes"]) == 10 and sum(s["client_sizes"]) + s["unassigned"] == s["samples"]
+        hist = np.array(s["class_histograms"])
+        assert hist.shape == (10, 10) and (hist.sum(1) == s["client_sizes"]).all()
+        clients = np.concatenate([c["client"] for c in task.export_chunks(split, 0)])
+        assert np.array_equal(clients, part.client_of)
+    assert stats["train"]["classes_per_client"] < 9  # alpha 0.1: clients see few classes
+    assert not np.array_equal(task.partitions(1)[0].client_of, train.client_of)
+
+
+def test_export_rows_are_the_dataset(task):
+    chunk = next(iter(task.export_chunks("test", 0)))
+    images, labels = load_fashion_mnist("test")
+    assert np.array_equal(chunk["image"], images[:10_000]) and np.array_equal(chunk["label"], labels[:10_000])
+
+
+def test_labelled_subset_is_balanced_and_seeded():
+    _, labels = load_fashion_mnist("train")
+    a = labelled_subset(labels, 0.01, 0)
+    assert len(a) == 600 and (np.bincount(labels[a]) == 60).all()
+    assert np.array_equal(a, labelled_subset(labels, 0.01, 0))
+    assert not np.array_equal(a, labelled_subset(labels, 0.01, 1))
+
+
+def test_random_baseline_scores_are_consistent(task):
+    scores = task.evaluate(task.load_baseline("random"), seed=0, limit=30)
+    assert set(task.spec.metrics) == set(scores)
+    assert 0.1 < scores["probe_accuracy"] <= 1 and scores["client_accuracy_min"] <= scores["client_accuracy_mean"]
+    assert scores["probe_accuracy_1pct"] <= 1
+
+
+class PixelMean(torch.nn.Module):
+    """A known encoder: the mean intensity of each image's four quadrants."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.ones(1))
+
+    def forward(self, x):
+        q = x.unflatten(2, (2, 14)).unflatten(4, (2, 14)).mean((3, 5))
+        return q.flatten(1) * self.w
+
+
+def test_per_client_accuracy_is_the_probe_grouped_by_client(task):
+    from fmbench.probes import linear_probe
+
+    model = from_module(PixelMean(), "pixel-mean", "pixel-mean", interface="image-encoder")
+    scores = task.evaluate(model, seed=0, limit=40)
+    (train_x, train_y), (test_x, test_y) = load_fashion_mnist("train"), load_fashion_mnist("test")
+    rows = [np.sort(np.concatenate([np.flatnonzero(y == c)[:40] for c in range(10)])) for y in (train_y, test_y)]
+    z = [task.embed(model, x[r], "cpu", 64) for x, r in zip((train_x, test_x), rows)]
+    predicted = linear_probe(z[0], train_y[rows[0]], z[1])
+    client = task.partitions(0)[1].client_of[rows[1]]
+    per_client = [np.mean(predicted[client == c] == test_y[rows[1]][client == c]) for c in np.unique(client)]
+    assert scores["probe_accuracy"] == pytest.approx(np.mean(predicted == test_y[rows[1]]))
+    assert scores["client_accuracy_mean"] == pytest.approx(np.mean(per_client))
+    assert scores["client_accuracy_min"] == pytest.approx(np.min(per_client))
+
+
+@pytest.mark.parametrize("output,message", [
+    (lambda x: torch.zeros(len(x) + 1, 4), r"shape \(3, 4\), expected \(2, d\)"),
+    (lambda x: torch.full((len(x), 4), float("nan")), "NaN"),
+    (lambda x: x.sum(), "shape \\(\\)"),
+])
+def test_bad_encoders_are_named(task, output, message):
+    class Bad(torch.nn.Module):
+        def forward(self, x):
+            return output(x)
+
+    with pytest.raises(ModelError, match=message) as e:
+        task.check_model(from_module(Bad(), "bad", "bad", interface="image-encoder"))
+    assert "batch of images 0-1" in str(e.value)
+
+
+def test_wrong_interface_and_non_module_are_refused(task):
+    with pytest.raises(ModelError, match="interface 'sequence-model'"):
+        task.check_model(from_module(PixelMean(), "x", "x"))
+    plain = LoadedModel(model=lambda x: x, spec="p", name="p", interface="image-encoder", n_params=None,
+                        weights_sha256=None, dtype="none")
+    with pytest.raises(ModelError, match="torch.nn.Module"):
+        task.check_model(plain)
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"participation": 0.0}, r"participation must be in \(0, 1\]"),
+    ({"participation": 1.5}, r"participation must be in \(0, 1\]"),
+    ({"local_epochs": 0}, "local_epochs"),
+    ({"dataset": "cifar10"}, "dataset"),
+])
+def test_bad_task_parameters_are_refused(task, change, message):
+    spec = dataclasses.replace(task.spec, params={**task.spec.params, **change})
+    with pytest.raises(ValueError, match=message):
+        FederatedTask(spec)
