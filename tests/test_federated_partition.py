@@ -149,15 +149,12 @@ def test_controlled_rounding_guarantee(seed):
 
 def test_controlled_rounding_repairs_rows_the_first_pass_misses(monkeypatch):
     target = np.array([[2, 4, 9, 5], [0, 0, 3, 7], [5, 0, 0, 0], [0, 2, 1, 8], [3, 4, 7, 0]]) / 10  # found by search
-    moves = []
-    monkeypatch.setattr(P, "_move_one", lambda *a: moves.append(1) or _MOVE_ONE(*a))
+    moves, move_one = [], P._move_one
+    monkeypatch.setattr(P, "_move_one", lambda *a: moves.append(1) or move_one(*a))
     counts = P._round_matrix(target, target.sum(1))
     assert moves and counts.sum(0).tolist() == [1, 1, 2, 2]
     assert ((counts == np.floor(target)) | (counts == np.ceil(target))).all()
     assert (np.abs(counts.sum(1) - target.sum(1)) < 1).all()
-
-
-_MOVE_ONE = P._move_one
 
 
 def test_controlled_rounding_refuses_row_sums_unlike_the_targets():
