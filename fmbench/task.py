@@ -147,6 +147,12 @@ class Task(abc.ABC):
     def load_baseline(self, name: str) -> "LoadedModel":
         """A shipped baseline model by name (see ``spec.baselines``)."""
 
+    def check_interface(self, model: "LoadedModel") -> None:
+        """Raise ``ModelError`` unless ``model`` declares the task's interface."""
+        if model.interface != self.spec.interface:
+            raise ModelError(f"{model.spec} has interface {model.interface!r}; this task scores a "
+                             f"{self.spec.interface!r}")
+
     def baseline_entry(self, name: str) -> dict[str, Any]:
         """The spec entry of baseline ``name``; ``ModelError`` naming the shipped ones if there is none."""
         if name not in self.spec.baselines:

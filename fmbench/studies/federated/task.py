@@ -151,9 +151,7 @@ class FederatedTask(Task):
         return np.concatenate(out)
 
     def check_model(self, model: LoadedModel) -> None:
-        if model.interface != self.spec.interface:
-            raise ModelError(f"{model.spec} has interface {model.interface!r}; this task scores an "
-                             f"{self.spec.interface!r}")
+        self.check_interface(model)
         encoder = model.model
         device = next((str(p.device) for p in getattr(encoder, "parameters", lambda: [])()), "cpu")
         self.embed(model, load_fashion_mnist("test")[0][:2], device, 2)

@@ -35,7 +35,6 @@ import numpy as np
 import torch
 from torch_geometric.data import Batch, Data
 
-from fmbench.errors import ModelError
 from fmbench.fashion_mnist import load_fashion_mnist
 from fmbench.models import LoadedModel, from_module, load_baseline_checkpoint
 from fmbench.nn.gin import GIN, GINConfig
@@ -134,9 +133,7 @@ class GraphProbeTask(Task):
                 "(same architecture, re-initialised) can be scored beside it.")
 
     def check_model(self, model: LoadedModel) -> None:
-        if model.interface != self.spec.interface:
-            raise ModelError(f"{model.spec} has interface {model.interface!r}; "
-                             f"this task scores a {self.spec.interface!r}")
+        self.check_interface(model)
         encoder = check_encoder(model.model)
         device = next((str(p.device) for p in encoder.parameters()), "cpu")
         embed(encoder, self.graphs("test", 0, limit=1), device=device)
