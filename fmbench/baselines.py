@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fmbench.errors import SubmissionError
+from fmbench.errors import DataError, SubmissionError
 from fmbench.leaderboard import default_dir, entries, render, submit
 from fmbench.models import load_model
 from fmbench.registry import list_tasks, make_task
@@ -29,9 +29,18 @@ def entry_name(baseline: str) -> str:
 
 
 def submit_baselines(task_ids: list[str], seeds: list[int], runs: Path, root: Path) -> None:
-    """Evaluate and submit each task's baselines that are not on its leaderboard yet."""
+    """Evaluate and submit each task's baselines that are not on its leaderboard yet.
+
+    Tasks on data the user brings (CIFAR) that is not on this machine are skipped with a line.
+    """
     for tid in task_ids:
         task = make_task(tid)
+        if task.user_data():
+            try:
+                task.data_hash(0)
+            except DataError as e:
+                print(f"{tid}: skipped: {e}")
+                continue
         present = {e["submission"]["name"] for e in entries(tid, root)}
         for name in task.spec.baselines:
             if entry_name(name) in present:

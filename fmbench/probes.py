@@ -9,6 +9,8 @@ Example:
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
@@ -24,8 +26,12 @@ def linear_probe(train_z: np.ndarray, train_y: np.ndarray, test_z: np.ndarray) -
     """Predicted classes of ``test_z`` from a logistic-regression probe fitted on standardised train embeddings.
 
     Deterministic (L-BFGS, no random initialisation); raises ``ValueError`` with fewer than two classes.
+    Labels are classes even when there are few samples per class (scikit-learn's warning that
+    they might be regression targets is silenced).
     """
     if len(np.unique(train_y)) < 2:
         raise ValueError("the probe's train split needs at least two classes")
     a, b = standardise(train_z, test_z)
-    return LogisticRegression(max_iter=2000).fit(a, train_y).predict(b)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The number of unique classes is greater than 50%")
+        return LogisticRegression(max_iter=2000).fit(a, train_y).predict(b)

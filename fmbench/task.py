@@ -117,6 +117,10 @@ class Task(abc.ABC):
         """Token strings of token tasks (a token's id is its index), else ``None``."""
         return None
 
+    def user_data(self) -> str | None:
+        """The environment variable naming the user's own copy of data fmbench cannot install, else ``None``."""
+        return None
+
     @abc.abstractmethod
     def data_hash(self, seed: int) -> str:
         """sha256 fingerprint of all of the task's data for ``seed``."""
@@ -172,4 +176,5 @@ class Task(abc.ABC):
             "baselines": {k: v.get("description", "") for k, v in s.baselines.items()},
             "version_history": s.history, "spec_file": s.spec_file,
             **({"vocab": self.vocab} if self.vocab else {}),
+            **({"user_data": self.user_data()} if self.user_data() else {}),
         }

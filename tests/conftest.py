@@ -1,4 +1,5 @@
-"""Shared fixtures: running the real CLI, result files made once per session, a tiny spec root.
+"""Shared fixtures: running the real CLI, result files made once per session, a tiny spec root,
+stand-in copies of the data sets a user brings (CIFAR).
 
 Nothing here writes into the checkout: every file lives under pytest's tmp dirs, and CLI
 subprocesses get ``FMBENCH_LEADERBOARDS`` pointing at a throwaway folder so that a command
@@ -7,14 +8,17 @@ run without ``--leaderboards`` can never touch the repository's ``leaderboards/`
 
 from __future__ import annotations
 
+import hashlib
 import os
+import pickle
 import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
+import numpy as np
 import pytest
 
 DIRECT_TASK = "fmbench/ComposeDirect-v0"  # the cheapest registered task (20-token documents)
@@ -110,3 +114,51 @@ def tiny_spec_root(tmp_path_factory) -> Path:
     assert re.search(r'^arxiv = "2311\.12997"', study.read_text(), re.M)
     study.write_text(study.read_text() + TINY_TASK_TOML)
     return root
+
+
+def write_cifar(root: Path, name: str, n_train: int = 1000, n_test: int = 500, seed: int = 0) -> dict[str, str]:
+    """Write a stand-in copy of CIFAR ``name`` into ``root`` (the published layout and pickle format,
+    random images, classes in turn); return each file's md5.
+
+    The pickles name numpy's array constructor ``numpy.core.multiarray._reconstruct``, as the
+    published files (written by Python 2) do.
+    """
+    from fmbench.cifar import SOURCES
+
+    source = SOURCES[name]
+    folder = root / source.folder
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    md5 = {}
+    for split, files in source.files.items():
+        per_file = (n_train if split == "train" else n_test) // len(files)
+        for i, file in enumerate(files):
+            labels = [(i * per_file + j) % source.n_classes for j in range(per_file)]
+            batch = {"batch_label": f"{split} batch {i}", "data": rng.integers(0, 256, (per_file, 3072), np.uint8),
+                     source.label_key: labels}
+            data = pickle.dumps(batch, protocol=2).replace(b"numpy._core.multiarray", b"numpy.core.multiarray")
+            (folder / file).write_bytes(data)
+            md5[file] = hashlib.md5(data).hexdigest()
+    return md5
+
+
+@pytest.fixture(scope="module")
+def user_data(tmp_path_factory) -> Iterator[set[str]]:
+    """Stand-in copies of the data sets users bring (CIFAR-10/100) wherever the real one is not set.
+
+    Sets ``$FMBENCH_CIFAR10`` / ``$FMBENCH_CIFAR100`` to a stand-in folder (1,000 training and
+    500 test images) and its md5s as the expected ones, for the module; yields the environment
+    variables it set (empty where the user's real copies are configured).
+    """
+    from fmbench import cifar
+
+    faked = set()
+    with pytest.MonkeyPatch.context() as mp:
+        for name, source in cifar.SOURCES.items():
+            if os.environ.get(source.env_var):
+                continue
+            root = tmp_path_factory.mktemp(name)
+            mp.setitem(cifar.MD5, name, write_cifar(root, name))
+            mp.setenv(source.env_var, str(root))
+            faked.add(source.env_var)
+        yield faked

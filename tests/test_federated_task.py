@@ -113,9 +113,45 @@ def test_wrong_interface_and_non_module_are_refused(task):
     ({"participation": 0.0}, r"participation must be in \(0, 1\]"),
     ({"participation": 1.5}, r"participation must be in \(0, 1\]"),
     ({"local_epochs": 0}, "local_epochs"),
-    ({"dataset": "cifar10"}, "dataset"),
+    ({"dataset": "imagenet"}, "dataset must be one of"),
 ])
 def test_bad_task_parameters_are_refused(task, change, message):
     spec = dataclasses.replace(task.spec, params={**task.spec.params, **change})
     with pytest.raises(ValueError, match=message):
         FederatedTask(spec)
+
+
+def test_cifar_tasks_split_the_users_copy_and_score_rgb_encoders(user_data):
+    from fmbench.studies.federated.flower import RunConfig, client_images, initial_model, local_training
+
+    task = fmbench.make_task("fmbench/FedCIFAR100A0p1C10-v0")
+    assert task.user_data() == "FMBENCH_CIFAR100" and "(B, 3, 32, 32) (RGB)" in task.input_format()
+    images, labels = task.source.load("train")
+    stats = task.stats(0)
+    assert sum(stats["train"]["client_sizes"]) == len(labels) and len(stats["train"]["class_histograms"][0]) == 100
+    chunk = next(iter(task.export_chunks("train", 0)))
+    assert chunk["image"].shape[1:] == (32, 32, 3) and np.array_equal(chunk["client"], task.partitions(0)[0].client_of)
+    scores = task.evaluate(task.load_baseline("random"), seed=0, limit=3)
+    assert set(scores) == set(task.spec.metrics) and 0 <= scores["probe_accuracy"] <= 1
+    cfg = RunConfig(task=task.id, method="orchestra", samples_per_client=16, batch_size=8, width=4, embedding_dim=8)
+    x = client_images(cfg, partition=3, server_round=1)
+    assert x.shape == (16, 3, 32, 32) and 0 <= float(x.min()) <= float(x.max()) <= 1
+    model = initial_model(cfg)
+    result = local_training(model, x, cfg, epochs=1, key=(0, 1, 3))
+    assert result["samples"] == 16 and np.isfinite(result["loss"])
+
+
+def test_seeds_share_the_full_probe_until_the_weights_change(task):
+    encoder = PixelMean()
+    calls = []
+    encoder.register_forward_hook(lambda *_: calls.append(1))
+    model = from_module(encoder, "pixel-mean", "pixel-mean", interface="image-encoder")
+    first = task.evaluate(model, seed=0, limit=20)
+    n = len(calls)
+    second = task.evaluate(model, seed=1, limit=20)
+    assert len(calls) == n and second["probe_accuracy"] == first["probe_accuracy"]  # embeddings reused
+    assert second["client_accuracy_mean"] != first["client_accuracy_mean"]  # the seed's partition still applies
+    with torch.no_grad():
+        encoder.w.mul_(2)
+    task.evaluate(model, seed=1, limit=20)
+    assert len(calls) == 2 * n  # new weights: embedded again

@@ -344,3 +344,12 @@ def test_concurrent_submits_under_one_name(tmp_path, complete_result_file):
     assert [p.name for p in (root / TASK).glob("*.json")] == ["same.json"]
     assert not leftovers(root)
     validate(root / TASK / "same.json")
+
+
+def test_baselines_job_skips_tasks_whose_user_data_is_missing(tmp_path, monkeypatch, capsys):
+    from fmbench.baselines import submit_baselines
+
+    monkeypatch.delenv("FMBENCH_CIFAR10", raising=False)
+    submit_baselines(["fmbench/FedCIFAR10A0p1C10-v0"], [0], tmp_path / "runs", tmp_path / "boards")
+    assert "FedCIFAR10A0p1C10-v0: skipped: CIFAR-10 is not on this machine" in capsys.readouterr().out
+    assert not (tmp_path / "runs").exists() and not list((tmp_path / "boards").glob("fmbench/*/*.json"))

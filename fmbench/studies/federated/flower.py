@@ -34,11 +34,10 @@ from typing import Any, Callable, Iterable
 import numpy as np
 import torch
 
-from fmbench.fashion_mnist import load_fashion_mnist
 from fmbench.random_access import stream_key
 from fmbench.registry import make_task
 from fmbench.studies.federated.methods import MethodConfig, make_method, server_update
-from fmbench.studies.federated.task import FederatedTask
+from fmbench.studies.federated.task import FederatedTask, images_to_tensor
 
 
 @dataclass(frozen=True)
@@ -56,7 +55,9 @@ class RunConfig:
     embedding_dim: int = 128
 
     def method_config(self) -> MethodConfig:
-        return MethodConfig(width=self.width, embedding_dim=self.embedding_dim)
+        """The method's backbone for the task's images."""
+        return MethodConfig(in_channels=_task(self.task).source.shape[0], width=self.width,
+                            embedding_dim=self.embedding_dim)
 
     def participants(self, n_clients: int, participation: float, server_round: int) -> np.ndarray:
         """The sorted partition ids taking part in ``server_round``."""
@@ -81,12 +82,13 @@ def _task(task_id: str) -> FederatedTask:
 
 
 def client_images(cfg: RunConfig, partition: int, server_round: int) -> torch.Tensor:
-    """The client's training images for a round, (N, 1, 28, 28) floats (a seeded sample if capped)."""
-    indices = _task(cfg.task).partitions(cfg.seed)[0].indices(partition)
+    """The client's training images for a round, (N, C, H, W) floats (a seeded sample if capped)."""
+    task = _task(cfg.task)
+    indices = task.partitions(cfg.seed)[0].indices(partition)
     if cfg.samples_per_client is not None and len(indices) > cfg.samples_per_client:
         rng = np.random.default_rng([stream_key("federated-sample"), cfg.seed, server_round, partition])
         indices = np.sort(rng.choice(indices, size=cfg.samples_per_client, replace=False))
-    return torch.tensor(load_fashion_mnist("train")[0][indices], dtype=torch.float32).div_(255).unsqueeze(1)
+    return images_to_tensor(task.source.load("train")[0][indices])
 
 
 def local_training(model: torch.nn.Module, images: torch.Tensor, cfg: RunConfig, epochs: int,
@@ -261,7 +263,8 @@ def main(argv: list[str] | None = None) -> None:
                     samples_per_client=args.samples_per_client)
     model, history = run_federated(cfg, cpus=args.cpus)
     save_checkpoint(model.backbone, args.out, {"task": args.task, "method": args.method, "seed": args.seed,
-                                               "rounds": args.rounds, "history": history})
+                                               "rounds": args.rounds, "samples_per_client": args.samples_per_client,
+                                               "history": history})
     print(f"wrote {args.out}")
 
 

@@ -39,6 +39,7 @@ from fmbench.studies.federated.augment import rotated, simclr_view
 class MethodConfig:
     """Backbone and method hyper-parameters (Orchestra's defaults scaled down: 64 global, 8 local clusters)."""
 
+    in_channels: int = 1
     width: int = 32
     embedding_dim: int = 128
     projection_dim: int = 64
@@ -72,7 +73,7 @@ class SimCLR(nn.Module):
     def __init__(self, config: MethodConfig) -> None:
         super().__init__()
         self.config = config
-        self.backbone = CNN(CNNConfig(width=config.width, embedding_dim=config.embedding_dim))
+        self.backbone = CNN(CNNConfig(config.in_channels, config.width, config.embedding_dim))
         d = config.embedding_dim
         self.projector = nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Linear(d, config.projection_dim))
 
@@ -97,7 +98,7 @@ class Orchestra(nn.Module):
         super().__init__()
         self.config = config
         d, p = config.embedding_dim, config.projection_dim
-        self.backbone = CNN(CNNConfig(width=config.width, embedding_dim=d))
+        self.backbone = CNN(CNNConfig(config.in_channels, config.width, d))
         self.projector = nn.Sequential(nn.Linear(d, d, bias=False), nn.BatchNorm1d(d), nn.ReLU(),
                                        nn.Linear(d, p, bias=False), nn.BatchNorm1d(p, affine=False))
         self.target_backbone = copy.deepcopy(self.backbone).requires_grad_(False)

@@ -1,19 +1,22 @@
 """Federated split tasks: how good is an encoder learned without labels from partitioned clients?
 
-A task fixes a dataset, a partition of its training set among ``n_clients`` clients
-(Orchestra's balanced Dirichlet split with concentration ``alpha``: every client the same
-size, class proportions per client drawn from Dirichlet(alpha)), the test set split by the
-same matrix, and the training protocol a submission must follow: the fraction of clients
-taking part in each round (``participation``) and local epochs per round. The partition is
-deterministic for the evaluation seed; ``fmbench data export`` gives each sample's client.
+A task fixes a data set (Fashion-MNIST, installed by fmbench's setup; CIFAR-10 or CIFAR-100,
+read from the user's own copy: see :mod:`fmbench.cifar`), a partition of its training set
+among ``n_clients`` clients (Orchestra's balanced Dirichlet split with concentration
+``alpha``: every client the same size, class proportions per client drawn from
+Dirichlet(alpha)), the test set split by the same matrix, and the training protocol a
+submission must follow: the fraction of clients taking part in each round
+(``participation``) and local epochs per round. The partition is deterministic for the
+evaluation seed; ``fmbench data export`` gives each sample's client.
 
-Any image encoder (``torch.nn.Module``: float images ``(B, 1, 28, 28)`` in [0, 1] ->
-``(B, d)``) is scored the paper's way: frozen, a linear probe (logistic regression on
-standardised embeddings) fitted on the centralised labelled training set and scored on the
-test set (``probe_accuracy``); the same probe fitted on a class-balanced 10% and 1% of the
-labels, drawn from the seed (``probe_accuracy_10pct``, ``probe_accuracy_1pct``; the paper
-fine-tunes the whole network there, fmbench keeps it frozen); and the full probe's accuracy
-on each client's test split (``client_accuracy_mean`` / ``_std`` / ``_min``).
+Any image encoder (``torch.nn.Module``: float images ``(B, C, H, W)`` in [0, 1] -> ``(B, d)``;
+``(1, 28, 28)`` for Fashion-MNIST, ``(3, 32, 32)`` RGB for CIFAR) is scored the paper's way:
+frozen, a linear probe (logistic regression on standardised embeddings) fitted on the
+centralised labelled training set and scored on the test set (``probe_accuracy``); the same
+probe fitted on a class-balanced 10% and 1% of the labels, drawn from the seed
+(``probe_accuracy_10pct``, ``probe_accuracy_1pct``; the paper fine-tunes the whole network
+there, fmbench keeps it frozen); and the full probe's accuracy on each client's test split
+(``client_accuracy_mean`` / ``_std`` / ``_min``).
 
 Example:
     >>> import fmbench
@@ -26,15 +29,18 @@ Example:
 from __future__ import annotations
 
 import hashlib
-from functools import lru_cache
+from dataclasses import dataclass
+from functools import lru_cache, partial
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
 
+from fmbench.checkpoints import weights_sha256
 from fmbench.errors import ModelError
-from fmbench.fashion_mnist import load_fashion_mnist
+from fmbench.cifar import SOURCES as CIFAR, cifar_dir, load_cifar
+from fmbench.fashion_mnist import fashion_mnist_dir, load_fashion_mnist
 from fmbench.interfaces import encode
 from fmbench.models import LoadedModel, from_module, load_baseline_checkpoint
 from fmbench.nn.cnn import CNN, CNNConfig
@@ -48,18 +54,49 @@ SPLITS = ("train", "test")
 LABEL_FRACTIONS = {"10pct": 0.1, "1pct": 0.01}
 
 
+@dataclass(frozen=True)
+class ImageSource:
+    """A data set a federated task splits: its loader, its folder, the encoder's input shape, split sizes."""
+
+    load: Callable[[str], tuple[np.ndarray, np.ndarray]]
+    folder: Callable[[], Path]
+    shape: tuple[int, int, int]
+    sizes: dict[str, int]
+    env_var: str | None = None
+    """The environment variable naming the user's own copy; ``None``: fmbench's setup installs it."""
+
+
+DATASETS = {
+    "fashion-mnist": ImageSource(load_fashion_mnist, fashion_mnist_dir, (1, 28, 28), {"train": 60_000, "test": 10_000}),
+    **{name: ImageSource(partial(load_cifar, name), partial(cifar_dir, name), (3, 32, 32),
+                         {"train": 50_000, "test": 10_000}, source.env_var) for name, source in CIFAR.items()},
+}
+"""The data sets a task's ``dataset`` parameter can name."""
+
+
+def images_to_tensor(images: np.ndarray, device: str = "cpu") -> torch.Tensor:
+    """uint8 images ``(N, H, W)`` (grayscale) or ``(N, H, W, C)`` -> float ``(N, C, H, W)`` in [0, 1].
+
+    Example:
+        >>> images_to_tensor(np.zeros((2, 32, 32, 3), np.uint8)).shape
+        torch.Size([2, 3, 32, 32])
+    """
+    x = torch.tensor(images, dtype=torch.float32, device=device).div_(255)
+    return x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2).contiguous()
+
+
 @lru_cache(maxsize=16)
-def _partitions(alpha: float, n_clients: int, seed: int) -> tuple[Partition, Partition]:
-    _, train_y = load_fashion_mnist("train")
-    _, test_y = load_fashion_mnist("test")
+def _partitions(dataset: str, folder: Path, alpha: float, n_clients: int, seed: int) -> tuple[Partition, Partition]:
+    _, train_y = DATASETS[dataset].load("train")
+    _, test_y = DATASETS[dataset].load("test")
     return balanced_dirichlet(train_y, n_clients, alpha, seed, test_labels=test_y)
 
 
-@lru_cache(maxsize=1)
-def _images_digest() -> str:
+@lru_cache(maxsize=4)
+def _images_digest(dataset: str, folder: Path) -> str:
     h = hashlib.sha256()
     for split in SPLITS:
-        images, labels = load_fashion_mnist(split)
+        images, labels = DATASETS[dataset].load(split)
         h.update(images.tobytes())
         h.update(labels.tobytes())
     return h.hexdigest()
@@ -79,15 +116,17 @@ def labelled_subset(labels: np.ndarray, fraction: float, seed: int) -> np.ndarra
 
 
 class FederatedTask(Task):
-    """Fashion-MNIST split among clients; scores frozen image encoders by linear probes."""
+    """An image data set split among clients; scores frozen image encoders by linear probes."""
 
     splits = SPLITS
 
     def __init__(self, spec) -> None:
         super().__init__(spec)
         p = spec.params
-        if p.get("dataset") != "fashion-mnist":
-            raise ValueError(f"{spec.id}: dataset must be 'fashion-mnist', got {p.get('dataset')!r}")
+        if p.get("dataset") not in DATASETS:
+            raise ValueError(f"{spec.id}: dataset must be one of {sorted(DATASETS)}, got {p.get('dataset')!r}")
+        self.source = DATASETS[p["dataset"]]
+        self._probe_cache: tuple[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
         if not 0 < p["participation"] <= 1:
             raise ValueError(f"{spec.id}: participation must be in (0, 1], got {p['participation']}")
         if not (isinstance(p["local_epochs"], int) and p["local_epochs"] >= 1):
@@ -97,17 +136,22 @@ class FederatedTask(Task):
     def partitions(self, seed: int) -> tuple[Partition, Partition]:
         """The train and test partitions among clients for ``seed``."""
         p = self.spec.params
-        return _partitions(float(p["alpha"]), int(p["n_clients"]), check_seed(seed))
+        return _partitions(p["dataset"], self.source.folder(), float(p["alpha"]), int(p["n_clients"]),
+                           check_seed(seed))
+
+    def user_data(self) -> str | None:
+        return self.source.env_var
 
     def split_size(self, split: str) -> int:
+        """The published size (a CIFAR copy whose md5s differ is refused, so the files cannot disagree)."""
         self.check_split(split)
-        return len(load_fashion_mnist(split)[1])
+        return self.source.sizes[split]
 
     def export_chunks(self, split: str, seed: int) -> Iterator[dict[str, np.ndarray]]:
-        """Chunks of 10,000: ``ids`` (index in the split's file), ``image`` uint8 (28, 28), ``label``
+        """Chunks of 10,000: ``ids`` (index in the split), ``image`` uint8 (28, 28) or (32, 32, 3), ``label``
         and ``client`` (-1: left out by the partition)."""
         self.check_split(split)
-        images, labels = load_fashion_mnist(split)
+        images, labels = self.source.load(split)
         client = self.partitions(seed)[self.splits.index(split)].client_of
         for start in range(0, len(labels), 10_000):
             rows = slice(start, start + 10_000)
@@ -115,7 +159,7 @@ class FederatedTask(Task):
                    "client": client[rows]}
 
     def data_hash(self, seed: int) -> str:
-        h = hashlib.sha256(f"{self.id}|{_images_digest()}".encode())
+        h = hashlib.sha256(f"{self.id}|{_images_digest(self.spec.params['dataset'], self.source.folder())}".encode())
         for part in self.partitions(seed):
             h.update(part.client_of.tobytes())
         return h.hexdigest()
@@ -123,7 +167,7 @@ class FederatedTask(Task):
     def stats(self, seed: int) -> dict[str, Any]:
         out: dict[str, Any] = {"task": self.id, "seed": seed, "clients": int(self.spec.params["n_clients"])}
         for split, part in zip(self.splits, self.partitions(seed)):
-            counts = part.class_counts(load_fashion_mnist(split)[1])
+            counts = part.class_counts(self.source.load(split)[1])
             out[split] = {"samples": int(len(part.client_of)), "unassigned": part.unassigned,
                           "client_sizes": part.sizes.tolist(),
                           "classes_per_client": float((counts > 0).sum(1).mean()),
@@ -132,11 +176,13 @@ class FederatedTask(Task):
 
     # ---- models ---------------------------------------------------------------------------------
     def input_format(self) -> str:
-        return ("An image encoder: a torch.nn.Module mapping float images (B, 1, 28, 28) with values in [0, 1] "
-                "to embeddings (B, d), d fixed. It is used frozen (eval mode, no gradients).")
+        c, h, w = self.source.shape
+        return (f"An image encoder: a torch.nn.Module mapping float images (B, {c}, {h}, {w}) "
+                f"{'(RGB) ' if c == 3 else ''}with values in [0, 1] to embeddings (B, d), d fixed. "
+                "It is used frozen (eval mode, no gradients).")
 
     def embed(self, model: LoadedModel, images: np.ndarray, device: str, batch_size: int) -> np.ndarray:
-        """Frozen embeddings of uint8 ``images`` (N, 28, 28); ``ModelError`` naming the batch if one is malformed."""
+        """Frozen embeddings of uint8 ``images`` (N, H, W[, C]); ``ModelError`` naming the batch if one is malformed."""
         encoder = model.model
         if not isinstance(encoder, torch.nn.Module):
             raise ModelError(f"{model.spec}: an image encoder must be a torch.nn.Module, got {type(encoder).__name__}")
@@ -144,8 +190,7 @@ class FederatedTask(Task):
         out: list[np.ndarray] = []
         with torch.no_grad():
             for start in range(0, len(images), batch_size):
-                batch = torch.tensor(images[start:start + batch_size], dtype=torch.float32, device=device)
-                batch = batch.div_(255).unsqueeze(1)
+                batch = images_to_tensor(images[start:start + batch_size], device)
                 out.append(encode(encoder, batch, len(batch), out[0].shape[1] if out else None,
                                   f"{model.spec}: batch of images {start}-{start + len(batch) - 1}").numpy())
         return np.concatenate(out)
@@ -154,7 +199,7 @@ class FederatedTask(Task):
         self.check_interface(model)
         encoder = model.model
         device = next((str(p.device) for p in getattr(encoder, "parameters", lambda: [])()), "cpu")
-        self.embed(model, load_fashion_mnist("test")[0][:2], device, 2)
+        self.embed(model, self.source.load("test")[0][:2], device, 2)
 
     def load_baseline(self, name: str) -> LoadedModel:
         entry = self.baseline_entry(name)
@@ -162,22 +207,20 @@ class FederatedTask(Task):
             return load_baseline_checkpoint(self, name, HERE / entry["file"])
         with torch.random.fork_rng(devices=[]):  # "random": the backbone at its seed-0 initialisation
             torch.manual_seed(0)
-            encoder = CNN(CNNConfig())
+            encoder = CNN(CNNConfig(in_channels=self.source.shape[0]))
         return from_module(encoder, f"baseline:{name}", name, interface=self.spec.interface)
 
     def evaluate(self, model: LoadedModel, seed: int, *, device: str = "cpu", batch_size: int = 256,
                  limit: int | None = None, progress: bool = False) -> dict[str, float]:
         """``limit`` keeps at most that many images per class in train and test (a smoke check)."""
         seed = check_seed(seed)
-        (train_x, train_y), (test_x, test_y) = load_fashion_mnist("train"), load_fashion_mnist("test")
+        (_, train_y), (_, test_y) = self.source.load("train"), self.source.load("test")
         train_rows, test_rows = np.arange(len(train_y)), np.arange(len(test_y))
         if limit is not None:
             train_rows = _per_class(train_y, limit)
             test_rows = _per_class(test_y, limit)
-        z_train = self.embed(model, train_x[train_rows], device, batch_size)
-        z_test = self.embed(model, test_x[test_rows], device, batch_size)
+        z_train, z_test, predicted = self._full_probe(model, train_rows, test_rows, device, batch_size)
         y_train, y_test = train_y[train_rows], test_y[test_rows]
-        predicted = linear_probe(z_train, y_train, z_test)
         metrics = {"probe_accuracy": float((predicted == y_test).mean())}
         for name, fraction in LABEL_FRACTIONS.items():
             subset = labelled_subset(y_train, fraction, seed)
@@ -190,6 +233,20 @@ class FederatedTask(Task):
                     "client_accuracy_std": float(np.std(per_client)),
                     "client_accuracy_min": float(np.min(per_client))}
         return metrics
+
+    def _full_probe(self, model: LoadedModel, train_rows: np.ndarray, test_rows: np.ndarray, device: str,
+                    batch_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Train and test embeddings and the full probe's predictions: seed-independent, so kept for the
+        next seed while the model (object and weights) and the rows are the same."""
+        encoder = model.model
+        key = (id(encoder), weights_sha256(encoder) if isinstance(encoder, torch.nn.Module) else None,
+               train_rows.tobytes(), test_rows.tobytes(), device)
+        if self._probe_cache is None or self._probe_cache[0] != key:
+            z_train = self.embed(model, self.source.load("train")[0][train_rows], device, batch_size)
+            z_test = self.embed(model, self.source.load("test")[0][test_rows], device, batch_size)
+            self._probe_cache = (key, (z_train, z_test,
+                                       linear_probe(z_train, self.source.load("train")[1][train_rows], z_test)))
+        return self._probe_cache[1]
 
 
 def _per_class(labels: np.ndarray, n: int) -> np.ndarray:
