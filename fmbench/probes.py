@@ -14,6 +14,7 @@ import warnings
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
 
 def standardise(train_z: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
@@ -25,13 +26,14 @@ def standardise(train_z: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
 def linear_probe(train_z: np.ndarray, train_y: np.ndarray, test_z: np.ndarray) -> np.ndarray:
     """Predicted classes of ``test_z`` from a logistic-regression probe fitted on standardised train embeddings.
 
-    Deterministic (L-BFGS, no random initialisation); raises ``ValueError`` with fewer than two classes.
-    Labels are classes even when there are few samples per class (scikit-learn's warning that
-    they might be regression targets is silenced).
+    Deterministic (L-BFGS, no random initialisation) and the same for any thread count: the fit
+    runs on one BLAS thread, whose sums do not depend on how work is split. Raises ``ValueError``
+    with fewer than two classes. Labels are classes even when there are few samples per class
+    (scikit-learn's warning that they might be regression targets is silenced).
     """
     if len(np.unique(train_y)) < 2:
         raise ValueError("the probe's train split needs at least two classes")
     a, b = standardise(train_z, test_z)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), threadpool_limits(limits=1, user_api="blas"):
         warnings.filterwarnings("ignore", message="The number of unique classes is greater than 50%")
         return LogisticRegression(max_iter=2000).fit(a, train_y).predict(b)

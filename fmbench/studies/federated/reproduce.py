@@ -9,9 +9,11 @@ scores it and the random CNN with the task's evaluator on every seed. Writes:
   training history (a rerun skips the lines that are there);
 * ``<out>/results.md``: mean ± std over seeds per budget, task and encoder.
 
-With ``--ship`` the trained backbones also become the tasks' shipped baselines::
+With ``--ship`` the trained backbones also become the tasks' shipped baselines (the shipped
+ones come from the default budget; ``docs/federated`` also holds ``--rounds 20
+--samples-per-client 500``)::
 
-    python -m fmbench.studies.federated.reproduce --out docs/federated --rounds 20 --samples-per-client 500 --ship
+    python -m fmbench.studies.federated.reproduce --out docs/federated --rounds 30 --samples-per-client 2000 --ship
 """
 
 from __future__ import annotations
@@ -118,8 +120,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", default="docs/federated")
     parser.add_argument("--tasks", default=",".join(TASKS))
-    parser.add_argument("--rounds", type=int, default=20)
-    parser.add_argument("--samples-per-client", type=int, default=500)
+    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--samples-per-client", type=int, default=2000)
     parser.add_argument("--seeds", default="0-2")
     parser.add_argument("--runs", default="runs/federated", help="folder of the trained checkpoints")
     parser.add_argument("--cpus", type=int, default=2)
