@@ -5,8 +5,8 @@ data set from https://www.cs.toronto.edu/~kriz/cifar.html — the folder ``cifar
 (``data_batch_1`` … ``_5``, ``test_batch``) or ``cifar-100-python`` (``train``, ``test``; fine
 labels), or at its parent (a torchvision ``root`` holds it after ``download=True``). Every file's
 md5 is checked against the published one before it is read, so every user scores on the same
-bytes, and the pickles are read by an unpickler that can only build numpy arrays, dicts, lists,
-strings and numbers: nothing in the file can run code.
+bytes, and the pickles are read by an unpickler that can only build arrays of plain numbers,
+dicts, lists, strings and numbers: nothing in the file can run code.
 
 Example:
     >>> images, labels = load_cifar("cifar10", "test")  # doctest: +SKIP
@@ -68,10 +68,38 @@ MD5 = {
 """The published md5 of every file (as torchvision also lists them)."""
 
 
-_ALLOWED = {("numpy.core.multiarray", "_reconstruct"): _reconstruct,
-            ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
-            ("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype, ("_codecs", "encode"): codecs.encode}
-"""The only globals a pickled numpy array needs (``_codecs.encode``: bytes in a protocol-2 pickle)."""
+class _PlainArray(np.ndarray):
+    """What a pickled array is rebuilt as: its state may only hold a dtype of plain numbers."""
+
+    def __setstate__(self, state):
+        dtype = state[-3] if isinstance(state, tuple) and len(state) in (4, 5) else None
+        if not isinstance(dtype, np.dtype) or dtype.hasobject:
+            raise pickle.UnpicklingError(f"refusing an array of dtype {dtype!r}: a CIFAR file holds plain numbers")
+        super().__setstate__(state)
+
+
+_NDARRAY = object()
+"""Stands for ``numpy.ndarray`` in a file: not callable, only :func:`_reconstruct_plain` accepts it."""
+
+
+def _reconstruct_plain(cls: object, shape: tuple, typecode: bytes) -> _PlainArray:
+    if cls is not _NDARRAY:
+        raise pickle.UnpicklingError("refusing to rebuild anything but a numpy array")
+    return _reconstruct(_PlainArray, shape, typecode)
+
+
+def _latin1(text: str, encoding: str) -> bytes:
+    if encoding != "latin1":
+        raise pickle.UnpicklingError(f"refusing codec {encoding!r}")
+    return codecs.encode(text, "latin1")
+
+
+_ALLOWED = {("numpy.core.multiarray", "_reconstruct"): _reconstruct_plain,
+            ("numpy._core.multiarray", "_reconstruct"): _reconstruct_plain,
+            ("numpy", "ndarray"): _NDARRAY, ("numpy", "dtype"): np.dtype, ("_codecs", "encode"): _latin1}
+"""The globals a pickled array of numbers needs (``_codecs.encode``: bytes in a protocol-2 pickle),
+each narrowed to that use: arrays are rebuilt only through ``_reconstruct`` and never with an
+object dtype, so a file cannot run code or make numpy read memory it names."""
 
 
 class _ArraysOnly(pickle.Unpickler):
@@ -127,7 +155,10 @@ def _read(path: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
     data = batch.get("data") if isinstance(batch, dict) else None
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
         raise DataError(f"{path}: expected a dict whose 'data' is a uint8 array (N, 3072)")
-    labels = np.asarray(batch.get(source.label_key, ()), dtype=np.int64)
+    data, raw = np.asarray(data), batch.get(source.label_key)
+    if not (isinstance(raw, list) and all(type(v) is int for v in raw)):
+        raise DataError(f"{path}: '{source.label_key}' must be a list of integer labels")
+    labels = np.array(raw, dtype=np.int64)
     if labels.shape != (len(data),) or (labels.size and not 0 <= labels.min() <= labels.max() < source.n_classes):
         raise DataError(f"{path}: '{source.label_key}' must hold {len(data)} labels in 0..{source.n_classes - 1}")
     return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), labels
@@ -153,7 +184,6 @@ def load_cifar(name: str, split: str) -> tuple[np.ndarray, np.ndarray]:
         >>> len(images), int(labels.max())  # doctest: +SKIP
         (50000, 99)
     """
-    folder = cifar_dir(name)
-    if split not in SOURCES[name].files:
+    if split not in _source(name).files:
         raise ValueError(f"split must be one of {sorted(SOURCES[name].files)}, got {split!r}")
-    return _load(name, folder, split)
+    return _load(name, cifar_dir(name), split)

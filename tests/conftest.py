@@ -117,11 +117,12 @@ def tiny_spec_root(tmp_path_factory) -> Path:
 
 
 def write_cifar(root: Path, name: str, n_train: int = 1000, n_test: int = 500, seed: int = 0) -> dict[str, str]:
-    """Write a stand-in copy of CIFAR ``name`` into ``root`` (the published layout and pickle format,
-    random images, classes in turn); return each file's md5.
+    """Write a stand-in copy of CIFAR ``name`` into ``root`` (the published folder, file names and
+    batch dicts; random images, classes in turn); return each file's md5.
 
     The pickles name numpy's array constructor ``numpy.core.multiarray._reconstruct``, as the
-    published files (written by Python 2) do.
+    published files do; they are protocol-2 pickles from Python 3 (bytes through
+    ``_codecs.encode``), where the published ones come from Python 2 (latin-1 strings).
     """
     from fmbench.cifar import SOURCES
 

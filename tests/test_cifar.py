@@ -81,8 +81,29 @@ class _Runs:
         return (os.system, ("echo pwned",))
 
 
+class _RawPointers:
+    """``numpy.ndarray((1,), object, 8 bytes)``: an object array whose element is a forged pointer."""
+
+    def __reduce__(self):
+        return (np.ndarray, ((1,), np.dtype("O"), b"AAAAAAAA"))
+
+
+class _ObjectState:
+    """An array rebuilt through numpy's own pickle path, with an object dtype in its state."""
+
+    def __reduce__(self):
+        from fmbench.cifar import _reconstruct
+
+        return (_reconstruct, (np.ndarray, (0,), b"b"), (1, (1,), np.dtype("O"), False, [1]))
+
+
 @pytest.mark.parametrize("payload,message", [
     (pickle.dumps({"data": _Runs()}, protocol=2), r"refusing to load (posix|os)\.system"),
+    (pickle.dumps({"data": np.zeros((2, 3072), np.uint8), "labels": _RawPointers()}, protocol=2),
+     "'object' object is not callable"),
+    (pickle.dumps({"data": _ObjectState(), "labels": [0]}, protocol=2), r"refusing an array of dtype dtype\('O'\)"),
+    (pickle.dumps({"data": np.zeros((2, 3072), np.uint8), "labels": np.zeros(2)}, protocol=2),
+     "must be a list of integer labels"),
     (b"not a pickle", "not a readable CIFAR batch"),
     (pickle.dumps({"data": np.zeros((2, 3071), np.uint8), "labels": [0, 1]}, protocol=2), r"uint8 array \(N, 3072\)"),
     (pickle.dumps({"data": np.zeros((2, 3072), np.uint8), "labels": [0]}, protocol=2), "must hold 2 labels in 0..9"),

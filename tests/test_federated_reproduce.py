@@ -26,3 +26,20 @@ def test_run_names_keep_task_method_and_budget_apart():
     names = {run_name(t, m, r, s) for t in ("fmbench/FedFashionA0p1C10-v0", "fmbench/FedFashionA1e5C10-v0")
              for m in ("orchestra", "simclr") for r in (20, 30) for s in (500, 2000)}
     assert len(names) == 16
+
+
+def test_a_checkpoint_of_another_run_is_not_reused(tmp_path):
+    import pytest
+
+    from fmbench.checkpoints import save_checkpoint
+    from fmbench.nn.cnn import CNN, CNNConfig
+    from fmbench.studies.federated.reproduce import trained_backbone
+
+    tid = "fmbench/FedFashionA0p1C10-v0"
+    path = tmp_path / f"{run_name(tid, 'orchestra', 20, 500)}.safetensors"
+    meta = {"task": tid, "method": "orchestra", "seed": 0, "rounds": 20, "samples_per_client": 500}
+    save_checkpoint(CNN(CNNConfig(width=4, embedding_dim=8)), path, meta)
+    assert trained_backbone(tid, "orchestra", 20, 500, tmp_path, cpus=1)[1] == path
+    save_checkpoint(CNN(CNNConfig(width=4, embedding_dim=8)), path, meta | {"rounds": 30})
+    with pytest.raises(ValueError, match="holds another run"):
+        trained_backbone(tid, "orchestra", 20, 500, tmp_path, cpus=1)

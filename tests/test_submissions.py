@@ -346,10 +346,15 @@ def test_concurrent_submits_under_one_name(tmp_path, complete_result_file):
     validate(root / TASK / "same.json")
 
 
-def test_baselines_job_skips_tasks_whose_user_data_is_missing(tmp_path, monkeypatch, capsys):
+def test_baselines_job_skips_tasks_whose_user_data_is_missing_but_not_a_damaged_copy(tmp_path, monkeypatch,
+                                                                                      capsys):
     from fmbench.baselines import submit_baselines
+    from fmbench.errors import DataError
 
     monkeypatch.delenv("FMBENCH_CIFAR10", raising=False)
     submit_baselines(["fmbench/FedCIFAR10A0p1C10-v0"], [0], tmp_path / "runs", tmp_path / "boards")
-    assert "FedCIFAR10A0p1C10-v0: skipped: CIFAR-10 is not on this machine" in capsys.readouterr().out
-    assert not (tmp_path / "runs").exists() and not list((tmp_path / "boards").glob("fmbench/*/*.json"))
+    assert "FedCIFAR10A0p1C10-v0: skipped: $FMBENCH_CIFAR10 is not set" in capsys.readouterr().out
+    assert not (tmp_path / "runs").exists()  # nothing was evaluated
+    monkeypatch.setenv("FMBENCH_CIFAR10", str(tmp_path / "empty"))
+    with pytest.raises(DataError, match="CIFAR-10 files missing"):
+        submit_baselines(["fmbench/FedCIFAR10A0p1C10-v0"], [0], tmp_path / "runs", tmp_path / "boards")

@@ -44,16 +44,23 @@ def run_name(task_id: str, method: str, rounds: int, samples: int) -> str:
 
     Example:
         >>> run_name("fmbench/FedFashionA0p1C10-v0", "orchestra", 20, 500)
-        'FedFashionA0p1C10-orchestra-r20-s500'
+        'FedFashionA0p1C10-v0-orchestra-r20-s500'
     """
-    return f"{task_id.split('/')[1].rsplit('-v', 1)[0]}-{method}-r{rounds}-s{samples}"
+    return f"{task_id.split('/')[1]}-{method}-r{rounds}-s{samples}"
 
 
 def trained_backbone(task_id: str, method: str, rounds: int, samples: int, runs: Path,
                      cpus: int) -> tuple[torch.nn.Module, Path]:
-    """The backbone of a seed-0 run with this budget, trained now unless ``runs`` holds it."""
+    """The backbone of a seed-0 run with this budget, trained now unless ``runs`` holds it (its header
+    must say so: ``ValueError`` otherwise)."""
     path = runs / f"{run_name(task_id, method, rounds, samples)}.safetensors"
-    if not path.exists():
+    if path.exists():
+        meta = read_metadata(path)
+        found = {k: meta.get(k) for k in ("task", "method", "seed", "rounds", "samples_per_client")}
+        wanted = {"task": task_id, "method": method, "seed": 0, "rounds": rounds, "samples_per_client": samples}
+        if found != wanted:
+            raise ValueError(f"{path} holds another run ({found}); expected {wanted}: move it away")
+    else:
         cfg = RunConfig(task=task_id, method=method, rounds=rounds, samples_per_client=samples)
         model, history = run_federated(cfg, cpus=cpus, log=lambda line: print(f"{path.stem}: {line}"))
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -29,6 +29,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import weakref
 from dataclasses import dataclass
 from functools import lru_cache, partial
 from pathlib import Path
@@ -38,7 +39,7 @@ import numpy as np
 import torch
 
 from fmbench.checkpoints import weights_sha256
-from fmbench.errors import ModelError
+from fmbench.errors import DataError, ModelError
 from fmbench.cifar import SOURCES as CIFAR, cifar_dir, load_cifar
 from fmbench.fashion_mnist import fashion_mnist_dir, load_fashion_mnist
 from fmbench.interfaces import encode
@@ -56,7 +57,7 @@ LABEL_FRACTIONS = {"10pct": 0.1, "1pct": 0.01}
 
 @dataclass(frozen=True)
 class ImageSource:
-    """A data set a federated task splits: its loader, its folder, the encoder's input shape, split sizes."""
+    """A data set a federated task splits: its loader, its folder, the encoder's input shape, published split sizes."""
 
     load: Callable[[str], tuple[np.ndarray, np.ndarray]]
     folder: Callable[[], Path]
@@ -126,7 +127,7 @@ class FederatedTask(Task):
         if p.get("dataset") not in DATASETS:
             raise ValueError(f"{spec.id}: dataset must be one of {sorted(DATASETS)}, got {p.get('dataset')!r}")
         self.source = DATASETS[p["dataset"]]
-        self._probe_cache: tuple[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
+        self._probe_cache: tuple[weakref.ref, tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
         if not 0 < p["participation"] <= 1:
             raise ValueError(f"{spec.id}: participation must be in (0, 1], got {p['participation']}")
         if not (isinstance(p["local_epochs"], int) and p["local_epochs"] >= 1):
@@ -143,9 +144,12 @@ class FederatedTask(Task):
         return self.source.env_var
 
     def split_size(self, split: str) -> int:
-        """The published size (a CIFAR copy whose md5s differ is refused, so the files cannot disagree)."""
+        """The number of images in the split; its published size when the user's copy is not on this machine."""
         self.check_split(split)
-        return self.source.sizes[split]
+        try:
+            return len(self.source.load(split)[1])
+        except DataError:
+            return self.source.sizes[split]
 
     def export_chunks(self, split: str, seed: int) -> Iterator[dict[str, np.ndarray]]:
         """Chunks of 10,000: ``ids`` (index in the split), ``image`` uint8 (28, 28) or (32, 32, 3), ``label``
@@ -212,7 +216,11 @@ class FederatedTask(Task):
 
     def evaluate(self, model: LoadedModel, seed: int, *, device: str = "cpu", batch_size: int = 256,
                  limit: int | None = None, progress: bool = False) -> dict[str, float]:
-        """``limit`` keeps at most that many images per class in train and test (a smoke check)."""
+        """``limit`` keeps at most that many images per class in train and test (a smoke check).
+
+        The embeddings and the full probe are computed on the first seed and reused for the next
+        ones (see ``_full_probe``), so a record's first seed carries most of the time.
+        """
         seed = check_seed(seed)
         (_, train_y), (_, test_y) = self.source.load("train"), self.source.load("test")
         train_rows, test_rows = np.arange(len(train_y)), np.arange(len(test_y))
@@ -237,16 +245,17 @@ class FederatedTask(Task):
     def _full_probe(self, model: LoadedModel, train_rows: np.ndarray, test_rows: np.ndarray, device: str,
                     batch_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Train and test embeddings and the full probe's predictions: seed-independent, so kept for the
-        next seed while the model (object and weights) and the rows are the same."""
+        next seed while the model (the same object, with the same weights) and the rows are the same."""
         encoder = model.model
-        key = (id(encoder), weights_sha256(encoder) if isinstance(encoder, torch.nn.Module) else None,
+        key = (weights_sha256(encoder) if isinstance(encoder, torch.nn.Module) else None,
                train_rows.tobytes(), test_rows.tobytes(), device)
-        if self._probe_cache is None or self._probe_cache[0] != key:
+        cached = self._probe_cache
+        if cached is None or cached[0]() is not encoder or cached[1] != key:
             z_train = self.embed(model, self.source.load("train")[0][train_rows], device, batch_size)
             z_test = self.embed(model, self.source.load("test")[0][test_rows], device, batch_size)
-            self._probe_cache = (key, (z_train, z_test,
-                                       linear_probe(z_train, self.source.load("train")[1][train_rows], z_test)))
-        return self._probe_cache[1]
+            predicted = linear_probe(z_train, self.source.load("train")[1][train_rows], z_test)
+            cached = self._probe_cache = (weakref.ref(encoder), key, (z_train, z_test, predicted))
+        return cached[2]
 
 
 def _per_class(labels: np.ndarray, n: int) -> np.ndarray:
