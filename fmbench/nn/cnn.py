@@ -12,15 +12,16 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from fmbench.nn.config import ArchConfig
+
 
 @dataclass(frozen=True)
-class CNNConfig:
+class CNNConfig(ArchConfig):
     """Hyper-parameters: input channels, channel width of the first block (doubled after), output width."""
 
     in_channels: int = 1
@@ -28,18 +29,7 @@ class CNNConfig:
     embedding_dim: int = 128
 
     def __post_init__(self) -> None:
-        for name in ("in_channels", "width", "embedding_dim"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"CNNConfig.{name} must be a positive integer, got {value!r}")
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "CNNConfig":
-        """Build from plain data, naming unknown keys."""
-        unknown = sorted(set(d) - {f.name for f in dataclasses.fields(cls)})
-        if unknown:
-            raise ValueError(f"unknown CNN config keys {unknown}")
-        return cls(**d)
+        self.check_positive("in_channels", "width", "embedding_dim")
 
 
 def _block(a: int, b: int, pool: bool) -> list[nn.Module]:

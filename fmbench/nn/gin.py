@@ -17,16 +17,17 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
+from fmbench.nn.config import ArchConfig
+
 
 @dataclass(frozen=True)
-class GINConfig:
+class GINConfig(ArchConfig):
     """Hyper-parameters; the defaults are arXiv:2208.02810's encoder (5 layers of width 32)."""
 
     in_dim: int
@@ -34,18 +35,7 @@ class GINConfig:
     n_layers: int = 5
 
     def __post_init__(self) -> None:
-        for name in ("in_dim", "hidden", "n_layers"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"GINConfig.{name} must be a positive integer, got {value!r}")
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "GINConfig":
-        """Build from plain data, naming unknown keys."""
-        unknown = sorted(set(d) - {f.name for f in dataclasses.fields(cls)})
-        if unknown:
-            raise ValueError(f"unknown GIN config keys {unknown}")
-        return cls(**d)
+        self.check_positive("in_dim", "hidden", "n_layers")
 
 
 class GIN(nn.Module):

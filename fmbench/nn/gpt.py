@@ -9,7 +9,6 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -17,9 +16,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from fmbench.nn.config import ArchConfig
+
 
 @dataclass(frozen=True)
-class GPTConfig:
+class GPTConfig(ArchConfig):
     """Hyper-parameters; the defaults are arXiv:2311.12997's small model (0.41M parameters)."""
 
     vocab_size: int
@@ -32,21 +33,9 @@ class GPTConfig:
     mlp: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "context_size", "n_layer", "n_head", "n_embd"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"GPTConfig.{name} must be a positive integer, got {value!r}")
+        self.check_positive("vocab_size", "context_size", "n_layer", "n_head", "n_embd")
         if self.n_embd % self.n_head:
             raise ValueError(f"n_embd={self.n_embd} is not divisible by n_head={self.n_head}")
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "GPTConfig":
-        """Build from plain data, naming unknown keys."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown GPT config keys {unknown}")
-        return cls(**d)
 
 
 KVCache = tuple[torch.Tensor, torch.Tensor]
