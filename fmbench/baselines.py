@@ -5,8 +5,9 @@ Existing entries are kept; intermediate results go to ``runs/baselines/`` so an
 interrupted run resumes.
 
 Example:
-    >>> entry_name("trained")
-    'baseline-trained'
+    >>> from fmbench.leaderboard import entries
+    >>> sorted(e["submission"]["name"] for e in entries("fmbench/ComposeDirect-v0"))[:2]
+    ['baseline-trained', 'baseline-untrained']
 """
 
 from __future__ import annotations
@@ -16,17 +17,12 @@ import os
 from pathlib import Path
 
 from fmbench.errors import SubmissionError
-from fmbench.leaderboard import default_dir, entries, render, submit
+from fmbench.leaderboard import default_dir, entries, entry_name, render, submit
 from fmbench.models import load_model
 from fmbench.registry import list_tasks, make_task
 from fmbench.runner import parse_seeds, run_evaluation
 
 BASELINE_SEEDS = "0-4"
-
-
-def entry_name(baseline: str) -> str:
-    """Leaderboard entry name of a shipped baseline."""
-    return f"baseline-{baseline}"
 
 
 def submit_baselines(task_ids: list[str], seeds: list[int], runs: Path, root: Path) -> None:

@@ -1,7 +1,9 @@
 """The ``fmbench`` command line: list, describe, data, eval, validate, submit, leaderboard.
 
-Every command has ``--help``; on bad input it prints one line naming the problem to
-stderr and exits non-zero (2 for usage errors, 1 for everything else).
+Every command has ``--help``; on bad input (an :class:`~fmbench.errors.FmbenchError` or a file
+that cannot be read or written) it prints one line naming the problem to stderr and exits
+non-zero (2 for usage errors, 1 for everything else). Any other exception is a bug in fmbench
+or in the submitted code it ran: its traceback is shown. ``--debug`` shows every traceback.
 
 Example:
     >>> main(["list", "--tasks"])  # doctest: +ELLIPSIS
@@ -19,7 +21,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from fmbench.errors import FmbenchError
+from fmbench.errors import FmbenchError, first_line
 
 
 class _Parser(argparse.ArgumentParser):
@@ -32,28 +34,55 @@ def _print_json(obj: Any) -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> None:
-    from fmbench.registry import env_spec, list_envs, list_tasks, task_spec
+    from fmbench.registry import env_spec, list_envs, list_tasks, problems, task_spec
+
+    def row(kind: str, spec: Any) -> dict[str, Any]:
+        extra = {"primary_metric": spec.primary_metric, "interface": spec.interface} if kind == "task" else {}
+        return {"id": spec.id, "kind": kind, "studies": [x.arxiv for x in spec.studies], "version": spec.version,
+                "summary": spec.summary, **extra}
 
     rows = []
     if not args.tasks:
-        rows += [{"id": i, "kind": "env", "study": (s := env_spec(i)).study, "version": s.version,
-                  "summary": s.summary} for i in list_envs()]
+        rows += [row("env", env_spec(i)) for i in list_envs(args.study)]
     if not args.envs:
-        rows += [{"id": i, "kind": "task", "study": (s := task_spec(i)).study, "version": s.version,
-                  "summary": s.summary, "primary_metric": s.primary_metric, "interface": s.interface}
-                 for i in list_tasks()]
+        rows += [row("task", task_spec(i)) for i in list_tasks(args.study)]
+    for line in problems():
+        print(f"fmbench list: skipped: {line}", file=sys.stderr)
+    if args.markdown:
+        print(registry_table(rows))
+        return
     if args.json:
         _print_json(rows)
         return
     width = max((len(r["id"]) for r in rows), default=0)
     for r in rows:
-        print(f"{r['id']:<{width}}  {r['kind']:<4}  arXiv:{r['study']}  {r['summary']}")
+        studies = ",".join(f"arXiv:{a}" for a in r["studies"])
+        print(f"{r['id']:<{width}}  {r['kind']:<4}  {studies}  {r['summary']}")
+
+
+def registry_table(rows: list[dict[str, Any]]) -> str:
+    """One Markdown row per study: its envs and tasks (the README's table; ``fmbench list --markdown``)."""
+    from fmbench.registry import any_spec
+
+    studies: dict[str, Any] = {}
+    for r in rows:
+        for study in any_spec(r["id"]).studies:
+            studies.setdefault(study.arxiv, {"study": study, "env": [], "task": [], "docs": set()})
+            studies[study.arxiv][r["kind"]].append(r["id"].removeprefix("fmbench/"))
+            studies[study.arxiv]["docs"].add(Path(any_spec(r["id"]).spec_file).stem)
+    lines = ["| study | envs | tasks | docs |", "|---|---|---|---|"]
+    for arxiv, s in sorted(studies.items()):
+        docs = ", ".join(f"[{d}](docs/{d}/README.md)" for d in sorted(s["docs"]))
+        lines.append(f"| arXiv:{arxiv} {s['study'].title} | {', '.join(s['env']) or '—'} | "
+                     f"{', '.join(s['task']) or '—'} | {docs} |")
+    return "\n".join(lines)
 
 
 def cmd_describe(args: argparse.Namespace) -> None:
-    from fmbench.registry import env_spec, list_envs, make_task
+    from fmbench.registry import EnvSpec, any_spec, make_task
 
-    info = env_spec(args.id).describe() if args.id in list_envs() else make_task(args.id).describe()
+    spec = any_spec(args.id)
+    info = spec.describe() if isinstance(spec, EnvSpec) else make_task(args.id).describe()
     if args.json:
         _print_json(info)
         return
@@ -111,17 +140,20 @@ def cmd_eval(args: argparse.Namespace) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> None:
-    from fmbench.results import validate
+    from fmbench.results import submittable, validate
 
-    record = validate(args.file)
+    record = validate(args.file, log=print)
     done = [s for s in record["seeds"] if str(s) in record["per_seed"]]
     print(f"{args.file}: valid result of {record['task']['id']} ({len(done)}/{len(record['seeds'])} seeds finished)")
+    reason = submittable(record)
+    print("submittable" if reason is None else f"valid but not submittable: {reason}")
 
 
 def cmd_submit(args: argparse.Namespace) -> None:
     from fmbench.leaderboard import submit
 
-    path = submit(args.file, args.name, args.code_url, Path(args.leaderboards) if args.leaderboards else None)
+    path = submit(args.file, args.name, args.code_url, Path(args.leaderboards) if args.leaderboards else None,
+                  log=print)
     print(f"accepted: {path}")
 
 
@@ -150,13 +182,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _Parser(prog="fmbench", description="Benchmarks from studies of foundation-model capabilities.")
     p.add_argument("--version", action="version", version=f"fmbench {__version__}")
+    p.add_argument("--debug", action="store_true", help="show the traceback of every error")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     s = sub.add_parser("list", help="registered envs and tasks")
     kind = s.add_mutually_exclusive_group()
     kind.add_argument("--envs", action="store_true", help="only environments")
     kind.add_argument("--tasks", action="store_true", help="only tasks")
-    s.add_argument("--json", action="store_true", help="a JSON array of {id, kind, study, version, ...}")
+    s.add_argument("--study", metavar="ARXIV_ID", help="only entries citing this study, e.g. 2111.03220")
+    s.add_argument("--json", action="store_true", help="a JSON array of {id, kind, studies, version, ...}")
+    s.add_argument("--markdown", action="store_true", help="one table row per study (the README's table)")
     s.set_defaults(func=cmd_list)
 
     s = sub.add_parser("describe", help="study, parameters, metrics, interface, baselines, version history")
@@ -227,9 +262,10 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into e.g. `head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except (FmbenchError, ValueError, OSError) as e:
-        message = str(e).splitlines()[0] if str(e) else type(e).__name__
-        print(f"fmbench {args.command}: error: {message}", file=sys.stderr)
+    except (FmbenchError, OSError) as e:  # the user's input or files: one line (a bug in fmbench: a traceback)
+        if args.debug:
+            raise
+        print(f"fmbench {args.command}: error: {first_line(e)}", file=sys.stderr)
         return 1
     return 0
 

@@ -18,6 +18,10 @@ class FmbenchError(Exception):
     """Base class: a problem with the user's input, named in the message."""
 
 
+class InputError(FmbenchError, ValueError):
+    """A bad argument value (a split name, a seed, a limit): also a ``ValueError`` for Python callers."""
+
+
 class SpecError(FmbenchError):
     """A malformed spec file in ``envs/`` or ``tasks/``."""
 

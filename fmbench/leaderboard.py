@@ -19,12 +19,12 @@ import os
 import re
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from fmbench.errors import ResultError, SubmissionError, UnknownIdError
 from fmbench.io import atomic_open, write_json_atomic
-from fmbench.registry import current_version, list_tasks, task_spec
-from fmbench.results import check_against_registry, check_schema, load_record, now
+from fmbench.registry import list_tasks, task_spec
+from fmbench.results import check_against_registry, check_schema, load_record, now, submittable
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 LEADERBOARDS_ENV = "FMBENCH_LEADERBOARDS"
@@ -62,8 +62,9 @@ def entries(task_id: str, root: Path | None = None) -> list[dict[str, Any]]:
     return [load_record(p) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
 
 
-def submit(path: str | Path, name: str, code_url: str | None = None, root: Path | None = None) -> Path:
-    """Check a result file and add it to its task's leaderboard; return the written path."""
+def submit(path: str | Path, name: str, code_url: str | None = None, root: Path | None = None,
+           log: Callable[[str], None] | None = None) -> Path:
+    """Check a result file and add it to its task's leaderboard; return the written path (``log``: slow steps)."""
     root = root or default_dir()
     if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):  # fullmatch: '$' would allow "x\n"
         raise SubmissionError(f"unsafe submission name {name!r}: use 1-64 letters, digits, '.', '_' or '-', "
@@ -74,20 +75,10 @@ def submit(path: str | Path, name: str, code_url: str | None = None, root: Path 
         if "submission" in record:
             raise SubmissionError(f"{path} is already a leaderboard entry ({record['submission']['name']})")
         tid = record["task"]["id"]
-        spec = task_spec(tid)
-        if record["task"]["version"] < current_version(spec.name):
-            raise SubmissionError(f"{path}: {tid} is superseded by version {current_version(spec.name)}; "
-                                  "evaluate on the current version")
-        if "limit" in record:
-            raise SubmissionError(f"{path} scored only {record['limit']} items per seed (--limit); "
-                                  "evaluate on the full data to submit")
-        missing = [s for s in record["seeds"] if str(s) not in record["per_seed"]]
-        if missing:
-            raise SubmissionError(f"{path}: seeds {missing} are unfinished; rerun `fmbench eval` with the same --out")
-        if len(record["seeds"]) < spec.min_seeds:
-            raise SubmissionError(f"{path}: {len(record['seeds'])} seeds; a ranked entry of {tid} needs "
-                                  f"at least {spec.min_seeds}")
-        check_against_registry(record, str(path))  # metrics and data hashes: the expensive check last
+        reason = submittable(record)
+        if reason:
+            raise SubmissionError(f"{path}: {reason}")
+        check_against_registry(record, str(path), log)  # metrics and data hashes: the expensive check last
     except (ResultError, UnknownIdError) as e:
         raise SubmissionError(str(e)) from None
     record["submission"] = {"name": name, "code_url": code_url, "submitted": now()}
@@ -118,13 +109,29 @@ def ranked_rows(task_id: str, root: Path | None = None) -> list[dict[str, Any]]:
         m = r["metrics"][spec.primary_metric]
         rows.append({"name": r["submission"]["name"], "mean": m["mean"], "std": m["std"],
                      "n_params": r["model"]["n_params"], "seeds": len(r["seeds"]), "device": r["device"],
-                     "date": r["submission"]["submitted"][:10], "baseline": r["model"]["spec"].startswith("baseline:"),
+                     "date": r["submission"]["submitted"][:10], "baseline": _is_baseline_entry(r),
                      "model": r["model"]["spec"], "code_url": r["submission"].get("code_url"),
                      "_order": (-m["mean"] if higher else m["mean"], m["std"], r["submission"]["submitted"])})
     rows.sort(key=lambda row: row.pop("_order"))
     for i, row in enumerate(rows, 1):
         row["rank"] = i
     return rows
+
+
+def entry_name(baseline: str) -> str:
+    """Leaderboard entry name of a shipped baseline (what ``python -m fmbench.baselines`` submits it as).
+
+    Example:
+        >>> entry_name("trained")
+        'baseline-trained'
+    """
+    return f"baseline-{baseline}"
+
+
+def _is_baseline_entry(record: dict[str, Any]) -> bool:
+    """A shipped baseline submitted under its own name by the baselines job (not, say, the demo's copy)."""
+    spec = record["model"]["spec"]
+    return spec.startswith("baseline:") and record["submission"]["name"] == entry_name(spec.removeprefix("baseline:"))
 
 
 def _params(n: int | None) -> str:

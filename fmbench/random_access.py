@@ -18,6 +18,8 @@ import hashlib
 
 import numpy as np
 
+from fmbench.errors import InputError
+
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
@@ -31,7 +33,7 @@ def check_seed(seed: object, name: str = "seed") -> int:
         3
     """
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"{name} must be a non-negative integer, got {seed!r}")
+        raise InputError(f"{name} must be a non-negative integer, got {seed!r}")
     return int(seed)
 
 

@@ -1,38 +1,58 @@
-"""Reads the declarative spec files in ``envs/`` and ``tasks/`` and registers what they declare.
+"""Reads the declarative spec files of every spec root and registers what they declare.
 
-Each study has one TOML file in each folder. A file holds a ``[study]`` table (arXiv id,
-title, authors' code), optional ``[defaults]`` merged into every entry, and entries:
-``[[task]]`` in ``tasks/``, ``[[env]]`` in ``envs/``; an entry with ``defaults = false`` takes
-nothing from ``[defaults]``. An id is ``fmbench/<Name>-v<N>``; a
-registered version is immutable, so a change that could move a score is a new entry with
-a new version and a line in its ``history``.
+A spec root is a folder holding ``envs/`` and ``tasks/`` with one TOML file per study. Roots
+are additive, read in this order:
+
+1. the built-in specs (the checkout's ``envs/`` and ``tasks/``, or the wheel's copy);
+2. every folder in ``$FMBENCH_SPEC_PATH`` (``os.pathsep``-separated), like lm-evaluation-harness's
+   ``include_path``;
+3. every installed distribution's entry point in the ``fmbench.studies`` group: a function
+   returning its spec root (``[project.entry-points."fmbench.studies"] mystudy = "mystudy:spec_root"``),
+   the way third-party packages add Gymnasium envs.
+
+A file holds ``[[study]]`` tables (arXiv id, title, authors' code; the first is the primary
+study), optional ``[defaults]`` merged into every entry, and entries: ``[[task]]`` in
+``tasks/``, ``[[env]]`` in ``envs/``; an entry with ``defaults = false`` takes nothing from
+``[defaults]``, and ``studies = [...]`` narrows the studies it cites. Every file is checked
+against ``fmbench/schemas/spec.schema.json``: an unknown key, a wrong type or a missing field
+skips that entry (or the whole file, for ``[[study]]``/``[defaults]``) with one line naming the
+file, entry and key, and the rest of the registry still loads; :func:`problems` lists what was
+skipped (``fmbench list`` prints it). The same id in two files is refused, naming both.
+
+An id is ``fmbench/<Name>-v<N>``; a registered version is immutable, so a change that could
+move a score is a new entry with a new version and a line in its ``history``. Each task entry
+pins its data's sha256 for seeds 0 and 1 (``data_hashes``), checked by the registry-wide tests.
 
 Example:
     >>> import fmbench
     >>> "fmbench/ComposeStepByStep-v0" in list_tasks()
     True
-    >>> spec = task_spec("fmbench/ComposeStepByStep-v0")
-    >>> spec.study
-    '2311.12997'
+    >>> spec = task_spec("fmbench/GraphMotifsTreeX1-v0")
+    >>> spec.study, [s.arxiv for s in spec.studies]
+    ('2208.02810', ['2208.02810', '2111.03220'])
 """
 
 from __future__ import annotations
 
 import difflib
 import importlib
+import inspect
 import os
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-from fmbench.errors import SpecError, UnknownIdError
-from fmbench.task import MetricSpec, Task, TaskSpec
+from fmbench import schemas
+from fmbench.errors import SpecError, UnknownIdError, first_line
+from fmbench.task import MetricSpec, Study, Task, TaskSpec
 
 ID_PATTERN = re.compile(r"^fmbench/(?P<name>[A-Z][A-Za-z0-9]*)-v(?P<version>0|[1-9][0-9]*)$")
-SPEC_DIR_ENV = "FMBENCH_SPEC_DIR"
+SPEC_PATH_ENV = "FMBENCH_SPEC_PATH"
+ENTRY_POINT_GROUP = "fmbench.studies"
 
 
 @dataclass(frozen=True)
@@ -42,8 +62,7 @@ class EnvSpec:
     id: str
     name: str
     version: int
-    study: str
-    title: str
+    studies: tuple[Study, ...]
     entry_point: str
     summary: str
     kwargs: dict[str, Any]
@@ -51,28 +70,43 @@ class EnvSpec:
     history: list[dict[str, Any]]
     spec_file: str
 
+    @property
+    def study(self) -> str:
+        """The primary study's arXiv id."""
+        return self.studies[0].arxiv
+
     def describe(self) -> dict[str, Any]:
-        return {"id": self.id, "kind": "env", "version": self.version, "study": self.study,
-                "title": self.title, "summary": self.summary, "entry_point": self.entry_point,
-                "params": self.kwargs, "max_episode_steps": self.max_episode_steps,
+        """Plain data for ``fmbench describe``: the spec plus the env's spaces and constructor options."""
+        import gymnasium as gym
+
+        env = gym.make(self.id)
+        try:
+            spaces = {"observation_space": str(env.observation_space), "action_space": str(env.action_space)}
+        finally:
+            env.close()
+        cls = env.unwrapped.__class__
+        options = {name: "(required)" if p.default is p.empty else repr(p.default)
+                   for name, p in inspect.signature(cls.__init__).parameters.items()
+                   if name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        return {"id": self.id, "kind": "env", "version": self.version, "studies": [s.describe() for s in self.studies],
+                "summary": self.summary, "entry_point": self.entry_point, "params": self.kwargs,
+                "max_episode_steps": self.max_episode_steps, **spaces,
+                "options": {"gym.make keyword arguments (default)": options,
+                            "documentation": (inspect.getdoc(cls) or "").split("\n\n")[0]},
                 "version_history": self.history, "spec_file": self.spec_file}
 
 
-def spec_root() -> Path:
-    """Folder holding ``envs/`` and ``tasks/``: ``$FMBENCH_SPEC_DIR``, the wheel's copy, or the checkout."""
-    if os.environ.get(SPEC_DIR_ENV):
-        return Path(os.environ[SPEC_DIR_ENV])
-    packaged = Path(__file__).parent / "_specs"
-    return packaged if packaged.is_dir() else Path(__file__).resolve().parent.parent
+@dataclass
+class Registry:
+    """Every env and task spec found in the spec roots, and what was skipped (one line each)."""
+
+    envs: dict[str, EnvSpec] = field(default_factory=dict)
+    tasks: dict[str, TaskSpec] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    roots: list[tuple[Path, str]] = field(default_factory=list)
 
 
-def _read(path: Path) -> dict[str, Any]:
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as e:
-        raise SpecError(f"{path}: malformed TOML ({e})") from None
-
-
+# ---- reading one spec root -----------------------------------------------------------------------
 def _merge(defaults: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
     out = dict(defaults)
     for key, value in entry.items():
@@ -80,132 +114,217 @@ def _merge(defaults: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _require(where: str, entry: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
-    if key not in entry:
-        raise SpecError(f"{where}: missing required key {key!r}")
-    if not isinstance(entry[key], kind) or isinstance(entry[key], bool) and kind is int:
-        raise SpecError(f"{where}: {key!r} must be {getattr(kind, '__name__', kind)}, got {entry[key]!r}")
-    return entry[key]
+def _check(where: str, definition: str, instance: Any) -> None:
+    spec_schema = schemas.load("spec")
+    found = schemas.problem({"$ref": f"#/$defs/{definition}"}, instance, root=spec_schema)
+    if found:
+        raise SpecError(f"{where}: {found}")
 
 
-def _common(path: Path, doc: dict[str, Any], entry: dict[str, Any], i: int, kind: str) -> dict[str, Any]:
-    study = doc.get("study")
-    if not isinstance(study, dict):
-        raise SpecError(f"{path}: missing [study] table")
+def _entry(path: Path, doc: dict[str, Any], raw: Any, i: int, kind: str) -> TaskSpec | EnvSpec:
     where = f"{path} [[{kind}]] #{i + 1}"
-    inherit = entry.pop("defaults", True)
-    if not isinstance(inherit, bool):
-        raise SpecError(f"{where}: 'defaults' must be true or false")
-    entry = _merge(doc.get("defaults", {}), entry) if inherit else entry
-    id_ = _require(where, entry, "id", str)
-    m = ID_PATTERN.match(id_)
-    if not m:
-        raise SpecError(f"{where}: id {id_!r} is not of the form fmbench/<Name>-v<N>")
-    where = f"{path} {id_}"
-    entry_point = _require(where, entry, "entry_point", str)
-    if not re.match(r"^[\w.]+:[\w.]+$", entry_point):
-        raise SpecError(f"{where}: entry_point {entry_point!r} is not 'module:attribute'")
+    if isinstance(raw, dict) and isinstance(raw.get("id"), str):
+        where = f"{path} {raw['id']}"
+    _check(where, f"{kind}_keys", raw)
+    entry = _merge(doc.get("defaults", {}), raw) if raw.get("defaults", True) else dict(raw)
+    entry.pop("defaults", None)
+    _check(where, f"{kind}_entry", entry)
+    m = ID_PATTERN.match(entry["id"])
+    assert m is not None  # the schema checked the pattern
     version = int(m["version"])
-    history = _require(where, entry, "history", list)
-    if not any(isinstance(h, dict) and h.get("version") == version for h in history):
-        raise SpecError(f"{where}: history has no entry for version {version}")
-    return {"id": id_, "name": m["name"], "version": version, "entry_point": entry_point, "history": history,
-            "study": _require(f"{path} [study]", study, "arxiv", str),
-            "title": _require(f"{path} [study]", study, "title", str), "code": study.get("code", ""),
-            "summary": entry.get("summary", ""), "entry": entry, "where": where, "spec_file": path.name}
+    if not any(h["version"] == version for h in entry["history"]):
+        raise SpecError(f"{where}: key 'history': no entry for version {version}")
+    file_studies = {s["arxiv"]: Study(**s) for s in doc["study"]}
+    cited = entry.get("studies", list(file_studies))
+    unknown = [a for a in cited if a not in file_studies]
+    if unknown:
+        raise SpecError(f"{where}: key 'studies': {unknown[0]} is not one of the file's [[study]] tables "
+                        f"{sorted(file_studies)}")
+    common = {"id": entry["id"], "name": m["name"], "version": version, "entry_point": entry["entry_point"],
+              "summary": entry["summary"], "history": entry["history"], "spec_file": str(path),
+              "studies": tuple(file_studies[a] for a in cited)}
+    if kind == "env":
+        return EnvSpec(kwargs=entry.get("kwargs", {}), max_episode_steps=entry.get("max_episode_steps"), **common)
+    metrics = {name: MetricSpec(name, m["higher_is_better"], m.get("description", ""))
+               for name, m in entry["metrics"].items()}
+    if entry["primary_metric"] not in metrics:
+        raise SpecError(f"{where}: key 'primary_metric': {entry['primary_metric']!r} is not among its metrics "
+                        f"{sorted(metrics)}")
+    return TaskSpec(params=entry.get("params", {}), metrics=metrics, primary_metric=entry["primary_metric"],
+                    min_seeds=entry["min_seeds"], interface=entry["interface"], baselines=entry["baselines"],
+                    data_hashes=entry.get("data_hashes", {}), user_data=entry.get("user_data"), **common)
 
 
-def _task_spec(path: Path, doc: dict[str, Any], entry: dict[str, Any], i: int) -> TaskSpec:
-    c = _common(path, doc, entry, i, "task")
-    e, where = c.pop("entry"), c.pop("where")
-    metrics_raw = _require(where, e, "metrics", dict)
-    metrics = {}
-    for name, m in metrics_raw.items():
-        if not isinstance(m, dict) or not isinstance(m.get("higher_is_better"), bool):
-            raise SpecError(f"{where}: metric {name!r} needs higher_is_better = true/false")
-        metrics[name] = MetricSpec(name, m["higher_is_better"], m.get("description", ""))
-    primary = _require(where, e, "primary_metric", str)
-    if primary not in metrics:
-        raise SpecError(f"{where}: primary_metric {primary!r} is not among its metrics {sorted(metrics)}")
-    min_seeds = _require(where, e, "min_seeds", int)
-    if min_seeds < 1:
-        raise SpecError(f"{where}: min_seeds must be >= 1")
-    baselines = _require(where, e, "baselines", dict)
-    if not baselines:
-        raise SpecError(f"{where}: a task ships at least one baseline")
-    return TaskSpec(params=e.get("params", {}), metrics=metrics, primary_metric=primary, min_seeds=min_seeds,
-                    interface=_require(where, e, "interface", str), baselines=baselines, **c)
+def _read_file(path: Path, kind: str) -> tuple[list[TaskSpec | EnvSpec], list[str]]:
+    """The entries of one file and a line per skipped entry; ``SpecError`` if the whole file is unusable."""
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise SpecError(f"{path}: malformed TOML ({e})") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise SpecError(f"{path}: cannot read ({first_line(e)})") from None
+    _check(str(path), f"{kind}_file", doc)
+    out: list[TaskSpec | EnvSpec] = []
+    skipped: list[str] = []
+    for i, raw in enumerate(doc.get(kind, [])):
+        try:
+            out.append(_entry(path, doc, raw, i, kind))
+        except SpecError as e:
+            skipped.append(str(e))
+    return out, skipped
 
 
-def _env_spec(path: Path, doc: dict[str, Any], entry: dict[str, Any], i: int) -> EnvSpec:
-    c = _common(path, doc, entry, i, "env")
-    e, where = c.pop("entry"), c.pop("where")
-    c.pop("code")
-    steps = e.get("max_episode_steps")
-    if steps is not None and (not isinstance(steps, int) or steps < 1):
-        raise SpecError(f"{where}: max_episode_steps must be a positive integer")
-    return EnvSpec(kwargs=e.get("kwargs", {}), max_episode_steps=steps, **c)
+def read_spec_root(root: Path) -> tuple[dict[str, EnvSpec], dict[str, TaskSpec], list[str]]:
+    """Every env and task spec under ``root/envs`` and ``root/tasks``, and a line per problem.
+
+    Example:
+        >>> envs, tasks, problems = read_spec_root(builtin_root())
+        >>> "fmbench/ComposeTokensDirect-v0" in envs, problems
+        (True, [])
+    """
+    found: dict[str, dict[str, Any]] = {"env": {}, "task": {}}
+    problems: list[str] = []
+    for folder, kind in (("envs", "env"), ("tasks", "task")):
+        for path in sorted((root / folder).glob("*.toml")):
+            try:
+                entries, skipped = _read_file(path, kind)
+            except SpecError as e:
+                problems.append(str(e))
+                continue
+            problems += skipped
+            for spec in entries:
+                if spec.id in found[kind]:
+                    problems.append(f"{path}: id {spec.id} is already declared in {found[kind][spec.id].spec_file}")
+                    continue
+                found[kind][spec.id] = spec
+    return found["env"], found["task"], problems
 
 
 def load_spec_dir(root: Path) -> tuple[dict[str, EnvSpec], dict[str, TaskSpec]]:
-    """Parse and check every spec file under ``root/envs`` and ``root/tasks``."""
-    envs: dict[str, EnvSpec] = {}
-    tasks: dict[str, TaskSpec] = {}
-    for folder, key, build, out in (("envs", "env", _env_spec, envs), ("tasks", "task", _task_spec, tasks)):
-        for path in sorted((root / folder).glob("*.toml")):
-            doc = _read(path)
-            entries = doc.get(key, [])
-            if not isinstance(entries, list):
-                raise SpecError(f"{path}: [[{key}]] must be an array of tables")
-            for i, entry in enumerate(entries):
-                spec = build(path, doc, entry, i)
-                if spec.id in out:
-                    raise SpecError(f"{path}: id {spec.id} is already declared in {out[spec.id].spec_file}")
-                out[spec.id] = spec
+    """Like :func:`read_spec_root`, but strict: the first problem raises ``SpecError`` (for checking new specs)."""
+    envs, tasks, problems = read_spec_root(Path(root))
+    if problems:
+        raise SpecError(problems[0])
     return envs, tasks
 
 
-@lru_cache(maxsize=None)
-def _specs(root: str) -> tuple[dict[str, EnvSpec], dict[str, TaskSpec]]:
-    return load_spec_dir(Path(root))
+# ---- the spec roots ------------------------------------------------------------------------------
+def builtin_root() -> Path:
+    """The folder of the built-in ``envs/`` and ``tasks/``: the wheel's copy, or the checkout."""
+    packaged = Path(__file__).parent / "_specs"
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parent.parent
+
+
+def _entry_point_roots(problems: list[str]) -> list[tuple[Path, str]]:
+    roots = []
+    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        origin = f"entry point {ep.name!r} ({ep.value}) of {ep.dist.name if ep.dist else 'an unknown distribution'}"
+        try:
+            target = ep.load()
+            root = target() if callable(target) else target
+        except Exception as e:  # a third party's code: report whatever it raised, keep the rest
+            problems.append(f"{origin}: does not load ({type(e).__name__}: {first_line(e, '')})")
+            continue
+        if not isinstance(root, (str, os.PathLike)):
+            problems.append(f"{origin}: returned {type(root).__name__}, expected the path of a spec root")
+            continue
+        roots.append((Path(root), origin))
+    return roots
+
+
+def spec_roots() -> list[tuple[Path, str]]:
+    """The spec roots in reading order, each with where it came from."""
+    return registry().roots
+
+
+@lru_cache(maxsize=8)
+def _build(spec_path: str) -> Registry:
+    reg = Registry()
+    roots = [(builtin_root(), "built-in")]
+    roots += [(Path(p), f"${SPEC_PATH_ENV}") for p in spec_path.split(os.pathsep) if p]
+    roots += _entry_point_roots(reg.problems)
+    seen: set[Path] = set()
+    for root, origin in roots:
+        if not root.is_dir() or not ((root / "envs").is_dir() or (root / "tasks").is_dir()):
+            reg.problems.append(f"{root} ({origin}): not a folder holding envs/ or tasks/")
+            continue
+        if root.resolve() in seen:
+            continue
+        seen.add(root.resolve())
+        reg.roots.append((root, origin))
+        envs, tasks, problems = read_spec_root(root)
+        reg.problems += problems
+        for found, into in ((envs, reg.envs), (tasks, reg.tasks)):
+            for id_, spec in found.items():
+                if id_ in into:
+                    reg.problems.append(f"{spec.spec_file}: id {id_} is already declared in {into[id_].spec_file}")
+                else:
+                    into[id_] = spec
+    _register_with_gymnasium(reg.envs.values())
+    return reg
+
+
+def registry() -> Registry:
+    """The registry of the current spec roots (read once per ``$FMBENCH_SPEC_PATH`` value)."""
+    return _build(os.environ.get(SPEC_PATH_ENV, ""))
+
+
+def reload() -> Registry:
+    """Forget every registry read so far (after installing a study package) and read again."""
+    _build.cache_clear()
+    return registry()
+
+
+def problems() -> list[str]:
+    """One line per spec file, entry or root that was skipped."""
+    return list(registry().problems)
 
 
 def specs() -> tuple[dict[str, EnvSpec], dict[str, TaskSpec]]:
-    """All env and task specs of the current spec root (parsed once)."""
-    return _specs(str(spec_root()))
+    """All env and task specs of the current spec roots."""
+    reg = registry()
+    return reg.envs, reg.tasks
 
 
-def register_envs() -> None:
-    """Register every env with Gymnasium (idempotent: already-registered ids are kept)."""
+def _register_with_gymnasium(envs: Any) -> None:
     import gymnasium as gym
 
-    for spec in specs()[0].values():
+    for spec in envs:
         if spec.id not in gym.registry:
             gym.register(id=spec.id, entry_point=spec.entry_point, max_episode_steps=spec.max_episode_steps,
                          kwargs=dict(spec.kwargs))
 
 
-def _unknown(kind: str, id_: str, known: list[str]) -> UnknownIdError:
-    close = difflib.get_close_matches(id_, known, n=1, cutoff=0.5)
+def register_envs() -> None:
+    """Register every env with Gymnasium (idempotent: already-registered ids are kept)."""
+    _register_with_gymnasium(registry().envs.values())
+
+
+# ---- lookups -----------------------------------------------------------------------------------
+def _unknown(kind: str, id_: str) -> UnknownIdError:
+    envs, tasks = specs()
+    known = {"task": list(tasks), "env": list(envs), "env or task": [*envs, *tasks]}[kind]
+    close = difflib.get_close_matches(id_, [*envs, *tasks], n=1, cutoff=0.5)
     hint = f"; did you mean {close[0]!r}?" if close else f"; run `fmbench list` to see the {len(known)} registered"
-    return UnknownIdError(f"unknown {kind} id {id_!r}{hint}")
+    skipped = f" ({len(problems())} spec entries were skipped: see `fmbench list`)" if problems() else ""
+    return UnknownIdError(f"unknown {kind} id {id_!r}{hint}{skipped}")
 
 
-def list_tasks() -> list[str]:
-    """Registered task ids, sorted."""
-    return sorted(specs()[1])
+def list_tasks(study: str | None = None) -> list[str]:
+    """Registered task ids, sorted; only those citing arXiv id ``study`` when given."""
+    return sorted(i for i, s in specs()[1].items() if study is None or study in (x.arxiv for x in s.studies))
 
 
-def list_envs() -> list[str]:
-    """Registered env ids, sorted."""
-    return sorted(specs()[0])
+def list_envs(study: str | None = None) -> list[str]:
+    """Registered env ids, sorted; only those citing arXiv id ``study`` when given."""
+    return sorted(i for i, s in specs()[0].items() if study is None or study in (x.arxiv for x in s.studies))
 
 
 def task_spec(id_: str) -> TaskSpec:
     """The spec of a registered task (did-you-mean error for unknown ids)."""
     tasks = specs()[1]
     if id_ not in tasks:
-        raise _unknown("task", id_, list(tasks) + list(specs()[0]))
+        raise _unknown("task", id_)
     return tasks[id_]
 
 
@@ -213,20 +332,35 @@ def env_spec(id_: str) -> EnvSpec:
     """The spec of a registered env (did-you-mean error for unknown ids)."""
     envs = specs()[0]
     if id_ not in envs:
-        raise _unknown("env", id_, list(envs) + list(specs()[1]))
+        raise _unknown("env", id_)
     return envs[id_]
+
+
+def any_spec(id_: str) -> TaskSpec | EnvSpec:
+    """The spec of a registered env or task.
+
+    Example:
+        >>> any_spec("fmbench/ComposeTokensDirect-v0").entry_point
+        'fmbench.studies.compositional.env:CompositionEnv'
+    """
+    envs, tasks = specs()
+    if id_ in envs:
+        return envs[id_]
+    if id_ in tasks:
+        return tasks[id_]
+    raise _unknown("env or task", id_)
 
 
 def current_version(name: str) -> int:
     """Highest registered version of a task name (``Compose...`` without ``-vN``)."""
     versions = [s.version for s in specs()[1].values() if s.name == name]
     if not versions:
-        raise _unknown("task", name, list(specs()[1]))
+        raise _unknown("task", f"fmbench/{name}-v0")
     return max(versions)
 
 
 def make_task(id_: str) -> Task:
-    """Build a registered task.
+    """Build a registered task (its class checks the entry's ``params`` and baselines).
 
     Example:
         >>> make_task("fmbench/ComposeDirect-v0").spec.params["step_by_step"]
@@ -237,5 +371,8 @@ def make_task(id_: str) -> Task:
     try:
         cls = getattr(importlib.import_module(module), attr)
     except (ImportError, AttributeError) as e:
-        raise SpecError(f"{spec.spec_file} {id_}: entry point {spec.entry_point!r} cannot be loaded ({e})") from None
+        raise SpecError(f"{spec.spec_file} {id_}: entry point {spec.entry_point!r} cannot be loaded "
+                        f"({first_line(e)})") from None
+    if not (isinstance(cls, type) and issubclass(cls, Task)):
+        raise SpecError(f"{spec.spec_file} {id_}: entry point {spec.entry_point!r} is not a fmbench.task.Task class")
     return cls(spec)

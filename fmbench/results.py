@@ -19,7 +19,7 @@ import subprocess
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import jsonschema
 
@@ -145,8 +145,14 @@ def check_schema(record: Any, where: str = "record") -> None:
             raise ResultError(f"{where}: aggregate of metric {name!r} does not match its per-seed values")
 
 
-def check_against_registry(record: dict[str, Any], where: str = "record") -> None:
-    """Check the record's task, version, metrics and data hashes against the installed registry."""
+def check_against_registry(record: dict[str, Any], where: str = "record",
+                           log: Callable[[str], None] | None = None) -> None:
+    """Check the record's task, version, metrics and data hashes against the installed registry.
+
+    A seed whose hash the spec pins (seeds 0 and 1) is compared with the pinned value (the
+    registry-wide tests prove the data still has it); any other seed's data is regenerated,
+    which ``log`` (if given) announces first.
+    """
     from fmbench.registry import make_task, task_spec
 
     tid = record["task"]["id"]
@@ -170,15 +176,44 @@ def check_against_registry(record: dict[str, Any], where: str = "record") -> Non
         if m["higher_is_better"] != direction:
             raise ResultError(f"{where}: metric {name!r} has the wrong direction")
     task = make_task(tid)
-    for seed, digest in record["task"]["data_hash"].items():
-        if task.data_hash(int(seed)) != digest:
+    hashes = record["task"]["data_hash"]
+    regenerate = sorted((s for s in hashes if s not in spec.data_hashes), key=int)
+    if regenerate and log:
+        log(f"checking the data hashes of {tid} seeds {', '.join(regenerate)} (regenerating that data)...")
+    for seed, digest in hashes.items():
+        expected = spec.data_hashes.get(seed) or task.data_hash(int(seed))
+        if expected != digest:
             raise ResultError(f"{where}: data hash of seed {seed} does not match {tid}'s data "
                               "(stale result or another fmbench data version)")
 
 
-def validate(path: str | Path) -> dict[str, Any]:
-    """Load and fully check a record file; return it."""
+def validate(path: str | Path, log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Load and fully check a record file; return it (``log`` announces slow steps)."""
     record = load_record(path)
     check_schema(record, str(path))
-    check_against_registry(record, str(path))
+    check_against_registry(record, str(path), log)
     return record
+
+
+def submittable(record: dict[str, Any]) -> str | None:
+    """Why a valid record cannot be a ranked leaderboard entry, or ``None`` if it can.
+
+    Example:
+        >>> submittable({"task": {"id": "fmbench/ComposeDirect-v0", "version": 0}, "seeds": [0], "per_seed": {"0": {}},
+        ...              "limit": 64})
+        'it scored only 64 items per seed (--limit); evaluate on the full data to submit'
+    """
+    from fmbench.registry import current_version, task_spec
+
+    spec = task_spec(record["task"]["id"])
+    latest = current_version(spec.name)
+    if record["task"]["version"] < latest:
+        return f"{spec.id} is superseded by version {latest}; evaluate on the current version"
+    if "limit" in record:
+        return f"it scored only {record['limit']} items per seed (--limit); evaluate on the full data to submit"
+    missing = [s for s in record["seeds"] if str(s) not in record["per_seed"]]
+    if missing:
+        return f"seeds {missing} are unfinished; rerun `fmbench eval` with the same --out"
+    if len(record["seeds"]) < spec.min_seeds:
+        return f"it has {len(record['seeds'])} seeds; a ranked entry of {spec.id} needs at least {spec.min_seeds}"
+    return None

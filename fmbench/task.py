@@ -1,10 +1,12 @@
 """The task contract every benchmark task implements, and the spec it is built from.
 
 A task is built from one entry of a spec file in ``tasks/`` (a ``TaskSpec``): its id and
-version, the study it comes from, fixed parameters, metrics (one primary), the model
+version, the studies it cites, fixed parameters, metrics (one primary), the model
 interface it scores, the minimum number of seeds for a ranked leaderboard entry, its
-shipped baselines and its version history. Its data is deterministic for
-``(id, version, seed)`` and ``data_hash(seed)`` fingerprints it.
+shipped baselines, its golden data hashes and its version history. Its data is
+deterministic for ``(id, version, seed)`` and ``data_hash(seed)`` fingerprints it. A task
+class states the ``params`` it reads (``params_schema``) and the keys its baseline entries
+may carry (``baseline_schema``); anything else in the entry is refused when it is built.
 
 Example:
     >>> import fmbench
@@ -21,7 +23,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Iterator
 
 import numpy as np
 
-from fmbench.errors import ModelError
+from fmbench import schemas
+from fmbench.errors import InputError, ModelError, SpecError
 
 if TYPE_CHECKING:
     from fmbench.models import LoadedModel
@@ -37,14 +40,25 @@ class MetricSpec:
 
 
 @dataclass(frozen=True)
+class Study:
+    """A paper an entry cites: arXiv id, title and the authors' code (``owner/name`` or ``not public``)."""
+
+    arxiv: str
+    title: str
+    code: str
+
+    def describe(self) -> dict[str, str]:
+        return {"arxiv": self.arxiv, "title": self.title, "code": self.code}
+
+
+@dataclass(frozen=True)
 class TaskSpec:
     """One registered task version, as read from its spec file."""
 
     id: str
     name: str
     version: int
-    study: str
-    title: str
+    studies: tuple[Study, ...]
     entry_point: str
     summary: str
     params: dict[str, Any]
@@ -55,8 +69,17 @@ class TaskSpec:
     baselines: dict[str, dict[str, Any]]
     history: list[dict[str, Any]]
     spec_file: str
-    code: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
+    data_hashes: dict[str, str] = field(default_factory=dict)
+    user_data: str | None = None
+
+    @property
+    def study(self) -> str:
+        """The primary study's arXiv id (what a result record names)."""
+        return self.studies[0].arxiv
+
+    @property
+    def title(self) -> str:
+        return self.studies[0].title
 
     def metric(self, name: str) -> MetricSpec:
         """Spec of a metric or of a breakdown ``base|group=value`` (inherits the base's direction)."""
@@ -64,6 +87,22 @@ class TaskSpec:
         if base not in self.metrics:
             raise KeyError(f"{self.id} has no metric {base!r}")
         return self.metrics[base] if base == name else MetricSpec(name, self.metrics[base].higher_is_better)
+
+
+def params_of(properties: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A closed JSON Schema object for a task class's ``params`` (unknown keys refused).
+
+    Example:
+        >>> params_of({"level": {"type": "string"}}, required=("level",))["required"]
+        ['level']
+    """
+    return {"type": "object", "additionalProperties": False, "properties": properties, "required": list(required)}
+
+
+INTEGER = {"type": "integer", "minimum": 0}
+POSITIVE = {"type": "integer", "minimum": 1}
+STRING = {"type": "string"}
+BOOLEAN = {"type": "boolean"}
 
 
 def evaluation_subset(n: int, limit: int | None) -> np.ndarray:
@@ -86,9 +125,22 @@ class Task(abc.ABC):
     """
 
     splits: ClassVar[tuple[str, ...]]
+    params_schema: ClassVar[dict[str, Any]] = {"type": "object", "additionalProperties": False}
+    """JSON Schema of the entry's ``params`` (every key the class reads; nothing else)."""
+    baseline_schema: ClassVar[dict[str, Any]] = {"file": {"type": "string"}}
+    """JSON Schema ``properties`` a baseline entry may have besides ``description``."""
 
     def __init__(self, spec: TaskSpec) -> None:
         self.spec = spec
+        found = schemas.problem(self.params_schema, spec.params)
+        if found:
+            raise SpecError(f"{spec.spec_file} {spec.id}: params: {found}")
+        baseline = {"type": "object", "additionalProperties": False,
+                    "properties": {"description": {"type": "string"}, **self.baseline_schema}}
+        for name, entry in spec.baselines.items():
+            found = schemas.problem(baseline, entry)
+            if found:
+                raise SpecError(f"{spec.spec_file} {spec.id}: baselines.{name}: {found}")
 
     @property
     def id(self) -> str:
@@ -100,9 +152,9 @@ class Task(abc.ABC):
 
     # ---- data ------------------------------------------------------------------------
     def check_split(self, split: str) -> None:
-        """Raise ``ValueError`` unless ``split`` is one of the task's splits."""
+        """Raise ``InputError`` (a ``ValueError``) unless ``split`` is one of the task's splits."""
         if split not in self.splits:
-            raise ValueError(f"unknown split {split!r}; expected one of {self.splits}")
+            raise InputError(f"{self.id} has no split {split!r}; its splits are {list(self.splits)}")
 
     @abc.abstractmethod
     def split_size(self, split: str) -> int:
@@ -119,7 +171,7 @@ class Task(abc.ABC):
 
     def user_data(self) -> str | None:
         """The environment variable naming the user's own copy of data fmbench cannot install, else ``None``."""
-        return None
+        return self.spec.user_data
 
     @abc.abstractmethod
     def data_hash(self, seed: int) -> str:
@@ -167,14 +219,14 @@ class Task(abc.ABC):
         """Plain-data description for ``fmbench describe``."""
         s = self.spec
         return {
-            "id": s.id, "kind": "task", "version": s.version, "study": s.study, "title": s.title,
-            "code": s.code, "summary": s.summary, "params": s.params, "interface": s.interface,
+            "id": s.id, "kind": "task", "version": s.version, "studies": [x.describe() for x in s.studies],
+            "summary": s.summary, "params": s.params, "interface": s.interface,
             "input_format": self.input_format(), "splits": {sp: self.split_size(sp) for sp in self.splits},
             "metrics": {m.name: {"higher_is_better": m.higher_is_better, "description": m.description}
                         for m in s.metrics.values()},
             "primary_metric": s.primary_metric, "min_seeds": s.min_seeds,
             "baselines": {k: v.get("description", "") for k, v in s.baselines.items()},
-            "version_history": s.history, "spec_file": s.spec_file,
+            "version_history": s.history, "spec_file": s.spec_file, "data_hashes": s.data_hashes,
             **({"vocab": self.vocab} if self.vocab else {}),
             **({"user_data": self.user_data()} if self.user_data() else {}),
         }

@@ -11,8 +11,6 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
-import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -25,12 +23,23 @@ DIRECT_TASK = "fmbench/ComposeDirect-v0"  # the cheapest registered task (20-tok
 TINY_TASK = "fmbench/ComposeTiny-v0"  # only exists under the ``tiny_spec_root`` fixture
 
 # A test-only task small enough for a real, full (no --limit) evaluation in seconds: 300
-# training documents, 96 test documents. Its metrics match the composition evaluator's.
+# training documents, 96 test documents. Its metrics match the composition evaluator's. It
+# lives in a spec root of its own, added to the built-in one through $FMBENCH_SPEC_PATH.
 TINY_TASK_TOML = f'''
+[[study]]
+arxiv = "2311.12997"
+title = "Compositional Capabilities of Autoregressive Transformers: A Study on Synthetic, Interpretable Tasks"
+code = "rahul13ramesh/compositional_capabilities"
 
 [[task]]
 id = "{TINY_TASK}"
 summary = "Test-only: a tiny direct-format composition task."
+entry_point = "fmbench.studies.compositional.task:CompositionTask"
+interface = "sequence-model"
+min_seeds = 3
+primary_metric = "exact_match"
+history = [{{ version = 0, change = "Test-only." }}]
+data_hashes = {{ 0 = "5e477caea74c3078ee4aece139d5788d81790e297c7f18458b79f8a393e0545c", 1 = "02af1a9d5db479d82344c1dc7978604cd7c9d5619a86926df551c7c89bc32b76" }}
 params = {{ step_by_step = false, depth = 3, n_train_compositions = 8, n_train_documents = 300, samples_per_composition = 2, max_eval_compositions = 40 }}
 metrics.exact_match = {{ higher_is_better = true }}
 metrics.token_accuracy = {{ higher_is_better = true }}
@@ -100,19 +109,14 @@ def limited_result_file(fmbench_cli, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_spec_root(tmp_path_factory) -> Path:
-    """A copy of the registry's spec files plus the test-only ``fmbench/ComposeTiny-v0``.
+    """A spec root holding only the test-only ``fmbench/ComposeTiny-v0``.
 
-    Use it as ``FMBENCH_SPEC_DIR`` (in a subprocess's ``env``, or with ``monkeypatch.setenv``
-    in-process: the registry caches specs per root, so switching roots is safe).
+    Use it as ``FMBENCH_SPEC_PATH`` (in a subprocess's ``env``, or with ``monkeypatch.setenv``
+    in-process: the registry is read once per value of the variable, so switching is safe).
     """
-    from fmbench.registry import spec_root
-
     root = tmp_path_factory.mktemp("tiny-spec-root")
-    for folder in ("envs", "tasks"):
-        shutil.copytree(spec_root() / folder, root / folder)
-    study = root / "tasks" / "compositional.toml"
-    assert re.search(r'^arxiv = "2311\.12997"', study.read_text(), re.M)
-    study.write_text(study.read_text() + TINY_TASK_TOML)
+    (root / "tasks").mkdir()
+    (root / "tasks" / "tiny.toml").write_text(TINY_TASK_TOML)
     return root
 
 

@@ -144,11 +144,11 @@ def test_describe_unknown_ids(fmbench_cli):
 def tiny(tiny_spec_root):
     """The tiny task's environment for subprocesses, and its vocabulary and seed-0 data (in-process)."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FMBENCH_SPEC_DIR", str(tiny_spec_root))
+        mp.setenv("FMBENCH_SPEC_PATH", str(tiny_spec_root))
         task = make_task(TINY)
         data = {split: {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
                 for split in task.splits for chunks in [list(task.export_chunks(split, 0))]}
-        return {"env": {"FMBENCH_SPEC_DIR": str(tiny_spec_root)}, "vocab": task.vocab, "data": data,
+        return {"env": {"FMBENCH_SPEC_PATH": str(tiny_spec_root)}, "vocab": task.vocab, "data": data,
                 "document_length": task.world.document_length}
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 import json
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -20,7 +19,7 @@ import pytest
 
 from fmbench.errors import SubmissionError
 from fmbench.leaderboard import entries, ranked_rows, submit
-from fmbench.registry import make_task, spec_root
+from fmbench.registry import builtin_root, make_task
 from fmbench.results import aggregate, validate
 
 TASK = "fmbench/ComposeDirect-v0"
@@ -223,19 +222,17 @@ def test_unsafe_names_are_refused(tmp_path, board, complete_result_file, name):
 
 
 def test_a_superseded_task_version_is_refused(tmp_path, monkeypatch, complete_result_file):
-    """A registry where ComposeDirect has a version 1: results on version 0 are stale."""
-    root = tmp_path / "specs"
-    for folder in ("envs", "tasks"):
-        shutil.copytree(spec_root() / folder, root / folder)
-    study = root / "tasks" / "compositional.toml"
-    text = study.read_text()
+    """A spec root adding a version 1 of ComposeDirect: results on version 0 are stale."""
+    text = (builtin_root() / "tasks" / "compositional.toml").read_text()
     block = re.search(r'\[\[task\]\]\nid = "fmbench/ComposeDirect-v0".*?(?=\n\[\[task\]\]|\Z)', text, re.S)
     assert block, "the ComposeDirect-v0 entry moved; update this test"
     v1 = block.group(0).replace("ComposeDirect-v0", "ComposeDirect-v1") + (
         '\nhistory = [{ version = 0, change = "First release." }, '
         '{ version = 1, change = "Test-only: a new version." }]\n')
-    study.write_text(text + "\n" + v1)
-    monkeypatch.setenv("FMBENCH_SPEC_DIR", str(root))
+    root = tmp_path / "specs"
+    (root / "tasks").mkdir(parents=True)
+    (root / "tasks" / "compositional-v1.toml").write_text(text[:text.index("[[task]]")] + v1)
+    monkeypatch.setenv("FMBENCH_SPEC_PATH", str(root))
     from fmbench.registry import list_tasks
 
     assert {TASK, "fmbench/ComposeDirect-v1"} <= set(list_tasks())
@@ -243,7 +240,7 @@ def test_a_superseded_task_version_is_refused(tmp_path, monkeypatch, complete_re
     with pytest.raises(SubmissionError, match=f"{TASK} is superseded by version 1; evaluate on the current version"):
         submit(complete_result_file, "late", root=board)
     assert snapshot(board) == {}
-    monkeypatch.delenv("FMBENCH_SPEC_DIR")  # back on the real registry, the same record is current
+    monkeypatch.delenv("FMBENCH_SPEC_PATH")  # back on the real registry, the same record is current
     assert submit(complete_result_file, "late", root=board).is_file()
 
 

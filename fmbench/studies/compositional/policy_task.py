@@ -28,7 +28,7 @@ from fmbench.models import LoadedModel
 from fmbench.random_access import check_seed, integers, stream_key
 from fmbench.studies.compositional.env import DOCUMENT_SEED, CompositionEnv
 from fmbench.studies.compositional.generator import CompositionWorld
-from fmbench.task import Task, evaluation_subset
+from fmbench.task import POSITIVE, Task, evaluation_subset, params_of
 
 
 class RandomPolicy:
@@ -59,6 +59,9 @@ class CompositionPolicyTask(Task):
     """Score a policy's return on the test documents of a composition env (arXiv:2311.12997)."""
 
     splits = ("test",)
+    params_schema = params_of({"env": {"type": "string", "pattern": "^fmbench/"}, "episodes": POSITIVE},
+                                  required=("env", "episodes"))
+    baseline_schema = {}
 
     @property
     def env_id(self) -> str:

@@ -23,7 +23,7 @@ from fmbench.interfaces import check_sequence_model
 from fmbench.models import LoadedModel, from_module, load_baseline_checkpoint
 from fmbench.studies.compositional.generator import CompositionConfig, CompositionWorld
 from fmbench.studies.compositional.train import make_model
-from fmbench.task import Task, evaluation_subset
+from fmbench.task import BOOLEAN, INTEGER, POSITIVE, STRING, Task, evaluation_subset, params_of
 
 HERE = Path(__file__).parent
 
@@ -32,6 +32,13 @@ class CompositionTask(Task):
     """Score a causal sequence model on held-out function compositions (arXiv:2311.12997)."""
 
     splits = ("train", "test")
+    params_schema = params_of({
+        "world_seed": INTEGER, "n_tokens": POSITIVE, "input_length": POSITIVE, "depth": POSITIVE,
+        "n_functions": POSITIVE, "include_identity": BOOLEAN, "step_by_step": BOOLEAN, "split": STRING,
+        "permutation_positions": {"type": "array", "items": INTEGER}, "n_train_compositions": INTEGER,
+        "n_identity": INTEGER, "with_replacement": BOOLEAN, "n_train_documents": POSITIVE,
+        "samples_per_composition": POSITIVE, "max_eval_compositions": POSITIVE})
+    """:class:`~fmbench.studies.compositional.generator.CompositionConfig`'s fields and ``world_seed``."""
 
     @cached_property
     def world(self) -> CompositionWorld:

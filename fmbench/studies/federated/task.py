@@ -48,7 +48,7 @@ from fmbench.nn.cnn import CNN, CNNConfig
 from fmbench.probes import linear_probe
 from fmbench.random_access import check_seed, stream_key
 from fmbench.studies.federated.partition import Partition, balanced_dirichlet
-from fmbench.task import Task
+from fmbench.task import POSITIVE, Task, params_of
 
 HERE = Path(__file__).parent
 SPLITS = ("train", "test")
@@ -120,18 +120,17 @@ class FederatedTask(Task):
     """An image data set split among clients; scores frozen image encoders by linear probes."""
 
     splits = SPLITS
+    params_schema = params_of(
+        {"dataset": {"enum": sorted(DATASETS)}, "partition": {"const": "balanced-dirichlet"},
+         "alpha": {"type": "number", "exclusiveMinimum": 0}, "n_clients": POSITIVE,
+         "participation": {"type": "number", "exclusiveMinimum": 0, "maximum": 1}, "local_epochs": POSITIVE},
+        required=("dataset", "partition", "alpha", "n_clients", "participation", "local_epochs"))
+    """``partition`` names the split (Orchestra's balanced Dirichlet, the only one tasks use)."""
 
     def __init__(self, spec) -> None:
         super().__init__(spec)
-        p = spec.params
-        if p.get("dataset") not in DATASETS:
-            raise ValueError(f"{spec.id}: dataset must be one of {sorted(DATASETS)}, got {p.get('dataset')!r}")
-        self.source = DATASETS[p["dataset"]]
+        self.source = DATASETS[spec.params["dataset"]]
         self._probe_cache: tuple[weakref.ref, tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
-        if not 0 < p["participation"] <= 1:
-            raise ValueError(f"{spec.id}: participation must be in (0, 1], got {p['participation']}")
-        if not (isinstance(p["local_epochs"], int) and p["local_epochs"] >= 1):
-            raise ValueError(f"{spec.id}: local_epochs must be a positive integer, got {p['local_epochs']!r}")
 
     # ---- data -----------------------------------------------------------------------------------
     def partitions(self, seed: int) -> tuple[Partition, Partition]:

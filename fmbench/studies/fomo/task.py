@@ -47,7 +47,7 @@ from fmbench.studies.fomo.levels import LEVELS, make_level, reset_quietly
 from fmbench.studies.fomo.rewards import build_reward, finite
 from fmbench.studies.fomo.rollouts import BotFailure, Run, random_actions, run_policy
 from fmbench.studies.fomo.trajectory import Trajectory
-from fmbench.task import Task, evaluation_subset
+from fmbench.task import POSITIVE, Task, evaluation_subset, params_of
 
 
 @dataclass
@@ -67,13 +67,18 @@ class RewardQualityTask(Task):
     """Score reward models on desired vs similar-but-incorrect BabyAI runs (arXiv:2312.03881)."""
 
     splits = ("test",)
+    params_schema = params_of(
+        {"level": {"enum": sorted(LEVELS)}, "layouts": POSITIVE,
+         "truncate_fraction": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
+         "tile_size": {"type": "integer", "minimum": 8},
+         "families": {"type": "array", "minItems": 1, "uniqueItems": True, "items": {"enum": list(INCORRECT)}}},
+        required=("level", "layouts", "truncate_fraction", "tile_size", "families"))
+    baseline_schema = {"reward": {"type": "string"}}
+    """``reward``: the reward model's name for :func:`~fmbench.studies.fomo.rewards.build_reward`."""
 
     @property
     def level(self) -> str:
-        level = self.spec.params["level"]
-        if level not in LEVELS:
-            raise ValueError(f"{self.spec.spec_file} {self.id}: unknown level {level!r}")
-        return level
+        return self.spec.params["level"]
 
     @property
     def n_layouts(self) -> int:

@@ -43,10 +43,12 @@ from fmbench.studies.graphcl.augment import drop_edges, drop_nodes, drop_style_e
 from fmbench.studies.graphcl.generator import MOTIFS, GraphConfig, synthetic_graph
 from fmbench.studies.graphcl.protocol import Augmentation, check_encoder, embed, evaluate_encoder
 from fmbench.studies.graphcl.superpixels import superpixel_graphs
-from fmbench.task import Task
+from fmbench.task import POSITIVE, Task, params_of
 
 HERE = Path(__file__).parent
 SPLITS = ("pretrain", "train", "test")
+COMMON_PARAMS = {"pretrain_size": POSITIVE, "train_per_class": POSITIVE, "test_per_class": POSITIVE,
+                 "augment_ratio": {"type": "number", "minimum": 0, "exclusiveMaximum": 1}}
 
 
 class GraphProbeTask(Task):
@@ -54,6 +56,8 @@ class GraphProbeTask(Task):
 
     splits = SPLITS
     n_classes: int
+    baseline_schema = {"augment": {"enum": ["generic", "relevant"]}}
+    """``augment``: the GraphCL checkpoint trained with that augmentation (none: the untrained encoder)."""
 
     # ---- what a source provides -------------------------------------------------------------
     @abc.abstractmethod
@@ -161,6 +165,9 @@ class MotifTask(GraphProbeTask):
     first, then train, then test) for the seed."""
 
     n_classes = len(MOTIFS)
+    params_schema = params_of(
+        {**COMMON_PARAMS, "multiplier": {"type": "number", "exclusiveMinimum": 0},
+         "background": {"enum": ["tree", "ba"]}}, required=(*COMMON_PARAMS, "multiplier", "background"))
 
     @property
     def config(self) -> GraphConfig:
@@ -209,6 +216,7 @@ class SuperpixelTask(GraphProbeTask):
     test images."""
 
     n_classes = 10
+    params_schema = params_of({**COMMON_PARAMS, "n_segments": POSITIVE}, required=(*COMMON_PARAMS, "n_segments"))
 
     def _indices(self, split: str, seed: int, limit: int | None) -> tuple[str, np.ndarray]:
         p = self.spec.params
