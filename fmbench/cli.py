@@ -29,6 +29,11 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
+def _progress(line: str) -> None:
+    """A progress message of a slow step (on stdout: stderr holds only the one-line error, if any)."""
+    print(line, flush=True)
+
+
 def _print_json(obj: Any) -> None:
     print(json.dumps(obj, indent=2))
 
@@ -142,7 +147,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
 def cmd_validate(args: argparse.Namespace) -> None:
     from fmbench.results import submittable, validate
 
-    record = validate(args.file, log=print)
+    record = validate(args.file, log=_progress)
     done = [s for s in record["seeds"] if str(s) in record["per_seed"]]
     print(f"{args.file}: valid result of {record['task']['id']} ({len(done)}/{len(record['seeds'])} seeds finished)")
     reason = submittable(record)
@@ -153,7 +158,7 @@ def cmd_submit(args: argparse.Namespace) -> None:
     from fmbench.leaderboard import submit
 
     path = submit(args.file, args.name, args.code_url, Path(args.leaderboards) if args.leaderboards else None,
-                  log=print)
+                  log=_progress)
     print(f"accepted: {path}")
 
 

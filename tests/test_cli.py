@@ -59,9 +59,9 @@ def test_list_json_rows_and_filters(fmbench_cli):
     rows = json.loads(ok(fmbench_cli("list", "--json")))
     assert isinstance(rows, list) and rows
     for row in rows:
-        assert {"id", "kind", "study", "version"} <= set(row), row
+        assert {"id", "kind", "studies", "version"} <= set(row), row
         assert row["kind"] in ("env", "task")
-        assert re.fullmatch(r"\d{4}\.\d{4,5}", row["study"]), row
+        assert row["studies"] and all(re.fullmatch(r"\d{4}\.\d{4,5}", a) for a in row["studies"]), row
         m = ID_PATTERN.match(row["id"])
         assert m and isinstance(row["version"], int) and int(m["version"]) == row["version"], row
     assert len({r["id"] for r in rows}) == len(rows)
@@ -111,9 +111,10 @@ def test_version_and_usage_errors(fmbench_cli):
 def test_describe_task_json(fmbench_cli):
     info = json.loads(ok(fmbench_cli("describe", TASK, "--json")))
     spec = task_spec(TASK)
-    assert {"study", "title", "params", "metrics", "interface", "baselines", "version_history"} <= set(info)
+    assert {"studies", "params", "metrics", "interface", "baselines", "version_history"} <= set(info)
     assert info["id"] == TASK and info["kind"] == "task" and info["version"] == 0
-    assert info["study"] == "2311.12997" and "Compositional" in info["title"]
+    (study,) = info["studies"]
+    assert study["arxiv"] == "2311.12997" and "Compositional" in study["title"]
     assert info["params"] == spec.params and info["params"]["step_by_step"] is False
     assert set(info["metrics"]) == set(spec.metrics) and info["primary_metric"] in info["metrics"]
     assert info["metrics"]["exact_match"]["higher_is_better"] is True
@@ -125,16 +126,16 @@ def test_describe_task_json(fmbench_cli):
 
 def test_describe_env_and_text_output(fmbench_cli):
     info = json.loads(ok(fmbench_cli("describe", ENV, "--json")))
-    assert info["kind"] == "env" and info["study"] == "2311.12997"
+    assert info["kind"] == "env" and [s["arxiv"] for s in info["studies"]] == ["2311.12997"]
     assert isinstance(info["params"], dict) and any(h["version"] == 0 for h in info["version_history"])
     text = ok(fmbench_cli("describe", ENV)).splitlines()
-    assert f"id: {ENV}" in text and "study: 2311.12997" in text
+    assert f"id: {ENV}" in text and any(line.startswith("studies:") for line in text)
 
 
 def test_describe_unknown_ids(fmbench_cli):
     one_line_error(fmbench_cli("describe", "fmbench/ComposeStepByStep-v1", "--json"),
-                   "unknown task id 'fmbench/ComposeStepByStep-v1'", "did you mean 'fmbench/ComposeStepByStep-v0'")
-    line = one_line_error(fmbench_cli("describe", "zzz"), "unknown task id 'zzz'", "fmbench list")
+                   "unknown env or task id 'fmbench/ComposeStepByStep-v1'", "did you mean 'fmbench/ComposeStepByStep-v0'")
+    line = one_line_error(fmbench_cli("describe", "zzz"), "unknown env or task id 'zzz'", "fmbench list")
     assert "did you mean" not in line
 
 
@@ -273,7 +274,9 @@ def test_eval_limit_writes_a_valid_record_and_resumes(fmbench_cli, tmp_path):
     assert first["limit"] == 32 and first["seeds"] == [0] and list(first["per_seed"]) == ["0"]
     assert first["task"] == {**first["task"], "id": TASK, "version": 0, "study": "2311.12997"}
     assert first["model"]["spec"] == "baseline:untrained" and first["device"] == "cpu"
-    assert ok(fmbench_cli("validate", out)).strip() == f"{out}: valid result of {TASK} (1/1 seeds finished)"
+    assert ok(fmbench_cli("validate", out)).strip().splitlines() == [
+        f"{out}: valid result of {TASK} (1/1 seeds finished)",
+        "valid but not submittable: it scored only 32 items per seed (--limit); evaluate on the full data to submit"]
 
     proc = fmbench_cli(*EVAL, "--seeds", "0,1", "--limit", "32", "--out", out)
     assert "resuming" in ok(proc) + proc.stderr
@@ -378,7 +381,9 @@ def test_validate_names_the_problem(fmbench_cli, tmp_path, complete_result_file,
 
 def test_validate_accepts_a_good_record_and_refuses_a_missing_one(fmbench_cli, tmp_path, complete_result_file):
     out = ok(fmbench_cli("validate", complete_result_file))
-    assert out.strip() == f"{complete_result_file}: valid result of {TASK} (3/3 seeds finished)"
+    assert out.strip().splitlines() == [
+        f"checking the data hashes of {TASK} seeds 2 (regenerating that data)...",  # seeds 0, 1: pinned in the spec
+        f"{complete_result_file}: valid result of {TASK} (3/3 seeds finished)", "submittable"]
     one_line_error(fmbench_cli("validate", tmp_path / "absent.json"), "cannot read", code=1)
 
 
@@ -445,9 +450,9 @@ def test_end_to_end_on_a_tiny_task(fmbench_cli, tiny, tmp_path):
     record = json.loads(out.read_text())
     assert record["seeds"] == [0, 1, 2] and "limit" not in record  # the task's min_seeds by default
     ok(fmbench_cli("validate", out, env=env))
-    assert ok(fmbench_cli("submit", out, "--name", "tiny-untrained", "--leaderboards", board, env=env)).strip() == \
-        f"accepted: {board / TINY / 'tiny-untrained.json'}"
+    assert ok(fmbench_cli("submit", out, "--name", "tiny-untrained", "--leaderboards", board, env=env)).splitlines()[-1] \
+        == f"accepted: {board / TINY / 'tiny-untrained.json'}"
     ok(fmbench_cli("validate", board / TINY / "tiny-untrained.json", env=env))
     table = ok(fmbench_cli("leaderboard", TINY, "--leaderboards", board, env=env)).splitlines()
-    assert len(table) == 2 and re.split(r"\s{2,}", table[1])[:2] == ["1", "tiny-untrained (baseline)"]
+    assert len(table) == 2 and re.split(r"\s{2,}", table[1])[:2] == ["1", "tiny-untrained"]  # not the baselines job's
     one_line_error(fmbench_cli("validate", out), f"unknown task id '{TINY}'")  # the real registry has no such task

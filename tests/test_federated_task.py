@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import fmbench
-from fmbench.errors import ModelError
+from fmbench.errors import ModelError, SpecError
 from fmbench.fashion_mnist import load_fashion_mnist
 from fmbench.models import LoadedModel, from_module
 from fmbench.studies.federated.task import FederatedTask, labelled_subset
@@ -110,14 +110,17 @@ def test_wrong_interface_and_non_module_are_refused(task):
 
 
 @pytest.mark.parametrize("change,message", [
-    ({"participation": 0.0}, r"participation must be in \(0, 1\]"),
-    ({"participation": 1.5}, r"participation must be in \(0, 1\]"),
-    ({"local_epochs": 0}, "local_epochs"),
-    ({"dataset": "imagenet"}, "dataset must be one of"),
+    ({"participation": 0.0}, "params: key 'participation': 0.0 is less than or equal to the minimum of 0"),
+    ({"participation": 1.5}, "params: key 'participation': 1.5 is greater than the maximum of 1"),
+    ({"local_epochs": 0}, "params: key 'local_epochs'"),
+    ({"dataset": "imagenet"}, "params: key 'dataset': 'imagenet' is not one of"),
+    ({"partition": "iid"}, "params: key 'partition'"),
+    ({"rounds": 3}, "params: unknown key 'rounds'"),
 ])
 def test_bad_task_parameters_are_refused(task, change, message):
+    """The task's params schema names the file, the entry and the key."""
     spec = dataclasses.replace(task.spec, params={**task.spec.params, **change})
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(SpecError, match=f"federated.toml {task.spec.id}: {message}"):
         FederatedTask(spec)
 
 

@@ -21,7 +21,7 @@ def test_wheel_install_finds_specs(tmp_path):
                    check=True, capture_output=True, timeout=600)
     code = ("import fmbench, fmbench.registry as r, fmbench.results as res; "
             "t = fmbench.make_task('fmbench/ComposeStepByStep-v0'); t.load_baseline('trained'); "
-            "print(fmbench.__file__, r.spec_root(), res.SCHEMA_PATH.is_file(), len(fmbench.list_tasks()), "
+            "print(fmbench.__file__, r.builtin_root(), res.SCHEMA_PATH.is_file(), len(fmbench.list_tasks()), "
             "len(fmbench.list_envs()))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=300,
                          env={**os.environ, "PYTHONPATH": str(tmp_path / "site")})

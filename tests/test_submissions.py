@@ -89,7 +89,15 @@ def test_accepted_entry_lands_under_its_task_with_a_submission_block(tmp_path, c
     assert sorted(p.name for p in (root / TASK).iterdir() if not p.name.startswith(".")) == ["my-model_v1.2.json"]
     assert not leftovers(root)
     rows = ranked_rows(TASK, root)
-    assert [(r["rank"], r["name"], r["seeds"], r["baseline"]) for r in rows] == [(1, "my-model_v1.2", 3, True)]
+    assert [(r["rank"], r["name"], r["seeds"], r["baseline"]) for r in rows] == [(1, "my-model_v1.2", 3, False)]
+
+
+def test_only_the_baselines_jobs_entries_are_marked_baseline(tmp_path, complete_result_file):
+    """The record evaluates baseline:untrained; marked only under the name the baselines job gives it."""
+    submit(complete_result_file, "demo", root=tmp_path / "a")
+    assert [(r["name"], r["baseline"]) for r in ranked_rows(TASK, tmp_path / "a")] == [("demo", False)]
+    submit(complete_result_file, "baseline-untrained", root=tmp_path)
+    assert [(r["name"], r["baseline"]) for r in ranked_rows(TASK, tmp_path)] == [("baseline-untrained", True)]
 
 
 def test_longest_allowed_name_is_accepted(tmp_path, complete_result_file):
@@ -250,7 +258,7 @@ def test_submit_through_the_cli(fmbench_cli, tmp_path, complete_result_file):
                        "--leaderboards", board)
     assert proc.returncode == 0, proc.stderr
     target = board / TASK / "cli-entry.json"
-    assert proc.stdout.strip() == f"accepted: {target}"
+    assert proc.stdout.strip().splitlines()[-1] == f"accepted: {target}"
     assert load(target)["submission"]["code_url"] == "https://example.org"
     proc = fmbench_cli("validate", target)
     assert proc.returncode == 0 and "valid result of fmbench/ComposeDirect-v0 (3/3 seeds finished)" in proc.stdout
