@@ -7,18 +7,18 @@ untrained twin (re-initialised with the seed). Writes:
 
 * ``<out>/runs.jsonl``: one line per (task, augment, seed) with the metrics (a rerun skips
   what is there);
-* ``<out>/results.md``: mean ± std over seeds per task and encoder;
+* ``<out>/results.md``: mean ± sample std over seeds per task and encoder;
 * ``<out>/probe_vs_multiplier.png``: probe accuracy vs multiplier, tree and BA backgrounds.
 
 With ``--ship`` the seed-0 encoders are also written as the shipped baseline checkpoints::
 
     python -m fmbench.studies.graphcl.reproduce --out docs/graphcl --seeds 0,1,2 --jobs 2 --ship
+    python -m fmbench.studies.graphcl.reproduce --out docs/graphcl --report-only
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -30,11 +30,13 @@ import torch
 from fmbench.checkpoints import save_checkpoint
 from fmbench.models import from_module
 from fmbench.registry import list_tasks, make_task
+from fmbench.reporting import MeanStd, RunLog, markdown_table, mean_std_cell, pyplot, save_png
 from fmbench.runner import parse_seeds
 from fmbench.studies.graphcl.task import GraphProbeTask, checkpoint_path
 from fmbench.studies.graphcl.train import train_graphcl
 
 AUGMENTS = ("generic", "relevant")
+RUN_KEY = ("task", "augment", "seed")
 ENCODERS = {"untrained": "untrained GIN", "generic": "GraphCL, generic aug.", "relevant": "GraphCL, task-relevant aug."}
 
 
@@ -61,16 +63,9 @@ def run_one(task_id: str, augment: str, seed: int, epochs: int, ship: bool) -> d
             "train_s": round(trained, 1), "metrics": metrics}
 
 
-def _mean_std(values: list[float]) -> str:
-    return f"{np.mean(values):.3f} ± {np.std(values):.3f}" if values else "–"
-
-
 def report(rows: list[dict[str, Any]], out: Path) -> None:
     """Write ``results.md`` and ``probe_vs_multiplier.png`` from the run lines."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     def values(tid: str, encoder: str, metric: str) -> list[float]:
         if encoder == "untrained":  # each evaluation's twin; one per seed (from the generic runs)
@@ -80,18 +75,18 @@ def report(rows: list[dict[str, Any]], out: Path) -> None:
     tasks = sorted({r["task"] for r in rows}, key=lambda t: (make_task(t).spec.params.get("background", "~"),
                                                               make_task(t).spec.params.get("multiplier", 0)))
     seeds = sorted({r["seed"] for r in rows})
-    lines = [f"# Graph CL reproduction: probe accuracy by encoder (seeds {seeds}, mean ± std)", "",
-             "| task | encoder | probe accuracy | SVM accuracy | separability | invariance (relevant) | "
-             "invariance (generic) |", "|---|---|---|---|---|---|---|"]
+    table = []
     for tid in tasks:
         for enc, label in ENCODERS.items():
-            inv = ["–", "–"] if enc == "untrained" else [_mean_std(values(tid, enc, f"invariance_{k}"))
+            inv = ["–", "–"] if enc == "untrained" else [mean_std_cell(values(tid, enc, f"invariance_{k}"))
                                                        for k in ("relevant", "generic")]
-            lines.append(f"| {tid.removeprefix('fmbench/')} | {label} | "
-                         f"{_mean_std(values(tid, enc, 'probe_accuracy'))} "
-                         f"| {_mean_std(values(tid, enc, 'svm_accuracy'))} | "
-                         f"{_mean_std(values(tid, enc, 'separability'))} | {inv[0]} | {inv[1]} |")
-    (out / "results.md").write_text("\n".join(lines) + "\n")
+            table.append([tid.removeprefix("fmbench/"), label,
+                          *(mean_std_cell(values(tid, enc, m)) for m in ("probe_accuracy", "svm_accuracy",
+                                                                         "separability")), *inv])
+    header = ["task", "encoder", "probe accuracy", "SVM accuracy", "separability", "invariance (relevant)",
+              "invariance (generic)"]
+    title = f"# Graph CL reproduction: probe accuracy by encoder (seeds {seeds}, mean ± sample std)"
+    (out / "results.md").write_text(f"{title}\n\n{markdown_table(header, table)}\n")
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
     panels = (("tree", "random-tree background"), ("ba", "Barabási–Albert background"))
     for ax, (background, title) in zip(axes, panels):
@@ -100,8 +95,8 @@ def report(rows: list[dict[str, Any]], out: Path) -> None:
         for enc, label in ENCODERS.items():
             v = [values(t, enc, "probe_accuracy") for t in ts]
             if all(v):
-                ax.errorbar(mult, [np.mean(x) for x in v], yerr=[np.std(x) for x in v], marker="o", capsize=3,
-                            label=label)
+                ax.errorbar(mult, [np.mean(x) for x in v], yerr=[np.nan_to_num(MeanStd.of(x).std) for x in v],
+                            marker="o", capsize=3, label=label)
         ax.set(xscale="log", xticks=mult, xticklabels=[str(m) for m in mult], xlabel="style:content multiplier",
                title=title, ylim=(0, 1.02))
         ax.minorticks_off()
@@ -109,7 +104,7 @@ def report(rows: list[dict[str, Any]], out: Path) -> None:
     axes[0].set_ylabel("linear probe accuracy (test)")
     axes[0].legend(loc="lower left")
     fig.tight_layout()
-    fig.savefig(out / "probe_vs_multiplier.png", dpi=120)
+    save_png(fig, out / "probe_vs_multiplier.png", dpi=120)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -120,27 +115,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tasks", help="comma-separated task ids (default: every graph probing task)")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--ship", action="store_true", help="write the seed-0 encoders as the shipped baselines")
-    parser.add_argument("--report-only", action="store_true")
+    parser.add_argument("--report-only", action="store_true", help="only rewrite the report from runs.jsonl")
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    runs = out / "runs.jsonl"
-    rows = [json.loads(line) for line in runs.read_text().splitlines()] if runs.exists() else []
+    log = RunLog(out / "runs.jsonl", RUN_KEY)
     if not args.report_only:
-        done = {(r["task"], r["augment"], r["seed"]) for r in rows}
         todo = [(t, a, s) for t in (args.tasks.split(",") if args.tasks else graph_tasks())
-                for s in parse_seeds(args.seeds) for a in AUGMENTS if (t, a, s) not in done]
-        with ProcessPoolExecutor(args.jobs) as pool, runs.open("a") as f:
+                for s in parse_seeds(args.seeds) for a in AUGMENTS if (t, a, s) not in log]
+        with ProcessPoolExecutor(args.jobs) as pool:
             futures = [pool.submit(run_one, t, a, s, args.epochs, args.ship) for t, a, s in todo]
             for fut in futures:
                 row = fut.result()
-                rows.append(row)
-                f.write(json.dumps(row) + "\n")
-                f.flush()
+                log.append(row)
                 m = row["metrics"]
                 print(f"{row['task']} {row['augment']} seed {row['seed']}: probe {m['probe_accuracy']:.3f} "
                       f"(untrained {m['probe_accuracy_untrained']:.3f}), trained in {row['train_s']} s", flush=True)
-    report(rows, out)
+    report(log.records, out)
     print(f"wrote {out / 'results.md'} and {out / 'probe_vs_multiplier.png'}")
 
 
