@@ -18,7 +18,7 @@ def test_results_table_is_mean_and_sample_std_over_seeds(tmp_path):
     assert (tmp_path / "results.md").read_text() == text
     rows = text.splitlines()
     assert len(rows) == 4 and rows[0].startswith("| budget")
-    assert rows[2] == "| untrained | FedFashionA0p1C10-v0 | random | 1 | 0.800 ± 0.000 | 0.500 ± 0.000 | 0.250 ± 0.000 | 0.125 ± 0.000 |"
+    assert rows[2] == "| untrained | FedFashionA0p1C10-v0 | random | 1 | 0.800 (n=1) | 0.500 (n=1) | 0.250 (n=1) | 0.125 (n=1) |"
     assert rows[3].startswith("| 20 × 500 | FedFashionA0p1C10-v0 | orchestra | 2 | 0.850 ± 0.071 |")
 
 

@@ -7,35 +7,36 @@ scores it and the random CNN with the task's evaluator on every seed. Writes:
 
 * ``<out>/runs.jsonl``: one line per (task, encoder, budget, seed) with the metrics and the
   training history (a rerun skips the lines that are there);
-* ``<out>/results.md``: mean ± std over seeds per budget, task and encoder.
+* ``<out>/results.md``: mean ± sample std over seeds per budget, task and encoder.
 
 With ``--ship`` the trained backbones also become the tasks' shipped baselines (the shipped
 ones come from the default budget; ``docs/federated`` also holds ``--rounds 20
 --samples-per-client 500``)::
 
     python -m fmbench.studies.federated.reproduce --out docs/federated --rounds 30 --samples-per-client 2000 --ship
+    python -m fmbench.studies.federated.reproduce --out docs/federated --report-only
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from fmbench.checkpoints import load_checkpoint, read_metadata, save_checkpoint
 from fmbench.models import from_module
 from fmbench.registry import make_task
+from fmbench.reporting import RunLog, markdown_table, mean_std_cell
 from fmbench.runner import parse_seeds
 from fmbench.studies.federated.flower import RunConfig, run_federated
 from fmbench.studies.federated.task import HERE
 
 TASKS = ("fmbench/FedFashionA0p1C10-v0", "fmbench/FedFashionA1e5C10-v0")
 METHODS = ("orchestra", "simclr")
+RUN_KEY = ("task", "encoder", "rounds", "samples_per_client", "seed")
 METRICS = ("probe_accuracy", "probe_accuracy_10pct", "probe_accuracy_1pct", "client_accuracy_min")
 
 
@@ -69,17 +70,15 @@ def trained_backbone(task_id: str, method: str, rounds: int, samples: int, runs:
     return load_checkpoint(path)[0], path
 
 
-def _done(out: Path) -> set[tuple]:
-    path = out / "runs.jsonl"
-    lines = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-    return {(r["task"], r["encoder"], r["rounds"], r["samples_per_client"], r["seed"]) for r in lines}
+def run_log(out: Path) -> RunLog:
+    """The ``runs.jsonl`` of ``out``: one line per (task, encoder, budget, seed)."""
+    return RunLog(out / "runs.jsonl", RUN_KEY)
 
 
 def evaluate_runs(out: Path, tasks: list[str], rounds: int, samples: int, seeds: list[int], runs: Path,
                   cpus: int, ship: bool) -> None:
     """Train what is missing and append every missing (task, encoder, seed) line to ``runs.jsonl``."""
-    out.mkdir(parents=True, exist_ok=True)
-    done = _done(out)
+    log = run_log(out)
     for task_id in tasks:
         task = make_task(task_id)
         encoders: dict[str, tuple[torch.nn.Module, dict[str, Any]]] = {
@@ -93,32 +92,23 @@ def evaluate_runs(out: Path, tasks: list[str], rounds: int, samples: int, seeds:
                 shutil.copyfile(path, HERE / task.spec.baselines[method]["file"])
         for name, (encoder, info) in encoders.items():
             for seed in seeds:
-                if (task_id, name, info["rounds"], info["samples_per_client"], seed) in done:
+                if (task_id, name, info["rounds"], info["samples_per_client"], seed) in log:
                     continue
                 metrics = task.evaluate(from_module(encoder, name, name, interface=task.spec.interface), seed)
-                line = {"task": task_id, "encoder": name, "seed": seed, **info, "metrics": metrics}
-                with open(out / "runs.jsonl", "a") as f:
-                    f.write(json.dumps(line) + "\n")
+                log.append({"task": task_id, "encoder": name, "seed": seed, **info, "metrics": metrics})
                 print(f"{task_id} {name} seed {seed}: probe {metrics['probe_accuracy']:.4f}")
     write_table(out)
 
 
 def write_table(out: Path) -> str:
-    """``results.md`` from ``runs.jsonl``: mean ± std over seeds by budget, task and encoder; returns it."""
-    lines = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
+    """``results.md`` from ``runs.jsonl``: mean ± sample std over seeds by budget, task and encoder; returns it."""
     groups: dict[tuple, list[dict]] = {}
-    for r in lines:
+    for r in run_log(out).records:
         groups.setdefault((r["rounds"], r["samples_per_client"], r["task"], r["encoder"]), []).append(r["metrics"])
-    rows = ["| budget (rounds × images per client) | task | encoder | seeds | " + " | ".join(METRICS) + " |",
-            "|---" * (4 + len(METRICS)) + "|"]
-    for (rounds, samples, task_id, encoder), metrics in sorted(groups.items()):
-        cells = []
-        for m in METRICS:
-            values = np.array([x[m] for x in metrics])
-            cells.append(f"{values.mean():.3f} ± {values.std(ddof=1) if len(values) > 1 else 0:.3f}")
-        budget = "untrained" if rounds == 0 else f"{rounds} × {samples}"
-        rows.append(f"| {budget} | {task_id.split('/')[1]} | {encoder} | {len(metrics)} | " + " | ".join(cells) + " |")
-    text = "\n".join(rows) + "\n"
+    rows = [["untrained" if rounds == 0 else f"{rounds} × {samples}", task_id.split("/")[1], encoder, len(metrics),
+             *(mean_std_cell([x[m] for x in metrics]) for m in METRICS)]
+            for (rounds, samples, task_id, encoder), metrics in sorted(groups.items())]
+    text = markdown_table(["budget (rounds × images per client)", "task", "encoder", "seeds", *METRICS], rows) + "\n"
     (out / "results.md").write_text(text)
     return text
 
@@ -133,9 +123,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", default="runs/federated", help="folder of the trained checkpoints")
     parser.add_argument("--cpus", type=int, default=2)
     parser.add_argument("--ship", action="store_true", help="copy the backbones over the shipped baselines")
+    parser.add_argument("--report-only", action="store_true", help="only rewrite results.md from runs.jsonl")
     args = parser.parse_args(argv)
-    evaluate_runs(Path(args.out), args.tasks.split(","), args.rounds, args.samples_per_client,
-                  parse_seeds(args.seeds), Path(args.runs), args.cpus, args.ship)
+    if args.report_only:
+        write_table(Path(args.out))
+    else:
+        evaluate_runs(Path(args.out), args.tasks.split(","), args.rounds, args.samples_per_client,
+                      parse_seeds(args.seeds), Path(args.runs), args.cpus, args.ship)
     print((Path(args.out) / "results.md").read_text())
 
 
