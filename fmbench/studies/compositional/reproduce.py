@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import multiprocessing
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -34,6 +33,7 @@ import torch
 
 from fmbench.models import from_module
 from fmbench.registry import task_spec
+from fmbench.reporting import MeanStd, RunLog, markdown_table, pyplot, save_png
 from fmbench.studies.compositional.task import CompositionTask
 from fmbench.studies.compositional.train import train_model
 
@@ -41,6 +41,7 @@ FORMATS = {"step": "fmbench/ComposeStepByStep-v0", "direct": "fmbench/ComposeDir
 RUNS_FILE = "runs.jsonl"
 RESULTS_FILE = "results.md"
 PLOT_FILE = "exact_match_vs_compositions.png"
+RUN_KEY = ("format", "k", "seed", "n_documents", "eval_seed")  # the fields of Run, as Run.key orders them
 
 
 @dataclass(frozen=True)
@@ -105,26 +106,14 @@ def execute(run: Run) -> dict[str, Any]:
             "eval_seconds": round(time.perf_counter() - start, 1), "metrics": metrics}
 
 
-def load_records(path: Path) -> list[dict[str, Any]]:
-    """Records of ``runs.jsonl`` (none if the file does not exist).
+def run_log(out: Path) -> RunLog:
+    """The ``runs.jsonl`` of ``out``, keyed by ``Run.key``.
 
     Example:
-        >>> load_records(Path("/nonexistent/runs.jsonl"))
-        []
+        >>> len(run_log(Path("/nonexistent")))
+        0
     """
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-def record_key(record: dict[str, Any]) -> tuple[str, int, int, int, int]:
-    """The ``Run.key`` of a record.
-
-    Example:
-        >>> record_key({"format": "step", "k": 10, "seed": 2, "n_documents": 100_000, "eval_seed": 0, "metrics": {}})
-        ('step', 10, 2, 100000, 0)
-    """
-    return Run(**{f.name: record[f.name] for f in dataclasses.fields(Run)}).key
+    return RunLog(out / RUNS_FILE, RUN_KEY)
 
 
 def _init_worker() -> None:
@@ -147,11 +136,9 @@ def run_all(runs: Iterable[Run], out: Path, workers: int = 1) -> list[dict[str, 
         0 runs to do (1 already in ...)
         0
     """
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / RUNS_FILE
-    done = {record_key(r) for r in load_records(path)}
-    todo = sorted({r for r in runs if r.key not in done}, key=lambda r: (r.format != "step", -r.k, r.seed))
-    print(f"{len(todo)} runs to do ({len(done)} already in {path})", flush=True)
+    log = run_log(out)
+    todo = sorted({r for r in runs if r.key not in log}, key=lambda r: (r.format != "step", -r.k, r.seed))
+    print(f"{len(todo)} runs to do ({len(log)} already in {log.path})", flush=True)
     records: list[dict[str, Any]] = []
     if not todo:
         return records
@@ -159,8 +146,7 @@ def run_all(runs: Iterable[Run], out: Path, workers: int = 1) -> list[dict[str, 
     with ProcessPoolExecutor(min(workers, len(todo)), multiprocessing.get_context("spawn"), _init_worker) as pool:
         for future in as_completed([pool.submit(execute, run) for run in todo]):
             record = future.result()
-            with path.open("a", encoding="utf-8") as f:
-                f.write(json.dumps(record) + "\n")
+            log.append(record)
             records.append(record)
             m = record["metrics"]
             print(f"[{len(records)}/{len(todo)} {time.perf_counter() - start:.0f} s] {record['format']} "
@@ -171,17 +157,16 @@ def run_all(runs: Iterable[Run], out: Path, workers: int = 1) -> list[dict[str, 
 
 
 def summarize(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Mean and std over seeds per (format, k, documents): held-out and in-train exact match.
-
-    The std is the sample std (ddof 1); it is NaN for a single seed.
+    """Mean ± sample std (``MeanStd``) over seeds per (format, k, documents) of held-out and in-train exact match
+    and token accuracy.
 
     Example:
         >>> recs = [{"format": "step", "k": 10, "seed": s, "n_documents": 100, "train": {"train_seconds": 1.0},
         ...          "metrics": {"exact_match": e, "exact_match_seen": 1.0, "token_accuracy": e}}
         ...         for s, e in enumerate([0.5, 1.0])]
         >>> row = summarize(recs)[0]
-        >>> row["n_seeds"], row["exact_match_mean"], round(row["exact_match_std"], 3)
-        (2, 0.75, 0.354)
+        >>> row["n_seeds"], row["exact_match"].format(3)
+        (2, '0.750 ± 0.354')
     """
     groups: dict[tuple[str, int, int], list[dict[str, Any]]] = {}
     for r in records:
@@ -191,16 +176,10 @@ def summarize(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         row: dict[str, Any] = {"format": fmt, "k": k, "n_documents": docs, "n_seeds": len(rs),
                                "seeds": sorted(r["seed"] for r in rs)}
         for name in ("exact_match", "exact_match_seen", "token_accuracy"):
-            values = np.array([r["metrics"][name] for r in rs])
-            row[f"{name}_mean"] = float(values.mean())
-            row[f"{name}_std"] = float(values.std(ddof=1)) if len(values) > 1 else float("nan")
+            row[name] = MeanStd.of(r["metrics"][name] for r in rs)
         row["train_seconds_mean"] = float(np.mean([r["train"]["train_seconds"] for r in rs]))
         rows.append(row)
     return rows
-
-
-def _pm(mean: float, std: float) -> str:
-    return f"{mean:.4f}" if np.isnan(std) else f"{mean:.4f} ± {std:.4f}"
 
 
 def results_markdown(records: list[dict[str, Any]]) -> str:
@@ -229,26 +208,23 @@ def results_markdown(records: list[dict[str, Any]]) -> str:
         "compositions on fresh inputs. Mean ± sample std over seeds. Train seconds are wall time of one "
         "torch thread per run and vary with the machine's load.",
         "",
-        "| format | k | docs | held-out exact match | n seeds | in-train exact match | held-out token accuracy "
-        "| train s (mean) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for row in summarize(records):
-        lines.append(
-            f"| {row['format']} | {row['k']} | {row['n_documents']} | "
-            f"{_pm(row['exact_match_mean'], row['exact_match_std'])} | {row['n_seeds']} | "
-            f"{_pm(row['exact_match_seen_mean'], row['exact_match_seen_std'])} | "
-            f"{_pm(row['token_accuracy_mean'], row['token_accuracy_std'])} | {row['train_seconds_mean']:.0f} |")
-    lines += ["", "## Runs", "",
-              "| format | k | seed | docs | held-out exact match | in-train exact match | teacher-forced acc. "
-              "| final loss | train s | eval s |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    summary = [[row["format"], row["k"], row["n_documents"], row["exact_match"].format(4), row["n_seeds"],
+                row["exact_match_seen"].format(4), row["token_accuracy"].format(4), f"{row['train_seconds_mean']:.0f}"]
+               for row in summarize(records)]
+    lines.append(markdown_table(["format", "k", "docs", "held-out exact match", "n seeds", "in-train exact match",
+                                 "held-out token accuracy", "train s (mean)"], summary, align="lrrrrrrr"))
     order = {f: i for i, f in enumerate(FORMATS)}
+    runs = []
     for r in sorted(records, key=lambda r: (order[r["format"]], r["k"], r["n_documents"], r["seed"])):
         m = r["metrics"]
-        lines.append(f"| {r['format']} | {r['k']} | {r['seed']} | {r['n_documents']} | {m['exact_match']:.4f} | "
-                     f"{m['exact_match_seen']:.4f} | {m['teacher_forced_accuracy']:.4f} | "
-                     f"{r['train']['final_loss']:.4f} | {r['train']['train_seconds']:.0f} | {r['eval_seconds']:.0f} |")
+        runs.append([r["format"], r["k"], r["seed"], r["n_documents"], f"{m['exact_match']:.4f}",
+                     f"{m['exact_match_seen']:.4f}", f"{m['teacher_forced_accuracy']:.4f}",
+                     f"{r['train']['final_loss']:.4f}", f"{r['train']['train_seconds']:.0f}",
+                     f"{r['eval_seconds']:.0f}"])
+    lines += ["", "## Runs", "", markdown_table(["format", "k", "seed", "docs", "held-out exact match",
+                                                 "in-train exact match", "teacher-forced acc.", "final loss", "train s",
+                                                 "eval s"], runs, align="lrrrrrrrrr")]
     return "\n".join(lines + [""])
 
 
@@ -259,14 +235,10 @@ def plot(records: list[dict[str, Any]], path: Path) -> None:
         >>> import tempfile
         >>> plot([], Path(tempfile.mkdtemp()) / "empty.png")
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.ticker import NullFormatter, ScalarFormatter
 
     rows = summarize(records)
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    fig, ax = pyplot().subplots(figsize=(5.5, 3.8))
     for fmt, marker in zip(FORMATS, "os"):
         mine = [r for r in rows if r["format"] == fmt]
         for docs in sorted({r["n_documents"] for r in mine}):
@@ -274,8 +246,8 @@ def plot(records: list[dict[str, Any]], path: Path) -> None:
             label = {"step": "step-by-step", "direct": "direct"}[fmt]
             if len({r["n_documents"] for r in rows}) > 1:
                 label += f" ({docs} docs)"
-            ax.errorbar([r["k"] for r in sub], [r["exact_match_mean"] for r in sub],
-                        yerr=[np.nan_to_num(r["exact_match_std"]) for r in sub], marker=marker, capsize=3,
+            ax.errorbar([r["k"] for r in sub], [r["exact_match"].mean for r in sub],
+                        yerr=[np.nan_to_num(r["exact_match"].std) for r in sub], marker=marker, capsize=3,
                         label=label)
     ax.set_xscale("log")
     ks = sorted({r["k"] for r in rows})
@@ -290,8 +262,7 @@ def plot(records: list[dict[str, Any]], path: Path) -> None:
     ax.set_title("arXiv:2311.12997 at CPU scale")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=150)
-    plt.close(fig)
+    save_png(fig, path, dpi=150)
 
 
 def write_report(out: Path) -> None:
@@ -302,7 +273,7 @@ def write_report(out: Path) -> None:
         >>> write_report(Path(tempfile.mkdtemp()))  # doctest: +ELLIPSIS
         wrote .../results.md and .../exact_match_vs_compositions.png from 0 runs
     """
-    records = load_records(out / RUNS_FILE)
+    records = run_log(out).records
     (out / RESULTS_FILE).write_text(results_markdown(records), encoding="utf-8")
     plot(records, out / PLOT_FILE)
     print(f"wrote {out / RESULTS_FILE} and {out / PLOT_FILE} from {len(records)} runs", flush=True)
