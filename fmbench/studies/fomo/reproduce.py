@@ -27,6 +27,7 @@ import torch
 
 from fmbench.models import load_model
 from fmbench.registry import make_task
+from fmbench.reporting import MeanStd, markdown_table, pyplot, save_png
 from fmbench.runner import run_evaluation
 from fmbench.studies.fomo.instructions import INCORRECT
 
@@ -52,17 +53,14 @@ def evaluate_all(runs: Path) -> None:
 
 
 def _cell(metrics: dict, name: str) -> str:
+    """A record's aggregate of ``name`` (sample std over seeds) as ``mean ± std``, ``–`` when absent."""
     m = metrics.get(name)
-    return "–" if m is None else f"{m['mean']:.2f} ± {m['std']:.2f}"
+    return "–" if m is None else MeanStd(m["mean"], m["std"], len(m["per_seed"])).format(2)
 
 
 def report(runs: Path, out: Path) -> None:
     """Write ``results.md`` and ``ranking_by_family.png`` from the records under ``runs``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     records = {(tid, p.stem): json.loads(p.read_text()) for tid in TASKS
                for p in sorted((runs / tid).glob("*.json"))}
     baselines = list(make_task(TASKS[0]).spec.baselines)
@@ -71,22 +69,20 @@ def report(runs: Path, out: Path) -> None:
              f"Seeds {SEEDS} (30 layouts each); mean ± sample std over seeds. Written by "
              "`python -m fmbench.studies.fomo.reproduce`.", "",
              "## Ranking accuracy (desired above incorrect, averaged over families)", "",
-             "| reward model | " + " | ".join(short) + " |", "|---" * (len(TASKS) + 1) + "|"]
-    for b in baselines:
-        lines.append(f"| {b} | " + " | ".join(_cell(records.get((t, b), {}).get("metrics", {}), "ranking_accuracy")
-                                             for t in TASKS) + " |")
-    lines += ["", "## Ranking accuracy per incorrect-policy family", ""]
+             markdown_table(["reward model", *short],
+                            [[b, *(_cell(records.get((t, b), {}).get("metrics", {}), "ranking_accuracy")
+                                   for t in TASKS)] for b in baselines]),
+             "", "## Ranking accuracy per incorrect-policy family", ""]
     for tid, name in zip(TASKS, short):
         fams = [f for f in INCORRECT if any(f"ranking_accuracy|family={f}" in r["metrics"]
                                             for (t, _), r in records.items() if t == tid)]
-        lines += [f"### {name}", "", "| reward model | " + " | ".join(fams) + " | pooled AUROC | dropped pairs |",
-                  "|---" * (len(fams) + 3) + "|"]
+        rows = []
         for b in baselines:
             m = records.get((tid, b), {}).get("metrics", {})
             dropped = m.get("dropped_pairs", {}).get("per_seed")
-            lines.append(f"| {b} | " + " | ".join(_cell(m, f"ranking_accuracy|family={f}") for f in fams)
-                         + f" | {_cell(m, 'auroc')} | {'–' if dropped is None else int(sum(dropped))} |")
-        lines.append("")
+            rows.append([b, *(_cell(m, f"ranking_accuracy|family={f}") for f in fams), _cell(m, "auroc"),
+                         "–" if dropped is None else int(sum(dropped))])
+        lines += [f"### {name}", "", markdown_table(["reward model", *fams, "pooled AUROC", "dropped pairs"], rows), ""]
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.md").write_text("\n".join(lines) + "\n")
 
@@ -107,7 +103,7 @@ def report(runs: Path, out: Path) -> None:
     axes[0].set_ylabel("ranking accuracy (desired > incorrect)")
     fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=6, fontsize=7)
     fig.tight_layout(rect=(0, 0.12, 1, 1))
-    fig.savefig(out / "ranking_by_family.png", dpi=110)
+    save_png(fig, out / "ranking_by_family.png", dpi=110)
 
 
 def main(argv: list[str] | None = None) -> None:
