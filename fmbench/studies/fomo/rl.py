@@ -19,9 +19,11 @@ direction only (the mission is constant on this level), through an MLP. The FM r
 is loaded once and shared by all FM runs; its LM scores are memoised by caption, so repeated
 captions cost nothing. ``<out>/rl.json`` holds the curves, final success rates, the steps at
 which each run first reached 90% success, wall-clock times and FM reward calls;
-``<out>/rl_curve.png`` plots success vs env steps (mean ± std over seeds)::
+``<out>/rl_curve.png`` plots success vs env steps (mean ± sample std over seeds); ``--report-only``
+recomputes the summary and redraws the plot from the runs recorded in ``rl.json``::
 
     python -m fmbench.studies.fomo.rl --steps 102400 --seeds 0 1 2 --out docs/fomo
+    python -m fmbench.studies.fomo.rl --out docs/fomo --report-only
 
 Example:
     >>> random_success(seed=0, episodes=10)
@@ -47,6 +49,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 import fmbench  # noqa: F401  (registers the envs)
+from fmbench.reporting import MeanStd, pyplot, save_png
 from fmbench.studies.fomo.rewards import RewardModel, build_reward
 
 ENV_ID = "fmbench/FoMoGoToRedBall-v0"
@@ -235,35 +238,53 @@ def train_ppo(reward: str, seed: int, cfg: PPOConfig, reward_model: RewardModel 
     return record
 
 
-def summary(values: Sequence[float]) -> dict[str, float]:
-    """Mean and (population) standard deviation."""
-    return {"mean": float(np.mean(values)), "std": float(np.std(values))}
+def summary(values: Sequence[float]) -> dict[str, Any]:
+    """Mean, sample standard deviation (``None`` for one value) and count.
+
+    Example:
+        >>> summary([1.0, 0.5, 0.0]), summary([0.25])
+        ({'mean': 0.5, 'std': 0.5, 'n': 3}, {'mean': 0.25, 'std': None, 'n': 1})
+    """
+    s = MeanStd.of(values)
+    return {"mean": s.mean, "std": None if s.n == 1 else s.std, "n": s.n}
+
+
+def summarize(results: dict[str, Any]) -> dict[str, Any]:
+    """The ``summary`` of ``rl.json`` from its ``runs`` and ``random`` lists: final success per condition
+    (:func:`summary`) and, for PPO, each run's ``steps_to_0.9``."""
+    final = {c: {**summary([r["final_success"] for r in results["runs"] if r["condition"] == c]),
+                 REACH_KEY: [r[REACH_KEY] for r in results["runs"] if r["condition"] == c]}
+             for c in ("fm", "true")}
+    return {**final, "random": summary([r["success"] for r in results["random"]])}
 
 
 def plot(results: dict[str, Any], path: Path) -> None:
-    """Success rate vs env steps: mean ± std band over seeds per PPO reward, random as a flat line."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    """Success rate vs env steps: mean ± sample std band over seeds per PPO reward, random as a flat line."""
+    fig, ax = pyplot().subplots(figsize=(6.4, 4.0))
     for condition, label in (("fm", f"PPO, FM reward ({results['fm_reward']})"), ("true", "PPO, true reward")):
         runs = [r for r in results["runs"] if r["condition"] == condition]
         steps = np.array(runs[0]["eval_steps"])
-        curves = np.array([r["success"] for r in runs])
-        mean, std = curves.mean(0), curves.std(0)
+        curves = [MeanStd.of(column) for column in zip(*(r["success"] for r in runs))]
+        mean, std = np.array([c.mean for c in curves]), np.nan_to_num([c.std for c in curves])
         line, = ax.plot(steps, mean, label=label)
         ax.fill_between(steps, mean - std, mean + std, color=line.get_color(), alpha=0.2)
     rand = results["summary"]["random"]
     line = ax.axhline(rand["mean"], color="grey", linestyle="--", label="uniform random policy")
-    ax.axhspan(rand["mean"] - rand["std"], rand["mean"] + rand["std"], color=line.get_color(), alpha=0.15)
+    ax.axhspan(rand["mean"] - (rand["std"] or 0), rand["mean"] + (rand["std"] or 0), color=line.get_color(),
+               alpha=0.15)
     ax.set(xlabel="env steps", ylabel="ground-truth success rate", ylim=(0, 1.02),
            title=f"{ENV_ID}: {len(results['seeds'])} seeds, {results['eval']['episodes']} held-out episodes")
     ax.legend(loc="center right")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_png(fig, path, dpi=120)
+
+
+def write_report(results: dict[str, Any], out: Path) -> None:
+    """Write ``rl.json`` (with its summary recomputed from the runs) and ``rl_curve.png`` under ``out``."""
+    results["summary"] = summarize(results)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / JSON_FILE).write_text(json.dumps(results, indent=1) + "\n")
+    plot(results, out / PLOT_FILE)
 
 
 def run(seeds: Sequence[int], cfg: PPOConfig, fm_reward: str, out: Path) -> dict[str, Any]:
@@ -281,23 +302,18 @@ def run(seeds: Sequence[int], cfg: PPOConfig, fm_reward: str, out: Path) -> dict
             print(f"seed {seed} {condition:4s}: final success {runs[-1]['final_success']:.2f} "
                   f"(curve {' '.join(f'{s:.2f}' for s in runs[-1]['success'])}), {runs[-1]['wall_s']} s", flush=True)
         print(f"seed {seed} random: success {random_runs[-1]['success']:.2f}", flush=True)
-    final = {c: {**summary([r["final_success"] for r in runs if r["condition"] == c]),
-                 REACH_KEY: [r[REACH_KEY] for r in runs if r["condition"] == c]}
-             for c in ("fm", "true")}
     wall = {c: sum(r["wall_s"] for r in runs if r["condition"] == c) for c in ("fm", "true")}
     results = {
         "env": ENV_ID, "fm_reward": fm_reward, "seeds": list(seeds), "ppo": dataclasses.asdict(cfg),
         "eval": {"episodes": cfg.eval_episodes, "reset_seeds": [EVAL_SEED0, EVAL_SEED0 + cfg.eval_episodes - 1],
                  "policy": "stochastic (sampled actions, torch seed = run seed)", "metric": "info['success']"},
-        "summary": {**final, "random": summary([r["success"] for r in random_runs])},
+        "summary": {},  # filled in by write_report
         "wall_s": {**{c: round(w, 1) for c, w in wall.items()},
                    "random": round(sum(r["wall_s"] for r in random_runs), 1),
                    "total": round(time.perf_counter() - start, 1)},
         "runs": runs, "random": random_runs,
     }
-    out.mkdir(parents=True, exist_ok=True)
-    (out / JSON_FILE).write_text(json.dumps(results, indent=1) + "\n")
-    plot(results, out / PLOT_FILE)
+    write_report(results, out)
     return results
 
 
@@ -309,15 +325,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--reward", default=FM_REWARD, help="the FM reward's name (see build_reward)")
     parser.add_argument("--eval-every", type=int, default=PPOConfig.eval_every, help="env steps between evaluations")
     parser.add_argument("--out", type=Path, default=Path("docs/fomo"))
+    parser.add_argument("--report-only", action="store_true",
+                        help="only recompute the summary and redraw the plot from the runs in <out>/rl.json")
     args = parser.parse_args(argv)
     if args.reward == "true":
         parser.error("--reward names the FM reward; the true-reward PPO baseline always runs")
-    results = run(args.seeds, PPOConfig(steps=args.steps, eval_every=args.eval_every), args.reward, args.out)
+    if args.report_only:
+        results = json.loads((args.out / JSON_FILE).read_text())
+        write_report(results, args.out)
+    else:
+        results = run(args.seeds, PPOConfig(steps=args.steps, eval_every=args.eval_every), args.reward, args.out)
     for c in ("fm", "true", "random"):
         s = results["summary"][c]
         reach = f", first reached {REACH} at steps {s[REACH_KEY]}" if c != "random" else ""
-        print(f"{c:6s} final success {s['mean']:.2f} ± {s['std']:.2f}{reach}")
-    print(f"wrote {args.out / JSON_FILE} and {args.out / PLOT_FILE} in {results['wall_s']['total']} s")
+        print(f"{c:6s} final success {MeanStd(s['mean'], s['std'] or 0.0, s['n']).format(2)}{reach}")
+    how = "from the recorded runs" if args.report_only else f"in {results['wall_s']['total']} s"
+    print(f"wrote {args.out / JSON_FILE} and {args.out / PLOT_FILE} {how}")
 
 
 if __name__ == "__main__":
