@@ -237,7 +237,7 @@ class FederatedTask(Task):
         per_client = [float((predicted[client == c] == y_test[client == c]).mean())
                       for c in np.unique(client[client >= 0])]
         metrics |= {"client_accuracy_mean": float(np.mean(per_client)),
-                    "client_accuracy_std": float(np.std(per_client)),
+                    "client_accuracy_std": float(np.std(per_client, ddof=0)),  # over every client: ddof 0
                     "client_accuracy_min": float(np.min(per_client))}
         return metrics
 

@@ -14,7 +14,7 @@ Metrics (each also broken down as ``<metric>|family=<family>``):
   averaged within each family, then over families;
 * ``auroc``: desired vs incorrect runs pooled across layouts (so scores must be comparable
   across instructions, not only within one);
-* ``reward_gap``: (mean desired - mean incorrect) / standard deviation of those scores;
+* ``reward_gap``: (mean desired - mean incorrect) / standard deviation (ddof 0) of those scores;
 * ``success_auroc``: runs that satisfy the true instruction vs runs that do not;
 * ``spearman``: rank correlation of scores with the level's true return;
 * ``dropped_pairs``: incorrect runs dropped because they satisfied the instruction.
@@ -238,7 +238,7 @@ def reward_metrics(layouts: list[Layout], scores: list[np.ndarray]) -> dict[str,
             neg = np.array([s for _, s, _ in kept])
             out["auroc" + suffix] = auroc(desired, neg)
             both = np.concatenate([desired, neg])
-            std = both.std()
+            std = both.std(ddof=0)  # a descriptive spread of every scored run (all of them), not a seed estimate
             out["reward_gap" + suffix] = float((desired.mean() - neg.mean()) / std) if std > 0 else 0.0
         every = [(lay.runs[0], s0) for lay, s0 in zip(layouts, desired)] + [(run, s) for run, s, _, _ in subset]
         ok = [s for run, s in every if run.success]
