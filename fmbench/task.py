@@ -162,7 +162,9 @@ class Task(abc.ABC):
 
     @abc.abstractmethod
     def export_chunks(self, split: str, seed: int) -> Iterator[dict[str, np.ndarray]]:
-        """Yield the split in chunks of equal-length columns; ``ids`` is required."""
+        """Yield the split in chunks of equal-length columns: ``ids`` (item ids) is required, token ids are
+        ``token_ids`` / ``*_token_ids``, and per-item arrays of different shapes a
+        :func:`~fmbench.export.ragged` column."""
 
     @property
     def vocab(self) -> list[str] | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ pytest.importorskip("torch_geometric")
 import fmbench  # noqa: E402
 from fmbench.checkpoints import save_checkpoint  # noqa: E402
 from fmbench.errors import ModelError  # noqa: E402
+from fmbench.export import export_split  # noqa: E402
 from fmbench.models import LoadedModel, from_module, load_model  # noqa: E402
 from fmbench.nn.gin import GIN, GINConfig  # noqa: E402
 from fmbench.nn.contrastive import nt_xent  # noqa: E402
@@ -54,16 +56,39 @@ def test_superpixel_splits_come_from_the_right_images():
     assert not np.array_equal(task._indices("train", 1, None)[1], train[1])
 
 
-def test_export_pads_graphs_and_hides_pretrain_labels():
+def test_export_gives_each_graph_at_its_own_size_and_hides_pretrain_labels():
     task = fmbench.make_task(MOTIF)
     cols = next(iter(task.export_chunks("train", 0)))
     graphs = task.graphs("train", 0)
-    k = 5
-    n, e = int(cols["num_nodes"][k]), int(cols["num_edges"][k])
-    assert np.array_equal(cols["x"][k, :n], graphs[k].x.numpy()) and not cols["x"][k, n:].any()
-    assert np.array_equal(cols["edge_index"][k, :, :e], graphs[k].edge_index.numpy())
-    assert (cols["edge_index"][k, :, e:] == -1).all() and cols["label"][k] == int(graphs[k].y)
+    sizes = {g.num_nodes for g in graphs[:len(cols["ids"])]}
+    assert len(sizes) > 1  # so that padding would show
+    for k in (0, 5, len(cols["ids"]) - 1):
+        g = graphs[k]
+        assert cols["x"][k].shape == (g.num_nodes, g.x.shape[1]) == (cols["num_nodes"][k], g.x.shape[1])
+        assert np.array_equal(cols["x"][k], g.x.numpy())
+        assert np.array_equal(cols["edges"][k], g.edge_index.numpy().T)
+        assert cols["num_directed_edges"][k] == len(cols["edges"][k]) == g.edge_index.shape[1]
+        assert cols["label"][k] == int(g.y)
     assert "label" not in next(iter(task.export_chunks("pretrain", 0)))
+
+
+def test_stats_and_export_count_edges_alike():
+    task = fmbench.make_task(MOTIF)
+    counts = np.concatenate([c["num_directed_edges"] for c in task.export_chunks("test", 0)])
+    edges = task.stats(0)["test"]["directed_edges"]
+    assert (edges["min"], edges["max"]) == (counts.min(), counts.max()) and edges["mean"] == pytest.approx(counts.mean())
+
+
+def test_jsonl_and_pt_exports_hold_graphs_at_their_own_size(tmp_path):
+    task = fmbench.make_task(MOTIF)
+    graphs = task.graphs("test", 0)
+    assert export_split(task, "test", 0, "jsonl", tmp_path / "t.jsonl") == len(graphs)
+    rows = [json.loads(line) for line in (tmp_path / "t.jsonl").read_text().splitlines()]
+    assert [len(r["x"]) for r in rows] == [g.num_nodes for g in graphs]
+    assert rows[3]["edges"] == graphs[3].edge_index.T.tolist() and rows[3]["ids"] == task.graph_ids("test", 0)[3]
+    export_split(task, "test", 0, "pt", tmp_path / "t.pt")
+    payload = torch.load(tmp_path / "t.pt", weights_only=True)
+    assert torch.equal(payload["x"][3], graphs[3].x) and torch.equal(payload["edges"][3], graphs[3].edge_index.T)
 
 
 def test_baselines_and_model_checks():

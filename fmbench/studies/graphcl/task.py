@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from torch_geometric.data import Batch, Data
 
+from fmbench.export import ragged
 from fmbench.fashion_mnist import load_fashion_mnist
 from fmbench.models import LoadedModel, from_module, load_baseline_checkpoint
 from fmbench.nn.gin import GIN, GINConfig
@@ -83,23 +84,17 @@ class GraphProbeTask(Task):
         return p["pretrain_size"] if split == "pretrain" else p[f"{split}_per_class"] * self.n_classes
 
     def export_chunks(self, split: str, seed: int) -> Iterator[dict[str, np.ndarray]]:
-        """Graphs in chunks of 1,000: ``ids`` (:meth:`graph_ids`), ``num_nodes``, ``num_edges``, ``x``
-        (padded with 0), ``edge_index`` (local node ids, padded with -1) and, except for
-        ``pretrain``, ``label``."""
+        """Graphs in chunks of 1,000, each at its own size: ``ids`` (:meth:`graph_ids`), ``num_nodes``,
+        ``num_directed_edges`` (both directions of every edge), ``x`` (node features, ``(num_nodes, F)``),
+        ``edges`` (``(num_directed_edges, 2)`` local node ids: the transposed ``edge_index``) and, except
+        for ``pretrain``, ``label``."""
         self.check_split(split)
         graphs, ids = self.graphs(split, check_seed(seed)), self.graph_ids(split, seed)
         for start in range(0, len(graphs), 1000):
             chunk = graphs[start:start + 1000]
-            nodes = max(g.num_nodes for g in chunk)
-            edges = max(g.edge_index.shape[1] for g in chunk)
-            x = np.zeros((len(chunk), nodes, chunk[0].x.shape[1]), dtype=np.float32)
-            edge_index = np.full((len(chunk), 2, edges), -1, dtype=np.int64)
-            for k, g in enumerate(chunk):
-                x[k, :g.num_nodes] = g.x.numpy()
-                edge_index[k, :, :g.edge_index.shape[1]] = g.edge_index.numpy()
-            cols = {"ids": ids[start:start + len(chunk)],
-                    "num_nodes": np.array([g.num_nodes for g in chunk]),
-                    "num_edges": np.array([g.edge_index.shape[1] for g in chunk]), "x": x, "edge_index": edge_index}
+            cols = {"ids": ids[start:start + len(chunk)], "num_nodes": np.array([g.num_nodes for g in chunk]),
+                    "num_directed_edges": np.array([g.edge_index.shape[1] for g in chunk]),
+                    "x": ragged([g.x.numpy() for g in chunk]), "edges": ragged([g.edge_index.numpy().T for g in chunk])}
             if split != "pretrain":
                 cols["label"] = np.array([int(g.y) for g in chunk])
             yield cols
@@ -113,15 +108,18 @@ class GraphProbeTask(Task):
         return h.hexdigest()
 
     def stats(self, seed: int) -> dict[str, Any]:
+        """Per split: graphs, graphs per class, and min/mean/max of nodes and of ``directed_edges`` (both
+        directions of every edge, as the export's ``num_directed_edges`` counts them)."""
         out: dict[str, Any] = {"task": self.id, "seed": seed}
         for split in self.splits:
             graphs = self.graphs(split, check_seed(seed))
             nodes = np.array([g.num_nodes for g in graphs])
-            edges = np.array([g.edge_index.shape[1] // 2 for g in graphs])
+            edges = np.array([g.edge_index.shape[1] for g in graphs])
             labels = np.bincount([int(g.y) for g in graphs], minlength=self.n_classes)
             out[split] = {"graphs": len(graphs), "per_class": labels.tolist(),
                           "nodes": {"min": int(nodes.min()), "mean": float(nodes.mean()), "max": int(nodes.max())},
-                          "edges": {"min": int(edges.min()), "mean": float(edges.mean()), "max": int(edges.max())}}
+                          "directed_edges": {"min": int(edges.min()), "mean": float(edges.mean()),
+                                             "max": int(edges.max())}}
         return out
 
     # ---- models ---------------------------------------------------------------------------------
