@@ -155,7 +155,7 @@ class GraphProbeTask(Task):
         seed = check_seed(seed)
         return evaluate_encoder(model.model, self.graphs("train", seed, limit), self.graphs("test", seed, limit),
                                 seed=seed, relevant=self.relevant_augmentation, generic=self.generic_augmentation,
-                                batch_size=batch_size, device=device)
+                                batch_size=batch_size, device=device, progress=progress)
 
 
 class MotifTask(GraphProbeTask):
