@@ -321,6 +321,14 @@ def test_eval_refuses_malformed_seeds(fmbench_cli, tmp_path, seeds):
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("task,limit,minimum", [(TASK, "0", 1), ("fmbench/GraphMotifsTreeX1-v0", "1", 2)])
+def test_eval_refuses_a_limit_below_the_tasks_minimum(fmbench_cli, tmp_path, task, limit, minimum):
+    one_line_error(fmbench_cli("eval", "--task", task, "--model", "baseline:untrained", "--seeds", "0", "--limit",
+                               limit, "--no-progress", "--out", tmp_path / "r.json"),
+                   f"--limit must be >= {minimum} on {task}, got {limit}", code=1)
+    assert not any(tmp_path.iterdir())
+
+
 @pytest.mark.parametrize("model,fragments", [
     ("baseline:nope", ["has no baseline 'nope'", "'trained'", "'untrained'"]),
     ("safetensors:/nonexistent/model.safetensors", ["not found", "/nonexistent/model.safetensors"]),
@@ -381,10 +389,15 @@ def test_validate_names_the_problem(fmbench_cli, tmp_path, complete_result_file,
 
 
 def test_validate_accepts_a_good_record_and_refuses_a_missing_one(fmbench_cli, tmp_path, complete_result_file):
-    out = ok(fmbench_cli("validate", complete_result_file))
+    cache = {"FMBENCH_CACHE": str(tmp_path / "cache")}
+    verdict = [f"{complete_result_file}: valid result of {TASK} (3/3 seeds finished)", "submittable"]
+    out = ok(fmbench_cli("validate", complete_result_file, env=cache))
     assert out.strip().splitlines() == [
         f"checking the data hashes of {TASK} seeds 2 (regenerating that data)...",  # seeds 0, 1: pinned in the spec
-        f"{complete_result_file}: valid result of {TASK} (3/3 seeds finished)", "submittable"]
+        *verdict]
+    out = ok(fmbench_cli("validate", complete_result_file, env=cache))  # seed 2's hash: remembered
+    assert out.strip().splitlines() == [
+        f"data hashes of {TASK} seeds 2: computed by an earlier check (cached in {tmp_path / 'cache'})", *verdict]
     one_line_error(fmbench_cli("validate", tmp_path / "absent.json"), "cannot read", code=1)
 
 

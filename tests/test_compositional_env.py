@@ -130,7 +130,8 @@ def test_data_follows_the_seed() -> None:
     assert task.data_hash(0) == task.data_hash(0) != task.data_hash(1)
     chunk = next(task.export_chunks("test", 0))
     assert chunk["token_ids"].shape == (task.episodes, task.world.document_length)
-    assert (chunk["document_index"] == task.document_indices(0)).all() and (chunk["ids"] == np.arange(task.episodes)).all()
+    assert (chunk["document_index"] == task.document_indices(0)).all()
+    assert (chunk["ids"] == np.arange(task.episodes)).all()
     stats = task.stats(0)
     assert stats["episodes"] == task.split_size("test") == 256
     assert stats["test"]["held_out_episodes"] + stats["test"]["seen_episodes"] == 256

@@ -19,6 +19,7 @@ from fmbench.models import LoadedModel, from_module, load_model  # noqa: E402
 from fmbench.nn.gin import GIN, GINConfig  # noqa: E402
 from fmbench.nn.contrastive import nt_xent  # noqa: E402
 from fmbench.studies.graphcl.train import train_graphcl  # noqa: E402
+from fmbench.task import stratified_subset  # noqa: E402
 
 MOTIF = "fmbench/GraphMotifsTreeX2-v0"
 FASHION = "fmbench/GraphFashionSuperpixels-v0"
@@ -40,7 +41,12 @@ def test_splits_sizes_balance_and_disjointness(tid):
     prints = {s: {_fingerprint(g) for g in gs} for s, gs in split_graphs.items()}
     assert not prints["pretrain"] & prints["test"] and not prints["train"] & prints["test"]
     assert not prints["pretrain"] & prints["train"]
-    assert len(task.graphs("test", 0, limit=3)) == 3 * task.n_classes
+    for split in ("train", "test"):  # a --limit of 2 per class: the same graphs, two of each class
+        assert np.array_equal(task.labels(split, 0), [int(g.y) for g in split_graphs[split]])
+        rows = stratified_subset(task.labels(split, 0), 2 * task.n_classes)
+        picked = task.graphs(split, 0, rows)
+        assert [_fingerprint(g) for g in picked] == [_fingerprint(split_graphs[split][r]) for r in rows]
+        assert np.bincount([int(g.y) for g in picked]).tolist() == [2] * task.n_classes
     for split in task.splits:
         ids = task.graph_ids(split, 0)
         assert len(ids) == len(split_graphs[split]) == len(np.unique(ids))
@@ -48,12 +54,12 @@ def test_splits_sizes_balance_and_disjointness(tid):
 
 def test_superpixel_splits_come_from_the_right_images():
     task = fmbench.make_task(FASHION)
-    pre = task._indices("pretrain", 0, None)
-    train = task._indices("train", 0, None)
-    test = task._indices("test", 0, None)
+    pre = task._indices("pretrain", 0)
+    train = task._indices("train", 0)
+    test = task._indices("test", 0)
     assert pre[0] == train[0] == "train" and test[0] == "test"
     assert not set(pre[1].tolist()) & set(train[1].tolist())
-    assert not np.array_equal(task._indices("train", 1, None)[1], train[1])
+    assert not np.array_equal(task._indices("train", 1)[1], train[1])
 
 
 def test_export_gives_each_graph_at_its_own_size_and_hides_pretrain_labels():
@@ -98,7 +104,7 @@ def test_baselines_and_model_checks():
     with pytest.raises(ModelError, match="no baseline 'nope'"):
         task.load_baseline("nope")
     wrong_dim = from_module(GIN(GINConfig(in_dim=3)), "x", "x", interface="graph-encoder")
-    with pytest.raises(ModelError, match=r"batch of graphs 0-5: the encoder failed \(RuntimeError: mat1 and mat2"):
+    with pytest.raises(ModelError, match=r"batch of graphs 0-0: the encoder failed \(RuntimeError: mat1 and mat2"):
         task.check_model(wrong_dim)
     as_sequence = from_module(GIN(GINConfig(in_dim=1)), "y", "y")
     with pytest.raises(ModelError, match="interface 'sequence-model'"):
@@ -109,6 +115,20 @@ def test_baselines_and_model_checks():
         task.check_model(plain)
 
 
+@pytest.mark.parametrize("tid", [MOTIF, FASHION])
+def test_limit_scores_that_many_graphs_class_balanced(monkeypatch, tid):
+    import fmbench.studies.graphcl.task as graph_task
+
+    seen = {}
+    monkeypatch.setattr(graph_task, "evaluate_encoder", lambda encoder, train, test, **_: seen.update(
+        train=train, test=test) or {})
+    task = fmbench.make_task(tid)
+    task.evaluate(task.load_baseline("untrained"), 0, limit=task.n_classes + 2)
+    for split in ("train", "test"):
+        counts = np.bincount([int(g.y) for g in seen[split]], minlength=task.n_classes)
+        assert counts.tolist() == [2, 2] + [1] * (task.n_classes - 2), split
+
+
 def test_safetensors_gin_round_trip(tmp_path):
     task = fmbench.make_task(MOTIF)
     path = tmp_path / "gin.safetensors"
@@ -116,7 +136,7 @@ def test_safetensors_gin_round_trip(tmp_path):
     model = load_model(f"safetensors:{path}", task)
     assert model.interface == "graph-encoder"
     task.check_model(model)
-    scores = task.evaluate(model, 0, limit=3)
+    scores = task.evaluate(model, 0, limit=3)  # 3 graphs in all: classes 0, 1, 2
     assert set(task.spec.metrics) <= set(scores)
 
 

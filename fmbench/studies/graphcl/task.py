@@ -18,7 +18,7 @@ scores beside the model's in every result.
 Example:
     >>> import fmbench
     >>> task = fmbench.make_task("fmbench/GraphMotifsTreeX1-v0")
-    >>> scores = task.evaluate(task.load_baseline("untrained"), seed=0, limit=4)
+    >>> scores = task.evaluate(task.load_baseline("untrained"), seed=0, limit=12)
     >>> 0 <= scores["probe_accuracy"] <= 1
     True
 """
@@ -44,7 +44,7 @@ from fmbench.studies.graphcl.augment import drop_edges, drop_nodes, drop_style_e
 from fmbench.studies.graphcl.generator import MOTIFS, GraphConfig, synthetic_graph
 from fmbench.studies.graphcl.protocol import Augmentation, check_encoder, embed, evaluate_encoder
 from fmbench.studies.graphcl.superpixels import superpixel_graphs
-from fmbench.task import POSITIVE, Task, params_of
+from fmbench.task import POSITIVE, Task, params_of, stratified_subset
 
 HERE = Path(__file__).parent
 SPLITS = ("pretrain", "train", "test")
@@ -57,13 +57,18 @@ class GraphProbeTask(Task):
 
     splits = SPLITS
     n_classes: int
+    min_limit = 2
     baseline_schema = {"augment": {"enum": ["generic", "relevant"]}}
     """``augment``: the GraphCL checkpoint trained with that augmentation (none: the untrained encoder)."""
 
     # ---- what a source provides -------------------------------------------------------------
     @abc.abstractmethod
-    def graphs(self, split: str, seed: int, limit: int | None = None) -> list[Data]:
-        """The split's graphs for ``seed`` (at most ``limit`` per class for ``train``/``test``)."""
+    def labels(self, split: str, seed: int) -> np.ndarray:
+        """The class of each graph of the split, in :meth:`graphs` order (without building the graphs)."""
+
+    @abc.abstractmethod
+    def graphs(self, split: str, seed: int, rows: np.ndarray | None = None) -> list[Data]:
+        """The split's graphs for ``seed`` (only those at ``rows``, if given)."""
 
     @abc.abstractmethod
     def graph_ids(self, split: str, seed: int) -> np.ndarray:
@@ -125,7 +130,7 @@ class GraphProbeTask(Task):
     # ---- models ---------------------------------------------------------------------------------
     @property
     def feature_dim(self) -> int:
-        return int(self.graphs("test", 0, limit=1)[0].x.shape[1])
+        return int(self.graphs("test", 0, rows=np.array([0]))[0].x.shape[1])
 
     def input_format(self) -> str:
         return (f"A graph encoder: a torch.nn.Module called on a torch_geometric Batch (x float "
@@ -138,7 +143,7 @@ class GraphProbeTask(Task):
         self.check_interface(model)
         encoder = check_encoder(model.model)
         device = next((str(p.device) for p in encoder.parameters()), "cpu")
-        embed(encoder, self.graphs("test", 0, limit=1), device=device)
+        embed(encoder, self.graphs("test", 0, rows=np.array([0])), device=device)
 
     def load_baseline(self, name: str) -> LoadedModel:
         entry = self.baseline_entry(name)
@@ -151,9 +156,12 @@ class GraphProbeTask(Task):
 
     def evaluate(self, model: LoadedModel, seed: int, *, device: str = "cpu", batch_size: int = 256,
                  limit: int | None = None, progress: bool = False) -> dict[str, float]:
-        """``limit`` keeps at most that many graphs per class in ``train`` and ``test``."""
+        """``limit`` scores that many ``test`` graphs with probes fitted on that many ``train`` graphs, each a
+        class-balanced subset (:func:`~fmbench.task.stratified_subset`)."""
         seed = check_seed(seed)
-        return evaluate_encoder(model.model, self.graphs("train", seed, limit), self.graphs("test", seed, limit),
+        train, test = (self.graphs(split, seed, stratified_subset(self.labels(split, seed), limit))
+                       for split in ("train", "test"))
+        return evaluate_encoder(model.model, train, test,
                                 seed=seed, relevant=self.relevant_augmentation, generic=self.generic_augmentation,
                                 batch_size=batch_size, device=device, progress=progress)
 
@@ -172,28 +180,35 @@ class MotifTask(GraphProbeTask):
         p = self.spec.params
         return GraphConfig(multiplier=float(p["multiplier"]), background=p["background"])
 
-    def _range(self, split: str, limit: int | None) -> tuple[int, int]:
+    def _range(self, split: str) -> tuple[int, int]:
         """The split's first generator index and its number of graphs per class."""
         self.check_split(split)
         p = self.spec.params
         per_class = {"pretrain": p["pretrain_size"] // self.n_classes, "train": p["train_per_class"],
                      "test": p["test_per_class"]}
         first = {"pretrain": 0, "train": per_class["pretrain"], "test": per_class["pretrain"] + per_class["train"]}
-        n = per_class[split] if limit is None or split == "pretrain" else min(limit, per_class[split])
-        return first[split], n
+        return first[split], per_class[split]
 
-    def graphs(self, split: str, seed: int, limit: int | None = None) -> list[Data]:
-        first, n = self._range(split, limit)
-        return _motif_graphs(self.config, check_seed(seed), first, n)
+    def labels(self, split: str, seed: int) -> np.ndarray:
+        return np.repeat(np.arange(self.n_classes), self._range(split)[1])
+
+    def _coordinates(self, split: str, rows: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """Class and generator index of the split's graphs at ``rows`` (all if ``None``)."""
+        first, n = self._range(split)
+        rows = np.arange(n * self.n_classes) if rows is None else np.asarray(rows)
+        return rows // n, first + rows % n
+
+    def graphs(self, split: str, seed: int, rows: np.ndarray | None = None) -> list[Data]:
+        classes, index = self._coordinates(split, rows)
+        return _motif_graphs(self.config, check_seed(seed), tuple(zip(classes.tolist(), index.tolist())))
 
     def graph_ids(self, split: str, seed: int) -> np.ndarray:
         """``(seed * 6 + class) * 10**6 + generator index``: the graph's generator coordinates."""
-        first, n = self._range(split, None)
+        first, n = self._range(split)
         if first + n > 10**6:
             raise ValueError(f"{self.id}: more than 10**6 graphs per class do not fit the id scheme")
-        index = np.arange(first, first + n)
-        return np.concatenate([(check_seed(seed) * self.n_classes + c) * 10**6 + index
-                               for c in range(self.n_classes)])
+        classes, index = self._coordinates(split, None)
+        return (check_seed(seed) * self.n_classes + classes) * 10**6 + index
 
     def relevant_augmentation(self, batch: Batch, generator: torch.Generator) -> Batch:
         return drop_style_edges(batch, self.spec.params["augment_ratio"], generator)
@@ -203,8 +218,8 @@ class MotifTask(GraphProbeTask):
 
 
 @lru_cache(maxsize=32)
-def _motif_graphs(config: GraphConfig, seed: int, first: int, n: int) -> list[Data]:
-    return [synthetic_graph(config, seed, c, first + i) for c in range(len(MOTIFS)) for i in range(n)]
+def _motif_graphs(config: GraphConfig, seed: int, coordinates: tuple[tuple[int, int], ...]) -> list[Data]:
+    return [synthetic_graph(config, seed, c, i) for c, i in coordinates]
 
 
 class SuperpixelTask(GraphProbeTask):
@@ -216,7 +231,7 @@ class SuperpixelTask(GraphProbeTask):
     n_classes = 10
     params_schema = params_of({**COMMON_PARAMS, "n_segments": POSITIVE}, required=(*COMMON_PARAMS, "n_segments"))
 
-    def _indices(self, split: str, seed: int, limit: int | None) -> tuple[str, np.ndarray]:
+    def _indices(self, split: str, seed: int) -> tuple[str, np.ndarray]:
         p = self.spec.params
         source = "test" if split == "test" else "train"
         _, labels = load_fashion_mnist(source)
@@ -225,19 +240,24 @@ class SuperpixelTask(GraphProbeTask):
             return source, order[:p["pretrain_size"]]
         if split == "train":
             order = order[p["pretrain_size"]:]
-        per_class = p[f"{split}_per_class"] if limit is None else min(limit, p[f"{split}_per_class"])
-        picked = [order[labels[order] == c][:per_class] for c in range(self.n_classes)]
+        picked = [order[labels[order] == c][:p[f"{split}_per_class"]] for c in range(self.n_classes)]
         return source, np.concatenate(picked)
 
-    def graphs(self, split: str, seed: int, limit: int | None = None) -> list[Data]:
+    def labels(self, split: str, seed: int) -> np.ndarray:
         self.check_split(split)
-        source, index = self._indices(split, check_seed(seed), limit)
+        source, index = self._indices(split, check_seed(seed))
+        return load_fashion_mnist(source)[1][index].astype(np.int64)
+
+    def graphs(self, split: str, seed: int, rows: np.ndarray | None = None) -> list[Data]:
+        self.check_split(split)
+        source, index = self._indices(split, check_seed(seed))
+        index = index if rows is None else index[rows]
         return _superpixels(source, tuple(index.tolist()), self.spec.params["n_segments"])
 
     def graph_ids(self, split: str, seed: int) -> np.ndarray:
         """The image's index in Fashion-MNIST's training file (``pretrain``, ``train``) or test file."""
         self.check_split(split)
-        return self._indices(split, check_seed(seed), None)[1].astype(np.int64)
+        return self._indices(split, check_seed(seed))[1].astype(np.int64)
 
     def relevant_augmentation(self, batch: Batch, generator: torch.Generator) -> Batch:
         """Node dropping plus an intensity jitter (a jitter alone makes views too alike: the encoder collapses)."""
