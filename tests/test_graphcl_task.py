@@ -82,7 +82,8 @@ def test_stats_and_export_count_edges_alike():
     task = fmbench.make_task(MOTIF)
     counts = np.concatenate([c["num_directed_edges"] for c in task.export_chunks("test", 0)])
     edges = task.stats(0)["test"]["directed_edges"]
-    assert (edges["min"], edges["max"]) == (counts.min(), counts.max()) and edges["mean"] == pytest.approx(counts.mean())
+    assert (edges["min"], edges["max"]) == (counts.min(), counts.max())
+    assert edges["mean"] == pytest.approx(counts.mean())
 
 
 def test_jsonl_and_pt_exports_hold_graphs_at_their_own_size(tmp_path):
