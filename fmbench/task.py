@@ -160,7 +160,7 @@ class Task(abc.ABC):
     baseline_schema: ClassVar[dict[str, Any]] = {"file": {"type": "string"}}
     """JSON Schema ``properties`` a baseline entry may have besides ``description``."""
     min_limit: ClassVar[int] = 1
-    """The smallest ``--limit`` the task can score (2 where probes need two classes to fit)."""
+    """The smallest ``--limit`` the task can score (e.g. 2 where probes need two classes to fit)."""
 
     def __init__(self, spec: TaskSpec) -> None:
         self.spec = spec

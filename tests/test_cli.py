@@ -321,7 +321,7 @@ def test_eval_refuses_malformed_seeds(fmbench_cli, tmp_path, seeds):
     assert not any(tmp_path.iterdir())
 
 
-@pytest.mark.parametrize("task,limit,minimum", [(TASK, "0", 1), ("fmbench/GraphMotifsTreeX1-v0", "1", 2)])
+@pytest.mark.parametrize("task,limit,minimum", [(TASK, "0", 1), ("fmbench/GraphMotifsTreeX1-v0", "11", 12)])
 def test_eval_refuses_a_limit_below_the_tasks_minimum(fmbench_cli, tmp_path, task, limit, minimum):
     one_line_error(fmbench_cli("eval", "--task", task, "--model", "baseline:untrained", "--seeds", "0", "--limit",
                                limit, "--no-progress", "--out", tmp_path / "r.json"),

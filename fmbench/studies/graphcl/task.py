@@ -57,7 +57,6 @@ class GraphProbeTask(Task):
 
     splits = SPLITS
     n_classes: int
-    min_limit = 2
     baseline_schema = {"augment": {"enum": ["generic", "relevant"]}}
     """``augment``: the GraphCL checkpoint trained with that augmentation (none: the untrained encoder)."""
 
@@ -171,6 +170,7 @@ class MotifTask(GraphProbeTask):
     first, then train, then test) for the seed."""
 
     n_classes = len(MOTIFS)
+    min_limit = 2 * n_classes  # two graphs of every class: separability needs a same-class neighbour
     params_schema = params_of(
         {**COMMON_PARAMS, "multiplier": {"type": "number", "exclusiveMinimum": 0},
          "background": {"enum": ["tree", "ba"]}}, required=(*COMMON_PARAMS, "multiplier", "background"))
@@ -229,6 +229,7 @@ class SuperpixelTask(GraphProbeTask):
     test images."""
 
     n_classes = 10
+    min_limit = 2 * n_classes  # two graphs of every class: separability needs a same-class neighbour
     params_schema = params_of({**COMMON_PARAMS, "n_segments": POSITIVE}, required=(*COMMON_PARAMS, "n_segments"))
 
     def _indices(self, split: str, seed: int) -> tuple[str, np.ndarray]:
