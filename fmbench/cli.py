@@ -227,7 +227,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     s.add_argument("--batch-size", type=int, default=256)
     s.add_argument("--out", help="result JSON; rerunning with the same file skips finished seeds")
-    s.add_argument("--limit", type=int, help="score only this many items per seed (smoke check; not submittable)")
+    s.add_argument("--limit", type=int, metavar="N",
+                   help="score only N items per seed on any task: N of the seed's test items, evenly spread and "
+                        "class-balanced where items have classes (probe tasks also fit on N train items); a smoke "
+                        "check, recorded in the result, not submittable")
     s.add_argument("--trust-code", action="store_true", help="allow python: specs to run their own code")
     s.add_argument("--no-progress", action="store_true", help="no progress bars")
     s.set_defaults(func=cmd_eval)

@@ -1,8 +1,10 @@
 """Writing a task's split to disk for training any model: JSONL rows or a tensor file.
 
-JSONL: one object per item with every column; id columns (``ids`` and ``*_ids``) also
-appear as token strings (``tokens``, ``*_tokens``). ``pt``: a dict of tensors (text
-columns as lists of strings) plus ``vocab``, loadable with ``torch.load(path, weights_only=True)``.
+Every export has an ``ids`` column of item ids (one per item; what an id means is the task's
+``export_chunks`` docstring). JSONL: one object per item with every column; token-id columns
+(``token_ids`` and ``*_token_ids``) also appear as token strings (``tokens``, ``*_tokens``).
+``pt``: a dict of tensors (text columns as lists of strings, a :func:`ragged` column as a list
+of tensors) plus ``vocab``, loadable with ``torch.load(path, weights_only=True)``.
 
 Example:
     >>> import tempfile, os, fmbench
@@ -27,10 +29,31 @@ from fmbench.task import Task
 FORMATS = ("jsonl", "pt")
 
 
+def ragged(arrays: list[np.ndarray]) -> np.ndarray:
+    """A column of per-item arrays of different shapes (e.g. each graph at its own size).
+
+    Example:
+        >>> column = ragged([np.zeros((2, 3)), np.zeros((1, 3))])
+        >>> column.shape, column[1].shape
+        ((2,), (1, 3))
+    """
+    column = np.empty(len(arrays), dtype=object)
+    column[:] = [np.asarray(a) for a in arrays]
+    return column
+
+
 def _token_column(name: str) -> str | None:
-    if name == "ids":
+    if name == "token_ids":
         return "tokens"
-    return name[: -len("_ids")] + "_tokens" if name.endswith("_ids") else None
+    return name[: -len("_token_ids")] + "_tokens" if name.endswith("_token_ids") else None
+
+
+def _tensors(column: np.ndarray) -> torch.Tensor | list:
+    if column.dtype.kind in "biuf":
+        return torch.from_numpy(column)
+    if len(column) and isinstance(column[0], np.ndarray):  # a ragged column
+        return [torch.from_numpy(a) for a in column]
+    return column.tolist()
 
 
 def export_split(task: Task, split: str, seed: int, fmt: str, out: str | Path) -> int:
@@ -54,7 +77,7 @@ def export_split(task: Task, split: str, seed: int, fmt: str, out: str | Path) -
         return count
     chunks = list(task.export_chunks(split, seed))
     columns = {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
-    tensors = {k: torch.from_numpy(v) if v.dtype.kind in "biuf" else v.tolist() for k, v in columns.items()}
+    tensors = {k: _tensors(v) for k, v in columns.items()}
     payload = {**tensors, "vocab": list(task.vocab or []), "task": task.id, "split": split, "seed": seed}
     with atomic_open(out, "wb") as f:
         torch.save(payload, f)

@@ -20,11 +20,14 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 import torch
 
@@ -92,6 +95,20 @@ def existing_path(path: str, what: str) -> Path:
     if not os.access(p, os.R_OK):
         raise ModelError(f"{what} is not readable: {path}")
     return p
+
+
+@contextlib.contextmanager
+def loading(what: str) -> Iterator[None]:
+    """Say on stderr that ``what`` is loading, then how long it took (a slow load would look like a hang).
+
+    Example:
+        >>> with loading("a test model"):  # stderr: "fmbench: loading a test model..." then "...loaded in 0 s"
+        ...     pass
+    """
+    print(f"fmbench: loading {what}...", file=sys.stderr, flush=True)
+    start = time.perf_counter()
+    yield
+    print(f"fmbench: loaded {what} in {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
 
 
 def load_safetensors(path: str, spec: str | None = None) -> LoadedModel:

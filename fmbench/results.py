@@ -24,6 +24,7 @@ from typing import Any, Callable
 import jsonschema
 
 from fmbench.errors import ResultError, UnknownIdError
+from fmbench.hash_cache import cache_dir, cached_hash, remember_hash
 
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "result.schema.json"
 
@@ -151,7 +152,7 @@ def check_against_registry(record: dict[str, Any], where: str = "record",
 
     A seed whose hash the spec pins (seeds 0 and 1) is compared with the pinned value (the
     registry-wide tests prove the data still has it); any other seed's data is regenerated,
-    which ``log`` (if given) announces first.
+    which ``log`` (if given) announces first, once per machine (:mod:`fmbench.hash_cache`).
     """
     from fmbench.registry import make_task, task_spec
 
@@ -175,14 +176,23 @@ def check_against_registry(record: dict[str, Any], where: str = "record",
             raise ResultError(f"{where}: metric {name!r} is not one of {tid}'s") from None
         if m["higher_is_better"] != direction:
             raise ResultError(f"{where}: metric {name!r} has the wrong direction")
-    task = make_task(tid)
     hashes = record["task"]["data_hash"]
-    regenerate = sorted((s for s in hashes if s not in spec.data_hashes), key=int)
-    if regenerate and log:
-        log(f"checking the data hashes of {tid} seeds {', '.join(regenerate)} (regenerating that data)...")
+    known = {seed: spec.data_hashes.get(seed) or cached_hash(spec, int(seed)) for seed in hashes}
+    unpinned = sorted((s for s in hashes if s not in spec.data_hashes), key=int)
+    regenerate = [s for s in unpinned if known[s] is None]
+    remembered = [s for s in unpinned if known[s] is not None]
+    if remembered and log:
+        log(f"data hashes of {tid} seeds {', '.join(remembered)}: computed by an earlier check (cached in "
+            f"{cache_dir()})")
+    if regenerate:
+        if log:
+            log(f"checking the data hashes of {tid} seeds {', '.join(regenerate)} (regenerating that data)...")
+        task = make_task(tid)
+        for seed in regenerate:
+            known[seed] = task.data_hash(int(seed))
+            remember_hash(spec, int(seed), known[seed])
     for seed, digest in hashes.items():
-        expected = spec.data_hashes.get(seed) or task.data_hash(int(seed))
-        if expected != digest:
+        if known[seed] != digest:
             raise ResultError(f"{where}: data hash of seed {seed} does not match {tid}'s data "
                               "(stale result or another fmbench data version)")
 

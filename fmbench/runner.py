@@ -79,13 +79,14 @@ def run_evaluation(task: Task, model: LoadedModel, seeds: list[int], device: str
     """Check ``model`` against ``task``, then score it on each seed not already in ``out``.
 
     The record is rewritten atomically after every seed, so an interrupted run resumes
-    where it stopped when rerun with the same ``out``. ``limit`` scores a subset of each
-    seed's items (a smoke check, recorded in the result and refused by ``submit``).
+    where it stopped when rerun with the same ``out``. ``limit`` scores that many items per
+    seed (see :meth:`~fmbench.task.Task.evaluate`; a smoke check, recorded in the result and
+    refused by ``submit``).
     """
     if batch_size < 1:
         raise FmbenchError(f"--batch-size must be >= 1, got {batch_size}")
-    if limit is not None and limit < 1:
-        raise FmbenchError(f"--limit must be >= 1, got {limit}")
+    if limit is not None and limit < task.min_limit:
+        raise FmbenchError(f"--limit must be >= {task.min_limit} on {task.id}, got {limit}")
     device = resolve_device(device)
     model.to(device)
     task.check_model(model)

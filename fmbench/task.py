@@ -106,7 +106,10 @@ BOOLEAN = {"type": "boolean"}
 
 
 def evaluation_subset(n: int, limit: int | None) -> np.ndarray:
-    """Indices of the items a ``limit``-ed evaluation scores: all, or ``limit`` evenly spread.
+    """Indices of the items a ``--limit``-ed evaluation scores: all, or ``limit`` evenly spread (sorted).
+
+    ``limit`` means the same everywhere: items scored per seed. Tasks whose items have classes
+    take :func:`stratified_subset` instead.
 
     Example:
         >>> evaluation_subset(10, 3).tolist()
@@ -115,6 +118,33 @@ def evaluation_subset(n: int, limit: int | None) -> np.ndarray:
     if limit is None:
         return np.arange(n)
     return np.unique(np.linspace(0, n - 1, min(limit, n)).astype(np.int64))
+
+
+def stratified_subset(labels: np.ndarray, limit: int | None) -> np.ndarray:
+    """:func:`evaluation_subset` of labelled items: ``limit`` in all, shared among the classes (sorted indices).
+
+    Each class gets ``limit // classes`` items (the first classes one more, a small class all it
+    has, its share passed on to the others), evenly spread over the class's items in order.
+
+    Example:
+        >>> labels = np.array([0, 0, 0, 0, 1, 1, 1, 1, 2, 2])
+        >>> stratified_subset(labels, 5).tolist()
+        [0, 3, 4, 7, 8]
+        >>> stratified_subset(labels, 9).tolist()
+        [0, 1, 2, 3, 4, 5, 7, 8, 9]
+    """
+    if limit is None:
+        return np.arange(len(labels))
+    classes, counts = np.unique(labels, return_counts=True)
+    quota, left = np.zeros_like(counts), min(limit, len(labels))
+    while left:
+        open_classes = np.flatnonzero(quota < counts)
+        share = max(1, left // len(open_classes))
+        for i in open_classes:
+            take = min(share, counts[i] - quota[i], left)
+            quota[i], left = quota[i] + take, left - take
+    picked = [np.flatnonzero(labels == c)[evaluation_subset(n, q)] for c, n, q in zip(classes, counts, quota) if q]
+    return np.sort(np.concatenate(picked))
 
 
 class Task(abc.ABC):
@@ -129,6 +159,8 @@ class Task(abc.ABC):
     """JSON Schema of the entry's ``params`` (every key the class reads; nothing else)."""
     baseline_schema: ClassVar[dict[str, Any]] = {"file": {"type": "string"}}
     """JSON Schema ``properties`` a baseline entry may have besides ``description``."""
+    min_limit: ClassVar[int] = 1
+    """The smallest ``--limit`` the task can score (e.g. 2 where probes need two classes to fit)."""
 
     def __init__(self, spec: TaskSpec) -> None:
         self.spec = spec
@@ -162,7 +194,9 @@ class Task(abc.ABC):
 
     @abc.abstractmethod
     def export_chunks(self, split: str, seed: int) -> Iterator[dict[str, np.ndarray]]:
-        """Yield the split in chunks of equal-length columns; ``ids`` is required."""
+        """Yield the split in chunks of equal-length columns: ``ids`` (item ids) is required, token ids are
+        ``token_ids`` / ``*_token_ids``, and per-item arrays of different shapes a
+        :func:`~fmbench.export.ragged` column."""
 
     @property
     def vocab(self) -> list[str] | None:
@@ -195,8 +229,9 @@ class Task(abc.ABC):
                  limit: int | None = None, progress: bool = False) -> dict[str, float]:
         """Score ``model`` on ``seed``'s data; keys are the spec's metrics and breakdowns.
 
-        ``limit`` scores an evenly spread subset of that many items (a smoke check; such
-        results are marked and cannot be submitted).
+        ``limit`` scores that many items of the seed's data (a smoke check; such results are
+        marked and cannot be submitted): :func:`evaluation_subset`, or :func:`stratified_subset`
+        where items have classes (probe tasks fit their probes on that many training items too).
         """
 
     @abc.abstractmethod

@@ -49,6 +49,16 @@ baselines.untrained = {{ description = "The small GPT at its seed-0 initialisati
 '''
 
 
+@pytest.fixture(scope="session", autouse=True)
+def data_hash_cache(tmp_path_factory) -> Iterator[Path]:
+    """Data hashes that validate/submit remember go to a throwaway folder (for CLI subprocesses too), never the
+    user's ``~/.cache/fmbench``."""
+    folder = tmp_path_factory.mktemp("fmbench-cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FMBENCH_CACHE", str(folder))
+        yield folder
+
+
 @pytest.fixture(scope="session")
 def fmbench_cli(tmp_path_factory) -> Callable[..., subprocess.CompletedProcess]:
     """``fmbench_cli(*args, env={...}, cwd=..., timeout=...)`` runs ``python -m fmbench.cli`` in a subprocess.

@@ -170,10 +170,10 @@ def test_export_jsonl(fmbench_cli, tiny, tmp_path, split, twice):
     rows = [json.loads(line) for line in a.read_text().splitlines()]
     assert len(rows) == n and 0 < n < 1000
     for i, row in enumerate(rows):
-        assert len(row["tokens"]) == len(row["ids"]) == tiny["document_length"]
-        assert row["tokens"] == [vocab[t] for t in row["ids"]]
-        assert row["composition_tokens"] == [vocab[t] for t in row["composition_ids"]]
-        assert row["ids"] == data["ids"][i].tolist() and row["index"] == i
+        assert len(row["tokens"]) == len(row["token_ids"]) == tiny["document_length"]
+        assert row["tokens"] == [vocab[t] for t in row["token_ids"]]
+        assert row["composition_tokens"] == [vocab[t] for t in row["composition_token_ids"]]
+        assert row["token_ids"] == data["token_ids"][i].tolist() and row["ids"] == i
     assert ("in_train" in rows[0]) == (split == "test")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.jsonl", "b.jsonl"]  # no temp files left
 
@@ -191,8 +191,8 @@ def test_export_pt(fmbench_cli, tiny, tmp_path, split, twice):
     if twice:
         assert a.read_bytes() == b.read_bytes()
     payload = torch.load(a, weights_only=True)
-    assert payload["ids"].shape == (len(data["ids"]), tiny["document_length"])
-    assert payload["ids"].dtype == torch.int64
+    assert payload["token_ids"].shape == (len(data["ids"]), tiny["document_length"])
+    assert payload["token_ids"].dtype == torch.int64
     assert payload["vocab"] == tiny["vocab"] and (payload["task"], payload["split"], payload["seed"]) == (TINY, split, 0)
     for key, column in data.items():
         assert np.array_equal(payload[key].numpy(), column), key
@@ -202,8 +202,9 @@ def test_export_pt(fmbench_cli, tiny, tmp_path, split, twice):
 def test_export_depends_on_the_seed(fmbench_cli, tiny, tmp_path):
     ok(fmbench_cli("data", "export", TINY, "--split", "test", "--seed", "1", "--format", "pt",
                    "--out", tmp_path / "s1.pt", env=tiny["env"]))
-    ids = torch.load(tmp_path / "s1.pt", weights_only=True)["ids"].numpy()
-    assert ids.shape == tiny["data"]["test"]["ids"].shape and not np.array_equal(ids, tiny["data"]["test"]["ids"])
+    docs = torch.load(tmp_path / "s1.pt", weights_only=True)["token_ids"].numpy()
+    assert docs.shape == tiny["data"]["test"]["token_ids"].shape
+    assert not np.array_equal(docs, tiny["data"]["test"]["token_ids"])
 
 
 @pytest.mark.parametrize("args,problem,code", [
@@ -320,6 +321,14 @@ def test_eval_refuses_malformed_seeds(fmbench_cli, tmp_path, seeds):
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("task,limit,minimum", [(TASK, "0", 1), ("fmbench/GraphMotifsTreeX1-v0", "11", 12)])
+def test_eval_refuses_a_limit_below_the_tasks_minimum(fmbench_cli, tmp_path, task, limit, minimum):
+    one_line_error(fmbench_cli("eval", "--task", task, "--model", "baseline:untrained", "--seeds", "0", "--limit",
+                               limit, "--no-progress", "--out", tmp_path / "r.json"),
+                   f"--limit must be >= {minimum} on {task}, got {limit}", code=1)
+    assert not any(tmp_path.iterdir())
+
+
 @pytest.mark.parametrize("model,fragments", [
     ("baseline:nope", ["has no baseline 'nope'", "'trained'", "'untrained'"]),
     ("safetensors:/nonexistent/model.safetensors", ["not found", "/nonexistent/model.safetensors"]),
@@ -380,10 +389,15 @@ def test_validate_names_the_problem(fmbench_cli, tmp_path, complete_result_file,
 
 
 def test_validate_accepts_a_good_record_and_refuses_a_missing_one(fmbench_cli, tmp_path, complete_result_file):
-    out = ok(fmbench_cli("validate", complete_result_file))
+    cache = {"FMBENCH_CACHE": str(tmp_path / "cache")}
+    verdict = [f"{complete_result_file}: valid result of {TASK} (3/3 seeds finished)", "submittable"]
+    out = ok(fmbench_cli("validate", complete_result_file, env=cache))
     assert out.strip().splitlines() == [
         f"checking the data hashes of {TASK} seeds 2 (regenerating that data)...",  # seeds 0, 1: pinned in the spec
-        f"{complete_result_file}: valid result of {TASK} (3/3 seeds finished)", "submittable"]
+        *verdict]
+    out = ok(fmbench_cli("validate", complete_result_file, env=cache))  # seed 2's hash: remembered
+    assert out.strip().splitlines() == [
+        f"data hashes of {TASK} seeds 2: computed by an earlier check (cached in {tmp_path / 'cache'})", *verdict]
     one_line_error(fmbench_cli("validate", tmp_path / "absent.json"), "cannot read", code=1)
 
 

@@ -113,7 +113,7 @@ def test_vocab_round_trip_and_export_columns():
     doc = task.world.documents("train", 0, np.array([0]))[0]
     assert np.array_equal(task.world.encode(task.world.decode(doc)), doc)
     chunk = next(task.export_chunks("test", 0))
-    assert {"ids", "composition_ids", "in_train", "prompt_length"} <= set(chunk)
+    assert {"ids", "token_ids", "composition_token_ids", "in_train", "prompt_length"} <= set(chunk)
 
 
 @pytest.mark.parametrize("kw,problem", [

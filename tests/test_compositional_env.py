@@ -102,7 +102,7 @@ def _oracle(task) -> LoadedModel:
     """Writes each episode's reference answer, looked up by the prompt in the exported documents."""
     chunk = next(task.export_chunks("test", 0))
     start = task.world.prompt_length
-    answers = {doc[:start].tobytes(): doc[start:] for doc in chunk["ids"]}
+    answers = {doc[:start].tobytes(): doc[start:] for doc in chunk["token_ids"]}
     pad = task.world.pad_id
     return _policy(lambda obs: np.array([answers[o[:start].tobytes()][(o[start:] != pad).sum()] for o in obs]))
 
@@ -129,8 +129,9 @@ def test_data_follows_the_seed() -> None:
     task = fmbench.make_task(POLICY_TASK)
     assert task.data_hash(0) == task.data_hash(0) != task.data_hash(1)
     chunk = next(task.export_chunks("test", 0))
-    assert chunk["ids"].shape == (task.episodes, task.world.document_length)
-    assert (chunk["index"] == task.document_indices(0)).all()
+    assert chunk["token_ids"].shape == (task.episodes, task.world.document_length)
+    assert (chunk["document_index"] == task.document_indices(0)).all()
+    assert (chunk["ids"] == np.arange(task.episodes)).all()
     stats = task.stats(0)
     assert stats["episodes"] == task.split_size("test") == 256
     assert stats["test"]["held_out_episodes"] + stats["test"]["seen_episodes"] == 256

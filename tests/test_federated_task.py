@@ -13,6 +13,7 @@ from fmbench.errors import ModelError, SpecError
 from fmbench.fashion_mnist import load_fashion_mnist
 from fmbench.models import LoadedModel, from_module
 from fmbench.studies.federated.task import FederatedTask, labelled_subset
+from fmbench.task import stratified_subset
 
 TID = "fmbench/FedFashionA0p1C10-v0"
 
@@ -51,7 +52,7 @@ def test_labelled_subset_is_balanced_and_seeded():
 
 
 def test_random_baseline_scores_are_consistent(task):
-    scores = task.evaluate(task.load_baseline("random"), seed=0, limit=30)
+    scores = task.evaluate(task.load_baseline("random"), seed=0, limit=300)
     assert set(task.spec.metrics) == set(scores)
     assert 0.1 < scores["probe_accuracy"] <= 1 and scores["client_accuracy_min"] <= scores["client_accuracy_mean"]
     assert scores["probe_accuracy_1pct"] <= 1
@@ -73,9 +74,10 @@ def test_per_client_accuracy_is_the_probe_grouped_by_client(task):
     from fmbench.probes import linear_probe
 
     model = from_module(PixelMean(), "pixel-mean", "pixel-mean", interface="image-encoder")
-    scores = task.evaluate(model, seed=0, limit=40)
+    scores = task.evaluate(model, seed=0, limit=400)
     (train_x, train_y), (test_x, test_y) = load_fashion_mnist("train"), load_fashion_mnist("test")
-    rows = [np.sort(np.concatenate([np.flatnonzero(y == c)[:40] for c in range(10)])) for y in (train_y, test_y)]
+    rows = [stratified_subset(y, 400) for y in (train_y, test_y)]
+    assert [np.bincount(y[r]).tolist() for y, r in zip((train_y, test_y), rows)] == [[40] * 10] * 2
     z = [task.embed(model, x[r], "cpu", 64) for x, r in zip((train_x, test_x), rows)]
     predicted = linear_probe(z[0], train_y[rows[0]], z[1])
     client = task.partitions(0)[1].client_of[rows[1]]
@@ -149,12 +151,12 @@ def test_seeds_share_the_full_probe_until_the_weights_change(task):
     calls = []
     encoder.register_forward_hook(lambda *_: calls.append(1))
     model = from_module(encoder, "pixel-mean", "pixel-mean", interface="image-encoder")
-    first = task.evaluate(model, seed=0, limit=20)
+    first = task.evaluate(model, seed=0, limit=200)
     n = len(calls)
-    second = task.evaluate(model, seed=1, limit=20)
+    second = task.evaluate(model, seed=1, limit=200)
     assert len(calls) == n and second["probe_accuracy"] == first["probe_accuracy"]  # embeddings reused
     assert second["client_accuracy_mean"] != first["client_accuracy_mean"]  # the seed's partition still applies
     with torch.no_grad():
         encoder.w.mul_(2)
-    task.evaluate(model, seed=1, limit=20)
+    task.evaluate(model, seed=1, limit=200)
     assert len(calls) == 2 * n  # new weights: embedded again

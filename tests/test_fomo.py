@@ -206,6 +206,23 @@ def test_tokenizer_without_the_needed_tokens_is_refused(tiny_lm):
         scorer.logprobs([("The agent went to the red key .", "go to the red ball")])
 
 
+def test_an_env_says_once_per_process_that_its_language_model_is_loading(tiny_lm, capfd):
+    import gymnasium as gym
+
+    from fmbench.studies.fomo.lm import load_causal_lm
+    from fmbench.studies.fomo.rewards import shared_scorer
+
+    load_causal_lm.cache_clear(), shared_scorer.cache_clear()  # as in a fresh process
+    for _ in range(2):  # a second env reuses the loaded model, silently
+        env = gym.make("fmbench/FoMoGoToRedBall-v0", reward=f"oracle+hf:{tiny_lm}+sum")
+        env.reset(seed=0)
+        env.step(0)
+        env.close()
+    err = capfd.readouterr().err
+    assert err.count(f"fmbench: loading language model {tiny_lm.name} ") == 1
+    assert err.count(f"fmbench: loaded language model {tiny_lm.name} ") == 1
+
+
 # ---- metrics -------------------------------------------------------------------------
 def _layouts(n: int, families=("colour", "random")) -> list[Layout]:
     out = []

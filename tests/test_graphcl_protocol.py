@@ -70,6 +70,33 @@ def test_label_oracle_scores_perfectly_and_its_twin_is_stored_beside_it():
     assert m["probe_gain"] == m["probe_accuracy"] - m["probe_accuracy_untrained"]
 
 
+@pytest.mark.parametrize("relevant", [None, lambda b, g: drop_style_edges(b, 0.2, g)])
+def test_progress_bar_counts_every_batch_of_every_stage(monkeypatch, capfd, relevant):
+    import fmbench.studies.graphcl.protocol as protocol
+
+    bars = []
+
+    class Recorder(protocol.tqdm):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.stages = []
+            bars.append(self)
+
+        def set_postfix_str(self, s="", refresh=True):
+            self.stages.append(s)
+            super().set_postfix_str(s, refresh)
+
+    monkeypatch.setattr(protocol, "tqdm", Recorder)
+    evaluate_encoder(Constant(), TRAIN, TEST, seed=0, relevant=relevant, batch_size=8, progress=True)
+    (bar,) = bars
+    views = 2 if relevant else 1  # 36 graphs: 5 batches of 8 per pass over train or test
+    assert bar.n == bar.total == 2 * (5 + 5) + views * 3 * 5 and bar.desc.startswith("seed 0")
+    assert bar.stages[0] == "encoder: embedding" and "untrained twin: fitting probes" in bar.stages
+    assert "seed 0" in capfd.readouterr().err
+    evaluate_encoder(Constant(), TRAIN, TEST, seed=0, batch_size=8)
+    assert capfd.readouterr().err == ""  # no bar unless asked
+
+
 def test_constant_encoder_is_at_chance_and_not_separable():
     m = evaluate_encoder(Constant(), TRAIN, TEST, seed=0)
     assert m["probe_accuracy"] == pytest.approx(1 / 6) and m["separability"] == pytest.approx(1.0)

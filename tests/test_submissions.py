@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from fmbench.errors import SubmissionError
+from fmbench.errors import ResultError, SubmissionError
 from fmbench.leaderboard import entries, ranked_rows, submit
 from fmbench.registry import builtin_root, make_task
 from fmbench.results import aggregate, validate
@@ -188,6 +188,43 @@ def test_a_missing_file_is_refused(tmp_path, board):
     assert snapshot(board) == before
 
 
+def test_unpinned_data_hashes_are_regenerated_once_per_cache(tmp_path, monkeypatch, complete_result_file):
+    from fmbench.hash_cache import cached_hash
+
+    monkeypatch.setenv("FMBENCH_CACHE", str(tmp_path))
+    spec = make_task(TASK).spec
+    logs: list[list[str]] = []
+    for _ in range(2):
+        logs.append([])
+        validate(complete_result_file, log=logs[-1].append)
+    assert logs[0] == [f"checking the data hashes of {TASK} seeds 2 (regenerating that data)..."]
+    assert logs[1] == [f"data hashes of {TASK} seeds 2: computed by an earlier check (cached in {tmp_path})"]
+    assert cached_hash(spec, 2) == load(complete_result_file)["task"]["data_hash"]["2"]
+    (cached,) = tmp_path.rglob("2")
+    cached.write_text("not a hash\n")  # a damaged entry counts as absent
+    validate(complete_result_file, log=logs[0].append)
+    assert logs[0][-1].startswith("checking the data hashes") and cached_hash(spec, 2) is not None
+    tampered = load(complete_result_file)
+    tampered["task"]["data_hash"]["2"] = "0" * 64
+    (tmp_path / "r.json").write_text(json.dumps(tampered))
+    with pytest.raises(ResultError, match="data hash of seed 2 does not match"):
+        validate(tmp_path / "r.json")
+
+
+def test_cached_hashes_follow_the_pins_and_skip_user_data(tmp_path):
+    from dataclasses import replace
+
+    from fmbench.hash_cache import cached_hash, remember_hash
+
+    spec = make_task(TASK).spec
+    remember_hash(spec, 2, "ab" * 32, tmp_path)
+    assert cached_hash(spec, 2, tmp_path) == "ab" * 32 and cached_hash(spec, 3, tmp_path) is None
+    assert cached_hash(replace(spec, data_hashes={**spec.data_hashes, "0": "cd" * 32}), 2, tmp_path) is None
+    users = replace(spec, user_data="FMBENCH_SOMETHING")
+    remember_hash(users, 2, "ab" * 32, tmp_path / "other")
+    assert cached_hash(users, 2, tmp_path / "other") is None and not (tmp_path / "other").exists()
+
+
 def test_limit_records_are_refused(board, limited_result_file):
     assert "limit" in load(limited_result_file) and not leftovers(board)
     before = snapshot(board)
@@ -277,7 +314,7 @@ def test_submit_through_the_cli(fmbench_cli, tmp_path, complete_result_file):
 RACER = r"""
 import json, os, sys, time
 from pathlib import Path
-from fmbench.errors import SubmissionError
+from fmbench.errors import ResultError, SubmissionError
 from fmbench.leaderboard import submit
 from fmbench.results import check_against_registry, load_record
 

@@ -114,10 +114,12 @@ class CompositionPolicyTask(Task):
         return h.hexdigest()
 
     def export_chunks(self, split: str, seed: int) -> Iterator[dict[str, np.ndarray]]:
+        """``ids`` (the episode), ``reset_seed``, ``document_index`` (the test document it starts from),
+        ``token_ids`` (that document) and ``prompt_length``."""
         self.check_split(split)
         index = self.document_indices(seed)
-        yield {"episode": np.arange(self.episodes), "reset_seed": self.reset_seeds(seed), "index": index,
-               "ids": self.world.documents("test", DOCUMENT_SEED, index),
+        yield {"ids": np.arange(self.episodes), "reset_seed": self.reset_seeds(seed), "document_index": index,
+               "token_ids": self.world.documents("test", DOCUMENT_SEED, index),
                "prompt_length": np.full(self.episodes, self.world.prompt_length)}
 
     def stats(self, seed: int) -> dict[str, Any]:

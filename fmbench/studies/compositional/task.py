@@ -60,10 +60,12 @@ class CompositionTask(Task):
         return self.world.data_hash(seed)
 
     def export_chunks(self, split: str, seed: int) -> Iterator[dict[str, np.ndarray]]:
+        """``ids`` (the document's index in the split), ``token_ids`` (the document), ``composition_token_ids``
+        (its functions), ``prompt_length`` and, in ``test``, ``in_train`` (its composition is trained on)."""
         w = self.world
         for index, docs in w.iter_documents(split, seed):
             comps = w.compositions_of(split, seed, index)
-            cols = {"index": index, "ids": docs, "composition_ids": comps + w.config.n_tokens,
+            cols = {"ids": index, "token_ids": docs, "composition_token_ids": comps + w.config.n_tokens,
                     "prompt_length": np.full(len(index), w.prompt_length)}
             if split == "test":
                 cols["in_train"] = w.eval_in_train[index // w.config.samples_per_composition]

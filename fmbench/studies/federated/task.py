@@ -48,7 +48,7 @@ from fmbench.nn.cnn import CNN, CNNConfig
 from fmbench.probes import linear_probe
 from fmbench.random_access import check_seed, stream_key
 from fmbench.studies.federated.partition import Partition, balanced_dirichlet
-from fmbench.task import POSITIVE, Task, params_of
+from fmbench.task import POSITIVE, Task, params_of, stratified_subset
 
 HERE = Path(__file__).parent
 SPLITS = ("train", "test")
@@ -120,6 +120,7 @@ class FederatedTask(Task):
     """An image data set split among clients; scores frozen image encoders by linear probes."""
 
     splits = SPLITS
+    min_limit = 2
     params_schema = params_of(
         {"dataset": {"enum": sorted(DATASETS)}, "partition": {"const": "balanced-dirichlet"},
          "alpha": {"type": "number", "exclusiveMinimum": 0}, "n_clients": POSITIVE,
@@ -215,17 +216,15 @@ class FederatedTask(Task):
 
     def evaluate(self, model: LoadedModel, seed: int, *, device: str = "cpu", batch_size: int = 256,
                  limit: int | None = None, progress: bool = False) -> dict[str, float]:
-        """``limit`` keeps at most that many images per class in train and test (a smoke check).
+        """``limit`` scores that many test images with probes fitted on that many training images, each a
+        class-balanced subset (:func:`~fmbench.task.stratified_subset`; a smoke check).
 
         The embeddings and the full probe are computed on the first seed and reused for the next
         ones (see ``_full_probe``), so a record's first seed carries most of the time.
         """
         seed = check_seed(seed)
         (_, train_y), (_, test_y) = self.source.load("train"), self.source.load("test")
-        train_rows, test_rows = np.arange(len(train_y)), np.arange(len(test_y))
-        if limit is not None:
-            train_rows = _per_class(train_y, limit)
-            test_rows = _per_class(test_y, limit)
+        train_rows, test_rows = stratified_subset(train_y, limit), stratified_subset(test_y, limit)
         z_train, z_test, predicted = self._full_probe(model, train_rows, test_rows, device, batch_size)
         y_train, y_test = train_y[train_rows], test_y[test_rows]
         metrics = {"probe_accuracy": float((predicted == y_test).mean())}
@@ -256,7 +255,3 @@ class FederatedTask(Task):
             cached = self._probe_cache = (weakref.ref(encoder), key, (z_train, z_test, predicted))
         return cached[2]
 
-
-def _per_class(labels: np.ndarray, n: int) -> np.ndarray:
-    """The first ``n`` indices of every class, sorted."""
-    return np.sort(np.concatenate([np.flatnonzero(labels == c)[:n] for c in np.unique(labels)]))

@@ -85,7 +85,9 @@ class FoMoEnv(gym.Env):
     Otherwise a reward model (``reward`` names one, see
     :func:`fmbench.studies.fomo.rewards.build_reward`; ``reward_model`` passes an object):
     ``reward_mode="episode"`` gives its score of the whole trajectory at the last step and
-    0 before; ``"dense"`` gives the difference of successive prefix scores each step.
+    0 before; ``"dense"`` gives the difference of successive prefix scores each step. A named
+    reward model is built at the first reset: its language model loads then (about a minute for
+    SmolLM2 on a CPU, once per process, shared by every env; stderr says so).
 
     ## Info
 

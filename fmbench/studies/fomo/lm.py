@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from fmbench.errors import ModelError, first_line
-from fmbench.models import existing_path
+from fmbench.models import existing_path, loading
 
 PREFIX = "Description of what the agent did:"
 QUESTION = "\nThe instruction the agent was following:"
@@ -58,26 +58,29 @@ def smollm2_path() -> Path:
 
 @lru_cache(maxsize=4)
 def load_causal_lm(path: str, dtype: str = "float32") -> tuple[torch.nn.Module, object]:
-    """A Hugging Face causal LM and its tokenizer from a local folder or ``.gguf`` file (cached)."""
+    """A Hugging Face causal LM and its tokenizer from a local folder or ``.gguf`` file (cached).
+
+    Loading says so on stderr, once per file and process: SmolLM2 takes about a minute on a
+    CPU, which a reward's first score (e.g. inside ``env.step``) would otherwise spend silently.
+    """
     p = existing_path(path, "language model")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-
     where, extra = (str(p.parent), {"gguf_file": p.name}) if p.is_file() else (str(p), {})
     if p.is_file() and p.suffix != ".gguf":
         raise ModelError(f"a language model is a model folder or a .gguf file, got {path}")
-    try:
-        with contextlib.redirect_stderr(io.StringIO()):  # GGUF de-quantisation draws a progress bar
-            tokenizer = AutoTokenizer.from_pretrained(where, local_files_only=True, **extra)
-            model = AutoModelForCausalLM.from_pretrained(where, local_files_only=True,
-                                                         dtype=getattr(torch, dtype), **extra)
-    except (OSError, ValueError, KeyError) as e:
-        first = first_line(e)
-        raise ModelError(f"cannot load language model {path}: {first}") from None
+    with loading(f"language model {p.name} (once per process; about a minute for SmolLM2 on a CPU)"):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+        try:
+            with contextlib.redirect_stderr(io.StringIO()):  # GGUF de-quantisation draws a progress bar
+                tokenizer = AutoTokenizer.from_pretrained(where, local_files_only=True, **extra)
+                model = AutoModelForCausalLM.from_pretrained(where, local_files_only=True,
+                                                             dtype=getattr(torch, dtype), **extra)
+        except (OSError, ValueError, KeyError) as e:
+            raise ModelError(f"cannot load language model {path}: {first_line(e)}") from None
     return model.eval(), tokenizer
 
 

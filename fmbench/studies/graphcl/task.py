@@ -18,7 +18,7 @@ scores beside the model's in every result.
 Example:
     >>> import fmbench
     >>> task = fmbench.make_task("fmbench/GraphMotifsTreeX1-v0")
-    >>> scores = task.evaluate(task.load_baseline("untrained"), seed=0, limit=4)
+    >>> scores = task.evaluate(task.load_baseline("untrained"), seed=0, limit=12)
     >>> 0 <= scores["probe_accuracy"] <= 1
     True
 """
@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from torch_geometric.data import Batch, Data
 
+from fmbench.export import ragged
 from fmbench.fashion_mnist import load_fashion_mnist
 from fmbench.models import LoadedModel, from_module, load_baseline_checkpoint
 from fmbench.nn.gin import GIN, GINConfig
@@ -43,7 +44,7 @@ from fmbench.studies.graphcl.augment import drop_edges, drop_nodes, drop_style_e
 from fmbench.studies.graphcl.generator import MOTIFS, GraphConfig, synthetic_graph
 from fmbench.studies.graphcl.protocol import Augmentation, check_encoder, embed, evaluate_encoder
 from fmbench.studies.graphcl.superpixels import superpixel_graphs
-from fmbench.task import POSITIVE, Task, params_of
+from fmbench.task import POSITIVE, Task, params_of, stratified_subset
 
 HERE = Path(__file__).parent
 SPLITS = ("pretrain", "train", "test")
@@ -61,8 +62,12 @@ class GraphProbeTask(Task):
 
     # ---- what a source provides -------------------------------------------------------------
     @abc.abstractmethod
-    def graphs(self, split: str, seed: int, limit: int | None = None) -> list[Data]:
-        """The split's graphs for ``seed`` (at most ``limit`` per class for ``train``/``test``)."""
+    def labels(self, split: str, seed: int) -> np.ndarray:
+        """The class of each graph of the split, in :meth:`graphs` order (without building the graphs)."""
+
+    @abc.abstractmethod
+    def graphs(self, split: str, seed: int, rows: np.ndarray | None = None) -> list[Data]:
+        """The split's graphs for ``seed`` (only those at ``rows``, if given)."""
 
     @abc.abstractmethod
     def graph_ids(self, split: str, seed: int) -> np.ndarray:
@@ -83,23 +88,17 @@ class GraphProbeTask(Task):
         return p["pretrain_size"] if split == "pretrain" else p[f"{split}_per_class"] * self.n_classes
 
     def export_chunks(self, split: str, seed: int) -> Iterator[dict[str, np.ndarray]]:
-        """Graphs in chunks of 1,000: ``ids`` (:meth:`graph_ids`), ``num_nodes``, ``num_edges``, ``x``
-        (padded with 0), ``edge_index`` (local node ids, padded with -1) and, except for
-        ``pretrain``, ``label``."""
+        """Graphs in chunks of 1,000, each at its own size: ``ids`` (:meth:`graph_ids`), ``num_nodes``,
+        ``num_directed_edges`` (both directions of every edge), ``x`` (node features, ``(num_nodes, F)``),
+        ``edges`` (``(num_directed_edges, 2)`` local node ids: the transposed ``edge_index``) and, except
+        for ``pretrain``, ``label``."""
         self.check_split(split)
         graphs, ids = self.graphs(split, check_seed(seed)), self.graph_ids(split, seed)
         for start in range(0, len(graphs), 1000):
             chunk = graphs[start:start + 1000]
-            nodes = max(g.num_nodes for g in chunk)
-            edges = max(g.edge_index.shape[1] for g in chunk)
-            x = np.zeros((len(chunk), nodes, chunk[0].x.shape[1]), dtype=np.float32)
-            edge_index = np.full((len(chunk), 2, edges), -1, dtype=np.int64)
-            for k, g in enumerate(chunk):
-                x[k, :g.num_nodes] = g.x.numpy()
-                edge_index[k, :, :g.edge_index.shape[1]] = g.edge_index.numpy()
-            cols = {"ids": ids[start:start + len(chunk)],
-                    "num_nodes": np.array([g.num_nodes for g in chunk]),
-                    "num_edges": np.array([g.edge_index.shape[1] for g in chunk]), "x": x, "edge_index": edge_index}
+            cols = {"ids": ids[start:start + len(chunk)], "num_nodes": np.array([g.num_nodes for g in chunk]),
+                    "num_directed_edges": np.array([g.edge_index.shape[1] for g in chunk]),
+                    "x": ragged([g.x.numpy() for g in chunk]), "edges": ragged([g.edge_index.numpy().T for g in chunk])}
             if split != "pretrain":
                 cols["label"] = np.array([int(g.y) for g in chunk])
             yield cols
@@ -113,21 +112,24 @@ class GraphProbeTask(Task):
         return h.hexdigest()
 
     def stats(self, seed: int) -> dict[str, Any]:
+        """Per split: graphs, graphs per class, and min/mean/max of nodes and of ``directed_edges`` (both
+        directions of every edge, as the export's ``num_directed_edges`` counts them)."""
         out: dict[str, Any] = {"task": self.id, "seed": seed}
         for split in self.splits:
             graphs = self.graphs(split, check_seed(seed))
             nodes = np.array([g.num_nodes for g in graphs])
-            edges = np.array([g.edge_index.shape[1] // 2 for g in graphs])
+            edges = np.array([g.edge_index.shape[1] for g in graphs])
             labels = np.bincount([int(g.y) for g in graphs], minlength=self.n_classes)
             out[split] = {"graphs": len(graphs), "per_class": labels.tolist(),
                           "nodes": {"min": int(nodes.min()), "mean": float(nodes.mean()), "max": int(nodes.max())},
-                          "edges": {"min": int(edges.min()), "mean": float(edges.mean()), "max": int(edges.max())}}
+                          "directed_edges": {"min": int(edges.min()), "mean": float(edges.mean()),
+                                             "max": int(edges.max())}}
         return out
 
     # ---- models ---------------------------------------------------------------------------------
     @property
     def feature_dim(self) -> int:
-        return int(self.graphs("test", 0, limit=1)[0].x.shape[1])
+        return int(self.graphs("test", 0, rows=np.array([0]))[0].x.shape[1])
 
     def input_format(self) -> str:
         return (f"A graph encoder: a torch.nn.Module called on a torch_geometric Batch (x float "
@@ -140,7 +142,7 @@ class GraphProbeTask(Task):
         self.check_interface(model)
         encoder = check_encoder(model.model)
         device = next((str(p.device) for p in encoder.parameters()), "cpu")
-        embed(encoder, self.graphs("test", 0, limit=1), device=device)
+        embed(encoder, self.graphs("test", 0, rows=np.array([0])), device=device)
 
     def load_baseline(self, name: str) -> LoadedModel:
         entry = self.baseline_entry(name)
@@ -153,11 +155,14 @@ class GraphProbeTask(Task):
 
     def evaluate(self, model: LoadedModel, seed: int, *, device: str = "cpu", batch_size: int = 256,
                  limit: int | None = None, progress: bool = False) -> dict[str, float]:
-        """``limit`` keeps at most that many graphs per class in ``train`` and ``test``."""
+        """``limit`` scores that many ``test`` graphs with probes fitted on that many ``train`` graphs, each a
+        class-balanced subset (:func:`~fmbench.task.stratified_subset`)."""
         seed = check_seed(seed)
-        return evaluate_encoder(model.model, self.graphs("train", seed, limit), self.graphs("test", seed, limit),
+        train, test = (self.graphs(split, seed, stratified_subset(self.labels(split, seed), limit))
+                       for split in ("train", "test"))
+        return evaluate_encoder(model.model, train, test,
                                 seed=seed, relevant=self.relevant_augmentation, generic=self.generic_augmentation,
-                                batch_size=batch_size, device=device)
+                                batch_size=batch_size, device=device, progress=progress)
 
 
 class MotifTask(GraphProbeTask):
@@ -165,6 +170,7 @@ class MotifTask(GraphProbeTask):
     first, then train, then test) for the seed."""
 
     n_classes = len(MOTIFS)
+    min_limit = 2 * n_classes  # two graphs of every class: separability needs a same-class neighbour
     params_schema = params_of(
         {**COMMON_PARAMS, "multiplier": {"type": "number", "exclusiveMinimum": 0},
          "background": {"enum": ["tree", "ba"]}}, required=(*COMMON_PARAMS, "multiplier", "background"))
@@ -174,28 +180,35 @@ class MotifTask(GraphProbeTask):
         p = self.spec.params
         return GraphConfig(multiplier=float(p["multiplier"]), background=p["background"])
 
-    def _range(self, split: str, limit: int | None) -> tuple[int, int]:
+    def _range(self, split: str) -> tuple[int, int]:
         """The split's first generator index and its number of graphs per class."""
         self.check_split(split)
         p = self.spec.params
         per_class = {"pretrain": p["pretrain_size"] // self.n_classes, "train": p["train_per_class"],
                      "test": p["test_per_class"]}
         first = {"pretrain": 0, "train": per_class["pretrain"], "test": per_class["pretrain"] + per_class["train"]}
-        n = per_class[split] if limit is None or split == "pretrain" else min(limit, per_class[split])
-        return first[split], n
+        return first[split], per_class[split]
 
-    def graphs(self, split: str, seed: int, limit: int | None = None) -> list[Data]:
-        first, n = self._range(split, limit)
-        return _motif_graphs(self.config, check_seed(seed), first, n)
+    def labels(self, split: str, seed: int) -> np.ndarray:
+        return np.repeat(np.arange(self.n_classes), self._range(split)[1])
+
+    def _coordinates(self, split: str, rows: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """Class and generator index of the split's graphs at ``rows`` (all if ``None``)."""
+        first, n = self._range(split)
+        rows = np.arange(n * self.n_classes) if rows is None else np.asarray(rows)
+        return rows // n, first + rows % n
+
+    def graphs(self, split: str, seed: int, rows: np.ndarray | None = None) -> list[Data]:
+        classes, index = self._coordinates(split, rows)
+        return _motif_graphs(self.config, check_seed(seed), tuple(zip(classes.tolist(), index.tolist())))
 
     def graph_ids(self, split: str, seed: int) -> np.ndarray:
         """``(seed * 6 + class) * 10**6 + generator index``: the graph's generator coordinates."""
-        first, n = self._range(split, None)
+        first, n = self._range(split)
         if first + n > 10**6:
             raise ValueError(f"{self.id}: more than 10**6 graphs per class do not fit the id scheme")
-        index = np.arange(first, first + n)
-        return np.concatenate([(check_seed(seed) * self.n_classes + c) * 10**6 + index
-                               for c in range(self.n_classes)])
+        classes, index = self._coordinates(split, None)
+        return (check_seed(seed) * self.n_classes + classes) * 10**6 + index
 
     def relevant_augmentation(self, batch: Batch, generator: torch.Generator) -> Batch:
         return drop_style_edges(batch, self.spec.params["augment_ratio"], generator)
@@ -205,8 +218,8 @@ class MotifTask(GraphProbeTask):
 
 
 @lru_cache(maxsize=32)
-def _motif_graphs(config: GraphConfig, seed: int, first: int, n: int) -> list[Data]:
-    return [synthetic_graph(config, seed, c, first + i) for c in range(len(MOTIFS)) for i in range(n)]
+def _motif_graphs(config: GraphConfig, seed: int, coordinates: tuple[tuple[int, int], ...]) -> list[Data]:
+    return [synthetic_graph(config, seed, c, i) for c, i in coordinates]
 
 
 class SuperpixelTask(GraphProbeTask):
@@ -216,9 +229,10 @@ class SuperpixelTask(GraphProbeTask):
     test images."""
 
     n_classes = 10
+    min_limit = 2 * n_classes  # two graphs of every class: separability needs a same-class neighbour
     params_schema = params_of({**COMMON_PARAMS, "n_segments": POSITIVE}, required=(*COMMON_PARAMS, "n_segments"))
 
-    def _indices(self, split: str, seed: int, limit: int | None) -> tuple[str, np.ndarray]:
+    def _indices(self, split: str, seed: int) -> tuple[str, np.ndarray]:
         p = self.spec.params
         source = "test" if split == "test" else "train"
         _, labels = load_fashion_mnist(source)
@@ -227,19 +241,24 @@ class SuperpixelTask(GraphProbeTask):
             return source, order[:p["pretrain_size"]]
         if split == "train":
             order = order[p["pretrain_size"]:]
-        per_class = p[f"{split}_per_class"] if limit is None else min(limit, p[f"{split}_per_class"])
-        picked = [order[labels[order] == c][:per_class] for c in range(self.n_classes)]
+        picked = [order[labels[order] == c][:p[f"{split}_per_class"]] for c in range(self.n_classes)]
         return source, np.concatenate(picked)
 
-    def graphs(self, split: str, seed: int, limit: int | None = None) -> list[Data]:
+    def labels(self, split: str, seed: int) -> np.ndarray:
         self.check_split(split)
-        source, index = self._indices(split, check_seed(seed), limit)
+        source, index = self._indices(split, check_seed(seed))
+        return load_fashion_mnist(source)[1][index].astype(np.int64)
+
+    def graphs(self, split: str, seed: int, rows: np.ndarray | None = None) -> list[Data]:
+        self.check_split(split)
+        source, index = self._indices(split, check_seed(seed))
+        index = index if rows is None else index[rows]
         return _superpixels(source, tuple(index.tolist()), self.spec.params["n_segments"])
 
     def graph_ids(self, split: str, seed: int) -> np.ndarray:
         """The image's index in Fashion-MNIST's training file (``pretrain``, ``train``) or test file."""
         self.check_split(split)
-        return self._indices(split, check_seed(seed), None)[1].astype(np.int64)
+        return self._indices(split, check_seed(seed))[1].astype(np.int64)
 
     def relevant_augmentation(self, batch: Batch, generator: torch.Generator) -> Batch:
         """Node dropping plus an intensity jitter (a jitter alone makes views too alike: the encoder collapses)."""
