@@ -31,8 +31,9 @@ import numpy as np
 import torch
 
 from fmbench.errors import ModelError, first_line
+from fmbench.interfaces import count_parameters
 from fmbench.models import existing_path
-from fmbench.studies.fomo.rewards import checked, count_parameters, finite
+from fmbench.studies.fomo.rewards import checked, finite
 from fmbench.studies.fomo.trajectory import Trajectory
 
 FRAMES = ("last", "mean")
