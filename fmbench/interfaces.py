@@ -87,8 +87,10 @@ def count_parameters(*modules: torch.nn.Module) -> int:
     return sum(p.numel() for p in {id(p): p for m in modules for p in m.parameters()}.values())
 
 
-def seeded(build: Callable[[], M], seed: int) -> M:
-    """``build()`` with torch's global generator seeded to ``seed``, which is left as it was.
+def seeded(build: Callable[[], T], seed: int) -> T:
+    """``build()`` (a fresh model, initialised from ``seed``) with torch's global CPU generator seeded to ``seed``.
+
+    The global generator is left as it was, so building a model does not change what is drawn next.
 
     Example:
         >>> a, b = seeded(lambda: torch.nn.Linear(2, 2), 0), seeded(lambda: torch.nn.Linear(2, 2), 0)

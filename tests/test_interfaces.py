@@ -90,7 +90,8 @@ def _loaded(model: Any, interface: str) -> LoadedModel:
 
 CASES = {  # interface: (context, a conforming model, a wrong one, what the refusal says)
     "sequence-model": ({"vocab": VOCAB, "sequence_length": 6}, GPT(GPTConfig(vocab_size=8, context_size=8, n_embd=8)),
-                       Shaped(lambda x: (*x.shape, 4)), r"logits of shape \(2, 6, 4\); expected \(2, 6, V\) with V >= 8"),
+                       Shaped(lambda x: (*x.shape, 4)),
+                       r"logits of shape \(2, 6, 4\); expected \(2, 6, V\) with V >= 8"),
     "graph-encoder": ({"graphs": _graphs()}, GIN(GINConfig(in_dim=1, hidden=4, n_layers=2)),
                       GIN(GINConfig(in_dim=2, hidden=4, n_layers=2)), r"batch of graphs 0-2: the encoder failed"),
     "image-encoder": ({"images": torch.rand(2, 1, 8, 8)}, CNN(CNNConfig(width=4, embedding_dim=8)),

@@ -6,8 +6,8 @@ graphs with the encoder frozen (eval mode, no gradients), fits a logistic-regres
 linear probe and an RBF SVM (``C`` chosen by stratified cross-validation on the train
 split) on standardised embeddings, and scores both on the test split. It does the same for
 the encoder's *untrained twin* (:func:`fmbench.interfaces.untrained_twin`: a copy
-re-initialised with a fixed seed, same architecture) so every result carries arXiv:2111.03220's sanity baseline beside the
-score. It also measures, on the test graphs (arXiv:2208.02810):
+re-initialised with a fixed seed, same architecture) so every result carries
+arXiv:2111.03220's sanity baseline beside the score. It also measures, on the test graphs (arXiv:2208.02810):
 
 * invariance: mean cosine similarity between a graph's embedding and the embedding of an
   augmented view (averaged over ``repeats`` views), for a task-relevant and a generic
