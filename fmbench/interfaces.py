@@ -201,7 +201,7 @@ class Interface:
     description: ClassVar[str]
     module_required: ClassVar[bool] = True
 
-    def check(self, model: "LoadedModel", **context: Any) -> None:
+    def check(self, model: LoadedModel, **context: Any) -> None:
         """Raise ``ModelError`` unless ``model`` declares this interface (and is a torch module where required)."""
         if model.interface != self.name:
             raise ModelError(f"{model.spec} has interface {model.interface!r}; this task scores a {self.name!r}")
@@ -216,7 +216,7 @@ class SequenceModel(Interface):
     description = ("A causal sequence model: a torch.nn.Module mapping a LongTensor (B, T) of token ids to float "
                    "logits (B, T, V), V at least the task's vocabulary (extra logits are ignored).")
 
-    def check(self, model: "LoadedModel", **context: Any) -> None:
+    def check(self, model: LoadedModel, **context: Any) -> None:
         """Also checks the vocabulary (size and, when the model carries one, its tokens), the context and one pass."""
         super().check(model)
         vocab: list[str] = context["vocab"]
@@ -254,7 +254,7 @@ class GraphEncoder(Interface):
                    "num_graphs) to float embeddings (num_graphs, d), d fixed; used frozen, beside its untrained "
                    "twin (same architecture, re-initialised).")
 
-    def check(self, model: "LoadedModel", **context: Any) -> None:
+    def check(self, model: LoadedModel, **context: Any) -> None:
         """Also embeds ``graphs`` (a few of the task's graphs) as one batch."""
         from torch_geometric.data import Batch
 
@@ -273,7 +273,7 @@ class ImageEncoder(Interface):
     description = ("An image encoder: a torch.nn.Module mapping float images (B, C, H, W) with values in [0, 1] "
                    "to embeddings (B, d), d fixed; used frozen (eval mode, no gradients).")
 
-    def check(self, model: "LoadedModel", **context: Any) -> None:
+    def check(self, model: LoadedModel, **context: Any) -> None:
         """Also embeds ``images`` (a few of the task's images as a float tensor)."""
         super().check(model)
         images: torch.Tensor = context["images"]
@@ -291,7 +291,7 @@ class Policy(Interface):
                    "(B,) of actions in [0, n_actions).")
     module_required = False
 
-    def act(self, model: "LoadedModel", obs: np.ndarray, n_actions: int) -> np.ndarray:
+    def act(self, model: LoadedModel, obs: np.ndarray, n_actions: int) -> np.ndarray:
         """The model's actions on an observation batch, refused with ``ModelError`` if malformed."""
         actions = call_model(f"{model.spec} failed on a {obs.shape} observation batch", model.model, obs)
         if not isinstance(actions, np.ndarray):
@@ -305,7 +305,7 @@ class Policy(Interface):
                              f"min {actions.min()}, max {actions.max()}")
         return actions
 
-    def check(self, model: "LoadedModel", **context: Any) -> None:
+    def check(self, model: LoadedModel, **context: Any) -> None:
         """Also acts on ``observations`` (a small batch)."""
         super().check(model)
         self.act(model, context["observations"], context["n_actions"])
@@ -319,13 +319,13 @@ class RewardModel(Interface):
                    "numpy float array with one finite score per trajectory (higher = closer to its instruction).")
     module_required = False
 
-    def score(self, model: "LoadedModel", trajectories: Sequence[Any]) -> np.ndarray:
+    def score(self, model: LoadedModel, trajectories: Sequence[Any]) -> np.ndarray:
         """The model's scores as float64, refused with ``ModelError`` if malformed or non-finite."""
         scores = call_model(f"{model.spec} failed on {len(trajectories)} trajectories", model.model.score,
                             trajectories)
         return _float_array(scores, (len(trajectories),), str(model.spec))
 
-    def check(self, model: "LoadedModel", **context: Any) -> None:
+    def check(self, model: LoadedModel, **context: Any) -> None:
         """Also scores ``trajectories(needs_frames)``: a few trajectories, with frames if the model needs them."""
         super().check(model)
         if not callable(getattr(model.model, "score", None)) or not hasattr(model.model, "needs_frames"):
@@ -347,7 +347,7 @@ class ImageGenerator(Interface):
                    "same seed gives the same images.")
     module_required = False
 
-    def generate(self, model: "LoadedModel", conditions: torch.Tensor, seed: int,
+    def generate(self, model: LoadedModel, conditions: torch.Tensor, seed: int,
                  image_shape: tuple[int, int, int]) -> torch.Tensor:
         """The model's images for ``conditions``, refused with ``ModelError`` if malformed or out of [0, 1]."""
         what = f"{model.spec} generating {len(conditions)} images with seed {seed}"
@@ -358,7 +358,7 @@ class ImageGenerator(Interface):
                              "expected [0, 1]")
         return out
 
-    def check(self, model: "LoadedModel", **context: Any) -> None:
+    def check(self, model: LoadedModel, **context: Any) -> None:
         """Also generates two images twice with one seed and refuses a generator that does not repeat them."""
         super().check(model)
         if not callable(getattr(model.model, "generate", None)):
@@ -384,12 +384,12 @@ class BNClassifier(Interface):
     description = ("An image classifier with BatchNorm: a torch.nn.Module holding at least one BatchNorm layer, "
                    "mapping float images (B, C, H, W) in [0, 1] to logits (B, n_classes).")
 
-    def logits(self, model: "LoadedModel", images: torch.Tensor, n_classes: int) -> torch.Tensor:
+    def logits(self, model: LoadedModel, images: torch.Tensor, n_classes: int) -> torch.Tensor:
         """The model's logits on ``images``, refused with ``ModelError`` if malformed."""
         what = f"{model.spec} on a {tuple(images.shape)} batch of images"
         return _float_tensor(call_model(what, model.model, images), (len(images), n_classes), what)
 
-    def check(self, model: "LoadedModel", **context: Any) -> None:
+    def check(self, model: LoadedModel, **context: Any) -> None:
         """Also refuses a module without BatchNorm and classifies two images in eval mode."""
         super().check(model)
         if not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.model.modules()):
@@ -419,7 +419,7 @@ class CausalLM(Interface):
     module_required = False
     PROBE = ("the cat sat", "a")
 
-    def log_likelihoods(self, model: "LoadedModel", texts: Sequence[str]) -> np.ndarray:
+    def log_likelihoods(self, model: LoadedModel, texts: Sequence[str]) -> np.ndarray:
         """Each text's log-likelihood, refused with ``ModelError`` if malformed, non-finite or positive."""
         what = f"{model.spec} scoring {len(texts)} texts"
         scores = _float_array(call_model(what, model.model.log_likelihoods, list(texts)), (len(texts),), what)
@@ -427,7 +427,7 @@ class CausalLM(Interface):
             raise ModelError(f"{what} returned a log-likelihood above 0 ({scores.max():.3g})")
         return scores
 
-    def next_token_logprobs(self, model: "LoadedModel", texts: Sequence[str]) -> np.ndarray:
+    def next_token_logprobs(self, model: LoadedModel, texts: Sequence[str]) -> np.ndarray:
         """The next-token log-distribution after each text, refused unless each row is a distribution."""
         what = f"{model.spec} predicting the next token of {len(texts)} texts"
         out = call_model(what, model.model.next_token_logprobs, list(texts))
@@ -441,7 +441,7 @@ class CausalLM(Interface):
                              "expected log-probabilities summing to 1")
         return out
 
-    def check(self, model: "LoadedModel", **context: Any) -> None:
+    def check(self, model: LoadedModel, **context: Any) -> None:
         """Also scores and continues two short texts."""
         super().check(model)
         for method in ("log_likelihoods", "next_token_logprobs"):
@@ -454,10 +454,10 @@ class CausalLM(Interface):
 # ---- the registry ---------------------------------------------------------------------------------
 _INTERFACES: dict[str, Interface] = {}
 
-I = TypeVar("I", bound=Interface)
+InterfaceT = TypeVar("InterfaceT", bound=Interface)
 
 
-def register_interface(interface: I) -> I:
+def register_interface(interface: InterfaceT) -> InterfaceT:
     """Register ``interface`` under its name (``ValueError`` if the name is taken) and return it.
 
     Example:
