@@ -197,11 +197,11 @@ def load_python(target: str, task: "Task") -> LoadedModel:
     module, _, attr = target.partition(":")
     if not module or not attr:
         raise ModelError(f"python: spec must be python:<module>:<factory>, got python:{target}")
-    try:
-        factory = getattr(_import_from_working_directory(module), attr)
-    except (ImportError, AttributeError) as e:
-        raise ModelError(f"cannot import python:{target} ({e}; the working directory and sys.path were searched)"
-                         ) from None
+    imported = call_model(f"cannot import python:{target} from the working directory or sys.path",
+                          _import_from_working_directory, module)
+    factory = getattr(imported, attr, None)
+    if not callable(factory):
+        raise ModelError(f"python:{target}: module {module} has no function {attr!r}")
     made = call_model(f"python:{target}: {attr}(task) failed", factory, task)
     if isinstance(made, LoadedModel):
         return made
