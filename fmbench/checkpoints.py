@@ -1,19 +1,19 @@
 """Model weights as safetensors files with their architecture and config in the header.
 
-Nothing is unpickled: the header's ``fmbench`` entry is JSON naming an architecture from
-``ARCHITECTURES`` and its config; a sidecar ``<file>.json`` with the same content is read
-when the header lacks it.
+Nothing is unpickled: the header's ``fmbench`` entry is JSON naming a registered architecture
+and its config; a sidecar ``<file>.json`` with the same content is read when the header lacks
+it. Architectures are registered by the code that provides them (``fmbench.nn.gpt``,
+``fmbench.nn.gin`` and ``fmbench.nn.cnn`` for the built-in ones, which ``import fmbench.nn``
+registers; a study calls :func:`register_architecture` in its own module).
 
 Example:
     >>> import tempfile, os
-    >>> from fmbench.nn.cnn import CNN, CNNConfig
-from fmbench.nn.gin import GIN, GINConfig
-from fmbench.nn.gpt import GPT, GPTConfig
+    >>> from fmbench.nn.gpt import GPT, GPTConfig
     >>> path = os.path.join(tempfile.mkdtemp(), "m.safetensors")
     >>> save_checkpoint(GPT(GPTConfig(vocab_size=5, n_embd=8)), path, {"note": "x"})
     >>> model, meta = load_checkpoint(path)
-    >>> meta["architecture"], model.vocab_size
-    ('gpt', 5)
+    >>> meta["architecture"], model.vocab_size, get_architecture("gpt").interface
+    ('gpt', 5, 'sequence-model')
 """
 
 from __future__ import annotations
@@ -22,39 +22,73 @@ import dataclasses
 import hashlib
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_model, save_model
 
 from fmbench.errors import ModelError
+from fmbench.interfaces import get_interface
 from fmbench.io import atomic_path
-from fmbench.nn.cnn import CNN, CNNConfig
-from fmbench.nn.gin import GIN, GINConfig
-from fmbench.nn.gpt import GPT, GPTConfig
 
-# architecture name -> (config from dict, model from config)
-ARCHITECTURES: dict[str, tuple[Callable[[dict], object], Callable[[object], torch.nn.Module]]] = {
-    "gpt": (GPTConfig.from_dict, GPT),
-    "gin": (GINConfig.from_dict, GIN),
-    "cnn": (CNNConfig.from_dict, CNN),
-}
-INTERFACES = {"gpt": "sequence-model", "gin": "graph-encoder", "cnn": "image-encoder"}
-"""The task interface each architecture serves."""
+
+@dataclass(frozen=True)
+class Architecture:
+    """A checkpoint architecture: its model class, how to read its config, the interface it serves."""
+
+    name: str
+    model_class: type[torch.nn.Module]
+    config_from_dict: Callable[[dict[str, Any]], Any]
+    interface: str
+
+
+_ARCHITECTURES: dict[str, Architecture] = {}
+
+
+def register_architecture(name: str, model_class: type[torch.nn.Module],
+                          config_from_dict: Callable[[dict[str, Any]], Any], interface: str) -> Architecture:
+    """Let checkpoints name ``name``: ``model_class(config_from_dict(header config))`` serving ``interface``.
+
+    The model class must keep its config as ``model.config`` (a dataclass, written to the
+    header). A taken name or class, or an unknown interface, raises ``ValueError``.
+
+    Example:
+        >>> from fmbench.nn.gpt import GPT, GPTConfig
+        >>> register_architecture("gpt", GPT, GPTConfig.from_dict, "sequence-model")
+        Traceback (most recent call last):
+        ValueError: architecture 'gpt' is already registered (GPT)
+    """
+    for known in _ARCHITECTURES.values():
+        if name == known.name or model_class is known.model_class:
+            raise ValueError(f"architecture {known.name!r} is already registered ({known.model_class.__name__})")
+    try:
+        get_interface(interface)
+    except ModelError as e:
+        raise ValueError(f"architecture {name!r}: {e}") from None
+    _ARCHITECTURES[name] = Architecture(name, model_class, config_from_dict, interface)
+    return _ARCHITECTURES[name]
+
+
+def get_architecture(name: str) -> Architecture:
+    """The registered architecture ``name``; ``ModelError`` naming the known ones if there is none."""
+    if name not in _ARCHITECTURES:
+        raise ModelError(f"unknown architecture {name!r}; known: {sorted(_ARCHITECTURES)}")
+    return _ARCHITECTURES[name]
 
 
 def architecture_of(model: torch.nn.Module) -> str:
     """Registered architecture name of a model instance."""
-    for name, (_, build) in ARCHITECTURES.items():
-        if isinstance(build, type) and isinstance(model, build):
-            return name
-    raise ModelError(f"{type(model).__name__} is not a registered architecture {sorted(ARCHITECTURES)}")
+    for arch in _ARCHITECTURES.values():
+        if isinstance(model, arch.model_class):
+            return arch.name
+    raise ModelError(f"{type(model).__name__} is not a registered architecture {sorted(_ARCHITECTURES)}")
 
 
 def save_checkpoint(model: torch.nn.Module, path: str | os.PathLike, extra: dict | None = None) -> None:
-    """Write ``model`` (an ``ARCHITECTURES`` instance) atomically with its config and ``extra``."""
+    """Write ``model`` (an instance of a registered architecture) atomically with its config and ``extra``."""
     meta = {"architecture": architecture_of(model), "config": dataclasses.asdict(model.config), **(extra or {})}
     with atomic_path(path) as tmp:
         save_model(model, str(tmp), metadata={"fmbench": json.dumps(meta, sort_keys=True)})
@@ -85,11 +119,11 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[torch.nn.Module, dict]:
     """Build the model a checkpoint describes and load its weights (strict)."""
     meta = read_metadata(path)
     arch = meta.get("architecture")
-    if arch not in ARCHITECTURES:
-        raise ModelError(f"{path}: unknown architecture {arch!r}; known: {sorted(ARCHITECTURES)}")
-    make_config, build = ARCHITECTURES[arch]
+    if arch not in _ARCHITECTURES:
+        raise ModelError(f"{path}: unknown architecture {arch!r}; known: {sorted(_ARCHITECTURES)}")
+    found = _ARCHITECTURES[arch]
     try:
-        model = build(make_config(meta.get("config", {})))
+        model = found.model_class(found.config_from_dict(meta.get("config", {})))
         missing, unexpected = load_model(model, str(path), strict=False)
     except (ValueError, TypeError, RuntimeError, SafetensorError) as e:
         raise ModelError(f"{path}: weights do not fit the {arch} config ({e})") from None

@@ -1,12 +1,15 @@
 """Turning a model spec from the command line into a model a task can score.
 
-Specs:
+A spec is ``<scheme>:<target>``. The core registers these schemes:
     ``baseline:<name>``           a model shipped with the task (``fmbench describe`` lists them)
     ``safetensors:<file>``        weights + architecture config (header or ``<file>.json``)
     ``hf:<folder or .gguf>``      a Hugging Face causal LM, loaded offline
     ``sb3:<zip>``                 a Stable-Baselines3 actor-critic policy (weights only)
-    ``reward:<name>``             a reward model the task builds by name (reward-model tasks)
-    ``python:<module>:<factory>`` ``factory(task)`` returns the model; needs ``trust_code=True``
+    ``python:<module>:<factory>`` ``factory(task)`` returns the model; needs ``trust_code=True``.
+                                  ``<module>`` is imported from the working directory first, as
+                                  ``python -m`` does, then from ``sys.path``
+A study adds its own with :func:`register_scheme` in the module that defines its task class
+(FoMo's ``reward:<name>`` builds a reward model by name).
 
 Nothing untrusted is unpickled: safetensors, JSON, and ``torch.load(weights_only=True)``.
 
@@ -25,21 +28,23 @@ import importlib
 import os
 import sys
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from fmbench.checkpoints import INTERFACES, file_sha256, load_checkpoint, read_metadata, weights_sha256
+import fmbench.nn  # noqa: F401  (registers the built-in checkpoint architectures)
+from fmbench.checkpoints import file_sha256, get_architecture, load_checkpoint, read_metadata, weights_sha256
 from fmbench.errors import ModelError, first_line
+from fmbench.interfaces import call_model, count_parameters
 
 if TYPE_CHECKING:
     from fmbench.task import Task
 
-OBJECT_INTERFACES = ("policy", "reward-model")
-"""Interfaces whose models may be any object with the methods the task calls (not only torch modules)."""
-SCHEMES = ("baseline", "safetensors", "hf", "sb3", "reward", "python")
+Loader = Callable[[str, "Task"], "LoadedModel"]
+"""A scheme's loader: ``loader(target, task)`` returns the model the target names."""
 
 
 @dataclass
@@ -80,8 +85,7 @@ def from_module(module: torch.nn.Module, spec: str, name: str, interface: str = 
     """Wrap a torch module (``vocab_size``/``context_length`` read from its attributes if present)."""
     params = list(module.parameters())
     return LoadedModel(
-        model=module.eval(), spec=spec, name=name, interface=interface,
-        n_params=sum(p.numel() for p in {id(p): p for p in params}.values()),
+        model=module.eval(), spec=spec, name=name, interface=interface, n_params=count_parameters(module),
         weights_sha256=sha256 or weights_sha256(module),
         dtype=str(params[0].dtype).removeprefix("torch.") if params else "none",
         vocab_size=getattr(module, "vocab_size", None), context_length=getattr(module, "context_length", None))
@@ -116,7 +120,7 @@ def load_safetensors(path: str, spec: str | None = None) -> LoadedModel:
     p = existing_path(path, "safetensors file")
     model, meta = load_checkpoint(p)
     loaded = from_module(model, spec or f"safetensors:{path}", meta.get("name", p.stem),
-                         interface=INTERFACES[meta["architecture"]], sha256=file_sha256(p))
+                         interface=get_architecture(meta["architecture"]).interface, sha256=file_sha256(p))
     loaded.tokens = meta.get("vocab")
     return loaded
 
@@ -187,45 +191,105 @@ def load_hf(path: str) -> LoadedModel:
     return loaded
 
 
-def load_python(target: str, task: "Task", trust_code: bool) -> LoadedModel:
-    """``module:factory``; the factory gets the task and returns a module or a ``LoadedModel``."""
-    if not trust_code:
-        raise ModelError("python: model specs run the submission's own code; pass --trust-code to allow it")
+def _import_from_working_directory(module: str) -> Any:
+    """Import ``module`` with the working directory first on ``sys.path`` (as ``python -m`` does)."""
+    cwd = os.getcwd()
+    added = cwd not in sys.path
+    if added:
+        sys.path.insert(0, cwd)
+    try:
+        return importlib.import_module(module)
+    finally:
+        if added:
+            sys.path.remove(cwd)
+
+
+def load_python(target: str, task: "Task") -> LoadedModel:
+    """``module:factory``; the factory gets the task and returns a module, an object or a ``LoadedModel``.
+
+    ``module`` is imported from the working directory first (``mymodule.py`` beside you), as
+    ``python -m`` does, then from ``sys.path``. A plain object (not a torch module) is accepted
+    for interfaces that do not require a module (``policy``, ``reward-model``, ...).
+    """
     module, _, attr = target.partition(":")
     if not module or not attr:
         raise ModelError(f"python: spec must be python:<module>:<factory>, got python:{target}")
-    try:
-        factory = getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError) as e:
-        raise ModelError(f"cannot import python:{target} ({e})") from None
-    made = factory(task)
+    imported = call_model(f"cannot import python:{target} from the working directory or sys.path",
+                          _import_from_working_directory, module)
+    factory = getattr(imported, attr, None)
+    if not callable(factory):
+        raise ModelError(f"python:{target}: module {module} has no function {attr!r}")
+    made = call_model(f"python:{target}: {attr}(task) failed", factory, task)
     if isinstance(made, LoadedModel):
         return made
     if isinstance(made, torch.nn.Module):
         return from_module(made, f"python:{target}", attr, interface=task.spec.interface)
-    if task.spec.interface in OBJECT_INTERFACES:
+    if not task.interface.module_required:
         return LoadedModel(model=made, spec=f"python:{target}", name=attr, interface=task.spec.interface,
                            n_params=None, weights_sha256=None, dtype="none")
     raise ModelError(f"python:{target} returned {type(made).__name__}, expected a torch.nn.Module or LoadedModel")
 
 
+@dataclass(frozen=True)
+class Scheme:
+    """A model-spec scheme: its loader and whether it runs the submission's own code."""
+
+    name: str
+    loader: Loader
+    runs_code: bool = False
+
+
+_SCHEMES: dict[str, Scheme] = {}
+
+
+def register_scheme(name: str, loader: Loader, runs_code: bool = False) -> Scheme:
+    """Let model specs ``<name>:<target>`` load through ``loader(target, task)``.
+
+    ``runs_code`` marks a scheme that runs the submission's own code: :func:`load_model`
+    refuses it unless ``trust_code`` is set. A taken or malformed name raises ``ValueError``.
+
+    Example:
+        >>> register_scheme("python", load_python)
+        Traceback (most recent call last):
+        ValueError: model-spec scheme 'python' is already registered
+    """
+    if not name.isidentifier() or not name.islower():
+        raise ValueError(f"model-spec scheme {name!r} must be a lower-case identifier")
+    if name in _SCHEMES:
+        raise ValueError(f"model-spec scheme {name!r} is already registered")
+    _SCHEMES[name] = Scheme(name, loader, runs_code)
+    return _SCHEMES[name]
+
+
+def list_schemes() -> list[str]:
+    """Names of the registered model-spec schemes, sorted.
+
+    Example:
+        >>> {"baseline", "hf", "python", "safetensors", "sb3"} <= set(list_schemes())
+        True
+    """
+    return sorted(_SCHEMES)
+
+
 def load_model(spec: str, task: "Task", trust_code: bool = False) -> LoadedModel:
     """Resolve a model spec for ``task`` (see the module docstring for the schemes)."""
-    scheme, sep, rest = spec.partition(":")
-    if not sep or scheme not in SCHEMES or not rest:
-        raise ModelError(f"model spec {spec!r} is not <scheme>:<target> with scheme in {SCHEMES}")
-    if scheme == "baseline":
-        return task.load_baseline(rest)
-    if scheme == "safetensors":
-        return load_safetensors(rest)
-    if scheme == "hf":
-        return load_hf(rest)
-    if scheme == "sb3":
-        from fmbench.sb3 import load_sb3
+    name, sep, rest = spec.partition(":")
+    if not sep or name not in _SCHEMES or not rest:
+        raise ModelError(f"model spec {spec!r} is not <scheme>:<target> with scheme in {list_schemes()}")
+    scheme = _SCHEMES[name]
+    if scheme.runs_code and not trust_code:
+        raise ModelError(f"{name}: model specs run the submission's own code; pass --trust-code to allow it")
+    return scheme.loader(rest, task)
 
-        return load_sb3(rest, task)
-    if scheme == "reward":
-        if not callable(getattr(task, "load_reward", None)):
-            raise ModelError(f"{task.id} does not score reward models; reward: specs are for reward-model tasks")
-        return task.load_reward(rest)
-    return load_python(rest, task, trust_code)
+
+def _load_sb3(target: str, task: "Task") -> LoadedModel:
+    from fmbench.sb3 import load_sb3  # Stable-Baselines3 is an extra: imported only for sb3: specs
+
+    return load_sb3(target, task)
+
+
+register_scheme("baseline", lambda target, task: task.load_baseline(target))
+register_scheme("safetensors", lambda target, task: load_safetensors(target))
+register_scheme("hf", lambda target, task: load_hf(target))
+register_scheme("sb3", _load_sb3)
+register_scheme("python", load_python, runs_code=True)

@@ -17,7 +17,10 @@ study), optional ``[defaults]`` merged into every entry, and entries: ``[[task]]
 against ``fmbench/schemas/spec.schema.json``: an unknown key, a wrong type or a missing field
 skips that entry (or the whole file, for ``[[study]]``/``[defaults]``) with one line naming the
 file, entry and key, and the rest of the registry still loads; :func:`problems` lists what was
-skipped (``fmbench list`` prints it). The same id in two files is refused, naming both.
+skipped (``fmbench list`` prints it). The same id in two files is refused, naming both, and so is a
+task whose ``interface`` is not registered in :mod:`fmbench.interfaces` (a study's own interface
+must be registered by the module its ``fmbench.studies`` entry point names, which is imported
+before its specs are read).
 
 An id is ``fmbench/<Name>-v<N>``; a registered version is immutable, so a change that could
 move a score is a new entry with a new version and a line in its ``history``. Each task entry
@@ -48,6 +51,7 @@ from typing import Any
 
 from fmbench import schemas
 from fmbench.errors import SpecError, UnknownIdError, first_line
+from fmbench.interfaces import list_interfaces
 from fmbench.task import MetricSpec, Study, Task, TaskSpec
 
 ID_PATTERN = re.compile(r"^fmbench/(?P<name>[A-Z][A-Za-z0-9]*)-v(?P<version>0|[1-9][0-9]*)$")
@@ -147,6 +151,9 @@ def _entry(path: Path, doc: dict[str, Any], raw: Any, i: int, kind: str) -> Task
         return EnvSpec(kwargs=entry.get("kwargs", {}), max_episode_steps=entry.get("max_episode_steps"), **common)
     metrics = {name: MetricSpec(name, m["higher_is_better"], m.get("description", ""))
                for name, m in entry["metrics"].items()}
+    if entry["interface"] not in list_interfaces():
+        raise SpecError(f"{where}: key 'interface': unknown interface {entry['interface']!r}; known: "
+                        f"{', '.join(list_interfaces())}")
     if entry["primary_metric"] not in metrics:
         raise SpecError(f"{where}: key 'primary_metric': {entry['primary_metric']!r} is not among its metrics "
                         f"{sorted(metrics)}")

@@ -25,6 +25,7 @@ import numpy as np
 
 from fmbench import schemas
 from fmbench.errors import InputError, ModelError, SpecError
+from fmbench.interfaces import Interface, get_interface
 
 if TYPE_CHECKING:
     from fmbench.models import LoadedModel
@@ -182,6 +183,11 @@ class Task(abc.ABC):
     def version(self) -> int:
         return self.spec.version
 
+    @property
+    def interface(self) -> Interface:
+        """The model interface the task scores (``spec.interface``, from :mod:`fmbench.interfaces`)."""
+        return get_interface(self.spec.interface)
+
     # ---- data ------------------------------------------------------------------------
     def check_split(self, split: str) -> None:
         """Raise ``InputError`` (a ``ValueError``) unless ``split`` is one of the task's splits."""
@@ -222,7 +228,7 @@ class Task(abc.ABC):
 
     @abc.abstractmethod
     def check_model(self, model: "LoadedModel") -> None:
-        """Raise ``ModelError`` naming the mismatch if ``model`` cannot be scored."""
+        """Raise ``ModelError`` naming the mismatch if ``model`` cannot be scored (``self.interface.check``)."""
 
     @abc.abstractmethod
     def evaluate(self, model: "LoadedModel", seed: int, *, device: str = "cpu", batch_size: int = 256,
@@ -238,12 +244,6 @@ class Task(abc.ABC):
     def load_baseline(self, name: str) -> "LoadedModel":
         """A shipped baseline model by name (see ``spec.baselines``)."""
 
-    def check_interface(self, model: "LoadedModel") -> None:
-        """Raise ``ModelError`` unless ``model`` declares the task's interface."""
-        if model.interface != self.spec.interface:
-            raise ModelError(f"{model.spec} has interface {model.interface!r}; this task scores a "
-                             f"{self.spec.interface!r}")
-
     def baseline_entry(self, name: str) -> dict[str, Any]:
         """The spec entry of baseline ``name``; ``ModelError`` naming the shipped ones if there is none."""
         if name not in self.spec.baselines:
@@ -256,6 +256,7 @@ class Task(abc.ABC):
         return {
             "id": s.id, "kind": "task", "version": s.version, "studies": [x.describe() for x in s.studies],
             "summary": s.summary, "params": s.params, "interface": s.interface,
+            "interface_description": self.interface.description,
             "input_format": self.input_format(), "splits": {sp: self.split_size(sp) for sp in self.splits},
             "metrics": {m.name: {"higher_is_better": m.higher_is_better, "description": m.description}
                         for m in s.metrics.values()},

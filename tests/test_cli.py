@@ -119,6 +119,7 @@ def test_describe_task_json(fmbench_cli):
     assert set(info["metrics"]) == set(spec.metrics) and info["primary_metric"] in info["metrics"]
     assert info["metrics"]["exact_match"]["higher_is_better"] is True
     assert info["interface"] == "sequence-model"
+    assert info["interface_description"].startswith("A causal sequence model: a torch.nn.Module mapping")
     assert {"untrained", "trained"} <= set(info["baselines"])
     assert any(h["version"] == 0 for h in info["version_history"])
     assert info["splits"] == {"train": 100000, "test": 16384}

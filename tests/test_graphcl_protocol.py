@@ -16,7 +16,7 @@ from fmbench.studies.graphcl.augment import drop_style_edges  # noqa: E402
 from fmbench.studies.graphcl.checks import GraphError, check_graph  # noqa: E402
 from fmbench.studies.graphcl.generator import GraphConfig, synthetic_graph  # noqa: E402
 from fmbench.studies.graphcl.protocol import (  # noqa: E402
-    embed, evaluate_encoder, probe_accuracies, separability, stratified_split, untrained_twin)
+    embed, evaluate_encoder, probe_accuracies, separability, stratified_split)
 
 
 def _graphs(first: int, n: int) -> list[Data]:
@@ -116,35 +116,6 @@ def test_separability_known_values():
     z = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
     assert separability(z, np.array([0, 0, 1, 1])) == pytest.approx(2.0)
     assert separability(z, np.array([0, 1, 0, 1])) == pytest.approx(0.5)
-
-
-def test_untrained_twin_is_reproducible_fresh_and_leaves_the_original_alone():
-    model = GIN(GINConfig(in_dim=1, hidden=8, n_layers=2))
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(1.0)
-        model.norms[0].running_mean.fill_(3.0)
-    before = {k: v.clone() for k, v in model.state_dict().items()}
-    a, b, c = untrained_twin(model, 0), untrained_twin(model, 0), untrained_twin(model, 1)
-    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
-    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
-    assert not torch.equal(a.mlps[0][0].weight, c.mlps[0][0].weight)
-    assert not torch.equal(a.mlps[0][0].weight, model.mlps[0][0].weight)
-    assert all(p.device.type == "cpu" for p in a.parameters())  # drawn on the CPU whatever the model's device
-    assert float(a.norms[0].running_mean.abs().sum()) == 0.0 and float(a.eps.detach().abs().sum()) == 0.0
-
-
-def test_parameters_without_reset_are_reinitialised_too():
-    class Custom(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.scale = torch.nn.Parameter(torch.full((2,), 7.0))
-            self.weight = torch.nn.Parameter(torch.full((2,), 7.0))
-            self.matrix = torch.nn.Parameter(torch.full((3, 2), 7.0))
-
-    twin = untrained_twin(Custom(), 0)
-    assert twin.scale.tolist() == [0.0, 0.0] and twin.weight.tolist() == [1.0, 1.0]
-    assert float(twin.matrix.detach().abs().max()) < 2 and len(set(twin.matrix.flatten().tolist())) == 6
 
 
 @pytest.mark.parametrize("mode,message", [("shape", r"shape \(13, 3\), expected \(12, d\)"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -88,8 +89,28 @@ def test_python_factory_runs_only_with_trust_code(task, tmp_path, monkeypatch):
     assert loaded.spec == "python:my_submission:build"
     with pytest.raises(ModelError, match="returned int"):
         load_model("python:my_submission:wrong", task, trust_code=True)
-    with pytest.raises(ModelError, match="cannot import"):
+    with pytest.raises(ModelError, match="cannot import .* No module named 'no_such_module_xyz'"):
         load_model("python:no_such_module_xyz:f", task, trust_code=True)
+    with pytest.raises(ModelError, match="module my_submission has no function 'absent'"):
+        load_model("python:my_submission:absent", task, trust_code=True)
+
+
+def test_python_modules_are_imported_from_the_working_directory(task, tmp_path, monkeypatch):
+    (tmp_path / "mymodule_in_cwd.py").write_text(
+        "from fmbench.studies.compositional.train import make_model\n"
+        "def make(task):\n    return make_model(task.world, seed=3)\n"
+        "def broken(task):\n    raise RuntimeError('no weights here\\nsecond line')\n")
+    (tmp_path / "syntax_error_in_cwd.py").write_text("def make(task):\n    return (\n")
+    monkeypatch.chdir(tmp_path)
+    path = list(sys.path)
+    loaded = load_model("python:mymodule_in_cwd:make", task, trust_code=True)
+    task.check_model(loaded)
+    assert loaded.name == "make" and sys.path == path  # the working directory is not left on sys.path
+    with pytest.raises(ModelError) as e:
+        load_model("python:mymodule_in_cwd:broken", task, trust_code=True)
+    assert str(e.value) == "python:mymodule_in_cwd:broken: broken(task) failed (RuntimeError: no weights here)"
+    with pytest.raises(ModelError, match="cannot import python:syntax_error_in_cwd:make .*SyntaxError"):
+        load_model("python:syntax_error_in_cwd:make", task, trust_code=True)
 
 
 def test_hf_causal_lm_folder_is_scored(task, tmp_path):

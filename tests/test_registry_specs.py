@@ -72,6 +72,8 @@ def test_valid_spec_parses(tmp_path):
     ("[defaults]\nmin_seed = 3\n" + entry(), "unknown key 'defaults.min_seed'"),
     ("colour = 1\n" + entry(), "unknown key 'colour'"),
     (entry() + entry(study=False), "already declared"),
+    (entry().replace('interface = "sequence-model"', 'interface = "sequence-modle"'),
+     "fmbench/Foo-v0: key 'interface': unknown interface 'sequence-modle'; known: bn-classifier, causal-lm,"),
 ])
 def test_malformed_specs_name_the_file_and_problem(tmp_path, text, problem):
     with pytest.raises(SpecError) as err:

@@ -63,7 +63,8 @@ def test_spec_contract(task):
     assert any(h["version"] == s.version for h in s.history)
     info = task.describe()
     json.dumps(info)
-    for key in ("studies", "summary", "params", "metrics", "interface", "baselines", "version_history", "input_format"):
+    for key in ("studies", "summary", "params", "metrics", "interface", "interface_description", "baselines",
+                "version_history", "input_format"):
         assert info[key] not in (None, "", {}), key
 
 

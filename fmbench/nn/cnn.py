@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from fmbench.checkpoints import register_architecture
 from fmbench.nn.config import ArchConfig
 
 
@@ -54,3 +55,6 @@ class CNN(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(images))
+
+
+register_architecture("cnn", CNN, CNNConfig.from_dict, "image-encoder")

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from fmbench.checkpoints import register_architecture
 from fmbench.nn.config import ArchConfig
 
 
@@ -69,3 +70,6 @@ class GIN(nn.Module):
             sums = torch.zeros(n_graphs, h.shape[1], device=h.device, dtype=h.dtype).index_add_(0, batch, h)
             pooled.append(sums / counts.clamp(min=1).unsqueeze(1))
         return torch.cat(pooled, dim=1)
+
+
+register_architecture("gin", GIN, GINConfig.from_dict, "graph-encoder")

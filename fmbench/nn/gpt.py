@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from fmbench.checkpoints import register_architecture
 from fmbench.nn.config import ArchConfig
 
 
@@ -137,3 +138,6 @@ class GPT(nn.Module):
             x, kv = block(x, None if cache is None else cache[i])
             new_cache.append(kv)
         return self.head(self.ln_f(x)), new_cache
+
+
+register_architecture("gpt", GPT, GPTConfig.from_dict, "sequence-model")

@@ -23,7 +23,7 @@ import gymnasium as gym
 import numpy as np
 from tqdm.auto import tqdm
 
-from fmbench.errors import ModelError, first_line
+from fmbench.interfaces import POLICY
 from fmbench.models import LoadedModel
 from fmbench.random_access import check_seed, integers, stream_key
 from fmbench.studies.compositional.env import DOCUMENT_SEED, CompositionEnv
@@ -143,30 +143,9 @@ class CompositionPolicyTask(Task):
                 f"answer token. Each episode writes {w.answer_length} tokens; the vocabulary is "
                 "`fmbench describe` / `task.vocab` (token i is vocab[i]).")
 
-    def act(self, model: LoadedModel, obs: np.ndarray) -> np.ndarray:
-        """The model's actions on an observation batch, refused with ``ModelError`` if malformed."""
-        try:
-            actions = model.model(obs)
-        except Exception as e:  # the model's own code: report whatever it raised
-            first = first_line(e, "")
-            raise ModelError(f"{model.spec} failed on a {obs.shape} observation batch: "
-                             f"{type(e).__name__}: {first}") from None
-        n = self.env.action_space.n
-        if not isinstance(actions, np.ndarray):
-            raise ModelError(f"{model.spec} returned {type(actions).__name__}; expected a numpy array of actions")
-        if actions.shape != obs.shape[:1]:
-            raise ModelError(f"{model.spec} returned actions of shape {actions.shape}; expected {obs.shape[:1]}")
-        if not np.issubdtype(actions.dtype, np.integer):
-            raise ModelError(f"{model.spec} returned {actions.dtype} actions; expected integers")
-        if actions.size and (actions.min() < 0 or actions.max() >= n):
-            raise ModelError(f"{model.spec} returned actions outside [0, {n}): "
-                             f"min {actions.min()}, max {actions.max()}")
-        return actions
-
     def check_model(self, model: LoadedModel) -> None:
-        if model.interface != "policy":
-            raise ModelError(f"{model.spec} has interface {model.interface!r}; this task scores a 'policy'")
-        self.act(model, np.stack([self.env.reset(seed=s)[0] for s in (0, 1)]))
+        self.interface.check(model, observations=np.stack([self.env.reset(seed=s)[0] for s in (0, 1)]),
+                             n_actions=int(self.env.action_space.n))
 
     def load_baseline(self, name: str) -> LoadedModel:
         self.baseline_entry(name)
@@ -180,6 +159,7 @@ class CompositionPolicyTask(Task):
         seeds = seeds[evaluation_subset(len(seeds), limit)]
         width = min(batch_size, len(seeds))
         returns, exact = np.zeros(len(seeds)), np.zeros(len(seeds), bool)
+        n_actions = int(self.env.action_space.n)
         envs = gym.make_vec(self.env_id, num_envs=width, vectorization_mode="sync", split="test")
         bar = tqdm(total=len(seeds), disable=not progress, desc=f"seed {seed}", unit="episode", leave=False)
         for start in range(0, len(seeds), width):
@@ -187,7 +167,7 @@ class CompositionPolicyTask(Task):
             obs, _ = envs.reset(seed=np.resize(seeds[rows], width).tolist())  # a short last batch repeats seeds
             total, final, done = np.zeros(width), np.zeros(width, bool), np.zeros(width, bool)
             while not done.all():
-                obs, reward, terminated, truncated, info = envs.step(self.act(model, obs))
+                obs, reward, terminated, truncated, info = envs.step(POLICY.act(model, obs, n_actions))
                 total += np.where(done, 0.0, reward)
                 ended = (terminated | truncated) & ~done
                 final[ended] = info["exact_match"][ended]

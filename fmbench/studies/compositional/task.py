@@ -19,7 +19,6 @@ import torch
 from tqdm.auto import tqdm
 
 from fmbench.decoding import greedy_answers
-from fmbench.interfaces import check_sequence_model
 from fmbench.models import LoadedModel, from_module, load_baseline_checkpoint
 from fmbench.studies.compositional.generator import CompositionConfig, CompositionWorld
 from fmbench.studies.compositional.train import make_model
@@ -104,8 +103,7 @@ class CompositionTask(Task):
                 "(token i is vocab[i]).")
 
     def check_model(self, model: LoadedModel) -> None:
-        check_sequence_model(model, self.world.vocab, self.world.document_length - 1,
-                             device=_device_of(model))
+        self.interface.check(model, vocab=self.world.vocab, sequence_length=self.world.document_length - 1)
 
     def load_baseline(self, name: str) -> LoadedModel:
         entry = self.baseline_entry(name)
@@ -147,10 +145,3 @@ class CompositionTask(Task):
 def _histogram(values: np.ndarray) -> dict[str, int]:
     return {str(k): int(c) for k, c in zip(*np.unique(values, return_counts=True))}
 
-
-def _device_of(model: LoadedModel) -> str:
-    if isinstance(model.model, torch.nn.Module):
-        p = next(model.model.parameters(), None)
-        if p is not None:
-            return str(p.device)
-    return "cpu"

@@ -34,6 +34,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 import torch
 
+from fmbench.interfaces import seeded
 from fmbench.random_access import stream_key
 from fmbench.registry import make_task
 from fmbench.studies.federated.methods import MethodConfig, make_method, server_update
@@ -68,9 +69,7 @@ class RunConfig:
 
 def initial_model(cfg: RunConfig) -> torch.nn.Module:
     """The method's model at the run's initialisation."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(stream_key("federated-init", cfg.seed))
-        return make_method(cfg.method, cfg.method_config())
+    return seeded(lambda: make_method(cfg.method, cfg.method_config()), stream_key("federated-init", cfg.seed))
 
 
 @lru_cache(maxsize=4)

@@ -39,10 +39,10 @@ import numpy as np
 import torch
 
 from fmbench.checkpoints import weights_sha256
-from fmbench.errors import DataError, ModelError
+from fmbench.errors import DataError
 from fmbench.cifar import SOURCES as CIFAR, cifar_dir, load_cifar
 from fmbench.fashion_mnist import fashion_mnist_dir, load_fashion_mnist
-from fmbench.interfaces import encode
+from fmbench.interfaces import encode, seeded
 from fmbench.models import LoadedModel, from_module, load_baseline_checkpoint
 from fmbench.nn.cnn import CNN, CNNConfig
 from fmbench.probes import linear_probe
@@ -188,8 +188,6 @@ class FederatedTask(Task):
     def embed(self, model: LoadedModel, images: np.ndarray, device: str, batch_size: int) -> np.ndarray:
         """Frozen embeddings of uint8 ``images`` (N, H, W[, C]); ``ModelError`` naming the batch if one is malformed."""
         encoder = model.model
-        if not isinstance(encoder, torch.nn.Module):
-            raise ModelError(f"{model.spec}: an image encoder must be a torch.nn.Module, got {type(encoder).__name__}")
         encoder.eval()
         out: list[np.ndarray] = []
         with torch.no_grad():
@@ -200,18 +198,13 @@ class FederatedTask(Task):
         return np.concatenate(out)
 
     def check_model(self, model: LoadedModel) -> None:
-        self.check_interface(model)
-        encoder = model.model
-        device = next((str(p.device) for p in getattr(encoder, "parameters", lambda: [])()), "cpu")
-        self.embed(model, self.source.load("test")[0][:2], device, 2)
+        self.interface.check(model, images=images_to_tensor(self.source.load("test")[0][:2]))
 
     def load_baseline(self, name: str) -> LoadedModel:
         entry = self.baseline_entry(name)
         if "file" in entry:  # a backbone trained by fmbench.studies.federated.flower
             return load_baseline_checkpoint(self, name, HERE / entry["file"])
-        with torch.random.fork_rng(devices=[]):  # "random": the backbone at its seed-0 initialisation
-            torch.manual_seed(0)
-            encoder = CNN(CNNConfig(in_channels=self.source.shape[0]))
+        encoder = seeded(lambda: CNN(CNNConfig(in_channels=self.source.shape[0])), 0)  # "random": seed-0 init
         return from_module(encoder, f"baseline:{name}", name, interface=self.spec.interface)
 
     def evaluate(self, model: LoadedModel, seed: int, *, device: str = "cpu", batch_size: int = 256,

@@ -31,8 +31,9 @@ import numpy as np
 import torch
 
 from fmbench.errors import ModelError, first_line
+from fmbench.interfaces import count_parameters, seeded
 from fmbench.models import existing_path
-from fmbench.studies.fomo.rewards import checked, count_parameters, finite
+from fmbench.studies.fomo.rewards import checked, finite
 from fmbench.studies.fomo.trajectory import Trajectory
 
 FRAMES = ("last", "mean")
@@ -99,9 +100,8 @@ class CLIPReward:
         # An absolute path, so that open_clip never reads it as a pretrained tag to download.
         weights = None if checkpoint is None else str(existing_path(checkpoint, "CLIP checkpoint").resolve())
         try:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(0)
-                model, _, self.preprocess = open_clip.create_model_and_transforms(model_name, pretrained=weights)
+            model, _, self.preprocess = seeded(
+                lambda: open_clip.create_model_and_transforms(model_name, pretrained=weights), 0)
         except (RuntimeError, ValueError, OSError, KeyError, AssertionError) as e:  # open_clip asserts shapes
             first = first_line(e)
             raise ModelError(f"cannot load CLIP model {model_name} from {checkpoint}: {first}") from None

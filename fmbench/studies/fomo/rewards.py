@@ -39,15 +39,11 @@ import numpy as np
 import torch
 
 from fmbench.errors import ModelError
+from fmbench.interfaces import count_parameters
 from fmbench.studies.fomo.trajectory import Trajectory, TrajectoryError
 from fmbench.studies.fomo.vision import LearnedVision, OracleVision
 
 NORMALISATIONS = ("sum", "mean", "pmi", "contrastive")
-
-
-def count_parameters(*modules: torch.nn.Module) -> int:
-    """Distinct parameters of torch modules (what a result record reports as ``n_params``)."""
-    return sum(p.numel() for p in {id(p): p for m in modules for p in m.parameters()}.values())
 
 
 class RewardModel(Protocol):

@@ -38,13 +38,14 @@ from typing import Any, Iterator
 import numpy as np
 from tqdm.auto import tqdm
 
-from fmbench.errors import ModelError, first_line
-from fmbench.models import LoadedModel
+from fmbench.errors import ModelError
+from fmbench.interfaces import REWARD_MODEL
+from fmbench.models import LoadedModel, register_scheme
 from fmbench.random_access import check_seed, integers, stream_key
 from fmbench.stats import auroc, spearman
 from fmbench.studies.fomo.instructions import INCORRECT, candidates, siblings
 from fmbench.studies.fomo.levels import LEVELS, make_level, reset_quietly
-from fmbench.studies.fomo.rewards import build_reward, finite
+from fmbench.studies.fomo.rewards import build_reward
 from fmbench.studies.fomo.rollouts import BotFailure, Run, random_actions, run_policy
 from fmbench.studies.fomo.trajectory import Trajectory
 from fmbench.task import POSITIVE, Task, evaluation_subset, params_of
@@ -169,30 +170,9 @@ class RewardQualityTask(Task):
                                   int(self.spec.params["tile_size"])))
         return out
 
-    def score(self, model: LoadedModel, trajectories: list[Trajectory]) -> np.ndarray:
-        """The model's scores, refused with ``ModelError`` if malformed or non-finite."""
-        reward = model.model
-        try:
-            scores = reward.score(trajectories)
-        except ModelError:
-            raise
-        except Exception as e:  # the submission's own code: report whatever it raised
-            first = first_line(e, "")
-            raise ModelError(f"{model.spec} failed on {len(trajectories)} trajectories: {type(e).__name__}: {first}") from None
-        if not isinstance(scores, np.ndarray) or scores.shape != (len(trajectories),):
-            raise ModelError(f"{model.spec} returned {getattr(scores, 'shape', type(scores).__name__)}; "
-                             f"expected a numpy array of shape ({len(trajectories)},)")
-        if not np.issubdtype(scores.dtype, np.number):
-            raise ModelError(f"{model.spec} returned {scores.dtype} scores; expected numbers")
-        return finite(scores, model.spec)
-
     def check_model(self, model: LoadedModel) -> None:
-        if model.interface != "reward-model":
-            raise ModelError(f"{model.spec} has interface {model.interface!r}; this task scores a 'reward-model'")
-        if not callable(getattr(model.model, "score", None)) or not hasattr(model.model, "needs_frames"):
-            raise ModelError(f"{model.spec} has no score(trajectories) method or needs_frames attribute")
         lay = self.layout(int(self.layout_seeds(0)[0]))
-        self.score(model, self.trajectories(lay, bool(model.model.needs_frames))[:2])
+        self.interface.check(model, trajectories=lambda needs_frames: self.trajectories(lay, needs_frames)[:2])
 
     def load_reward(self, name: str, spec: str | None = None) -> LoadedModel:
         """A reward model built by name (:func:`fmbench.studies.fomo.rewards.build_reward`)."""
@@ -214,7 +194,7 @@ class RewardQualityTask(Task):
         for start in range(0, len(layouts), chunk):
             group = layouts[start:start + chunk]
             trajs = [t for lay in group for t in self.trajectories(lay, needs_frames)]
-            flat = self.score(model, trajs)
+            flat = REWARD_MODEL.score(model, trajs)
             bounds = np.cumsum([0, *(len(lay.runs) for lay in group)])
             scores += [flat[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
             bar.update(len(group))
@@ -289,3 +269,13 @@ def _collect(level: str, layout_seed: int, truncate_fraction: float, families: t
                 runs.append(run)
                 break
     return Layout(seed=layout_seed, mission=expert.mission, candidates=candidates(env, env.instrs), runs=runs)
+
+
+def load_reward_spec(name: str, task: Task) -> LoadedModel:
+    """The ``reward:<name>`` model-spec scheme: a reward model built by name, for reward-quality tasks."""
+    if not isinstance(task, RewardQualityTask):
+        raise ModelError(f"{task.id} does not score reward models; reward: specs are for reward-model tasks")
+    return task.load_reward(name)
+
+
+register_scheme("reward", load_reward_spec)

@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from minigrid.utils.baby_ai_bot import BabyAIBot, DisappearedBoxError
 
+from fmbench.interfaces import seeded
 from fmbench.io import write_json_atomic
 from fmbench.studies.fomo.captioner import DEFAULT_WEIGHTS, HEADS, TILE, LearnedCaptioner, TileParser, \
     save_parser, tiles_of
@@ -125,9 +126,7 @@ def training_set(n_states: int, rng: np.random.Generator) -> tuple[torch.Tensor,
 
 def train(tiles: torch.Tensor, labels: torch.Tensor, seed: int, steps: int = 1500, lr: float = 3e-3) -> TileParser:
     """Fit a fresh :class:`TileParser` (initialised from ``seed``) full-batch with Adam."""
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        model = TileParser()
+    model = seeded(TileParser, seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     for _ in range(steps):
         out = model(tiles)

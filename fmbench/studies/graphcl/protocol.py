@@ -5,9 +5,9 @@ An encoder is any ``torch.nn.Module`` mapping a torch_geometric ``Batch`` to
 graphs with the encoder frozen (eval mode, no gradients), fits a logistic-regression
 linear probe and an RBF SVM (``C`` chosen by stratified cross-validation on the train
 split) on standardised embeddings, and scores both on the test split. It does the same for
-the encoder's *untrained twin* — a copy re-initialised with a fixed seed, same
-architecture — so every result carries arXiv:2111.03220's sanity baseline beside the
-score. It also measures, on the test graphs (arXiv:2208.02810):
+the encoder's *untrained twin* (:func:`fmbench.interfaces.untrained_twin`: a copy
+re-initialised with a fixed seed, same architecture) so every result carries
+arXiv:2111.03220's sanity baseline beside the score. It also measures, on the test graphs (arXiv:2208.02810):
 
 * invariance: mean cosine similarity between a graph's embedding and the embedding of an
   augmented view (averaged over ``repeats`` views), for a task-relevant and a generic
@@ -30,7 +30,6 @@ Example:
 
 from __future__ import annotations
 
-import copy
 from typing import Callable
 
 import numpy as np
@@ -40,8 +39,7 @@ from sklearn.svm import SVC
 from torch_geometric.data import Batch, Data
 from tqdm.auto import tqdm
 
-from fmbench.errors import ModelError
-from fmbench.interfaces import encode
+from fmbench.interfaces import encode, untrained_twin
 from fmbench.probes import linear_probe, standardise
 from fmbench.random_access import stream_key
 from fmbench.studies.graphcl.augment import drop_edges
@@ -55,47 +53,6 @@ SVM_C = (0.01, 0.1, 1.0, 10.0, 100.0)
 def generic_view(batch: Batch, generator: torch.Generator) -> Batch:
     """The default generic augmentation for invariance: edge removal at 0.2 (arXiv:2208.02810)."""
     return drop_edges(batch, 0.2, generator)
-
-
-def check_encoder(model: object) -> torch.nn.Module:
-    """``model`` if it is a torch module (the untrained twin needs its architecture), else ``ModelError``."""
-    if not isinstance(model, torch.nn.Module):
-        raise ModelError(f"a graph encoder must be a torch.nn.Module mapping a Batch to (num_graphs, d), "
-                         f"got {type(model).__name__}")
-    return model
-
-
-def untrained_twin(encoder: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """A copy of ``encoder`` with every parameter re-initialised, reproducibly for ``seed``.
-
-    Modules with ``reset_parameters`` (torch and torch_geometric layers) use it, which also
-    resets batch-norm statistics; any other parameter is drawn Xavier-uniform (2-D and up),
-    or set to one (1-D ``*weight``) or zero (other 1-D). The twin is drawn and returned on
-    the CPU, so it is the same whatever device ``encoder`` is on.
-
-    Example:
-        >>> from fmbench.nn.gin import GIN, GINConfig
-        >>> a = untrained_twin(GIN(GINConfig(in_dim=1)), seed=3)
-        >>> b = untrained_twin(GIN(GINConfig(in_dim=1)), seed=3)
-        >>> all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
-        True
-    """
-    twin = copy.deepcopy(check_encoder(encoder)).cpu()  # drawn on the CPU: the same twin on every device
-    with torch.random.fork_rng(devices=[]), torch.no_grad():
-        torch.manual_seed(stream_key(seed, "untrained-twin"))
-        reset: set[int] = set()
-        for module in twin.modules():
-            if callable(getattr(module, "reset_parameters", None)):
-                module.reset_parameters()
-                reset.update(id(p) for p in module.parameters(recurse=False))
-        for name, p in twin.named_parameters():
-            if id(p) in reset:
-                continue
-            if p.dim() >= 2:
-                torch.nn.init.xavier_uniform_(p)
-            else:
-                p.fill_(1.0 if name.endswith("weight") else 0.0)
-    return twin.eval()
 
 
 def batches(graphs: list[Data], batch_size: int) -> list[tuple[int, Batch]]:
@@ -211,7 +168,6 @@ def evaluate_encoder(encoder: torch.nn.Module, train: list[Data], test: list[Dat
     ``relevant``, ``invariance_relevant``. ``progress`` shows a bar on stderr: one step per
     batch embedded, the stage (encoder or twin, embedding, probes, invariance) beside it.
     """
-    encoder = check_encoder(encoder)
     train_y = np.array([int(g.y.view(-1)[0]) for g in train])
     test_y = np.array([int(g.y.view(-1)[0]) for g in test])
     test_batches = -(-len(test) // batch_size)

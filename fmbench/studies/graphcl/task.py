@@ -37,12 +37,13 @@ from torch_geometric.data import Batch, Data
 
 from fmbench.export import ragged
 from fmbench.fashion_mnist import load_fashion_mnist
+from fmbench.interfaces import seeded
 from fmbench.models import LoadedModel, from_module, load_baseline_checkpoint
 from fmbench.nn.gin import GIN, GINConfig
 from fmbench.random_access import check_seed, stream_key
 from fmbench.studies.graphcl.augment import drop_edges, drop_nodes, drop_style_edges, jitter_features
 from fmbench.studies.graphcl.generator import MOTIFS, GraphConfig, synthetic_graph
-from fmbench.studies.graphcl.protocol import Augmentation, check_encoder, embed, evaluate_encoder
+from fmbench.studies.graphcl.protocol import Augmentation, evaluate_encoder
 from fmbench.studies.graphcl.superpixels import superpixel_graphs
 from fmbench.task import POSITIVE, Task, params_of, stratified_subset
 
@@ -139,17 +140,12 @@ class GraphProbeTask(Task):
                 "(same architecture, re-initialised) can be scored beside it.")
 
     def check_model(self, model: LoadedModel) -> None:
-        self.check_interface(model)
-        encoder = check_encoder(model.model)
-        device = next((str(p.device) for p in encoder.parameters()), "cpu")
-        embed(encoder, self.graphs("test", 0, rows=np.array([0])), device=device)
+        self.interface.check(model, graphs=self.graphs("test", 0, rows=np.array([0])))
 
     def load_baseline(self, name: str) -> LoadedModel:
         entry = self.baseline_entry(name)
         if "augment" not in entry:  # the untrained encoder, initialised with seed 0
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(0)
-                encoder = GIN(GINConfig(in_dim=self.feature_dim))
+            encoder = seeded(lambda: GIN(GINConfig(in_dim=self.feature_dim)), 0)
             return from_module(encoder, f"baseline:{name}", name, interface=self.spec.interface)
         return load_baseline_checkpoint(self, name, checkpoint_path(self, entry["augment"]))
 
