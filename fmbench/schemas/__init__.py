@@ -3,8 +3,9 @@
 Example:
     >>> problem({"type": "object", "additionalProperties": False, "properties": {"a": {"type": "integer"}}},
     ...         {"a": 1, "b": 2})
-    "unknown key 'b'"
-    >>> problem(load("spec")["$defs"]["study"], {"arxiv": "2311.12997", "title": "t"})
+    "unknown key 'b' (known: a)"
+    >>> spec = load("spec")
+    >>> problem(spec["$defs"]["study"], {"arxiv": "2311.12997", "title": "t"}, root=spec)
     "missing required key 'code'"
 """
 
