@@ -12,7 +12,7 @@ Example:
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ import jsonschema
 HERE = Path(__file__).parent
 
 
-@lru_cache(maxsize=None)
+@cache
 def load(name: str) -> dict[str, Any]:
     """The schema ``<name>.schema.json`` shipped beside this module."""
     return json.loads((HERE / f"{name}.schema.json").read_text(encoding="utf-8"))
