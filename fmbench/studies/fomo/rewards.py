@@ -25,7 +25,8 @@ Example:
     >>> from fmbench.studies.fomo.trajectory import Trajectory
     >>> run = run_policy("GoToRedBall", seed=0)
     >>> r = build_reward("random")
-    >>> float(r.score([Trajectory(run.mission, run.scenes)])[0]) == float(r.score([Trajectory(run.mission, run.scenes)])[0])
+    >>> trajectory = Trajectory(run.mission, run.scenes)
+    >>> float(r.score([trajectory])[0]) == float(r.score([trajectory])[0])
     True
 """
 
