@@ -145,7 +145,7 @@ def main() -> None:
     flwr_ratios, reference_ratios = [], []
     for alpha in ALPHAS:
         row: dict[str, Any] = {}
-        seconds, part = best_of(lambda: dirichlet(train, CLIENTS, alpha, seed=42, min_size=10), args.repeats)
+        seconds, part = best_of(lambda alpha=alpha: dirichlet(train, CLIENTS, alpha, seed=42, min_size=10), args.repeats)
         row.update(dirichlet_s=round(seconds, 5), dirichlet_client_sizes=_size_range(part.sizes))
         peer = flwr_first_load(train, alpha, args.repeats)
         if peer is not None:
@@ -155,12 +155,12 @@ def main() -> None:
             note(f"alpha {alpha}: dirichlet {seconds * 1e3:.2f} ms, adapter {peer['adapter_s'] * 1e3:.1f} ms, "
                  f"flwr-datasets {peer['flwr_s'] * 1e3:.1f} ms")
         seconds, (part, test_part) = best_of(
-            lambda: balanced_dirichlet(train, CLIENTS, alpha, seed=0, test_labels=test), args.repeats)
+            lambda alpha=alpha: balanced_dirichlet(train, CLIENTS, alpha, seed=0, test_labels=test), args.repeats)
         row.update(balanced_s=round(seconds, 5), balanced_assigned=[len(train) - part.unassigned,
                                                                     len(test) - test_part.unassigned],
                    balanced_client_sizes=_size_range(part.sizes))
         if run_reference is not None:
-            ref_seconds, ns = best_of(lambda: run_reference(train, test, alpha), args.repeats)
+            ref_seconds, ns = best_of(lambda alpha=alpha: run_reference(train, test, alpha), args.repeats)
             planned = ns["samples_per_class_train"].sum(1)
             reference_ratios.append(ratio(1 / seconds, 1 / ref_seconds))
             row.update(reference_s=round(ref_seconds, 5), ratio_reference=reference_ratios[-1],

@@ -86,7 +86,8 @@ def main() -> None:
     gap = float(np.abs(naive_last - fm[index]).max())
     if gap > 1e-3:
         raise SystemExit(f"fmbench and the naive loop disagree by {gap:.2e} nats")
-    note(f"fmbench episode-end {fm_rate:.1f} traj/s, dense {dense_rate:.1f} traj/s; naive per-step {naive_rate:.2f} traj/s")
+    note(f"fmbench episode-end {fm_rate:.1f} traj/s, dense {dense_rate:.1f} traj/s; "
+         f"naive per-step {naive_rate:.2f} traj/s")
     r = ratio(fm_rate, naive_rate)
     emit({"benchmark": "fomo_reward_throughput", "ratio": r, "goal": GOAL, "goal_met": bool(r and r >= GOAL),
           "fmbench_trajectories_per_s": round(fm_rate, 2), "fmbench_dense_trajectories_per_s": round(dense_rate, 2),

@@ -36,8 +36,8 @@ def main() -> None:
     batch = Batch.from_data_list(graphs)
     rates = {}
     for name, augment in AUGMENTATIONS.items():
-        batched, _ = best_of(lambda: augment(batch, 0.2, torch.Generator().manual_seed(0)), args.repeats)
-        one_by_one, _ = best_of(lambda: Batch.from_data_list(
+        batched, _ = best_of(lambda augment=augment: augment(batch, 0.2, torch.Generator().manual_seed(0)), args.repeats)
+        one_by_one, _ = best_of(lambda augment=augment: Batch.from_data_list(
             [augment(g, 0.2, torch.Generator().manual_seed(i)) for i, g in enumerate(graphs)]), args.repeats)
         rates[name] = {"batched_graphs_per_s": round(args.graphs / batched), "per_graph_graphs_per_s":
                        round(args.graphs / one_by_one), "ratio": ratio(1 / batched, 1 / one_by_one)}

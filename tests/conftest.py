@@ -1,18 +1,20 @@
-"""Shared fixtures: running the real CLI, result files made once per session, a tiny spec root,
-stand-in copies of the data sets a user brings (CIFAR).
+"""Shared fixtures: running the CLI (in this process, or as a real process), result files made once
+per session, a tiny spec root, stand-in copies of the data sets a user brings (CIFAR).
 
-Nothing here writes into the checkout: every file lives under pytest's tmp dirs, and CLI
-subprocesses get ``FMBENCH_LEADERBOARDS`` pointing at a throwaway folder so that a command
-run without ``--leaderboards`` can never touch the repository's ``leaderboards/``.
+Nothing here writes into the checkout: every file lives under pytest's tmp dirs, and CLI runs
+get ``FMBENCH_LEADERBOARDS`` pointing at a throwaway folder so that a command run without
+``--leaderboards`` can never touch the repository's ``leaderboards/``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import pickle
 import subprocess
 import sys
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -60,20 +62,57 @@ def data_hash_cache(tmp_path_factory) -> Iterator[Path]:
 
 
 @pytest.fixture(scope="session")
-def fmbench_cli(tmp_path_factory) -> Callable[..., subprocess.CompletedProcess]:
-    """``fmbench_cli(*args, env={...}, cwd=..., timeout=...)`` runs ``python -m fmbench.cli`` in a subprocess.
+def cli_scratch(tmp_path_factory) -> tuple[Path, Path]:
+    """The folder CLI runs start in, and the throwaway leaderboards folder they default to."""
+    return tmp_path_factory.mktemp("cli-cwd"), tmp_path_factory.mktemp("default-leaderboards")
 
-    The subprocess inherits the environment (plus ``env``), runs in a scratch folder, and has
-    ``FMBENCH_LEADERBOARDS`` set to a throwaway folder unless ``env`` overrides it.
+
+@pytest.fixture(scope="session")
+def fmbench_cli(cli_scratch) -> Callable[..., subprocess.CompletedProcess]:
+    """``fmbench_cli(*args, env={...}, cwd=...)`` runs ``fmbench.cli.main(args)`` in this process.
+
+    It returns what :func:`fmbench_process` returns (exit status, stdout, stderr) without starting
+    Python: for the call only, ``env`` is set (``FMBENCH_LEADERBOARDS`` is a throwaway folder unless
+    ``env`` sets it) and ``cwd`` (default: a scratch folder) is the working directory. An exception
+    that the real process would end on with a traceback is raised in the test instead.
     """
-    default_board = tmp_path_factory.mktemp("default-leaderboards")
-    scratch = tmp_path_factory.mktemp("cli-cwd")
+    scratch, default_board = cli_scratch
 
-    def run(*args: object, env: dict[str, str] | None = None, cwd: Path | None = None,
-            timeout: float = 600) -> subprocess.CompletedProcess:
+    def run(*args: object, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+        from fmbench.cli import main
+
+        argv = [str(a) for a in args]
+        out, err = io.StringIO(), io.StringIO()
+        with pytest.MonkeyPatch.context() as mp, redirect_stdout(out), redirect_stderr(err):
+            for key, value in {"FMBENCH_LEADERBOARDS": str(default_board), **(env or {})}.items():
+                mp.setenv(key, value)
+            mp.chdir(cwd or scratch)
+            try:
+                returncode = main(argv)
+            except SystemExit as e:  # argparse: --help, --version, usage errors
+                returncode = 0 if e.code is None else e.code
+        return subprocess.CompletedProcess(["fmbench", *argv], returncode, out.getvalue(), err.getvalue())
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def fmbench_process(cli_scratch) -> Callable[..., subprocess.CompletedProcess]:
+    """``fmbench_process(*args, env={...}, cwd=..., timeout=..., command=...)`` runs the CLI as a real process.
+
+    ``command`` is how it is started (default: ``python -m fmbench.cli``; the installed ``fmbench``
+    script is the other way). The process inherits the environment (plus ``env``), runs in a
+    scratch folder, and has ``FMBENCH_LEADERBOARDS`` set to a throwaway folder unless ``env`` sets it.
+    For what only a process shows (exit statuses, the entry point, tracebacks); :func:`fmbench_cli`
+    is the quicker way to run a command.
+    """
+    scratch, default_board = cli_scratch
+
+    def run(*args: object, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 600,
+            command: tuple[str, ...] = (sys.executable, "-m", "fmbench.cli")) -> subprocess.CompletedProcess:
         full_env = {**os.environ, "FMBENCH_LEADERBOARDS": str(default_board), **(env or {})}
-        return subprocess.run([sys.executable, "-m", "fmbench.cli", *map(str, args)], capture_output=True,
-                              text=True, cwd=cwd or scratch, env=full_env, timeout=timeout)
+        return subprocess.run([*command, *map(str, args)], capture_output=True, text=True, cwd=cwd or scratch,
+                              env=full_env, timeout=timeout)
 
     return run
 

@@ -1,4 +1,5 @@
-"""The ``fmbench`` command line, run for real in subprocesses.
+"""The ``fmbench`` command line, run in this process (``fmbench_cli``) and, for exit statuses, the
+installed script and tracebacks, as a real process (``fmbench_process``).
 
 Conventions checked throughout: success exits 0; a bad input exits non-zero with exactly
 one stderr line naming the problem (2 for usage errors, 1 otherwise) and no traceback;
@@ -12,6 +13,7 @@ import copy
 import json
 import re
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -101,11 +103,21 @@ def test_every_command_has_help(fmbench_cli, path):
     assert proc.stdout.startswith("usage: " + " ".join(("fmbench", *path)))
 
 
-def test_version_and_usage_errors(fmbench_cli):
-    assert ok(fmbench_cli("--version")).strip() == f"fmbench {fmbench.__version__}"
-    one_line_error(fmbench_cli(), "required", code=2)
-    one_line_error(fmbench_cli("frobnicate"), "invalid choice", code=2)
-    one_line_error(fmbench_cli("data"), "required", code=2)
+def test_version_and_usage_errors_as_exit_statuses(fmbench_process):
+    assert ok(fmbench_process("--version")).strip() == f"fmbench {fmbench.__version__}"
+    one_line_error(fmbench_process(), "required", code=2)
+    one_line_error(fmbench_process("frobnicate"), "invalid choice", code=2)
+    one_line_error(fmbench_process("data"), "required", code=2)
+    one_line_error(fmbench_process("describe", "zzz"), "unknown env or task id 'zzz'", code=1)
+
+
+def test_the_installed_script_runs_and_debug_ends_in_a_traceback(fmbench_process):
+    script = Path(sys.executable).with_name("fmbench")
+    assert script.is_file(), f"no fmbench entry point beside {sys.executable}"
+    assert ok(fmbench_process("list", "--tasks", command=(str(script),))).split()[0] == list_tasks()[0]
+    proc = fmbench_process("--debug", "describe", "zzz", command=(str(script),))
+    assert proc.returncode == 1 and "Traceback (most recent call last)" in proc.stderr, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("fmbench.errors.UnknownIdError:"), proc.stderr
 
 
 def test_describe_task_json(fmbench_cli):
@@ -144,7 +156,7 @@ def test_describe_unknown_ids(fmbench_cli):
 
 @pytest.fixture(scope="module")
 def tiny(tiny_spec_root):
-    """The tiny task's environment for subprocesses, and its vocabulary and seed-0 data (in-process)."""
+    """The tiny task's environment for CLI runs, and its vocabulary and seed-0 data."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("FMBENCH_SPEC_PATH", str(tiny_spec_root))
         task = make_task(TINY)

@@ -193,6 +193,7 @@ def test_evaluator_scores_an_oracle_perfectly(step_task):
     assert all(v == 1.0 for k, v in r.items() if k.startswith("exact_match|identities="))
 
 
+@pytest.mark.slow  # scores the whole 16,384-item test split
 def test_evaluator_separates_seen_from_held_out(step_task):
     r = _score(step_task, Oracle(step_task.world, wrong_on_held_out=True), limit=None)
     assert r["exact_match_seen"] == 1.0

@@ -13,6 +13,7 @@ TINY = dict(task="fmbench/FedFashionA0p1C10-v0", rounds=2, samples_per_client=24
             embedding_dim=8)
 
 
+@pytest.mark.slow  # Ray: starts the simulation engine
 @pytest.mark.parametrize("method", ["orchestra", "simclr"])
 def test_two_rounds_on_the_simulation_engine_are_reproducible(method):
     lines: list[str] = []

@@ -118,6 +118,7 @@ TEXTS = ["The agent went to the red ball. At the end, the agent faces the red ba
 INSTRUCTIONS = ["go to the red ball", "go to the blue key", "pick up the red ball"]
 
 
+@pytest.mark.slow  # loads SmolLM2
 def test_cached_batched_scores_equal_one_full_pass(smollm2):
     pairs = [(t, i) for t in [*TEXTS, None] for i in INSTRUCTIONS]
     cached = smollm2.logprobs(pairs)
@@ -129,6 +130,7 @@ def test_cached_batched_scores_equal_one_full_pass(smollm2):
     assert cached[0] > cached[1] and cached[4] > cached[3]
 
 
+@pytest.mark.slow  # loads SmolLM2
 def test_normalisations(smollm2):
     trajectories = [Trajectory("go to the red ball", [], candidates=tuple(INSTRUCTIONS))]
     texts, instr = TEXTS, ["go to the red ball"] * 2
@@ -149,6 +151,7 @@ def test_normalisations(smollm2):
     assert trajectories[0].instruction in trajectories[0].candidates
 
 
+@pytest.mark.slow  # loads SmolLM2
 def test_fm_reward_prefers_the_desired_run(smollm2):
     reward = FMReward(OracleVision(), smollm2, "sum")
     env = make_level("PickupDist")

@@ -27,6 +27,7 @@ def test_policy_sees_view_and_direction_only():
     assert info["mission"] == "go to the red ball"
 
 
+@pytest.mark.slow  # PPO training
 def test_train_ppo_record():
     record = train_ppo("true", seed=0, cfg=TINY)
     assert record["reward"] == "true" and record["seed"] == 0

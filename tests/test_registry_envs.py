@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import pickle
 import subprocess
 import sys
@@ -10,12 +11,23 @@ import warnings
 import gymnasium as gym
 import numpy as np
 import pytest
-from gymnasium.envs.registration import EnvSpec
+from gymnasium.envs.registration import EnvSpec, load_env_creator
 from gymnasium.utils.env_checker import check_env
 
 import fmbench
 
 ENVS = fmbench.list_envs()
+
+
+def _loads_smollm2(env_id: str) -> bool:
+    """Whether the env's reward model (its ``reward`` keyword, given or default) runs SmolLM2 (a minute to load)."""
+    spec = gym.spec(env_id)
+    param = inspect.signature(load_env_creator(spec.entry_point)).parameters.get("reward")
+    return "smollm2" in str(spec.kwargs.get("reward", param.default if param else ""))
+
+
+# The cases that step an env; those whose reward loads SmolLM2 are slow.
+STEPPED = [pytest.param(e, marks=[pytest.mark.slow] if _loads_smollm2(e) else []) for e in ENVS]
 
 
 def test_envs_are_registered_with_gymnasium():
@@ -29,7 +41,7 @@ def test_registration_is_idempotent():
     assert {e: gym.registry[e] for e in ENVS} == before
 
 
-@pytest.mark.parametrize("env_id", ENVS)
+@pytest.mark.parametrize("env_id", STEPPED)
 def test_gymnasium_check_env_without_warnings(env_id):
     env = gym.make(env_id)
     with warnings.catch_warnings():
@@ -38,7 +50,7 @@ def test_gymnasium_check_env_without_warnings(env_id):
     env.close()
 
 
-@pytest.mark.parametrize("env_id", ENVS)
+@pytest.mark.parametrize("env_id", STEPPED)
 def test_sb3_check_env(env_id):
     sb3_checker = pytest.importorskip("stable_baselines3.common.env_checker")
     with warnings.catch_warnings():
@@ -68,13 +80,13 @@ def _same(a, b) -> bool:
     return bool(np.array_equal(a, b))
 
 
-@pytest.mark.parametrize("env_id", ENVS)
+@pytest.mark.parametrize("env_id", STEPPED)
 def test_seeded_rollouts_are_deterministic(env_id):
     assert _same(_rollout(env_id, 3), _rollout(env_id, 3))
     assert not _same(_rollout(env_id, 3), _rollout(env_id, 4))
 
 
-@pytest.mark.parametrize("env_id", ENVS)
+@pytest.mark.parametrize("env_id", STEPPED)
 def test_pickling_keeps_state(env_id):
     env = gym.make(env_id)
     env.reset(seed=0)
@@ -90,7 +102,7 @@ def test_spec_json_round_trip(env_id):
     assert EnvSpec.from_json(spec.to_json()) == spec
 
 
-@pytest.mark.parametrize("env_id", ENVS)
+@pytest.mark.parametrize("env_id", STEPPED)
 def test_make_vec(env_id):
     envs = gym.make_vec(env_id, num_envs=2)
     obs, _ = envs.reset(seed=0)

@@ -68,7 +68,16 @@ def test_spec_contract(task):
         assert info[key] not in (None, "", {}), key
 
 
-@pytest.mark.parametrize("tid,baseline", [(t, b) for t in TASKS for b in task_spec(t).baselines])
+def _loads_smollm2(tid: str, baseline: str) -> bool:
+    """Whether a baseline's reward model runs SmolLM2 (loading it takes about a minute)."""
+    return "smollm2" in task_spec(tid).baselines[baseline].get("reward", "")
+
+
+BASELINES = [pytest.param(t, b, marks=[pytest.mark.slow] if _loads_smollm2(t, b) else [])
+             for t in TASKS for b in task_spec(t).baselines]
+
+
+@pytest.mark.parametrize("tid,baseline", BASELINES)
 def test_every_baseline_evaluates_to_a_valid_record(tid, baseline, user_data):
     task = fmbench.make_task(tid)
     model = load_model(f"baseline:{baseline}", task)

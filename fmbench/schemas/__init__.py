@@ -3,15 +3,16 @@
 Example:
     >>> problem({"type": "object", "additionalProperties": False, "properties": {"a": {"type": "integer"}}},
     ...         {"a": 1, "b": 2})
-    "unknown key 'b'"
-    >>> problem(load("spec")["$defs"]["study"], {"arxiv": "2311.12997", "title": "t"})
+    "unknown key 'b' (known: a)"
+    >>> spec = load("spec")
+    >>> problem(spec["$defs"]["study"], {"arxiv": "2311.12997", "title": "t"}, root=spec)
     "missing required key 'code'"
 """
 
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ import jsonschema
 HERE = Path(__file__).parent
 
 
-@lru_cache(maxsize=None)
+@cache
 def load(name: str) -> dict[str, Any]:
     """The schema ``<name>.schema.json`` shipped beside this module."""
     return json.loads((HERE / f"{name}.schema.json").read_text(encoding="utf-8"))

@@ -7,7 +7,8 @@ Run by hand (minutes on one CPU thread at the defaults)::
 
 Example:
     >>> from fmbench.studies.compositional.generator import CompositionConfig, CompositionWorld
-    >>> world = CompositionWorld(CompositionConfig(depth=2, n_functions=1, n_train_documents=64), 0)
+    >>> config = CompositionConfig(depth=2, n_functions=1, n_train_compositions=3, n_train_documents=64)
+    >>> world = CompositionWorld(config, 0)
     >>> model, info = train_model(world, seed=0, train=TrainConfig(batch_size=32, warmup_steps=1))
     >>> info["steps"]
     2

@@ -25,7 +25,8 @@ Example:
     >>> from fmbench.studies.fomo.trajectory import Trajectory
     >>> run = run_policy("GoToRedBall", seed=0)
     >>> r = build_reward("random")
-    >>> float(r.score([Trajectory(run.mission, run.scenes)])[0]) == float(r.score([Trajectory(run.mission, run.scenes)])[0])
+    >>> trajectory = Trajectory(run.mission, run.scenes)
+    >>> float(r.score([trajectory])[0]) == float(r.score([trajectory])[0])
     True
 """
 
@@ -83,8 +84,7 @@ class FMReward:
     """
 
     def __init__(self, vision, scorer, normalisation: str = "sum") -> None:
-        if normalisation not in NORMALISATIONS:
-            raise ModelError(f"normalisation must be one of {NORMALISATIONS}, got {normalisation!r}")
+        _check_normalisation(normalisation)
         self.vision, self.scorer, self.normalisation = vision, scorer, normalisation
         self.needs_frames = vision.needs_frames
         self.name = f"{vision.name}+{scorer.name}+{normalisation}"
@@ -244,7 +244,14 @@ def build_reward(name: str, *, batch_size: int = 32, device: str = "cpu") -> Rew
         return EmbeddingReward(vision)
     if parts[1] != "smollm2" and not parts[1].startswith("hf:"):
         raise ModelError(f"unknown language model {parts[1]!r} in {name!r}; use smollm2, hf:<path> or minilm")
-    return FMReward(vision, shared_scorer(parts[1], batch_size, device), parts[2] if len(parts) == 3 else "sum")
+    normalisation = parts[2] if len(parts) == 3 else "sum"
+    _check_normalisation(normalisation)  # before the language model loads
+    return FMReward(vision, shared_scorer(parts[1], batch_size, device), normalisation)
+
+
+def _check_normalisation(normalisation: str) -> None:
+    if normalisation not in NORMALISATIONS:
+        raise ModelError(f"normalisation must be one of {NORMALISATIONS}, got {normalisation!r}")
 
 
 @lru_cache(maxsize=8)

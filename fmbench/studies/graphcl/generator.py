@@ -74,7 +74,7 @@ def motif_size(name: str) -> int:
     """Number of nodes of a motif.
 
     Example:
-        >>> motif_size("ladder8")
+        >>> motif_size("ladder")
         8
     """
     return 1 + max(max(e) for e in MOTIFS[name])
