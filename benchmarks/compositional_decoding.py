@@ -17,7 +17,6 @@ import argparse
 
 import numpy as np
 import torch
-
 from _common import best_of, emit, note, ratio
 
 import fmbench
@@ -42,8 +41,9 @@ def trained_model(task: Task) -> tuple[str, LoadedModel]:
 
 def batched(model: torch.nn.Module, docs: torch.Tensor, prompt_length: int, vocab_size: int) -> torch.Tensor:
     """fmbench's evaluator path: ``greedy_answers`` over batches of ``BATCH`` rows."""
-    return torch.cat([greedy_answers(model, docs[i:i + BATCH], prompt_length, vocab_size)[0]
-                      for i in range(0, len(docs), BATCH)])
+    return torch.cat(
+        [greedy_answers(model, docs[i : i + BATCH], prompt_length, vocab_size)[0] for i in range(0, len(docs), BATCH)]
+    )
 
 
 def one_at_a_time(model: torch.nn.Module, docs: torch.Tensor, prompt_length: int, vocab_size: int) -> torch.Tensor:
@@ -52,25 +52,39 @@ def one_at_a_time(model: torch.nn.Module, docs: torch.Tensor, prompt_length: int
     return torch.cat([greedy_generate(model, doc[None, :prompt_length], n_new, vocab_size) for doc in docs])
 
 
-def compare(label: str, model: torch.nn.Module, docs: torch.Tensor, naive_rows: np.ndarray,
-            prompt_length: int, vocab_size: int, repeats: int) -> dict:
+def compare(
+    label: str,
+    model: torch.nn.Module,
+    docs: torch.Tensor,
+    naive_rows: np.ndarray,
+    prompt_length: int,
+    vocab_size: int,
+    repeats: int,
+) -> dict:
     """Time both sides on one model; check they agree on ``naive_rows``."""
     seconds, generated = best_of(lambda: batched(model, docs, prompt_length, vocab_size), repeats)
-    naive_seconds, naive = best_of(lambda: one_at_a_time(model, docs[naive_rows], prompt_length, vocab_size),
-                                   repeats)
+    naive_seconds, naive = best_of(lambda: one_at_a_time(model, docs[naive_rows], prompt_length, vocab_size), repeats)
     mismatched = int((generated[naive_rows] != naive).any(1).sum())
     if mismatched:
-        raise SystemExit(f"{label}: batched and one-at-a-time decoding differ on {mismatched} of "
-                         f"{len(naive_rows)} sequences")
+        raise SystemExit(
+            f"{label}: batched and one-at-a-time decoding differ on {mismatched} of {len(naive_rows)} sequences"
+        )
     target = docs[:, prompt_length:]
-    row = {"model": label, "fmbench_sequences": len(docs), "fmbench_seconds": round(seconds, 4),
-           "fmbench_sequences_per_s": round(len(docs) / seconds, 1),
-           "naive_sequences": len(naive_rows), "naive_seconds": round(naive_seconds, 4),
-           "naive_sequences_per_s": round(len(naive_rows) / naive_seconds, 1),
-           "rows_fully_right": round(float((generated == target).all(1).float().mean()), 4)}
+    row = {
+        "model": label,
+        "fmbench_sequences": len(docs),
+        "fmbench_seconds": round(seconds, 4),
+        "fmbench_sequences_per_s": round(len(docs) / seconds, 1),
+        "naive_sequences": len(naive_rows),
+        "naive_seconds": round(naive_seconds, 4),
+        "naive_sequences_per_s": round(len(naive_rows) / naive_seconds, 1),
+        "rows_fully_right": round(float((generated == target).all(1).float().mean()), 4),
+    }
     row["ratio"] = ratio(row["fmbench_sequences_per_s"], row["naive_sequences_per_s"])
-    note(f"{label}: batched {row['fmbench_sequences_per_s']:.0f} seq/s, one at a time "
-         f"{row['naive_sequences_per_s']:.1f} seq/s, x{row['ratio']}")
+    note(
+        f"{label}: batched {row['fmbench_sequences_per_s']:.0f} seq/s, one at a time "
+        f"{row['naive_sequences_per_s']:.1f} seq/s, x{row['ratio']}"
+    )
     return row
 
 
@@ -91,12 +105,23 @@ def main() -> None:
     trained_label, trained = trained_model(task)
     models = [(trained_label, trained), ("untrained", load_model("baseline:untrained", task))]
     with torch.inference_mode():
-        rows = [compare(label, m.model, docs, naive_rows, world.prompt_length, len(world.vocab), args.repeats)
-                for label, m in models]
+        rows = [
+            compare(label, m.model, docs, naive_rows, world.prompt_length, len(world.vocab), args.repeats)
+            for label, m in models
+        ]
     worst = min(r["ratio"] for r in rows)
-    emit({"benchmark": "compositional_decoding", "task": TASK, "batch_size": BATCH, "torch_threads": 1,
-          "goal": f"fmbench >= {GOAL:g}x one-at-a-time sequences/s for every model",
-          "ratio": worst, "goal_met": worst >= GOAL, "models": rows})
+    emit(
+        {
+            "benchmark": "compositional_decoding",
+            "task": TASK,
+            "batch_size": BATCH,
+            "torch_threads": 1,
+            "goal": f"fmbench >= {GOAL:g}x one-at-a-time sequences/s for every model",
+            "ratio": worst,
+            "goal_met": worst >= GOAL,
+            "models": rows,
+        }
+    )
 
 
 if __name__ == "__main__":

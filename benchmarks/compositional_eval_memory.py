@@ -36,7 +36,8 @@ TASK = "fmbench/ComposeStepByStep-v0"
 EXIT = "sys.stdout.flush(); os._exit(status)"  # skip the interpreter's teardown (see above)
 CLI = "import os, sys; from fmbench.cli import main; status = main(sys.argv[1:]); " + EXIT
 # argv: task id, then "corpus" to hold the whole corpus during the batch
-BATCH = """
+BATCH = (
+    """
 import os, sys
 import numpy as np, torch
 import fmbench, fmbench.cli, fmbench.runner
@@ -50,10 +51,14 @@ with torch.inference_mode():
     greedy_answers(model, torch.from_numpy(world.documents("test", 0, np.arange(256))),
                    world.prompt_length, len(world.vocab))
 status = 0
-""" + EXIT
+"""
+    + EXIT
+)
 # runs its arguments as a child (its stdout to stderr) and prints the child's peak RSS
-WRAPPER = ("import resource, subprocess, sys; rc = subprocess.call(sys.argv[1:], stdout=sys.stderr); "
-           "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(rc)")
+WRAPPER = (
+    "import resource, subprocess, sys; rc = subprocess.call(sys.argv[1:], stdout=sys.stderr); "
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(rc)"
+)
 RSS_UNIT = 1 if sys.platform == "darwin" else 1024  # ru_maxrss is bytes on macOS, KiB elsewhere
 MB = 1e6
 
@@ -75,18 +80,34 @@ def main() -> None:
     world = fmbench.make_task(TASK).world
     corpus_mb = sum(world.split_size(s) for s in ("train", "test")) * world.document_length * 8 / MB
     with tempfile.TemporaryDirectory() as tmp:
-        evaluate = ["eval", "--task", TASK, "--model", "baseline:trained", "--seeds", "0",
-                    "--out", str(Path(tmp) / "r.json"), "--no-progress"]
+        evaluate = [
+            "eval",
+            "--task",
+            TASK,
+            "--model",
+            "baseline:trained",
+            "--seeds",
+            "0",
+            "--out",
+            str(Path(tmp) / "r.json"),
+            "--no-progress",
+        ]
         evaluate += [] if args.limit is None else ["--limit", str(args.limit)]
         eval_mb = peak_rss_mb("fmbench " + " ".join(evaluate), [sys.executable, "-c", CLI, *evaluate])
     corpus_peak_mb = peak_rss_mb("whole corpus + one batch", [sys.executable, "-c", BATCH, TASK, "corpus"])
     floor_mb = peak_rss_mb("one batch", [sys.executable, "-c", BATCH, TASK])
-    result = {"benchmark": "compositional_eval_memory", "task": TASK,
-              "goal": "fmbench eval peak RSS below that of a process holding the whole corpus (ratio > 1)",
-              "ratio": round(corpus_peak_mb / eval_mb, 3), "eval_peak_mb": round(eval_mb, 1),
-              "corpus_holder_peak_mb": round(corpus_peak_mb, 1), "one_batch_peak_mb": round(floor_mb, 1),
-              "corpus_mb": round(corpus_mb, 1), "eval_over_one_batch_mb": round(eval_mb - floor_mb, 1),
-              "eval_limit": args.limit}
+    result = {
+        "benchmark": "compositional_eval_memory",
+        "task": TASK,
+        "goal": "fmbench eval peak RSS below that of a process holding the whole corpus (ratio > 1)",
+        "ratio": round(corpus_peak_mb / eval_mb, 3),
+        "eval_peak_mb": round(eval_mb, 1),
+        "corpus_holder_peak_mb": round(corpus_peak_mb, 1),
+        "one_batch_peak_mb": round(floor_mb, 1),
+        "corpus_mb": round(corpus_mb, 1),
+        "eval_over_one_batch_mb": round(eval_mb - floor_mb, 1),
+        "eval_limit": args.limit,
+    }
     result["goal_met"] = result["ratio"] > 1
     emit(result)
 

@@ -17,19 +17,28 @@ import contextlib
 import os
 import random
 import sys
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
-
 from _common import best_of, emit, note, ratio, reference_checkout
 
 from fmbench.studies.compositional.generator import CompositionConfig, CompositionWorld
 
 GOAL = 20.0
-PARAMS = {"n_tokens": 10, "input_length": 6, "depth": 5, "n_functions": 3, "step_by_step": True,
-          "split": "random", "n_train_compositions": 50, "with_replacement": True}
-HOW = ("git clone https://github.com/rahul13ramesh/compositional_capabilities and pass its path; "
-       "it needs `pip install omegaconf`")
+PARAMS = {
+    "n_tokens": 10,
+    "input_length": 6,
+    "depth": 5,
+    "n_functions": 3,
+    "step_by_step": True,
+    "split": "random",
+    "n_train_compositions": 50,
+    "with_replacement": True,
+}
+HOW = (
+    "git clone https://github.com/rahul13ramesh/compositional_capabilities and pass its path; "
+    "it needs `pip install omegaconf`"
+)
 
 
 def fmbench_generator(n_docs: int) -> Callable[[], np.ndarray]:
@@ -43,7 +52,8 @@ def _sample_accepting_sets() -> Iterator[None]:
     """Let ``random.sample`` take a set as on Python < 3.11 (as a sorted tuple)."""
     sample = random.sample
     random.sample = lambda population, k, **kw: sample(
-        tuple(sorted(population)) if isinstance(population, (set, frozenset)) else population, k, **kw)
+        tuple(sorted(population)) if isinstance(population, (set, frozenset)) else population, k, **kw
+    )
     try:
         yield
     finally:
@@ -75,18 +85,26 @@ def reference_generator(root: str, n_docs: int) -> Callable[[], np.ndarray]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--reference", default=os.environ.get("FMBENCH_REF_COMPOSITIONAL_CAPABILITIES"),
-                   help="checkout of rahul13ramesh/compositional_capabilities "
-                        "(default: $FMBENCH_REF_COMPOSITIONAL_CAPABILITIES)")
+    p.add_argument(
+        "--reference",
+        default=os.environ.get("FMBENCH_REF_COMPOSITIONAL_CAPABILITIES"),
+        help="checkout of rahul13ramesh/compositional_capabilities (default: $FMBENCH_REF_COMPOSITIONAL_CAPABILITIES)",
+    )
     p.add_argument("--docs", type=int, default=100_000, help="documents generated per run")
     p.add_argument("--repeats", type=int, default=3, help="runs per side; the fastest counts")
     args = p.parse_args()
 
     seconds, docs = best_of(fmbench_generator(args.docs), args.repeats)
-    result = {"benchmark": "compositional_generator", "goal": f"fmbench >= {GOAL:g}x reference documents/s",
-              "documents": args.docs, "document_length": docs.shape[1], "repeats": args.repeats,
-              "fmbench_seconds": round(seconds, 4), "fmbench_docs_per_s": round(args.docs / seconds),
-              "fmbench_tokens_per_s": round(docs.size / seconds)}
+    result = {
+        "benchmark": "compositional_generator",
+        "goal": f"fmbench >= {GOAL:g}x reference documents/s",
+        "documents": args.docs,
+        "document_length": docs.shape[1],
+        "repeats": args.repeats,
+        "fmbench_seconds": round(seconds, 4),
+        "fmbench_docs_per_s": round(args.docs / seconds),
+        "fmbench_tokens_per_s": round(docs.size / seconds),
+    }
     note(f"fmbench:   {args.docs} documents in {seconds:.3f} s")
 
     root = reference_checkout(args.reference, "synthetic/generator.py", HOW)
@@ -105,8 +123,14 @@ def main() -> None:
             raise SystemExit(f"reference documents are {ref_docs.shape}, fmbench's {docs.shape}: not the same work")
         ref_rate = args.docs / ref_seconds
         note(f"reference: {args.docs} documents in {ref_seconds:.3f} s")
-        result.update({"reference": str(root), "reference_seconds": round(ref_seconds, 4),
-                       "reference_docs_per_s": round(ref_rate), "reference_tokens_per_s": round(ref_docs.size / ref_seconds)})
+        result.update(
+            {
+                "reference": str(root),
+                "reference_seconds": round(ref_seconds, 4),
+                "reference_docs_per_s": round(ref_rate),
+                "reference_tokens_per_s": round(ref_docs.size / ref_seconds),
+            }
+        )
     result["ratio"] = ratio(args.docs / seconds, ref_rate)
     result["goal_met"] = None if result["ratio"] is None else result["ratio"] >= GOAL
     emit(result)

@@ -39,11 +39,11 @@ import ast
 import os
 import types
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
-
 from _common import best_of, emit, note, ratio, reference_checkout
 
 from fmbench.fashion_mnist import load_fashion_mnist
@@ -93,8 +93,16 @@ def flwr_first_load(labels: np.ndarray, alpha: float, repeats: int) -> dict[str,
 
     with warnings.catch_warnings():  # flwr-datasets warns at every redraw for min_partition_size
         warnings.simplefilter("ignore")
-        flwr_s = run(lambda: DirichletPartitioner(num_partitions=CLIENTS, partition_by="label", alpha=alpha,
-                                                  min_partition_size=10, self_balancing=False, seed=42))
+        flwr_s = run(
+            lambda: DirichletPartitioner(
+                num_partitions=CLIENTS,
+                partition_by="label",
+                alpha=alpha,
+                min_partition_size=10,
+                self_balancing=False,
+                seed=42,
+            )
+        )
     adapter_s = run(lambda: FmbenchPartitioner("dirichlet", CLIENTS, seed=42, alpha=alpha, min_size=10))
     return {"flwr_s": flwr_s, "adapter_s": adapter_s}
 
@@ -109,17 +117,28 @@ def reference_partition(root: Path) -> Callable[[np.ndarray, np.ndarray, float],
     """
     source = (root / "sampler.py").read_text()
     body = ast.parse(source).body
-    start = next(i for i, node in enumerate(body) if isinstance(node, ast.Assign)
-                 and any(getattr(t, "id", None) == "all_ids_train" for t in node.targets))
-    kept = [node for node in body[start:]
-            if not any(call in ast.get_source_segment(source, node) for call in ("print(", "open("))]
+    start = next(
+        i
+        for i, node in enumerate(body)
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "all_ids_train" for t in node.targets)
+    )
+    kept = [
+        node
+        for node in body[start:]
+        if not any(call in ast.get_source_segment(source, node) for call in ("print(", "open("))
+    ]
     code = compile(ast.Module(body=kept, type_ignores=[]), str(root / "sampler.py"), "exec")
 
     def run(train: np.ndarray, test: np.ndarray, alpha: float) -> dict[str, Any]:
-        namespace = {"np": np, "n_classes": int(train.max()) + 1,
-                     "args": argparse.Namespace(n_clients=CLIENTS, alpha=alpha, use_IID=False, use_balance=True),
-                     "train_data": types.SimpleNamespace(targets=train), "n_samples_train": len(train),
-                     "test_data": types.SimpleNamespace(targets=test), "n_samples_test": len(test)}
+        namespace = {
+            "np": np,
+            "n_classes": int(train.max()) + 1,
+            "args": argparse.Namespace(n_clients=CLIENTS, alpha=alpha, use_IID=False, use_balance=True),
+            "train_data": types.SimpleNamespace(targets=train),
+            "n_samples_train": len(train),
+            "test_data": types.SimpleNamespace(targets=test),
+            "n_samples_test": len(test),
+        }
         np.random.seed(0)
         exec(code, namespace)
         return namespace
@@ -129,8 +148,11 @@ def reference_partition(root: Path) -> Callable[[np.ndarray, np.ndarray, float],
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--reference", default=os.environ.get("FMBENCH_REF_ORCHESTRA"),
-                   help="checkout of akhilmathurs/orchestra (default: $FMBENCH_REF_ORCHESTRA)")
+    p.add_argument(
+        "--reference",
+        default=os.environ.get("FMBENCH_REF_ORCHESTRA"),
+        help="checkout of akhilmathurs/orchestra (default: $FMBENCH_REF_ORCHESTRA)",
+    )
     p.add_argument("--repeats", type=int, default=5, help="runs per side; the fastest counts")
     args = p.parse_args()
     _, train = load_fashion_mnist("train")
@@ -138,35 +160,56 @@ def main() -> None:
     root = reference_checkout(args.reference, "sampler.py", HOW)
     run_reference = None if root is None else reference_partition(root)
     result: dict[str, Any] = {
-        "benchmark": "federated_partition", "samples": len(train), "test_samples": len(test), "clients": CLIENTS,
-        "repeats": args.repeats, "reference": "absent" if root is None else str(root),
+        "benchmark": "federated_partition",
+        "samples": len(train),
+        "test_samples": len(test),
+        "clients": CLIENTS,
+        "repeats": args.repeats,
+        "reference": "absent" if root is None else str(root),
         "goal": f"dirichlet >= {GOAL_FLWR:g}x flwr-datasets DirichletPartitioner (first load_partition); "
-                f"balanced_dirichlet >= {GOAL_REFERENCE:g}x the authors' sampler.py partition; both alphas"}
+        f"balanced_dirichlet >= {GOAL_REFERENCE:g}x the authors' sampler.py partition; both alphas",
+    }
     flwr_ratios, reference_ratios = [], []
     for alpha in ALPHAS:
         row: dict[str, Any] = {}
-        seconds, part = best_of(lambda alpha=alpha: dirichlet(train, CLIENTS, alpha, seed=42, min_size=10), args.repeats)
+        seconds, part = best_of(
+            lambda alpha=alpha: dirichlet(train, CLIENTS, alpha, seed=42, min_size=10), args.repeats
+        )
         row.update(dirichlet_s=round(seconds, 5), dirichlet_client_sizes=_size_range(part.sizes))
         peer = flwr_first_load(train, alpha, args.repeats)
         if peer is not None:
             flwr_ratios.append(ratio(1 / seconds, 1 / peer["flwr_s"]))
-            row.update(flwr_s=round(peer["flwr_s"], 4), adapter_s=round(peer["adapter_s"], 4),
-                       ratio_flwr=flwr_ratios[-1], ratio_flwr_adapter=ratio(1 / peer["adapter_s"], 1 / peer["flwr_s"]))
-            note(f"alpha {alpha}: dirichlet {seconds * 1e3:.2f} ms, adapter {peer['adapter_s'] * 1e3:.1f} ms, "
-                 f"flwr-datasets {peer['flwr_s'] * 1e3:.1f} ms")
+            row.update(
+                flwr_s=round(peer["flwr_s"], 4),
+                adapter_s=round(peer["adapter_s"], 4),
+                ratio_flwr=flwr_ratios[-1],
+                ratio_flwr_adapter=ratio(1 / peer["adapter_s"], 1 / peer["flwr_s"]),
+            )
+            note(
+                f"alpha {alpha}: dirichlet {seconds * 1e3:.2f} ms, adapter {peer['adapter_s'] * 1e3:.1f} ms, "
+                f"flwr-datasets {peer['flwr_s'] * 1e3:.1f} ms"
+            )
         seconds, (part, test_part) = best_of(
-            lambda alpha=alpha: balanced_dirichlet(train, CLIENTS, alpha, seed=0, test_labels=test), args.repeats)
-        row.update(balanced_s=round(seconds, 5), balanced_assigned=[len(train) - part.unassigned,
-                                                                    len(test) - test_part.unassigned],
-                   balanced_client_sizes=_size_range(part.sizes))
+            lambda alpha=alpha: balanced_dirichlet(train, CLIENTS, alpha, seed=0, test_labels=test), args.repeats
+        )
+        row.update(
+            balanced_s=round(seconds, 5),
+            balanced_assigned=[len(train) - part.unassigned, len(test) - test_part.unassigned],
+            balanced_client_sizes=_size_range(part.sizes),
+        )
         if run_reference is not None:
             ref_seconds, ns = best_of(lambda alpha=alpha: run_reference(train, test, alpha), args.repeats)
             planned = ns["samples_per_class_train"].sum(1)
             reference_ratios.append(ratio(1 / seconds, 1 / ref_seconds))
-            row.update(reference_s=round(ref_seconds, 5), ratio_reference=reference_ratios[-1],
-                       reference_assigned=[int(planned.sum()), int(ns["samples_per_class_test"].sum())],
-                       reference_client_sizes=_size_range(planned))
-            note(f"alpha {alpha}: balanced_dirichlet {seconds * 1e3:.2f} ms, authors' sampler {ref_seconds * 1e3:.2f} ms")
+            row.update(
+                reference_s=round(ref_seconds, 5),
+                ratio_reference=reference_ratios[-1],
+                reference_assigned=[int(planned.sum()), int(ns["samples_per_class_test"].sum())],
+                reference_client_sizes=_size_range(planned),
+            )
+            note(
+                f"alpha {alpha}: balanced_dirichlet {seconds * 1e3:.2f} ms, authors' sampler {ref_seconds * 1e3:.2f} ms"
+            )
         result[f"alpha_{alpha:g}"] = row
     result["ratio"] = min(flwr_ratios) if flwr_ratios else None
     result["reference_ratio"] = min(reference_ratios) if reference_ratios else None

@@ -16,7 +16,6 @@ import argparse
 import time
 
 import torch
-
 from _common import emit, note
 
 from fmbench.studies.federated.flower import RunConfig, client_images, initial_model, local_training, run_federated
@@ -30,8 +29,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="rounds, the first being a warm-up")
     parser.add_argument("--cpus", type=int, default=2)
     args = parser.parse_args()
-    cfg = RunConfig(task="fmbench/FedFashionA0p1C10-v0", method="orchestra", rounds=args.rounds,
-                    samples_per_client=args.samples)
+    cfg = RunConfig(
+        task="fmbench/FedFashionA0p1C10-v0", method="orchestra", rounds=args.rounds, samples_per_client=args.samples
+    )
     start = time.perf_counter()
     _, history = run_federated(cfg, cpus=args.cpus, log=note)
     total = time.perf_counter() - start
@@ -42,14 +42,27 @@ def main() -> None:
     model = initial_model(cfg)
     result = local_training(model, images, cfg, epochs=1, key=("central",))
     central_rate = result["samples"] / result["seconds"]
-    note(f"federated: {fed_rate:,.0f} samples/s ({len(timed) / sum(h['seconds'] for h in timed):.3f} rounds/s); "
-         f"centralised: {central_rate:,.0f} samples/s on {args.cpus} threads")
-    emit({"benchmark": "federated_throughput", "goal": GOAL, "method": "orchestra", "clients_per_round": 10,
-          "samples_per_client": args.samples, "cpus": args.cpus, "federated_samples_per_s": round(fed_rate, 1),
-          "rounds_per_s": round(len(timed) / sum(h["seconds"] for h in timed), 4),
-          "first_round_s": history[0]["seconds"], "whole_run_s": round(total, 1),
-          "centralised_samples_per_s": round(central_rate, 1), "ratio": round(fed_rate / central_rate, 3),
-          "goal_met": fed_rate / central_rate >= GOAL})
+    note(
+        f"federated: {fed_rate:,.0f} samples/s ({len(timed) / sum(h['seconds'] for h in timed):.3f} rounds/s); "
+        f"centralised: {central_rate:,.0f} samples/s on {args.cpus} threads"
+    )
+    emit(
+        {
+            "benchmark": "federated_throughput",
+            "goal": GOAL,
+            "method": "orchestra",
+            "clients_per_round": 10,
+            "samples_per_client": args.samples,
+            "cpus": args.cpus,
+            "federated_samples_per_s": round(fed_rate, 1),
+            "rounds_per_s": round(len(timed) / sum(h["seconds"] for h in timed), 4),
+            "first_round_s": history[0]["seconds"],
+            "whole_run_s": round(total, 1),
+            "centralised_samples_per_s": round(central_rate, 1),
+            "ratio": round(fed_rate / central_rate, 3),
+            "goal_met": fed_rate / central_rate >= GOAL,
+        }
+    )
 
 
 if __name__ == "__main__":

@@ -23,13 +23,12 @@ import resource
 import time
 
 import gymnasium as gym
+import minigrid  # noqa: F401  (registers the BabyAI levels)
 import numpy as np
 import torch
-
 from _common import emit, note
 
 import fmbench  # noqa: F401  (registers the envs)
-import minigrid  # noqa: F401  (registers the BabyAI levels)
 
 GOAL = 0.20
 
@@ -78,15 +77,29 @@ def main() -> None:
     overhead = raw_rate / fm_rate - 1
     machinery = (fm_time - scoring[0]) / raw_time * raw_steps / fm_steps - 1  # recording, frames, no LM
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    note(f"raw {raw_rate:.0f} steps/s, fmbench {fm_rate:.0f} steps/s ({overhead:+.0%}); "
-         f"scoring {scoring[0] / fm_time:.0%} of fmbench's time ({scoring[0] / args.episodes * 1000:.0f} ms per "
-         f"episode); overhead without scoring {machinery:+.0%}; peak RSS {peak_mb:.0f} MB")
-    emit({"benchmark": "fomo_env_steps", "ratio": round(fm_rate / raw_rate, 3), "goal": f"overhead <= {GOAL:.0%}",
-          "goal_met": bool(overhead <= GOAL), "overhead": round(overhead, 3), "raw_steps_per_s": round(raw_rate, 1),
-          "fmbench_steps_per_s": round(fm_rate, 1), "scoring_share": round(scoring[0] / fm_time, 3),
-          "scoring_ms_per_episode": round(scoring[0] / args.episodes * 1000, 1),
-          "overhead_without_scoring": round(machinery, 3),
-          "steps": fm_steps, "episodes": args.episodes, "reward": model.name, "peak_rss_mb": round(peak_mb)})
+    note(
+        f"raw {raw_rate:.0f} steps/s, fmbench {fm_rate:.0f} steps/s ({overhead:+.0%}); "
+        f"scoring {scoring[0] / fm_time:.0%} of fmbench's time ({scoring[0] / args.episodes * 1000:.0f} ms per "
+        f"episode); overhead without scoring {machinery:+.0%}; peak RSS {peak_mb:.0f} MB"
+    )
+    emit(
+        {
+            "benchmark": "fomo_env_steps",
+            "ratio": round(fm_rate / raw_rate, 3),
+            "goal": f"overhead <= {GOAL:.0%}",
+            "goal_met": bool(overhead <= GOAL),
+            "overhead": round(overhead, 3),
+            "raw_steps_per_s": round(raw_rate, 1),
+            "fmbench_steps_per_s": round(fm_rate, 1),
+            "scoring_share": round(scoring[0] / fm_time, 3),
+            "scoring_ms_per_episode": round(scoring[0] / args.episodes * 1000, 1),
+            "overhead_without_scoring": round(machinery, 3),
+            "steps": fm_steps,
+            "episodes": args.episodes,
+            "reward": model.name,
+            "peak_rss_mb": round(peak_mb),
+        }
+    )
 
 
 if __name__ == "__main__":

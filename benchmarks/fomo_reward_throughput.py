@@ -24,7 +24,6 @@ import time
 
 import numpy as np
 import torch
-
 from _common import emit, note, ratio
 
 import fmbench
@@ -78,7 +77,7 @@ def main() -> None:
         dense_reward.score_prefixes(t)
     dense_rate = len(trajs) / (time.perf_counter() - start)
 
-    index = list(range(0, len(trajs), max(1, len(trajs) // args.naive_trajectories)))[:args.naive_trajectories]
+    index = list(range(0, len(trajs), max(1, len(trajs) // args.naive_trajectories)))[: args.naive_trajectories]
     subset = [trajs[i] for i in index]
     start = time.perf_counter()
     naive_last = naive(fresh(), subset)
@@ -86,13 +85,27 @@ def main() -> None:
     gap = float(np.abs(naive_last - fm[index]).max())
     if gap > 1e-3:
         raise SystemExit(f"fmbench and the naive loop disagree by {gap:.2e} nats")
-    note(f"fmbench episode-end {fm_rate:.1f} traj/s, dense {dense_rate:.1f} traj/s; "
-         f"naive per-step {naive_rate:.2f} traj/s")
+    note(
+        f"fmbench episode-end {fm_rate:.1f} traj/s, dense {dense_rate:.1f} traj/s; "
+        f"naive per-step {naive_rate:.2f} traj/s"
+    )
     r = ratio(fm_rate, naive_rate)
-    emit({"benchmark": "fomo_reward_throughput", "ratio": r, "goal": GOAL, "goal_met": bool(r and r >= GOAL),
-          "fmbench_trajectories_per_s": round(fm_rate, 2), "fmbench_dense_trajectories_per_s": round(dense_rate, 2),
-          "naive_trajectories_per_s": round(naive_rate, 3), "trajectories": len(trajs),
-          "naive_trajectories": len(subset), "max_score_gap_nats": gap, "lm": base.name, "threads": 2})
+    emit(
+        {
+            "benchmark": "fomo_reward_throughput",
+            "ratio": r,
+            "goal": GOAL,
+            "goal_met": bool(r and r >= GOAL),
+            "fmbench_trajectories_per_s": round(fm_rate, 2),
+            "fmbench_dense_trajectories_per_s": round(dense_rate, 2),
+            "naive_trajectories_per_s": round(naive_rate, 3),
+            "trajectories": len(trajs),
+            "naive_trajectories": len(subset),
+            "max_score_gap_nats": gap,
+            "lm": base.name,
+            "threads": 2,
+        }
+    )
 
 
 if __name__ == "__main__":

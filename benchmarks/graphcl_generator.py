@@ -15,6 +15,7 @@ largest node index, one less than its node count; both sides' mean node counts a
 
     python benchmarks/graphcl_generator.py --reference /tmp/datapropsgraphSSL [--graphs 1000] [--repeats 3]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,23 +27,21 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from types import ModuleType
-from typing import Callable, Iterator
 from unittest import mock
 
 import numpy as np
 import torch
-from torch_geometric.data import Data
-
 from _common import emit, note, ratio, reference_checkout
+from torch_geometric.data import Data
 
 from fmbench.studies.graphcl.generator import GraphConfig, synthetic_graph
 
 GOAL = 10.0
 MULTIPLIER = 4.0
 REFERENCE_MOTIFS = ("a1", "b1", "c1", "d1", "e1", "f1")  # the six classes of datagen/create_dataset.sh
-HOW = ("git clone https://github.com/pujacomputes/datapropsgraphSSL and pass its path; "
-       "it needs scipy")
+HOW = "git clone https://github.com/pujacomputes/datapropsgraphSSL and pass its path; it needs scipy"
 
 
 def best_of_fresh(generate: Callable[[], list[Data]], repeats: int) -> tuple[float, list[Data]]:
@@ -78,9 +77,11 @@ def fmbench_generator(graphs_per_class: int) -> Callable[[], list[Data]]:
 @contextlib.contextmanager
 def _reference_main(module: ModuleType, collected: list[Data]) -> Iterator[None]:
     """Run the reference's ``main()`` collecting its graphs instead of saving them, quietly."""
-    with mock.patch.object(module.torch, "save", lambda obj, path: collected.extend(obj)), \
-            mock.patch.object(module.tqdm, "tqdm", lambda iterable: iterable), \
-            contextlib.redirect_stdout(io.StringIO()):
+    with (
+        mock.patch.object(module.torch, "save", lambda obj, path: collected.extend(obj)),
+        mock.patch.object(module.tqdm, "tqdm", lambda iterable: iterable),
+        contextlib.redirect_stdout(io.StringIO()),
+    ):
         yield
 
 
@@ -105,8 +106,19 @@ def reference_generator(root: str, graphs_per_class: int, out_dir: str) -> Calla
     def generate() -> list[Data]:
         graphs: list[Data] = []
         for motif in REFERENCE_MOTIFS:
-            argv = ["create_dataset.py", "--dataset", motif, "--background_graph", "tree", "--sample_size",
-                    str(graphs_per_class), "--multiplier", str(MULTIPLIER), "--output_path", out_dir]
+            argv = [
+                "create_dataset.py",
+                "--dataset",
+                motif,
+                "--background_graph",
+                "tree",
+                "--sample_size",
+                str(graphs_per_class),
+                "--multiplier",
+                str(MULTIPLIER),
+                "--output_path",
+                out_dir,
+            ]
             with mock.patch.object(sys, "argv", argv), _reference_main(module, graphs):
                 module.main()
         return graphs
@@ -136,8 +148,11 @@ def time_reference(root: str, graphs_per_class: int, repeats: int) -> tuple[floa
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--reference", default=os.environ.get("FMBENCH_REF_DATAPROPSGRAPHSSL"),
-                   help="checkout of pujacomputes/datapropsgraphSSL (default: $FMBENCH_REF_DATAPROPSGRAPHSSL)")
+    p.add_argument(
+        "--reference",
+        default=os.environ.get("FMBENCH_REF_DATAPROPSGRAPHSSL"),
+        help="checkout of pujacomputes/datapropsgraphSSL (default: $FMBENCH_REF_DATAPROPSGRAPHSSL)",
+    )
     p.add_argument("--graphs", type=int, default=1000, help="graphs per class (6 classes)")
     p.add_argument("--repeats", type=int, default=3, help="runs per side; the fastest counts")
     args = p.parse_args()
@@ -146,9 +161,18 @@ def main() -> None:
 
     seconds, graphs = best_of_fresh(fmbench_generator(args.graphs), args.repeats)
     rate = total / seconds
-    result = {"benchmark": "graphcl_generator", "goal": GOAL, "graphs": total, "multiplier": MULTIPLIER,
-              "background": "tree", "repeats": args.repeats, "threads": 1, "fmbench_seconds": round(seconds, 4),
-              "fmbench_graphs_per_s": round(rate), "fmbench_mean_nodes": _mean_nodes(graphs)}
+    result = {
+        "benchmark": "graphcl_generator",
+        "goal": GOAL,
+        "graphs": total,
+        "multiplier": MULTIPLIER,
+        "background": "tree",
+        "repeats": args.repeats,
+        "threads": 1,
+        "fmbench_seconds": round(seconds, 4),
+        "fmbench_graphs_per_s": round(rate),
+        "fmbench_mean_nodes": _mean_nodes(graphs),
+    }
     note(f"fmbench:   {total} graphs in {seconds:.3f} s ({rate:,.0f} graphs/s)")
 
     root = reference_checkout(args.reference, "datagen/create_dataset.py", HOW)
@@ -162,8 +186,14 @@ def main() -> None:
             raise SystemExit(f"the reference made {len(ref_graphs)} graphs, fmbench {total}: not the same work")
         ref_rate = total / ref_seconds
         note(f"reference: {total} graphs in {ref_seconds:.3f} s ({ref_rate:,.0f} graphs/s)")
-        result.update({"reference": str(root), "reference_seconds": round(ref_seconds, 4),
-                       "reference_graphs_per_s": round(ref_rate), "reference_mean_nodes": _mean_nodes(ref_graphs)})
+        result.update(
+            {
+                "reference": str(root),
+                "reference_seconds": round(ref_seconds, 4),
+                "reference_graphs_per_s": round(ref_rate),
+                "reference_mean_nodes": _mean_nodes(ref_graphs),
+            }
+        )
     result["ratio"] = ratio(rate, ref_rate)
     result["goal_met"] = None if result["ratio"] is None else result["ratio"] >= GOAL
     emit(result)

@@ -23,11 +23,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _common import best_of, emit, note, ratio
 from torch_geometric.data import Data
 from torch_geometric.data.separate import separate
 from torch_geometric.io import read_tu_data
-
-from _common import best_of, emit, note, ratio
 
 from fmbench.studies.graphcl.tu import load_tu
 
@@ -64,8 +63,12 @@ def reference_graphs(folder: Path) -> list[Data]:
 def same_graphs(ours: list[Data], theirs: list[Data]) -> bool:
     """Same node counts, features, labels and ``edge_index`` (the files list both directions of every edge)."""
     return len(ours) == len(theirs) and all(
-        a.num_nodes == b.num_nodes and torch.equal(a.x, b.x) and torch.equal(a.y, b.y)
-        and torch.equal(a.edge_index, b.edge_index) for a, b in zip(ours, theirs))
+        a.num_nodes == b.num_nodes
+        and torch.equal(a.x, b.x)
+        and torch.equal(a.y, b.y)
+        and torch.equal(a.edge_index, b.edge_index)
+        for a, b in zip(ours, theirs)
+    )
 
 
 def main() -> None:
@@ -84,10 +87,19 @@ def main() -> None:
         raise SystemExit("load_tu and torch_geometric's reader disagree on the graphs: not the same work")
     note(f"fmbench:   {args.graphs} graphs ({nodes} nodes) in {ours_s:.3f} s")
     note(f"reference: {theirs_s:.3f} s (read_tu_data alone {read_s:.3f} s, then separate per graph)")
-    result = {"benchmark": "graphcl_tu", "goal": GOAL, "graphs": args.graphs, "nodes": nodes,
-              "repeats": args.repeats, "threads": 1, "fmbench_seconds": round(ours_s, 4),
-              "reference": "torch_geometric.io.read_tu_data + separate", "reference_seconds": round(theirs_s, 4),
-              "reference_read_seconds": round(read_s, 4), "ratio": ratio(1 / ours_s, 1 / theirs_s)}
+    result = {
+        "benchmark": "graphcl_tu",
+        "goal": GOAL,
+        "graphs": args.graphs,
+        "nodes": nodes,
+        "repeats": args.repeats,
+        "threads": 1,
+        "fmbench_seconds": round(ours_s, 4),
+        "reference": "torch_geometric.io.read_tu_data + separate",
+        "reference_seconds": round(theirs_s, 4),
+        "reference_read_seconds": round(read_s, 4),
+        "ratio": ratio(1 / ours_s, 1 / theirs_s),
+    }
     result["goal_met"] = result["ratio"] >= GOAL
     emit(result)
 

@@ -42,8 +42,14 @@ def submit_baselines(task_ids: list[str], seeds: list[int], runs: Path, root: Pa
                 continue
             out = runs / tid / f"{name}.json"
             out.parent.mkdir(parents=True, exist_ok=True)
-            run_evaluation(task, load_model(f"baseline:{name}", task), seeds, out=out, progress=False,
-                           log=lambda line, n=name: print(f"{tid} {n}: {line}"))
+            run_evaluation(
+                task,
+                load_model(f"baseline:{name}", task),
+                seeds,
+                out=out,
+                progress=False,
+                log=lambda line, t=tid, n=name: print(f"{t} {n}: {line}"),
+            )
             try:
                 print(f"accepted {submit(out, entry_name(name), root=root)}")
             except SubmissionError as e:
@@ -59,8 +65,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--leaderboards", help="leaderboards folder (default: the checkout's)")
     args = p.parse_args(argv)
     tasks = args.tasks.split(",") if args.tasks else list_tasks()
-    submit_baselines(tasks, parse_seeds(args.seeds), Path(args.runs),
-                     Path(args.leaderboards) if args.leaderboards else default_dir())
+    submit_baselines(
+        tasks, parse_seeds(args.seeds), Path(args.runs), Path(args.leaderboards) if args.leaderboards else default_dir()
+    )
 
 
 if __name__ == "__main__":

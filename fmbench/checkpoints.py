@@ -22,9 +22,10 @@ import dataclasses
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -48,8 +49,9 @@ class Architecture:
 _ARCHITECTURES: dict[str, Architecture] = {}
 
 
-def register_architecture(name: str, model_class: type[torch.nn.Module],
-                          config_from_dict: Callable[[dict[str, Any]], Any], interface: str) -> Architecture:
+def register_architecture(
+    name: str, model_class: type[torch.nn.Module], config_from_dict: Callable[[dict[str, Any]], Any], interface: str
+) -> Architecture:
     """Let checkpoints name ``name``: ``model_class(config_from_dict(header config))`` serving ``interface``.
 
     The model class must keep its config as ``model.config`` (a dataclass, written to the
@@ -128,8 +130,10 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[torch.nn.Module, dict]:
     except (ValueError, TypeError, RuntimeError, SafetensorError) as e:
         raise ModelError(f"{path}: weights do not fit the {arch} config ({e})") from None
     if missing or unexpected:
-        raise ModelError(f"{path}: weights do not fit the {arch} config "
-                         f"(missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]})")
+        raise ModelError(
+            f"{path}: weights do not fit the {arch} config "
+            f"(missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]})"
+        )
     return model.eval(), meta
 
 

@@ -49,20 +49,33 @@ class CifarSource:
 
 
 SOURCES = {
-    "cifar10": CifarSource("CIFAR-10", "FMBENCH_CIFAR10", "cifar-10-batches-py",
-                           {"train": tuple(f"data_batch_{i}" for i in range(1, 6)), "test": ("test_batch",)},
-                           "labels", 10),
-    "cifar100": CifarSource("CIFAR-100", "FMBENCH_CIFAR100", "cifar-100-python",
-                            {"train": ("train",), "test": ("test",)}, "fine_labels", 100),
+    "cifar10": CifarSource(
+        "CIFAR-10",
+        "FMBENCH_CIFAR10",
+        "cifar-10-batches-py",
+        {"train": tuple(f"data_batch_{i}" for i in range(1, 6)), "test": ("test_batch",)},
+        "labels",
+        10,
+    ),
+    "cifar100": CifarSource(
+        "CIFAR-100",
+        "FMBENCH_CIFAR100",
+        "cifar-100-python",
+        {"train": ("train",), "test": ("test",)},
+        "fine_labels",
+        100,
+    ),
 }
 """The two variants by name."""
 MD5 = {
-    "cifar10": {"data_batch_1": "c99cafc152244af753f735de768cd75f",
-                "data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",
-                "data_batch_3": "54ebc095f3ab1f0389bbae665268c751",
-                "data_batch_4": "634d18415352ddfa80567beed471001a",
-                "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb",
-                "test_batch": "40351d587109b95175f43aff81a1287e"},
+    "cifar10": {
+        "data_batch_1": "c99cafc152244af753f735de768cd75f",
+        "data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",
+        "data_batch_3": "54ebc095f3ab1f0389bbae665268c751",
+        "data_batch_4": "634d18415352ddfa80567beed471001a",
+        "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb",
+        "test_batch": "40351d587109b95175f43aff81a1287e",
+    },
     "cifar100": {"train": "16019d7e3df5f24257cddd939b257f8d", "test": "f0ef6b0ae62326f3e7ffdfab6717acfc"},
 }
 """The published md5 of every file (as torchvision also lists them)."""
@@ -94,9 +107,13 @@ def _latin1(text: str, encoding: str) -> bytes:
     return codecs.encode(text, "latin1")
 
 
-_ALLOWED = {("numpy.core.multiarray", "_reconstruct"): _reconstruct_plain,
-            ("numpy._core.multiarray", "_reconstruct"): _reconstruct_plain,
-            ("numpy", "ndarray"): _NDARRAY, ("numpy", "dtype"): np.dtype, ("_codecs", "encode"): _latin1}
+_ALLOWED = {
+    ("numpy.core.multiarray", "_reconstruct"): _reconstruct_plain,
+    ("numpy._core.multiarray", "_reconstruct"): _reconstruct_plain,
+    ("numpy", "ndarray"): _NDARRAY,
+    ("numpy", "dtype"): np.dtype,
+    ("_codecs", "encode"): _latin1,
+}
 """The globals a pickled array of numbers needs (``_codecs.encode``: bytes in a protocol-2 pickle),
 each narrowed to that use: arrays are rebuilt only through ``_reconstruct`` and never with an
 object dtype, so a file cannot run code or make numpy read memory it names."""
@@ -121,8 +138,10 @@ def cifar_dir(name: str) -> Path:
     source = _source(name)
     value = os.environ.get(source.env_var)
     if not value:
-        raise DataError(f"{source.title} is not on this machine (fmbench never downloads data): download the "
-                        f"python version from {URL}, extract it and set {source.env_var} to the folder")
+        raise DataError(
+            f"{source.title} is not on this machine (fmbench never downloads data): download the "
+            f"python version from {URL}, extract it and set {source.env_var} to the folder"
+        )
     folder = Path(value)
     if (folder / source.folder).is_dir():
         folder = folder / source.folder
@@ -145,8 +164,10 @@ def _read(path: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
         digest = hashlib.file_digest(f, lambda: hashlib.md5(usedforsecurity=False)).hexdigest()
     expected = MD5[name][path.name]
     if digest != expected:
-        raise DataError(f"{path}: md5 {digest}, but the published {source.title} file has {expected} "
-                        f"(a different or damaged copy; get the python version from {URL})")
+        raise DataError(
+            f"{path}: md5 {digest}, but the published {source.title} file has {expected} "
+            f"(a different or damaged copy; get the python version from {URL})"
+        )
     try:
         with open(path, "rb") as f:
             batch = _ArraysOnly(f, encoding="latin1").load()
@@ -164,7 +185,7 @@ def _read(path: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
     return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), labels
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _load(name: str, folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     parts = [_read(folder / f, name) for f in SOURCES[name].files[split]]
     images = np.ascontiguousarray(np.concatenate([p[0] for p in parts]))

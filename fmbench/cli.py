@@ -43,8 +43,14 @@ def cmd_list(args: argparse.Namespace) -> None:
 
     def row(kind: str, spec: Any) -> dict[str, Any]:
         extra = {"primary_metric": spec.primary_metric, "interface": spec.interface} if kind == "task" else {}
-        return {"id": spec.id, "kind": kind, "studies": [x.arxiv for x in spec.studies], "version": spec.version,
-                "summary": spec.summary, **extra}
+        return {
+            "id": spec.id,
+            "kind": kind,
+            "studies": [x.arxiv for x in spec.studies],
+            "version": spec.version,
+            "summary": spec.summary,
+            **extra,
+        }
 
     rows = []
     if not args.tasks:
@@ -78,8 +84,10 @@ def registry_table(rows: list[dict[str, Any]]) -> str:
     lines = ["| study | envs | tasks | docs |", "|---|---|---|---|"]
     for arxiv, s in sorted(studies.items()):
         docs = ", ".join(f"[{d}](docs/{d}/README.md)" for d in sorted(s["docs"]))
-        lines.append(f"| arXiv:{arxiv} {s['study'].title} | {', '.join(s['env']) or '—'} | "
-                     f"{', '.join(s['task']) or '—'} | {docs} |")
+        lines.append(
+            f"| arXiv:{arxiv} {s['study'].title} | {', '.join(s['env']) or '—'} | "
+            f"{', '.join(s['task']) or '—'} | {docs} |"
+        )
     return "\n".join(lines)
 
 
@@ -138,8 +146,17 @@ def cmd_eval(args: argparse.Namespace) -> None:
         raise FmbenchError(f"--out {args.out} is a directory; give a file path")
     model = load_model(args.model, task, trust_code=args.trust_code)
     log = print if args.out else (lambda line: print(line, file=sys.stderr))  # stdout is the record's then
-    record = run_evaluation(task, model, seeds, device=args.device, batch_size=args.batch_size, out=args.out,
-                            limit=args.limit, progress=not args.no_progress, log=log)
+    record = run_evaluation(
+        task,
+        model,
+        seeds,
+        device=args.device,
+        batch_size=args.batch_size,
+        out=args.out,
+        limit=args.limit,
+        progress=not args.no_progress,
+        log=log,
+    )
     if not args.out:
         _print_json(record)
 
@@ -157,8 +174,9 @@ def cmd_validate(args: argparse.Namespace) -> None:
 def cmd_submit(args: argparse.Namespace) -> None:
     from fmbench.leaderboard import submit
 
-    path = submit(args.file, args.name, args.code_url, Path(args.leaderboards) if args.leaderboards else None,
-                  log=_progress)
+    path = submit(
+        args.file, args.name, args.code_url, Path(args.leaderboards) if args.leaderboards else None, log=_progress
+    )
     print(f"accepted: {path}")
 
 
@@ -221,16 +239,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("eval", help="score a model on a task over seeds; resumable with --out")
     s.add_argument("--task", required=True)
-    s.add_argument("--model", required=True, help="baseline:NAME | safetensors:FILE | hf:DIR_OR_GGUF | sb3:ZIP | "
-                                                  "python:MODULE:FACTORY (with --trust-code)")
+    s.add_argument(
+        "--model",
+        required=True,
+        help="baseline:NAME | safetensors:FILE | hf:DIR_OR_GGUF | sb3:ZIP | python:MODULE:FACTORY (with --trust-code)",
+    )
     s.add_argument("--seeds", help="e.g. 0,1,2 or 0-4 (default: the task's minimum for a ranked entry)")
     s.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     s.add_argument("--batch-size", type=int, default=256)
     s.add_argument("--out", help="result JSON; rerunning with the same file skips finished seeds")
-    s.add_argument("--limit", type=int, metavar="N",
-                   help="score only N items per seed on any task: N of the seed's test items, evenly spread and "
-                        "class-balanced where items have classes (probe tasks also fit on N train items); a smoke "
-                        "check, recorded in the result, not submittable")
+    s.add_argument(
+        "--limit",
+        type=int,
+        metavar="N",
+        help="score only N items per seed on any task: N of the seed's test items, evenly spread and "
+        "class-balanced where items have classes (probe tasks also fit on N train items); a smoke "
+        "check, recorded in the result, not submittable",
+    )
     s.add_argument("--trust-code", action="store_true", help="allow python: specs to run their own code")
     s.add_argument("--no-progress", action="store_true", help="no progress bars")
     s.set_defaults(func=cmd_eval)

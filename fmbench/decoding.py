@@ -15,7 +15,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -26,8 +26,9 @@ def _logits(model: SequenceModel, ids: torch.Tensor, vocab_size: int) -> torch.T
     return model(ids)[..., :vocab_size]
 
 
-def greedy_answers(model: SequenceModel, docs: torch.Tensor, prompt_length: int,
-                   vocab_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+def greedy_answers(
+    model: SequenceModel, docs: torch.Tensor, prompt_length: int, vocab_size: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Greedy continuations and teacher-forced predictions of every row's answer.
 
     A model with an ``extend(ids, cache) -> (logits, cache)`` method (incremental decoding,
@@ -44,7 +45,7 @@ def greedy_answers(model: SequenceModel, docs: torch.Tensor, prompt_length: int,
         ``(generated, teacher_forced)``, both ``(B, A)`` token ids.
     """
     length = docs.shape[1]
-    forced = _logits(model, docs[:, :-1], vocab_size)[:, prompt_length - 1:].argmax(-1)
+    forced = _logits(model, docs[:, :-1], vocab_size)[:, prompt_length - 1 :].argmax(-1)
     wrong = forced != docs[:, prompt_length:]
     seq = docs.clone()
     rows = torch.nonzero(wrong.any(1)).flatten()
@@ -63,7 +64,7 @@ def greedy_answers(model: SequenceModel, docs: torch.Tensor, prompt_length: int,
             # before its divergence a row's prefix is the reference, so greedy reproduces it
             sub[:, pos] = torch.where(first <= pos, pred, sub[:, pos])
             if extend is not None and pos + 1 < length:
-                logits, cache = extend(sub[:, pos:pos + 1], cache)
+                logits, cache = extend(sub[:, pos : pos + 1], cache)
         seq[rows] = sub
     return seq[:, prompt_length:], forced
 
@@ -74,4 +75,4 @@ def greedy_generate(model: SequenceModel, prompts: torch.Tensor, n_new: int, voc
     for _ in range(n_new):
         nxt = _logits(model, seq, vocab_size)[:, -1].argmax(-1, keepdim=True)
         seq = torch.cat([seq, nxt], dim=1)
-    return seq[:, prompts.shape[1]:]
+    return seq[:, prompts.shape[1] :]

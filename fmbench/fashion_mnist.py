@@ -26,11 +26,12 @@ DEFAULT_DIR = Path("/usr/share/datasets/fashion-mnist")
 """Where ``apt-get install dataset-fashion-mnist`` puts the files."""
 ENV_VAR = "FMBENCH_FASHION_MNIST"
 """Environment variable naming another folder holding the four files."""
-CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-           "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 """Class names, indexed by label."""
-FILES = {split: (f"{prefix}-images-idx3-ubyte.gz", f"{prefix}-labels-idx1-ubyte.gz")
-         for split, prefix in (("train", "train"), ("test", "t10k"))}
+FILES = {
+    split: (f"{prefix}-images-idx3-ubyte.gz", f"{prefix}-labels-idx1-ubyte.gz")
+    for split, prefix in (("train", "train"), ("test", "t10k"))
+}
 """Image and label file names of each split."""
 _IMAGE_MAGIC, _LABEL_MAGIC = 2051, 2049  # IDX: unsigned bytes, 3 resp. 1 dimensions
 
@@ -47,8 +48,10 @@ def fashion_mnist_dir() -> Path:
     folder = Path(os.environ.get(ENV_VAR) or DEFAULT_DIR)
     missing = [name for pair in FILES.values() for name in pair if not (folder / name).is_file()]
     if missing:
-        raise DataError(f"Fashion-MNIST files missing from {folder}: {', '.join(missing)}; "
-                        f"run `apt-get install dataset-fashion-mnist` or set {ENV_VAR} to a folder holding them")
+        raise DataError(
+            f"Fashion-MNIST files missing from {folder}: {', '.join(missing)}; "
+            f"run `apt-get install dataset-fashion-mnist` or set {ENV_VAR} to a folder holding them"
+        )
     return folder
 
 
@@ -66,12 +69,13 @@ def _read_idx(path: Path, magic: int, ndim: int) -> np.ndarray:
     if found != magic:
         raise DataError(f"{path}: IDX magic number {found}, expected {magic}")
     if len(data) != header + int(np.prod(dims)):
-        raise DataError(f"{path}: {len(data) - header} data bytes, but the header's dimensions {dims} "
-                        f"need {int(np.prod(dims))}")
+        raise DataError(
+            f"{path}: {len(data) - header} data bytes, but the header's dimensions {dims} need {int(np.prod(dims))}"
+        )
     return np.frombuffer(data, np.uint8, offset=header).reshape(dims)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _load(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     image_file, label_file = (folder / name for name in FILES[split])
     images = _read_idx(image_file, _IMAGE_MAGIC, 3)

@@ -28,7 +28,8 @@ Example:
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence, TypeVar
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import numpy as np
 import torch
@@ -152,8 +153,9 @@ def encode(encoder: object, inputs: object, n: int, dim: int | None, name: str) 
     if not isinstance(z, torch.Tensor):
         raise ModelError(f"{name}: the encoder returned {type(z).__name__}, expected a ({n}, d) tensor")
     if z.dim() != 2 or z.shape[0] != n:
-        raise ModelError(f"{name}: the encoder returned shape {tuple(z.shape)}, expected ({n}, d): one embedding "
-                         "per input")
+        raise ModelError(
+            f"{name}: the encoder returned shape {tuple(z.shape)}, expected ({n}, d): one embedding per input"
+        )
     if dim is not None and z.shape[1] != dim:
         raise ModelError(f"{name}: the encoder returned width {z.shape[1]} after {dim} on earlier batches")
     if not torch.isfinite(z).all():
@@ -213,8 +215,10 @@ class SequenceModel(Interface):
     """Token ids ``(B, T)`` -> logits ``(B, T, V)``; ``check(model, vocab=..., sequence_length=...)``."""
 
     name = "sequence-model"
-    description = ("A causal sequence model: a torch.nn.Module mapping a LongTensor (B, T) of token ids to float "
-                   "logits (B, T, V), V at least the task's vocabulary (extra logits are ignored).")
+    description = (
+        "A causal sequence model: a torch.nn.Module mapping a LongTensor (B, T) of token ids to float "
+        "logits (B, T, V), V at least the task's vocabulary (extra logits are ignored)."
+    )
 
     def check(self, model: LoadedModel, **context: Any) -> None:
         """Also checks the vocabulary (size and, when the model carries one, its tokens), the context and one pass."""
@@ -223,13 +227,16 @@ class SequenceModel(Interface):
         length: int = context["sequence_length"]
         vocab_size = len(vocab)
         if model.vocab_size is not None and model.vocab_size < vocab_size:
-            raise ModelError(f"{model.spec} has {model.vocab_size} output tokens; the task's vocabulary has "
-                             f"{vocab_size}")
+            raise ModelError(
+                f"{model.spec} has {model.vocab_size} output tokens; the task's vocabulary has {vocab_size}"
+            )
         if model.tokens is not None and list(model.tokens[:vocab_size]) != list(vocab):
             wrong = next(i for i, t in enumerate(vocab) if i >= len(model.tokens) or model.tokens[i] != t)
             theirs = repr(model.tokens[wrong]) if wrong < len(model.tokens) else "missing"
-            raise ModelError(f"{model.spec} has a vocabulary of its own (its token {wrong} is {theirs}, the task's "
-                             f"is {vocab[wrong]!r}); train it on the task's vocabulary")
+            raise ModelError(
+                f"{model.spec} has a vocabulary of its own (its token {wrong} is {theirs}, the task's "
+                f"is {vocab[wrong]!r}); train it on the task's vocabulary"
+            )
         if model.context_length is not None and model.context_length < length:
             raise ModelError(f"{model.spec} accepts {model.context_length} tokens; the task needs {length}")
         probe = torch.arange(2 * length, device=device_of(model.model)).reshape(2, length) % vocab_size
@@ -238,8 +245,10 @@ class SequenceModel(Interface):
         if not isinstance(out, torch.Tensor):
             raise ModelError(f"{model.spec} returned {type(out).__name__}; expected a logits tensor")
         if out.ndim != 3 or out.shape[:2] != (2, length) or out.shape[2] < vocab_size:
-            raise ModelError(f"{model.spec} returned logits of shape {tuple(out.shape)}; expected "
-                             f"(2, {length}, V) with V >= {vocab_size}")
+            raise ModelError(
+                f"{model.spec} returned logits of shape {tuple(out.shape)}; expected "
+                f"(2, {length}, V) with V >= {vocab_size}"
+            )
         if not out.is_floating_point():
             raise ModelError(f"{model.spec} returned {out.dtype} logits; expected floating point")
         if not torch.isfinite(out[..., :vocab_size]).all():
@@ -250,9 +259,11 @@ class GraphEncoder(Interface):
     """A torch_geometric ``Batch`` -> ``(num_graphs, d)``; ``check(model, graphs=[Data, ...])``."""
 
     name = "graph-encoder"
-    description = ("A graph encoder: a torch.nn.Module mapping a torch_geometric Batch (x, edge_index, batch, "
-                   "num_graphs) to float embeddings (num_graphs, d), d fixed; used frozen, beside its untrained "
-                   "twin (same architecture, re-initialised).")
+    description = (
+        "A graph encoder: a torch.nn.Module mapping a torch_geometric Batch (x, edge_index, batch, "
+        "num_graphs) to float embeddings (num_graphs, d), d fixed; used frozen, beside its untrained "
+        "twin (same architecture, re-initialised)."
+    )
 
     def check(self, model: LoadedModel, **context: Any) -> None:
         """Also embeds ``graphs`` (a few of the task's graphs) as one batch."""
@@ -270,8 +281,10 @@ class ImageEncoder(Interface):
     """Float images ``(B, C, H, W)`` in [0, 1] -> ``(B, d)``; ``check(model, images=tensor)``."""
 
     name = "image-encoder"
-    description = ("An image encoder: a torch.nn.Module mapping float images (B, C, H, W) with values in [0, 1] "
-                   "to embeddings (B, d), d fixed; used frozen (eval mode, no gradients).")
+    description = (
+        "An image encoder: a torch.nn.Module mapping float images (B, C, H, W) with values in [0, 1] "
+        "to embeddings (B, d), d fixed; used frozen (eval mode, no gradients)."
+    )
 
     def check(self, model: LoadedModel, **context: Any) -> None:
         """Also embeds ``images`` (a few of the task's images as a float tensor)."""
@@ -279,16 +292,23 @@ class ImageEncoder(Interface):
         images: torch.Tensor = context["images"]
         model.model.eval()
         with torch.no_grad():
-            encode(model.model, images.to(device_of(model.model)), len(images), None,
-                   f"{model.spec}: batch of images 0-{len(images) - 1}")
+            encode(
+                model.model,
+                images.to(device_of(model.model)),
+                len(images),
+                None,
+                f"{model.spec}: batch of images 0-{len(images) - 1}",
+            )
 
 
 class Policy(Interface):
     """Observations ``(B, ...)`` -> integer actions ``(B,)``; ``check(model, observations=..., n_actions=...)``."""
 
     name = "policy"
-    description = ("A policy: a callable mapping a numpy batch of observations (B, ...) to a numpy integer array "
-                   "(B,) of actions in [0, n_actions).")
+    description = (
+        "A policy: a callable mapping a numpy batch of observations (B, ...) to a numpy integer array "
+        "(B,) of actions in [0, n_actions)."
+    )
     module_required = False
 
     def act(self, model: LoadedModel, obs: np.ndarray, n_actions: int) -> np.ndarray:
@@ -301,8 +321,9 @@ class Policy(Interface):
         if not np.issubdtype(actions.dtype, np.integer):
             raise ModelError(f"{model.spec} returned {actions.dtype} actions; expected integers")
         if actions.size and (actions.min() < 0 or actions.max() >= n_actions):
-            raise ModelError(f"{model.spec} returned actions outside [0, {n_actions}): "
-                             f"min {actions.min()}, max {actions.max()}")
+            raise ModelError(
+                f"{model.spec} returned actions outside [0, {n_actions}): min {actions.min()}, max {actions.max()}"
+            )
         return actions
 
     def check(self, model: LoadedModel, **context: Any) -> None:
@@ -315,14 +336,15 @@ class RewardModel(Interface):
     """``score(trajectories) -> (N,)`` finite scores; ``check(model, trajectories=lambda needs_frames: [...])``."""
 
     name = "reward-model"
-    description = ("A reward model: an object with `needs_frames: bool` and `score(trajectories)` returning a "
-                   "numpy float array with one finite score per trajectory (higher = closer to its instruction).")
+    description = (
+        "A reward model: an object with `needs_frames: bool` and `score(trajectories)` returning a "
+        "numpy float array with one finite score per trajectory (higher = closer to its instruction)."
+    )
     module_required = False
 
     def score(self, model: LoadedModel, trajectories: Sequence[Any]) -> np.ndarray:
         """The model's scores as float64, refused with ``ModelError`` if malformed or non-finite."""
-        scores = call_model(f"{model.spec} failed on {len(trajectories)} trajectories", model.model.score,
-                            trajectories)
+        scores = call_model(f"{model.spec} failed on {len(trajectories)} trajectories", model.model.score, trajectories)
         return _float_array(scores, (len(trajectories),), str(model.spec))
 
     def check(self, model: LoadedModel, **context: Any) -> None:
@@ -342,20 +364,25 @@ class ImageGenerator(Interface):
     """
 
     name = "image-generator"
-    description = ("A conditional image generator: an object with `generate(conditions, seed)` mapping a "
-                   "LongTensor (B,) of condition ids and an int seed to float images (B, C, H, W) in [0, 1]; the "
-                   "same seed gives the same images.")
+    description = (
+        "A conditional image generator: an object with `generate(conditions, seed)` mapping a "
+        "LongTensor (B,) of condition ids and an int seed to float images (B, C, H, W) in [0, 1]; the "
+        "same seed gives the same images."
+    )
     module_required = False
 
-    def generate(self, model: LoadedModel, conditions: torch.Tensor, seed: int,
-                 image_shape: tuple[int, int, int]) -> torch.Tensor:
+    def generate(
+        self, model: LoadedModel, conditions: torch.Tensor, seed: int, image_shape: tuple[int, int, int]
+    ) -> torch.Tensor:
         """The model's images for ``conditions``, refused with ``ModelError`` if malformed or out of [0, 1]."""
         what = f"{model.spec} generating {len(conditions)} images with seed {seed}"
-        out = _float_tensor(call_model(what, model.model.generate, conditions, seed),
-                            (len(conditions), *image_shape), what)
+        out = _float_tensor(
+            call_model(what, model.model.generate, conditions, seed), (len(conditions), *image_shape), what
+        )
         if out.numel() and (out.min() < 0 or out.max() > 1):
-            raise ModelError(f"{what} returned values in [{float(out.min()):.3g}, {float(out.max()):.3g}]; "
-                             "expected [0, 1]")
+            raise ModelError(
+                f"{what} returned values in [{float(out.min()):.3g}, {float(out.max()):.3g}]; expected [0, 1]"
+            )
         return out
 
     def check(self, model: LoadedModel, **context: Any) -> None:
@@ -381,8 +408,10 @@ class BNClassifier(Interface):
     """
 
     name = "bn-classifier"
-    description = ("An image classifier with BatchNorm: a torch.nn.Module holding at least one BatchNorm layer, "
-                   "mapping float images (B, C, H, W) in [0, 1] to logits (B, n_classes).")
+    description = (
+        "An image classifier with BatchNorm: a torch.nn.Module holding at least one BatchNorm layer, "
+        "mapping float images (B, C, H, W) in [0, 1] to logits (B, n_classes)."
+    )
 
     def logits(self, model: LoadedModel, images: torch.Tensor, n_classes: int) -> torch.Tensor:
         """The model's logits on ``images``, refused with ``ModelError`` if malformed."""
@@ -413,9 +442,11 @@ class CausalLM(Interface):
     """
 
     name = "causal-lm"
-    description = ("A causal language-model scorer: an object with `log_likelihoods(texts)` -> numpy (N,) total "
-                   "log-probability of each text (<= 0) and `next_token_logprobs(texts)` -> numpy (N, V) "
-                   "log-distribution of the next token after each text.")
+    description = (
+        "A causal language-model scorer: an object with `log_likelihoods(texts)` -> numpy (N,) total "
+        "log-probability of each text (<= 0) and `next_token_logprobs(texts)` -> numpy (N, V) "
+        "log-distribution of the next token after each text."
+    )
     module_required = False
     PROBE = ("the cat sat", "a")
 
@@ -432,13 +463,16 @@ class CausalLM(Interface):
         what = f"{model.spec} predicting the next token of {len(texts)} texts"
         out = call_model(what, model.model.next_token_logprobs, list(texts))
         if not isinstance(out, np.ndarray) or out.ndim != 2 or out.shape[0] != len(texts):
-            raise ModelError(f"{what} returned {getattr(out, 'shape', type(out).__name__)}; expected a numpy array "
-                             f"({len(texts)}, V)")
+            raise ModelError(
+                f"{what} returned {getattr(out, 'shape', type(out).__name__)}; expected a numpy array ({len(texts)}, V)"
+            )
         out = _float_array(out, out.shape, what)
         total = np.exp(out).sum(1)
         if not np.allclose(total, 1.0, atol=1e-3):
-            raise ModelError(f"{what} returned rows whose probabilities sum to {total.round(4).tolist()}; "
-                             "expected log-probabilities summing to 1")
+            raise ModelError(
+                f"{what} returned rows whose probabilities sum to {total.round(4).tolist()}; "
+                "expected log-probabilities summing to 1"
+            )
         return out
 
     def check(self, model: LoadedModel, **context: Any) -> None:
@@ -466,8 +500,9 @@ def register_interface(interface: InterfaceT) -> InterfaceT:
         ValueError: interface 'sequence-model' is already registered (SequenceModel)
     """
     if interface.name in _INTERFACES:
-        raise ValueError(f"interface {interface.name!r} is already registered "
-                         f"({type(_INTERFACES[interface.name]).__name__})")
+        raise ValueError(
+            f"interface {interface.name!r} is already registered ({type(_INTERFACES[interface.name]).__name__})"
+        )
     _INTERFACES[interface.name] = interface
     return interface
 

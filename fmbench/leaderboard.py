@@ -17,9 +17,10 @@ from __future__ import annotations
 import fcntl
 import os
 import re
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from fmbench.errors import ResultError, SubmissionError, UnknownIdError
 from fmbench.io import atomic_open, write_json_atomic
@@ -62,13 +63,20 @@ def entries(task_id: str, root: Path | None = None) -> list[dict[str, Any]]:
     return [load_record(p) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
 
 
-def submit(path: str | Path, name: str, code_url: str | None = None, root: Path | None = None,
-           log: Callable[[str], None] | None = None) -> Path:
+def submit(
+    path: str | Path,
+    name: str,
+    code_url: str | None = None,
+    root: Path | None = None,
+    log: Callable[[str], None] | None = None,
+) -> Path:
     """Check a result file and add it to its task's leaderboard; return the written path (``log``: slow steps)."""
     root = root or default_dir()
     if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):  # fullmatch: '$' would allow "x\n"
-        raise SubmissionError(f"unsafe submission name {name!r}: use 1-64 letters, digits, '.', '_' or '-', "
-                              "starting with a letter or digit")
+        raise SubmissionError(
+            f"unsafe submission name {name!r}: use 1-64 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
     try:
         record = load_record(path)
         check_schema(record, str(path))
@@ -89,10 +97,15 @@ def submit(path: str | Path, name: str, code_url: str | None = None, root: Path 
             if other["submission"]["name"] == name:
                 raise SubmissionError(f"{tid} already has a submission named {name!r}")
             sha = record["model"]["weights_sha256"]
-            if sha is not None and other["model"]["weights_sha256"] == sha and \
-                    sorted(other["seeds"]) == sorted(record["seeds"]):
-                raise SubmissionError(f"duplicate: {other['submission']['name']!r} already reports this model "
-                                      f"(weights {record['model']['weights_sha256'][:12]}) on the same seeds")
+            if (
+                sha is not None
+                and other["model"]["weights_sha256"] == sha
+                and sorted(other["seeds"]) == sorted(record["seeds"])
+            ):
+                raise SubmissionError(
+                    f"duplicate: {other['submission']['name']!r} already reports this model "
+                    f"(weights {record['model']['weights_sha256'][:12]}) on the same seeds"
+                )
         try:
             write_json_atomic(target, record, exclusive=True)
         except FileExistsError:
@@ -107,11 +120,21 @@ def ranked_rows(task_id: str, root: Path | None = None) -> list[dict[str, Any]]:
     rows = []
     for r in entries(task_id, root):
         m = r["metrics"][spec.primary_metric]
-        rows.append({"name": r["submission"]["name"], "mean": m["mean"], "std": m["std"],
-                     "n_params": r["model"]["n_params"], "seeds": len(r["seeds"]), "device": r["device"],
-                     "date": r["submission"]["submitted"][:10], "baseline": _is_baseline_entry(r),
-                     "model": r["model"]["spec"], "code_url": r["submission"].get("code_url"),
-                     "_order": (-m["mean"] if higher else m["mean"], m["std"], r["submission"]["submitted"])})
+        rows.append(
+            {
+                "name": r["submission"]["name"],
+                "mean": m["mean"],
+                "std": m["std"],
+                "n_params": r["model"]["n_params"],
+                "seeds": len(r["seeds"]),
+                "device": r["device"],
+                "date": r["submission"]["submitted"][:10],
+                "baseline": _is_baseline_entry(r),
+                "model": r["model"]["spec"],
+                "code_url": r["submission"].get("code_url"),
+                "_order": (-m["mean"] if higher else m["mean"], m["std"], r["submission"]["submitted"]),
+            }
+        )
     rows.sort(key=lambda row: row.pop("_order"))
     for i, row in enumerate(rows, 1):
         row["rank"] = i
@@ -145,9 +168,18 @@ def format_table(task_id: str, rows: list[dict[str, Any]], markdown: bool = Fals
     spec = task_spec(task_id)
     arrow = "↑" if spec.metrics[spec.primary_metric].higher_is_better else "↓"
     head = ["rank", "name", f"{spec.primary_metric} {arrow} (mean ± std)", "#params", "seeds", "device", "date"]
-    body = [[str(r["rank"]), r["name"] + (" (baseline)" if r["baseline"] else ""),
-             f"{r['mean']:.4f} ± {r['std']:.4f}", _params(r["n_params"]), str(r["seeds"]), r["device"], r["date"]]
-            for r in rows]
+    body = [
+        [
+            str(r["rank"]),
+            r["name"] + (" (baseline)" if r["baseline"] else ""),
+            f"{r['mean']:.4f} ± {r['std']:.4f}",
+            _params(r["n_params"]),
+            str(r["seeds"]),
+            r["device"],
+            r["date"],
+        ]
+        for r in rows
+    ]
     if markdown:
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in body])
@@ -158,25 +190,44 @@ def format_table(task_id: str, rows: list[dict[str, Any]], markdown: bool = Fals
 def render(root: Path | None = None) -> list[Path]:
     """Rewrite ``<task>/README.md`` for every task with entries and the index ``README.md``."""
     root = root or default_dir()
-    written, index = [], ["# fmbench leaderboards", "",
-                          "Regenerated by `fmbench leaderboard render`; submit with `fmbench submit`.", "",
-                          "| task | study | entries | best | best " + "primary metric |", "|---|---|---|---|---|"]
+    written, index = (
+        [],
+        [
+            "# fmbench leaderboards",
+            "",
+            "Regenerated by `fmbench leaderboard render`; submit with `fmbench submit`.",
+            "",
+            "| task | study | entries | best | best " + "primary metric |",
+            "|---|---|---|---|---|",
+        ],
+    )
     for tid in list_tasks():
         rows = ranked_rows(tid, root)
         if not rows:
             continue
         spec = task_spec(tid)
-        text = "\n".join([f"# {tid}", "", spec.summary, "",
-                          f"Study: arXiv:{spec.study} — {spec.title}. Primary metric: `{spec.primary_metric}`; "
-                          f"ranked entries need at least {spec.min_seeds} seeds.", "",
-                          format_table(tid, rows, markdown=True), ""])
+        text = "\n".join(
+            [
+                f"# {tid}",
+                "",
+                spec.summary,
+                "",
+                f"Study: arXiv:{spec.study} — {spec.title}. Primary metric: `{spec.primary_metric}`; "
+                f"ranked entries need at least {spec.min_seeds} seeds.",
+                "",
+                format_table(tid, rows, markdown=True),
+                "",
+            ]
+        )
         path = task_dir(root, tid) / "README.md"
         with atomic_open(path) as f:
             f.write(text)
         written.append(path)
         best = rows[0]
-        index.append(f"| [{tid}]({tid}/README.md) | {spec.study} | {len(rows)} | {best['name']} | "
-                     f"{spec.primary_metric} {best['mean']:.4f} ± {best['std']:.4f} |")
+        index.append(
+            f"| [{tid}]({tid}/README.md) | {spec.study} | {len(rows)} | {best['name']} | "
+            f"{spec.primary_metric} {best['mean']:.4f} ± {best['std']:.4f} |"
+        )
     path = root / "README.md"
     with atomic_open(path) as f:
         f.write("\n".join(index) + "\n")

@@ -69,26 +69,39 @@ class LoadedModel:
     context_length: int | None = None
     tokens: list[str] | None = None
 
-    def to(self, device: str) -> "LoadedModel":
+    def to(self, device: str) -> LoadedModel:
         """Move the model to ``device`` (torch modules, or any object with a ``to(device)`` method)."""
         if callable(getattr(self.model, "to", None)):
             self.model = self.model.to(device)
         return self
 
     def describe(self) -> dict[str, Any]:
-        return {"spec": self.spec, "name": self.name, "interface": self.interface, "n_params": self.n_params,
-                "weights_sha256": self.weights_sha256, "dtype": self.dtype}
+        return {
+            "spec": self.spec,
+            "name": self.name,
+            "interface": self.interface,
+            "n_params": self.n_params,
+            "weights_sha256": self.weights_sha256,
+            "dtype": self.dtype,
+        }
 
 
-def from_module(module: torch.nn.Module, spec: str, name: str, interface: str = "sequence-model",
-                sha256: str | None = None) -> LoadedModel:
+def from_module(
+    module: torch.nn.Module, spec: str, name: str, interface: str = "sequence-model", sha256: str | None = None
+) -> LoadedModel:
     """Wrap a torch module (``vocab_size``/``context_length`` read from its attributes if present)."""
     params = list(module.parameters())
     return LoadedModel(
-        model=module.eval(), spec=spec, name=name, interface=interface, n_params=count_parameters(module),
+        model=module.eval(),
+        spec=spec,
+        name=name,
+        interface=interface,
+        n_params=count_parameters(module),
         weights_sha256=sha256 or weights_sha256(module),
         dtype=str(params[0].dtype).removeprefix("torch.") if params else "none",
-        vocab_size=getattr(module, "vocab_size", None), context_length=getattr(module, "context_length", None))
+        vocab_size=getattr(module, "vocab_size", None),
+        context_length=getattr(module, "context_length", None),
+    )
 
 
 def existing_path(path: str, what: str) -> Path:
@@ -119,13 +132,18 @@ def load_safetensors(path: str, spec: str | None = None) -> LoadedModel:
     """A checkpoint written by ``fmbench.checkpoints.save_checkpoint`` (or with a sidecar config)."""
     p = existing_path(path, "safetensors file")
     model, meta = load_checkpoint(p)
-    loaded = from_module(model, spec or f"safetensors:{path}", meta.get("name", p.stem),
-                         interface=get_architecture(meta["architecture"]).interface, sha256=file_sha256(p))
+    loaded = from_module(
+        model,
+        spec or f"safetensors:{path}",
+        meta.get("name", p.stem),
+        interface=get_architecture(meta["architecture"]).interface,
+        sha256=file_sha256(p),
+    )
     loaded.tokens = meta.get("vocab")
     return loaded
 
 
-def load_baseline_checkpoint(task: "Task", name: str, path: Path) -> LoadedModel:
+def load_baseline_checkpoint(task: Task, name: str, path: Path) -> LoadedModel:
     """Baseline ``name`` of ``task`` from a shipped checkpoint, refused if it was trained for another task."""
     trained_for = read_metadata(path).get("task")
     if trained_for != task.id:
@@ -142,9 +160,15 @@ class HFCausalLM(torch.nn.Module):
         super().__init__()
         self.lm = lm
         cfg = lm.config
-        self.vocab_size = int(getattr(cfg, "vocab_size"))
-        self.context_length = next((int(getattr(cfg, k)) for k in ("max_position_embeddings", "n_positions", "n_ctx")
-                                    if isinstance(getattr(cfg, k, None), int)), None)
+        self.vocab_size = int(cfg.vocab_size)
+        self.context_length = next(
+            (
+                int(getattr(cfg, k))
+                for k in ("max_position_embeddings", "n_positions", "n_ctx")
+                if isinstance(getattr(cfg, k, None), int)
+            ),
+            None,
+        )
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         return self.lm(input_ids=ids, use_cache=False).logits
@@ -204,7 +228,7 @@ def _import_from_working_directory(module: str) -> Any:
             sys.path.remove(cwd)
 
 
-def load_python(target: str, task: "Task") -> LoadedModel:
+def load_python(target: str, task: Task) -> LoadedModel:
     """``module:factory``; the factory gets the task and returns a module, an object or a ``LoadedModel``.
 
     ``module`` is imported from the working directory first (``mymodule.py`` beside you), as
@@ -214,8 +238,9 @@ def load_python(target: str, task: "Task") -> LoadedModel:
     module, _, attr = target.partition(":")
     if not module or not attr:
         raise ModelError(f"python: spec must be python:<module>:<factory>, got python:{target}")
-    imported = call_model(f"cannot import python:{target} from the working directory or sys.path",
-                          _import_from_working_directory, module)
+    imported = call_model(
+        f"cannot import python:{target} from the working directory or sys.path", _import_from_working_directory, module
+    )
     factory = getattr(imported, attr, None)
     if not callable(factory):
         raise ModelError(f"python:{target}: module {module} has no function {attr!r}")
@@ -225,8 +250,15 @@ def load_python(target: str, task: "Task") -> LoadedModel:
     if isinstance(made, torch.nn.Module):
         return from_module(made, f"python:{target}", attr, interface=task.spec.interface)
     if not task.interface.module_required:
-        return LoadedModel(model=made, spec=f"python:{target}", name=attr, interface=task.spec.interface,
-                           n_params=None, weights_sha256=None, dtype="none")
+        return LoadedModel(
+            model=made,
+            spec=f"python:{target}",
+            name=attr,
+            interface=task.spec.interface,
+            n_params=None,
+            weights_sha256=None,
+            dtype="none",
+        )
     raise ModelError(f"python:{target} returned {type(made).__name__}, expected a torch.nn.Module or LoadedModel")
 
 
@@ -271,7 +303,7 @@ def list_schemes() -> list[str]:
     return sorted(_SCHEMES)
 
 
-def load_model(spec: str, task: "Task", trust_code: bool = False) -> LoadedModel:
+def load_model(spec: str, task: Task, trust_code: bool = False) -> LoadedModel:
     """Resolve a model spec for ``task`` (see the module docstring for the schemes)."""
     name, sep, rest = spec.partition(":")
     if not sep or name not in _SCHEMES or not rest:
@@ -282,7 +314,7 @@ def load_model(spec: str, task: "Task", trust_code: bool = False) -> LoadedModel
     return scheme.loader(rest, task)
 
 
-def _load_sb3(target: str, task: "Task") -> LoadedModel:
+def _load_sb3(target: str, task: Task) -> LoadedModel:
     from fmbench.sb3 import load_sb3  # Stable-Baselines3 is an extra: imported only for sb3: specs
 
     return load_sb3(target, task)

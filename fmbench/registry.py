@@ -89,15 +89,28 @@ class EnvSpec:
         finally:
             env.close()
         cls = env.unwrapped.__class__
-        options = {name: "(required)" if p.default is p.empty else repr(p.default)
-                   for name, p in inspect.signature(cls.__init__).parameters.items()
-                   if name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-        return {"id": self.id, "kind": "env", "version": self.version, "studies": [s.describe() for s in self.studies],
-                "summary": self.summary, "entry_point": self.entry_point, "params": self.kwargs,
-                "max_episode_steps": self.max_episode_steps, **spaces,
-                "options": {"gym.make keyword arguments (default)": options,
-                            "documentation": (inspect.getdoc(cls) or "").split("\n\n")[0]},
-                "version_history": self.history, "spec_file": self.spec_file}
+        options = {
+            name: "(required)" if p.default is p.empty else repr(p.default)
+            for name, p in inspect.signature(cls.__init__).parameters.items()
+            if name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        }
+        return {
+            "id": self.id,
+            "kind": "env",
+            "version": self.version,
+            "studies": [s.describe() for s in self.studies],
+            "summary": self.summary,
+            "entry_point": self.entry_point,
+            "params": self.kwargs,
+            "max_episode_steps": self.max_episode_steps,
+            **spaces,
+            "options": {
+                "gym.make keyword arguments (default)": options,
+                "documentation": (inspect.getdoc(cls) or "").split("\n\n")[0],
+            },
+            "version_history": self.history,
+            "spec_file": self.spec_file,
+        }
 
 
 @dataclass
@@ -142,24 +155,43 @@ def _entry(path: Path, doc: dict[str, Any], raw: Any, i: int, kind: str) -> Task
     cited = entry.get("studies", list(file_studies))
     unknown = [a for a in cited if a not in file_studies]
     if unknown:
-        raise SpecError(f"{where}: key 'studies': {unknown[0]} is not one of the file's [[study]] tables "
-                        f"{sorted(file_studies)}")
-    common = {"id": entry["id"], "name": m["name"], "version": version, "entry_point": entry["entry_point"],
-              "summary": entry["summary"], "history": entry["history"], "spec_file": str(path),
-              "studies": tuple(file_studies[a] for a in cited)}
+        raise SpecError(
+            f"{where}: key 'studies': {unknown[0]} is not one of the file's [[study]] tables {sorted(file_studies)}"
+        )
+    common = {
+        "id": entry["id"],
+        "name": m["name"],
+        "version": version,
+        "entry_point": entry["entry_point"],
+        "summary": entry["summary"],
+        "history": entry["history"],
+        "spec_file": str(path),
+        "studies": tuple(file_studies[a] for a in cited),
+    }
     if kind == "env":
         return EnvSpec(kwargs=entry.get("kwargs", {}), max_episode_steps=entry.get("max_episode_steps"), **common)
-    metrics = {name: MetricSpec(name, m["higher_is_better"], m.get("description", ""))
-               for name, m in entry["metrics"].items()}
+    metrics = {
+        name: MetricSpec(name, m["higher_is_better"], m.get("description", "")) for name, m in entry["metrics"].items()
+    }
     if entry["interface"] not in list_interfaces():
-        raise SpecError(f"{where}: key 'interface': unknown interface {entry['interface']!r}; known: "
-                        f"{', '.join(list_interfaces())}")
+        raise SpecError(
+            f"{where}: key 'interface': unknown interface {entry['interface']!r}; known: {', '.join(list_interfaces())}"
+        )
     if entry["primary_metric"] not in metrics:
-        raise SpecError(f"{where}: key 'primary_metric': {entry['primary_metric']!r} is not among its metrics "
-                        f"{sorted(metrics)}")
-    return TaskSpec(params=entry.get("params", {}), metrics=metrics, primary_metric=entry["primary_metric"],
-                    min_seeds=entry["min_seeds"], interface=entry["interface"], baselines=entry["baselines"],
-                    data_hashes=entry.get("data_hashes", {}), user_data=entry.get("user_data"), **common)
+        raise SpecError(
+            f"{where}: key 'primary_metric': {entry['primary_metric']!r} is not among its metrics {sorted(metrics)}"
+        )
+    return TaskSpec(
+        params=entry.get("params", {}),
+        metrics=metrics,
+        primary_metric=entry["primary_metric"],
+        min_seeds=entry["min_seeds"],
+        interface=entry["interface"],
+        baselines=entry["baselines"],
+        data_hashes=entry.get("data_hashes", {}),
+        user_data=entry.get("user_data"),
+        **common,
+    )
 
 
 def _read_file(path: Path, kind: str) -> tuple[list[TaskSpec | EnvSpec], list[str]]:
@@ -298,8 +330,12 @@ def _register_with_gymnasium(envs: Any) -> None:
 
     for spec in envs:
         if spec.id not in gym.registry:
-            gym.register(id=spec.id, entry_point=spec.entry_point, max_episode_steps=spec.max_episode_steps,
-                         kwargs=dict(spec.kwargs))
+            gym.register(
+                id=spec.id,
+                entry_point=spec.entry_point,
+                max_episode_steps=spec.max_episode_steps,
+                kwargs=dict(spec.kwargs),
+            )
 
 
 def register_envs() -> None:
@@ -378,8 +414,9 @@ def make_task(id_: str) -> Task:
     try:
         cls = getattr(importlib.import_module(module), attr)
     except (ImportError, AttributeError) as e:
-        raise SpecError(f"{spec.spec_file} {id_}: entry point {spec.entry_point!r} cannot be loaded "
-                        f"({first_line(e)})") from None
+        raise SpecError(
+            f"{spec.spec_file} {id_}: entry point {spec.entry_point!r} cannot be loaded ({first_line(e)})"
+        ) from None
     if not (isinstance(cls, type) and issubclass(cls, Task)):
         raise SpecError(f"{spec.spec_file} {id_}: entry point {spec.entry_point!r} is not a fmbench.task.Task class")
     return cls(spec)

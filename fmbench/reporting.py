@@ -25,9 +25,10 @@ import json
 import math
 import os
 import warnings
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -187,8 +188,11 @@ class RunLog:
                     record = json.loads(line)
                 except ValueError as e:
                     if last:  # no newline after it: a write that did not finish
-                        warnings.warn(f"{self.path}, line {number}: dropped a partly written last line "
-                                      f"({len(line)} bytes); the next append overwrites it", stacklevel=3)
+                        warnings.warn(
+                            f"{self.path}, line {number}: dropped a partly written last line "
+                            f"({len(line)} bytes); the next append overwrites it",
+                            stacklevel=3,
+                        )
                         return
                     raise ValueError(f"{self.path}, line {number}: not a JSON line ({e})") from None
                 if not isinstance(record, dict):
@@ -196,8 +200,10 @@ class RunLog:
                 try:
                     self._keys.add(self.key_of(record))
                 except KeyError as e:
-                    raise ValueError(f"{self.path}, line {number}: the record has no {e.args[0]!r} "
-                                     f"(key fields: {', '.join(self.key)})") from None
+                    raise ValueError(
+                        f"{self.path}, line {number}: the record has no {e.args[0]!r} "
+                        f"(key fields: {', '.join(self.key)})"
+                    ) from None
                 self.records.append(record)
                 self._newline = last
             self._size += len(line) + (not last)
@@ -211,8 +217,9 @@ class RunLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("ab") as f:
             if f.tell() != self._file_size:
-                raise ValueError(f"{self.path} changed since it was read ({self._file_size} bytes, now {f.tell()}); "
-                                 "not appending")
+                raise ValueError(
+                    f"{self.path} changed since it was read ({self._file_size} bytes, now {f.tell()}); not appending"
+                )
             if self._size < self._file_size:
                 f.truncate(self._size)  # the torn last line
             f.write(line)

@@ -16,10 +16,11 @@ import json
 import math
 import platform
 import subprocess
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import jsonschema
 
@@ -37,7 +38,7 @@ def schema() -> dict[str, Any]:
 
 def now() -> str:
     """Current UTC time, ISO 8601 with seconds."""
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 @lru_cache(maxsize=1)
@@ -58,23 +59,51 @@ def environment() -> dict[str, str]:
     import numpy
     import torch
 
-    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__,
-            "platform": platform.platform()}
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "platform": platform.platform(),
+    }
 
 
-def new_record(task_info: dict[str, Any], model_info: dict[str, Any], seeds: list[int], primary_metric: str,
-               device: str, batch_size: int) -> dict[str, Any]:
+def new_record(
+    task_info: dict[str, Any],
+    model_info: dict[str, Any],
+    seeds: list[int],
+    primary_metric: str,
+    device: str,
+    batch_size: int,
+) -> dict[str, Any]:
     """An empty record (no finished seed yet)."""
     from fmbench import __version__
 
-    return {"schema_version": 1, "task": {**task_info, "data_hash": {}}, "model": model_info, "seeds": list(seeds),
-            "per_seed": {}, "metrics": {}, "primary_metric": primary_metric, "device": device,
-            "batch_size": batch_size, "fmbench_version": __version__, "git_commit": git_commit(),
-            "timings": {"total_seconds": 0.0}, "date": now(), "environment": environment()}
+    return {
+        "schema_version": 1,
+        "task": {**task_info, "data_hash": {}},
+        "model": model_info,
+        "seeds": list(seeds),
+        "per_seed": {},
+        "metrics": {},
+        "primary_metric": primary_metric,
+        "device": device,
+        "batch_size": batch_size,
+        "fmbench_version": __version__,
+        "git_commit": git_commit(),
+        "timings": {"total_seconds": 0.0},
+        "date": now(),
+        "environment": environment(),
+    }
 
 
-def add_seed(record: dict[str, Any], seed: int, data_hash: str, metrics: dict[str, float],
-             higher_is_better: dict[str, bool], seconds: float) -> None:
+def add_seed(
+    record: dict[str, Any],
+    seed: int,
+    data_hash: str,
+    metrics: dict[str, float],
+    higher_is_better: dict[str, bool],
+    seconds: float,
+) -> None:
     """Store one finished seed and recompute the aggregates."""
     bad = [k for k, v in metrics.items() if not isinstance(v, (int, float)) or math.isnan(v)]
     if bad:
@@ -137,17 +166,24 @@ def check_schema(record: Any, where: str = "record") -> None:
     seeds = finished_seeds(record)
     present = set.intersection(*(set(record["per_seed"][str(s)]["metrics"]) for s in seeds)) if seeds else set()
     if set(record["metrics"]) != present:
-        raise ResultError(f"{where}: aggregated metrics {sorted(record['metrics'])} do not match the metrics "
-                          f"of its finished seeds {sorted(present)}")
+        raise ResultError(
+            f"{where}: aggregated metrics {sorted(record['metrics'])} do not match the metrics "
+            f"of its finished seeds {sorted(present)}"
+        )
     expected = aggregate(record, {k: v["higher_is_better"] for k, v in record["metrics"].items()})
     for name, agg in expected.items():
         got = record["metrics"][name]
-        if got["per_seed"] != agg["per_seed"] or abs(got["mean"] - agg["mean"]) > 1e-9 or abs(got["std"] - agg["std"]) > 1e-9:
+        if (
+            got["per_seed"] != agg["per_seed"]
+            or abs(got["mean"] - agg["mean"]) > 1e-9
+            or abs(got["std"] - agg["std"]) > 1e-9
+        ):
             raise ResultError(f"{where}: aggregate of metric {name!r} does not match its per-seed values")
 
 
-def check_against_registry(record: dict[str, Any], where: str = "record",
-                           log: Callable[[str], None] | None = None) -> None:
+def check_against_registry(
+    record: dict[str, Any], where: str = "record", log: Callable[[str], None] | None = None
+) -> None:
     """Check the record's task, version, metrics and data hashes against the installed registry.
 
     A seed whose hash the spec pins (seeds 0 and 1) is compared with the pinned value (the
@@ -164,8 +200,9 @@ def check_against_registry(record: dict[str, Any], where: str = "record",
     if record["task"]["version"] != spec.version:
         raise ResultError(f"{where}: says version {record['task']['version']} but {tid} is version {spec.version}")
     if record["primary_metric"] != spec.primary_metric:
-        raise ResultError(f"{where}: primary metric {record['primary_metric']!r} is not {tid}'s "
-                          f"{spec.primary_metric!r}")
+        raise ResultError(
+            f"{where}: primary metric {record['primary_metric']!r} is not {tid}'s {spec.primary_metric!r}"
+        )
     missing = sorted(set(spec.metrics) - set(record["metrics"])) if record["per_seed"] else []
     if missing:
         raise ResultError(f"{where}: lacks metrics {missing} of {tid}")
@@ -182,8 +219,10 @@ def check_against_registry(record: dict[str, Any], where: str = "record",
     regenerate = [s for s in unpinned if known[s] is None]
     remembered = [s for s in unpinned if known[s] is not None]
     if remembered and log:
-        log(f"data hashes of {tid} seeds {', '.join(remembered)}: computed by an earlier check (cached in "
-            f"{cache_dir()})")
+        log(
+            f"data hashes of {tid} seeds {', '.join(remembered)}: computed by an earlier check (cached in "
+            f"{cache_dir()})"
+        )
     if regenerate:
         if log:
             log(f"checking the data hashes of {tid} seeds {', '.join(regenerate)} (regenerating that data)...")
@@ -193,8 +232,10 @@ def check_against_registry(record: dict[str, Any], where: str = "record",
             remember_hash(spec, int(seed), known[seed])
     for seed, digest in hashes.items():
         if known[seed] != digest:
-            raise ResultError(f"{where}: data hash of seed {seed} does not match {tid}'s data "
-                              "(stale result or another fmbench data version)")
+            raise ResultError(
+                f"{where}: data hash of seed {seed} does not match {tid}'s data "
+                "(stale result or another fmbench data version)"
+            )
 
 
 def validate(path: str | Path, log: Callable[[str], None] | None = None) -> dict[str, Any]:

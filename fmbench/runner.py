@@ -13,8 +13,9 @@ Example:
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
@@ -24,7 +25,6 @@ from fmbench.io import write_json_atomic
 from fmbench.models import LoadedModel
 from fmbench.results import add_seed, check_schema, finished_seeds, load_record, new_record
 from fmbench.task import Task
-
 
 MAX_SEEDS = 1000
 
@@ -65,17 +65,27 @@ def _resume(out: Path, task: Task, model: LoadedModel, seeds: list[int]) -> dict
     except ResultError as e:
         raise ResultError(f"{e}; refusing to overwrite {out}") from None
     if (record["task"]["id"], record["task"]["version"]) != (task.id, task.version):
-        raise ResultError(f"{out} holds results of {record['task']['id']} v{record['task']['version']}, "
-                          f"not {task.id}; choose another --out")
+        raise ResultError(
+            f"{out} holds results of {record['task']['id']} v{record['task']['version']}, "
+            f"not {task.id}; choose another --out"
+        )
     if record["model"]["weights_sha256"] != model.weights_sha256 or record["model"]["spec"] != model.spec:
         raise ResultError(f"{out} holds results of another model ({record['model']['spec']}); choose another --out")
     record["seeds"] = list(dict.fromkeys(record["seeds"] + seeds))
     return record
 
 
-def run_evaluation(task: Task, model: LoadedModel, seeds: list[int], device: str = "auto", batch_size: int = 256,
-                   out: str | Path | None = None, limit: int | None = None, progress: bool = True,
-                   log: Callable[[str], None] = print) -> dict[str, Any]:
+def run_evaluation(
+    task: Task,
+    model: LoadedModel,
+    seeds: list[int],
+    device: str = "auto",
+    batch_size: int = 256,
+    out: str | Path | None = None,
+    limit: int | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
     """Check ``model`` against ``task``, then score it on each seed not already in ``out``.
 
     The record is rewritten atomically after every seed, so an interrupted run resumes
@@ -92,11 +102,18 @@ def run_evaluation(task: Task, model: LoadedModel, seeds: list[int], device: str
     task.check_model(model)
     out = Path(out) if out else None
     record = (_resume(out, task, model, seeds) if out else None) or new_record(
-        {"id": task.id, "version": task.version, "study": task.spec.study}, model.describe(), seeds,
-        task.spec.primary_metric, device, batch_size)
+        {"id": task.id, "version": task.version, "study": task.spec.study},
+        model.describe(),
+        seeds,
+        task.spec.primary_metric,
+        device,
+        batch_size,
+    )
     if record.get("limit") != limit:
         if record["per_seed"]:
-            raise ResultError(f"{out} was evaluated with limit {record.get('limit')}, not {limit}; choose another --out")
+            raise ResultError(
+                f"{out} was evaluated with limit {record.get('limit')}, not {limit}; choose another --out"
+            )
         record.pop("limit", None)
         if limit is not None:
             record["limit"] = limit
@@ -118,6 +135,8 @@ def run_evaluation(task: Task, model: LoadedModel, seeds: list[int], device: str
             write_json_atomic(out, record)
         log(f"seed {seed}: " + ", ".join(f"{k}={metrics[k]:.4f}" for k in task.spec.metrics))
     primary = record["metrics"][task.spec.primary_metric]
-    log(f"{task.spec.primary_metric}: {primary['mean']:.4f} ± {primary['std']:.4f} "
-        f"over {len(primary['per_seed'])} seeds")
+    log(
+        f"{task.spec.primary_metric}: {primary['mean']:.4f} ± {primary['std']:.4f} "
+        f"over {len(primary['per_seed'])} seeds"
+    )
     return record

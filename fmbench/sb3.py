@@ -44,7 +44,7 @@ _FLATTEN = "<class 'stable_baselines3.common.torch_layers.FlattenExtractor'>"
 class SB3Policy(torch.nn.Module):
     """An SB3 policy seen as a ``policy`` model: observation batch -> deterministic actions."""
 
-    def __init__(self, policy: "ActorCriticPolicy") -> None:
+    def __init__(self, policy: ActorCriticPolicy) -> None:
         super().__init__()
         self.policy = policy
 
@@ -70,8 +70,9 @@ def _read_zip(p: Path) -> tuple[dict[str, torch.Tensor], Any]:
     except Exception as e:  # torch raises many types for files that are not plain tensors
         first = first_line(e)
         raise ModelError(f"sb3: {p}: policy.pth is not a plain state dict ({first})") from None
-    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
-                                              for k, v in state.items()):
+    if not isinstance(state, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
+    ):
         raise ModelError(f"sb3: {p}: policy.pth is not a state dict of named tensors")
     try:
         parsed = json.loads(data) if data is not None else None
@@ -84,13 +85,16 @@ def _activation(p: Path, data: Any) -> type[torch.nn.Module]:
     """The activation named in ``data``'s ``policy_kwargs`` (SB3's default Tanh if it names none)."""
     kwargs = data.get("policy_kwargs") if isinstance(data, dict) else None
     if not isinstance(kwargs, dict):
-        warnings.warn(f"sb3: {p}: data holds no readable policy_kwargs; assuming SB3's default Tanh activation",
-                      stacklevel=3)
+        warnings.warn(
+            f"sb3: {p}: data holds no readable policy_kwargs; assuming SB3's default Tanh activation", stacklevel=3
+        )
         return torch.nn.Tanh
     extractor = kwargs.get("features_extractor_class", _FLATTEN)
     if extractor != _FLATTEN:
-        raise ModelError(f"sb3: {p}: features extractor {extractor} is not supported; only MlpPolicy "
-                         "(FlattenExtractor) policies load")
+        raise ModelError(
+            f"sb3: {p}: features extractor {extractor} is not supported; only MlpPolicy "
+            "(FlattenExtractor) policies load"
+        )
     name = kwargs.get("activation_fn")
     if name is None:
         return torch.nn.Tanh
@@ -109,7 +113,7 @@ def _layers(p: Path, state: dict[str, torch.Tensor], net: str) -> list[torch.Ten
     return [layers[i] for i in sorted(layers)]
 
 
-def load_sb3(path: str, task: "Task") -> LoadedModel:
+def load_sb3(path: str, task: Task) -> LoadedModel:
     """A PPO/A2C ``MlpPolicy`` from an SB3 zip, as a ``policy`` model of ``task``.
 
     Args:
@@ -145,16 +149,21 @@ def load_sb3(path: str, task: "Task") -> LoadedModel:
     n_out = int(state["action_net.weight"].shape[0])
     features = get_flattened_obs_dim(obs_space)
     if n_in != features or n_out != action_space.n:
-        raise ModelError(f"sb3: {p} maps {n_in} observation features to {n_out} actions; {task.spec.params['env']} "
-                         f"has {features} (observation shape {obs_space.shape}) and {action_space.n} actions")
+        raise ModelError(
+            f"sb3: {p} maps {n_in} observation features to {n_out} actions; {task.spec.params['env']} "
+            f"has {features} (observation shape {obs_space.shape}) and {action_space.n} actions"
+        )
     net_arch = {"pi": [int(w.shape[0]) for w in pi], "vf": [int(w.shape[0]) for w in vf]}
-    policy = ActorCriticPolicy(obs_space, action_space, lambda _: 0.0, net_arch=net_arch,
-                               activation_fn=_activation(p, data))
+    policy = ActorCriticPolicy(
+        obs_space, action_space, lambda _: 0.0, net_arch=net_arch, activation_fn=_activation(p, data)
+    )
     expected = policy.state_dict()
     missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
     wrong = sorted(k for k in set(expected) & set(state) if expected[k].shape != state[k].shape)
     if missing or unexpected or wrong:
-        raise ModelError(f"sb3: {p}: policy.pth is not an actor-critic MLP state dict (missing {missing[:3]}, "
-                         f"unexpected {unexpected[:3]}, wrong shapes {wrong[:3]})")
+        raise ModelError(
+            f"sb3: {p}: policy.pth is not an actor-critic MLP state dict (missing {missing[:3]}, "
+            f"unexpected {unexpected[:3]}, wrong shapes {wrong[:3]})"
+        )
     policy.load_state_dict(state, strict=True)
     return from_module(SB3Policy(policy), f"sb3:{path}", p.stem, interface="policy", sha256=file_sha256(p))

@@ -18,8 +18,9 @@ Example:
 from __future__ import annotations
 
 import abc
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Iterator
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -168,8 +169,11 @@ class Task(abc.ABC):
         found = schemas.problem(self.params_schema, spec.params)
         if found:
             raise SpecError(f"{spec.spec_file} {spec.id}: params: {found}")
-        baseline = {"type": "object", "additionalProperties": False,
-                    "properties": {"description": {"type": "string"}, **self.baseline_schema}}
+        baseline = {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"description": {"type": "string"}, **self.baseline_schema},
+        }
         for name, entry in spec.baselines.items():
             found = schemas.problem(baseline, entry)
             if found:
@@ -227,12 +231,20 @@ class Task(abc.ABC):
         """One paragraph: what a submitted model receives and must return."""
 
     @abc.abstractmethod
-    def check_model(self, model: "LoadedModel") -> None:
+    def check_model(self, model: LoadedModel) -> None:
         """Raise ``ModelError`` naming the mismatch if ``model`` cannot be scored (``self.interface.check``)."""
 
     @abc.abstractmethod
-    def evaluate(self, model: "LoadedModel", seed: int, *, device: str = "cpu", batch_size: int = 256,
-                 limit: int | None = None, progress: bool = False) -> dict[str, float]:
+    def evaluate(
+        self,
+        model: LoadedModel,
+        seed: int,
+        *,
+        device: str = "cpu",
+        batch_size: int = 256,
+        limit: int | None = None,
+        progress: bool = False,
+    ) -> dict[str, float]:
         """Score ``model`` on ``seed``'s data; keys are the spec's metrics and breakdowns.
 
         ``limit`` scores that many items of the seed's data (a smoke check; such results are
@@ -241,7 +253,7 @@ class Task(abc.ABC):
         """
 
     @abc.abstractmethod
-    def load_baseline(self, name: str) -> "LoadedModel":
+    def load_baseline(self, name: str) -> LoadedModel:
         """A shipped baseline model by name (see ``spec.baselines``)."""
 
     def baseline_entry(self, name: str) -> dict[str, Any]:
@@ -254,15 +266,26 @@ class Task(abc.ABC):
         """Plain-data description for ``fmbench describe``."""
         s = self.spec
         return {
-            "id": s.id, "kind": "task", "version": s.version, "studies": [x.describe() for x in s.studies],
-            "summary": s.summary, "params": s.params, "interface": s.interface,
+            "id": s.id,
+            "kind": "task",
+            "version": s.version,
+            "studies": [x.describe() for x in s.studies],
+            "summary": s.summary,
+            "params": s.params,
+            "interface": s.interface,
             "interface_description": self.interface.description,
-            "input_format": self.input_format(), "splits": {sp: self.split_size(sp) for sp in self.splits},
-            "metrics": {m.name: {"higher_is_better": m.higher_is_better, "description": m.description}
-                        for m in s.metrics.values()},
-            "primary_metric": s.primary_metric, "min_seeds": s.min_seeds,
+            "input_format": self.input_format(),
+            "splits": {sp: self.split_size(sp) for sp in self.splits},
+            "metrics": {
+                m.name: {"higher_is_better": m.higher_is_better, "description": m.description}
+                for m in s.metrics.values()
+            },
+            "primary_metric": s.primary_metric,
+            "min_seeds": s.min_seeds,
             "baselines": {k: v.get("description", "") for k, v in s.baselines.items()},
-            "version_history": s.history, "spec_file": s.spec_file, "data_hashes": s.data_hashes,
+            "version_history": s.history,
+            "spec_file": s.spec_file,
+            "data_hashes": s.data_hashes,
             **({"vocab": self.vocab} if self.vocab else {}),
             **({"user_data": self.user_data()} if self.user_data() else {}),
         }

@@ -14,9 +14,9 @@ import os
 import pickle
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 import pytest
@@ -41,8 +41,14 @@ interface = "sequence-model"
 min_seeds = 3
 primary_metric = "exact_match"
 history = [{{ version = 0, change = "Test-only." }}]
-data_hashes = {{ 0 = "5e477caea74c3078ee4aece139d5788d81790e297c7f18458b79f8a393e0545c", 1 = "02af1a9d5db479d82344c1dc7978604cd7c9d5619a86926df551c7c89bc32b76" }}
-params = {{ step_by_step = false, depth = 3, n_train_compositions = 8, n_train_documents = 300, samples_per_composition = 2, max_eval_compositions = 40 }}
+data_hashes.0 = "5e477caea74c3078ee4aece139d5788d81790e297c7f18458b79f8a393e0545c"
+data_hashes.1 = "02af1a9d5db479d82344c1dc7978604cd7c9d5619a86926df551c7c89bc32b76"
+params.step_by_step = false
+params.depth = 3
+params.n_train_compositions = 8
+params.n_train_documents = 300
+params.samples_per_composition = 2
+params.max_eval_compositions = 40
 metrics.exact_match = {{ higher_is_better = true }}
 metrics.token_accuracy = {{ higher_is_better = true }}
 metrics.teacher_forced_accuracy = {{ higher_is_better = true }}
@@ -108,11 +114,22 @@ def fmbench_process(cli_scratch) -> Callable[..., subprocess.CompletedProcess]:
     """
     scratch, default_board = cli_scratch
 
-    def run(*args: object, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 600,
-            command: tuple[str, ...] = (sys.executable, "-m", "fmbench.cli")) -> subprocess.CompletedProcess:
+    def run(
+        *args: object,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+        timeout: float = 600,
+        command: tuple[str, ...] = (sys.executable, "-m", "fmbench.cli"),
+    ) -> subprocess.CompletedProcess:
         full_env = {**os.environ, "FMBENCH_LEADERBOARDS": str(default_board), **(env or {})}
-        return subprocess.run([*command, *map(str, args)], capture_output=True, text=True, cwd=cwd or scratch,
-                              env=full_env, timeout=timeout)
+        return subprocess.run(
+            [*command, *map(str, args)],
+            capture_output=True,
+            text=True,
+            cwd=cwd or scratch,
+            env=full_env,
+            timeout=timeout,
+        )
 
     return run
 
@@ -138,8 +155,16 @@ def complete_result_file(tmp_path_factory) -> Path:
 
     task.evaluate = quick_evaluate  # this instance only
     out = tmp_path_factory.mktemp("complete-result") / "untrained.json"
-    run_evaluation(task, load_model("baseline:untrained", task), [0, 1, 2], device="cpu", batch_size=64, out=out,
-                   progress=False, log=lambda line: None)
+    run_evaluation(
+        task,
+        load_model("baseline:untrained", task),
+        [0, 1, 2],
+        device="cpu",
+        batch_size=64,
+        out=out,
+        progress=False,
+        log=lambda line: None,
+    )
     return out
 
 
@@ -150,8 +175,22 @@ def limited_result_file(fmbench_cli, tmp_path_factory) -> Path:
     Every seed is finished, but ``limit`` is recorded, so ``submit`` refuses it.
     """
     out = tmp_path_factory.mktemp("limited-result") / "untrained-limit256.json"
-    proc = fmbench_cli("eval", "--task", DIRECT_TASK, "--model", "baseline:untrained", "--seeds", "0,1,2",
-                       "--limit", "256", "--device", "cpu", "--no-progress", "--out", out)
+    proc = fmbench_cli(
+        "eval",
+        "--task",
+        DIRECT_TASK,
+        "--model",
+        "baseline:untrained",
+        "--seeds",
+        "0,1,2",
+        "--limit",
+        "256",
+        "--device",
+        "cpu",
+        "--no-progress",
+        "--out",
+        out,
+    )
     assert proc.returncode == 0, proc.stderr
     return out
 
@@ -188,8 +227,11 @@ def write_cifar(root: Path, name: str, n_train: int = 1000, n_test: int = 500, s
         per_file = (n_train if split == "train" else n_test) // len(files)
         for i, file in enumerate(files):
             labels = [(i * per_file + j) % source.n_classes for j in range(per_file)]
-            batch = {"batch_label": f"{split} batch {i}", "data": rng.integers(0, 256, (per_file, 3072), np.uint8),
-                     source.label_key: labels}
+            batch = {
+                "batch_label": f"{split} batch {i}",
+                "data": rng.integers(0, 256, (per_file, 3072), np.uint8),
+                source.label_key: labels,
+            }
             data = pickle.dumps(batch, protocol=2).replace(b"numpy._core.multiarray", b"numpy.core.multiarray")
             (folder / file).write_bytes(data)
             md5[file] = hashlib.md5(data).hexdigest()

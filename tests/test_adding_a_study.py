@@ -1,8 +1,9 @@
 """docs/adding-a-study.md works as written: its toy study registers from a spec folder and as an installed
 distribution, its golden hashes are right, its commands run; broken ``fmbench.studies`` entry points are skipped.
 
-The doc's files are the code blocks preceded by ``<!-- file: PATH -->``; its commands (run in-process) are the lines of the
-blocks preceded by ``<!-- run -->``, and the block after ``<!-- output -->`` is what the last of them prints.
+The doc's files are the code blocks preceded by ``<!-- file: PATH -->``; its commands (run in-process) are the
+lines of the blocks preceded by ``<!-- run -->``, and the block after ``<!-- output -->`` is what the last of
+them prints.
 """
 
 from __future__ import annotations
@@ -114,8 +115,23 @@ def test_the_doc_spec_is_refused_with_a_wrong_hash(tmp_path, clean_registry, cap
     clean_registry.syspath_prepend(str(root))
     clean_registry.setenv("FMBENCH_SPEC_PATH", str(root / "toystudy" / "specs"))
     clean_registry.chdir(root)
-    assert main(["eval", "--task", TASK, "--model", "baseline:exact", "--seeds", "0,1,2", "--out", "r.json",
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--task",
+                TASK,
+                "--model",
+                "baseline:exact",
+                "--seeds",
+                "0,1,2",
+                "--out",
+                "r.json",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert main(["validate", "r.json"]) == 1
     assert "data hash of seed 0 does not match" in capsys.readouterr().err
 
@@ -124,8 +140,23 @@ def test_the_doc_spec_is_refused_with_a_wrong_hash(tmp_path, clean_registry, cap
 def test_the_doc_study_installed_as_a_distribution(tmp_path):
     src, site = extract(tmp_path / "src"), tmp_path / "site"
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "-q", "--target",
-                    str(site), str(src)], check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "--target",
+            str(site),
+            str(src),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     build_s = time.perf_counter() - start
     assert (site / "toystudy" / "specs" / "tasks" / "parity.toml").is_file()
     script = f"""
@@ -144,8 +175,9 @@ for argv in (["list", "--study", {STUDY!r}], ["describe", {TASK!r}],
 """
     env = {k: v for k, v in os.environ.items() if k != "FMBENCH_SPEC_PATH"}
     env["PYTHONPATH"] = os.pathsep.join([str(site), str(REPO)])
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, env=env,
-                          timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300
+    )
     assert done.returncode == 0, done.stderr
     assert "skipped" not in done.stderr, done.stderr
     assert "entry point 'toystudy' (toystudy:spec_root) of fmbench-toystudy" in done.stdout
@@ -168,22 +200,36 @@ def write_distribution(site: Path, name: str, entry_point: str, modules: dict[st
 def test_broken_entry_points_are_skipped_in_one_line_each(tmp_path, clean_registry, capsys):
     site = tmp_path / "site"
     write_distribution(site, "study-missing", "missing = no_such_study:spec_root", {})
-    write_distribution(site, "study-raising", "raising = raising_study:spec_root",
-                       {"raising_study": "raise RuntimeError('no GPU driver found')\n"})
-    write_distribution(site, "study-failing", "failing = failing_study:spec_root",
-                       {"failing_study": "def spec_root():\n    raise ValueError('spec folder not configured')\n"})
-    write_distribution(site, "study-notapath", "notapath = notapath_study:spec_root",
-                       {"notapath_study": "def spec_root():\n    return 42\n"})
+    write_distribution(
+        site,
+        "study-raising",
+        "raising = raising_study:spec_root",
+        {"raising_study": "raise RuntimeError('no GPU driver found')\n"},
+    )
+    write_distribution(
+        site,
+        "study-failing",
+        "failing = failing_study:spec_root",
+        {"failing_study": "def spec_root():\n    raise ValueError('spec folder not configured')\n"},
+    )
+    write_distribution(
+        site,
+        "study-notapath",
+        "notapath = notapath_study:spec_root",
+        {"notapath_study": "def spec_root():\n    return 42\n"},
+    )
     clean_registry.syspath_prepend(str(site))
     registry.reload()
     assert main(["list", "--tasks"]) == 0
     out, err = capsys.readouterr()
     skipped = [line for line in err.splitlines() if line.startswith("fmbench list: skipped: entry point")]
     assert len(skipped) == 4 and len(err.splitlines()) == 4, err
-    expected = {"study-missing": "ModuleNotFoundError: No module named 'no_such_study'",
-                "study-raising": "RuntimeError: no GPU driver found",
-                "study-failing": "ValueError: spec folder not configured",
-                "study-notapath": "returned int, expected the path of a spec root"}
+    expected = {
+        "study-missing": "ModuleNotFoundError: No module named 'no_such_study'",
+        "study-raising": "RuntimeError: no GPU driver found",
+        "study-failing": "ValueError: spec folder not configured",
+        "study-notapath": "returned int, expected the path of a spec root",
+    }
     for dist, problem in expected.items():
         assert any(f"of {dist}:" in line and problem in line for line in skipped), (dist, err)
     assert "fmbench/ComposeDirect-v0" in out and "fmbench/GraphMotifsTreeX1-v0" in out

@@ -97,18 +97,31 @@ class _ObjectState:
         return (_reconstruct, (np.ndarray, (0,), b"b"), (1, (1,), np.dtype("O"), False, [1]))
 
 
-@pytest.mark.parametrize("payload,message", [
-    (pickle.dumps({"data": _Runs()}, protocol=2), r"refusing to load (posix|os)\.system"),
-    (pickle.dumps({"data": np.zeros((2, 3072), np.uint8), "labels": _RawPointers()}, protocol=2),
-     "'object' object is not callable"),
-    (pickle.dumps({"data": _ObjectState(), "labels": [0]}, protocol=2), r"refusing an array of dtype dtype\('O'\)"),
-    (pickle.dumps({"data": np.zeros((2, 3072), np.uint8), "labels": np.zeros(2)}, protocol=2),
-     "must be a list of integer labels"),
-    (b"not a pickle", "not a readable CIFAR batch"),
-    (pickle.dumps({"data": np.zeros((2, 3071), np.uint8), "labels": [0, 1]}, protocol=2), r"uint8 array \(N, 3072\)"),
-    (pickle.dumps({"data": np.zeros((2, 3072), np.uint8), "labels": [0]}, protocol=2), "must hold 2 labels in 0..9"),
-    (pickle.dumps({"data": np.zeros((2, 3072), np.uint8), "labels": [0, 10]}, protocol=2), "must hold 2 labels"),
-])
+@pytest.mark.parametrize(
+    "payload,message",
+    [
+        (pickle.dumps({"data": _Runs()}, protocol=2), r"refusing to load (posix|os)\.system"),
+        (
+            pickle.dumps({"data": np.zeros((2, 3072), np.uint8), "labels": _RawPointers()}, protocol=2),
+            "'object' object is not callable",
+        ),
+        (pickle.dumps({"data": _ObjectState(), "labels": [0]}, protocol=2), r"refusing an array of dtype dtype\('O'\)"),
+        (
+            pickle.dumps({"data": np.zeros((2, 3072), np.uint8), "labels": np.zeros(2)}, protocol=2),
+            "must be a list of integer labels",
+        ),
+        (b"not a pickle", "not a readable CIFAR batch"),
+        (
+            pickle.dumps({"data": np.zeros((2, 3071), np.uint8), "labels": [0, 1]}, protocol=2),
+            r"uint8 array \(N, 3072\)",
+        ),
+        (
+            pickle.dumps({"data": np.zeros((2, 3072), np.uint8), "labels": [0]}, protocol=2),
+            "must hold 2 labels in 0..9",
+        ),
+        (pickle.dumps({"data": np.zeros((2, 3072), np.uint8), "labels": [0, 10]}, protocol=2), "must hold 2 labels"),
+    ],
+)
 def test_bad_files_are_named_and_never_run_code(copy, monkeypatch, payload, message):
     _install(copy, monkeypatch, payload)
     with pytest.raises(DataError, match=message):

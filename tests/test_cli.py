@@ -57,6 +57,7 @@ def files_in(folder: Path) -> dict[str, bytes]:
 
 # ---- list, --help, describe ------------------------------------------------------------
 
+
 def test_list_json_rows_and_filters(fmbench_cli):
     rows = json.loads(ok(fmbench_cli("list", "--json")))
     assert isinstance(rows, list) and rows
@@ -92,8 +93,18 @@ COMMANDS = _command_paths(build_parser())
 
 
 def test_every_command_is_known():
-    assert set(COMMANDS) >= {(), ("list",), ("describe",), ("data",), ("data", "export"), ("data", "stats"),
-                             ("eval",), ("validate",), ("submit",), ("leaderboard",)}
+    assert set(COMMANDS) >= {
+        (),
+        ("list",),
+        ("describe",),
+        ("data",),
+        ("data", "export"),
+        ("data", "stats"),
+        ("eval",),
+        ("validate",),
+        ("submit",),
+        ("leaderboard",),
+    }
 
 
 @pytest.mark.parametrize("path", COMMANDS, ids=lambda p: " ".join(p) or "fmbench")
@@ -146,13 +157,17 @@ def test_describe_env_and_text_output(fmbench_cli):
 
 
 def test_describe_unknown_ids(fmbench_cli):
-    one_line_error(fmbench_cli("describe", "fmbench/ComposeStepByStep-v1", "--json"),
-                   "unknown env or task id 'fmbench/ComposeStepByStep-v1'", "did you mean 'fmbench/ComposeStepByStep-v0'")
+    one_line_error(
+        fmbench_cli("describe", "fmbench/ComposeStepByStep-v1", "--json"),
+        "unknown env or task id 'fmbench/ComposeStepByStep-v1'",
+        "did you mean 'fmbench/ComposeStepByStep-v0'",
+    )
     line = one_line_error(fmbench_cli("describe", "zzz"), "unknown env or task id 'zzz'", "fmbench list")
     assert "did you mean" not in line
 
 
 # ---- data export / stats ---------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def tiny(tiny_spec_root):
@@ -160,10 +175,17 @@ def tiny(tiny_spec_root):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("FMBENCH_SPEC_PATH", str(tiny_spec_root))
         task = make_task(TINY)
-        data = {split: {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
-                for split in task.splits for chunks in [list(task.export_chunks(split, 0))]}
-        return {"env": {"FMBENCH_SPEC_PATH": str(tiny_spec_root)}, "vocab": task.vocab, "data": data,
-                "document_length": task.world.document_length}
+        data = {
+            split: {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
+            for split in task.splits
+            for chunks in [list(task.export_chunks(split, 0))]
+        }
+        return {
+            "env": {"FMBENCH_SPEC_PATH": str(tiny_spec_root)},
+            "vocab": task.vocab,
+            "data": data,
+            "document_length": task.world.document_length,
+        }
 
 
 @pytest.mark.parametrize("split,twice", [("train", False), ("test", True)])
@@ -175,8 +197,22 @@ def test_export_jsonl(fmbench_cli, tiny, tmp_path, split, twice):
     if not twice:
         b.write_bytes(b"")  # stands in for the second export
     for out in (a, b) if twice else (a,):
-        stdout = ok(fmbench_cli("data", "export", TINY, "--split", split, "--seed", "0", "--format", "jsonl",
-                                "--out", out, env=tiny["env"]))
+        stdout = ok(
+            fmbench_cli(
+                "data",
+                "export",
+                TINY,
+                "--split",
+                split,
+                "--seed",
+                "0",
+                "--format",
+                "jsonl",
+                "--out",
+                out,
+                env=tiny["env"],
+            )
+        )
         assert stdout.strip() == f"wrote {n} items of {TINY} split {split} seed 0 to {out}"
     if twice:
         assert a.read_bytes() == b.read_bytes()
@@ -199,33 +235,58 @@ def test_export_pt(fmbench_cli, tiny, tmp_path, split, twice):
     if not twice:
         b.write_bytes(b"")
     for out in (a, b) if twice else (a,):
-        ok(fmbench_cli("data", "export", TINY, "--split", split, "--seed", "0", "--format", "pt", "--out", out,
-                       env=tiny["env"]))
+        ok(
+            fmbench_cli(
+                "data", "export", TINY, "--split", split, "--seed", "0", "--format", "pt", "--out", out, env=tiny["env"]
+            )
+        )
     if twice:
         assert a.read_bytes() == b.read_bytes()
     payload = torch.load(a, weights_only=True)
     assert payload["token_ids"].shape == (len(data["ids"]), tiny["document_length"])
     assert payload["token_ids"].dtype == torch.int64
-    assert payload["vocab"] == tiny["vocab"] and (payload["task"], payload["split"], payload["seed"]) == (TINY, split, 0)
+    assert payload["vocab"] == tiny["vocab"] and (payload["task"], payload["split"], payload["seed"]) == (
+        TINY,
+        split,
+        0,
+    )
     for key, column in data.items():
         assert np.array_equal(payload[key].numpy(), column), key
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.pt", "b.pt"]
 
 
 def test_export_depends_on_the_seed(fmbench_cli, tiny, tmp_path):
-    ok(fmbench_cli("data", "export", TINY, "--split", "test", "--seed", "1", "--format", "pt",
-                   "--out", tmp_path / "s1.pt", env=tiny["env"]))
+    ok(
+        fmbench_cli(
+            "data",
+            "export",
+            TINY,
+            "--split",
+            "test",
+            "--seed",
+            "1",
+            "--format",
+            "pt",
+            "--out",
+            tmp_path / "s1.pt",
+            env=tiny["env"],
+        )
+    )
     docs = torch.load(tmp_path / "s1.pt", weights_only=True)["token_ids"].numpy()
     assert docs.shape == tiny["data"]["test"]["token_ids"].shape
     assert not np.array_equal(docs, tiny["data"]["test"]["token_ids"])
 
 
-@pytest.mark.parametrize("args,problem,code", [
-    (["--split", "valid", "--seed", "0", "--format", "jsonl"], "has no split 'valid'", 1),
-    (["--split", "test", "--seed", "-1", "--format", "jsonl"], "seed must be a non-negative integer", 2),
-    (["--split", "test", "--seed", "x", "--format", "pt"], "seed must be a non-negative integer", 2),
-    (["--split", "test", "--seed", "0", "--format", "csv"], "invalid choice: 'csv'", 2),
-], ids=["split", "seed-negative", "seed-x", "format"])
+@pytest.mark.parametrize(
+    "args,problem,code",
+    [
+        (["--split", "valid", "--seed", "0", "--format", "jsonl"], "has no split 'valid'", 1),
+        (["--split", "test", "--seed", "-1", "--format", "jsonl"], "seed must be a non-negative integer", 2),
+        (["--split", "test", "--seed", "x", "--format", "pt"], "seed must be a non-negative integer", 2),
+        (["--split", "test", "--seed", "0", "--format", "csv"], "invalid choice: 'csv'", 2),
+    ],
+    ids=["split", "seed-negative", "seed-x", "format"],
+)
 def test_export_errors_write_nothing(fmbench_cli, tiny, tmp_path, args, problem, code):
     old = tmp_path / "old.out"
     old.write_bytes(b"previous export\n")
@@ -237,8 +298,24 @@ def test_export_errors_write_nothing(fmbench_cli, tiny, tmp_path, args, problem,
 def test_export_onto_a_folder_fails_cleanly(fmbench_cli, tiny, tmp_path):
     (tmp_path / "dir").mkdir()
     (tmp_path / "dir" / "keep").write_text("x")
-    one_line_error(fmbench_cli("data", "export", TINY, "--split", "test", "--seed", "0", "--format", "jsonl",
-                               "--out", tmp_path / "dir", env=tiny["env"]), "fmbench data: error:", code=1)
+    one_line_error(
+        fmbench_cli(
+            "data",
+            "export",
+            TINY,
+            "--split",
+            "test",
+            "--seed",
+            "0",
+            "--format",
+            "jsonl",
+            "--out",
+            tmp_path / "dir",
+            env=tiny["env"],
+        ),
+        "fmbench data: error:",
+        code=1,
+    )
     assert files_in(tmp_path) == {"dir/keep": b"x"}
 
 
@@ -290,20 +367,23 @@ def test_eval_limit_writes_a_valid_record_and_resumes(fmbench_cli, tmp_path):
     assert first["model"]["spec"] == "baseline:untrained" and first["device"] == "cpu"
     assert ok(fmbench_cli("validate", out)).strip().splitlines() == [
         f"{out}: valid result of {TASK} (1/1 seeds finished)",
-        "valid but not submittable: it scored only 32 items per seed (--limit); evaluate on the full data to submit"]
+        "valid but not submittable: it scored only 32 items per seed (--limit); evaluate on the full data to submit",
+    ]
 
     proc = fmbench_cli(*EVAL, "--seeds", "0,1", "--limit", "32", "--out", out)
     assert "resuming" in ok(proc) + proc.stderr
     second = json.loads(out.read_text())
     assert second["seeds"] == [0, 1] and sorted(second["per_seed"]) == ["0", "1"]
     assert second["per_seed"]["0"] == first["per_seed"]["0"]  # seed 0 was not evaluated again
-    assert second["metrics"]["exact_match"]["per_seed"] == [second["per_seed"][s]["metrics"]["exact_match"]
-                                                           for s in ("0", "1")]
+    assert second["metrics"]["exact_match"]["per_seed"] == [
+        second["per_seed"][s]["metrics"]["exact_match"] for s in ("0", "1")
+    ]
     ok(fmbench_cli("validate", out))
 
     before = out.read_bytes()
-    one_line_error(fmbench_cli(*EVAL, "--seeds", "0,1,2", "--limit", "16", "--out", out),
-                   "was evaluated with limit 32, not 16")
+    one_line_error(
+        fmbench_cli(*EVAL, "--seeds", "0,1,2", "--limit", "16", "--out", out), "was evaluated with limit 32, not 16"
+    )
     assert out.read_bytes() == before
 
 
@@ -314,54 +394,103 @@ def test_eval_without_out_prints_the_record(fmbench_cli):
     assert "seed 3: exact_match=" in proc.stderr
 
 
-@pytest.mark.parametrize("args,problem", [
-    (["--task", "fmbench/ComposeStepByStep-v0", "--model", "baseline:untrained"], f"holds results of {TASK}"),
-    (["--task", TASK, "--model", "baseline:trained"], "holds results of another model (baseline:untrained)"),
-], ids=["other-task", "other-model"])
+@pytest.mark.parametrize(
+    "args,problem",
+    [
+        (["--task", "fmbench/ComposeStepByStep-v0", "--model", "baseline:untrained"], f"holds results of {TASK}"),
+        (["--task", TASK, "--model", "baseline:trained"], "holds results of another model (baseline:untrained)"),
+    ],
+    ids=["other-task", "other-model"],
+)
 def test_eval_refuses_an_out_file_of_another_run(fmbench_cli, tmp_path, limited_result_file, args, problem):
     out = tmp_path / "theirs.json"
     shutil.copy(limited_result_file, out)
     before = out.read_bytes()
-    one_line_error(fmbench_cli("eval", *args, "--seeds", "0,1,2,3", "--limit", "256", "--no-progress",
-                               "--out", out), problem, "choose another --out")
+    one_line_error(
+        fmbench_cli("eval", *args, "--seeds", "0,1,2,3", "--limit", "256", "--no-progress", "--out", out),
+        problem,
+        "choose another --out",
+    )
     assert out.read_bytes() == before and files_in(tmp_path) == {"theirs.json": before}
 
 
 @pytest.mark.parametrize("seeds", ["0,,1", "a", "1,1", "", "3-1"])
 def test_eval_refuses_malformed_seeds(fmbench_cli, tmp_path, seeds):
-    one_line_error(fmbench_cli(*EVAL, "--seeds", seeds, "--limit", "8", "--out", tmp_path / "r.json"),
-                   f"bad seeds {seeds!r}", code=1)
+    one_line_error(
+        fmbench_cli(*EVAL, "--seeds", seeds, "--limit", "8", "--out", tmp_path / "r.json"),
+        f"bad seeds {seeds!r}",
+        code=1,
+    )
     assert not any(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize("task,limit,minimum", [(TASK, "0", 1), ("fmbench/GraphMotifsTreeX1-v0", "11", 12)])
 def test_eval_refuses_a_limit_below_the_tasks_minimum(fmbench_cli, tmp_path, task, limit, minimum):
-    one_line_error(fmbench_cli("eval", "--task", task, "--model", "baseline:untrained", "--seeds", "0", "--limit",
-                               limit, "--no-progress", "--out", tmp_path / "r.json"),
-                   f"--limit must be >= {minimum} on {task}, got {limit}", code=1)
+    one_line_error(
+        fmbench_cli(
+            "eval",
+            "--task",
+            task,
+            "--model",
+            "baseline:untrained",
+            "--seeds",
+            "0",
+            "--limit",
+            limit,
+            "--no-progress",
+            "--out",
+            tmp_path / "r.json",
+        ),
+        f"--limit must be >= {minimum} on {task}, got {limit}",
+        code=1,
+    )
     assert not any(tmp_path.iterdir())
 
 
-@pytest.mark.parametrize("model,fragments", [
-    ("baseline:nope", ["has no baseline 'nope'", "'trained'", "'untrained'"]),
-    ("safetensors:/nonexistent/model.safetensors", ["not found", "/nonexistent/model.safetensors"]),
-    ("python:os:getcwd", ["--trust-code"]),
-    ("nonsense", ["is not <scheme>:<target>"]),
-], ids=["baseline", "safetensors", "python", "scheme"])
+@pytest.mark.parametrize(
+    "model,fragments",
+    [
+        ("baseline:nope", ["has no baseline 'nope'", "'trained'", "'untrained'"]),
+        ("safetensors:/nonexistent/model.safetensors", ["not found", "/nonexistent/model.safetensors"]),
+        ("python:os:getcwd", ["--trust-code"]),
+        ("nonsense", ["is not <scheme>:<target>"]),
+    ],
+    ids=["baseline", "safetensors", "python", "scheme"],
+)
 def test_eval_refuses_bad_models(fmbench_cli, tmp_path, model, fragments):
-    one_line_error(fmbench_cli("eval", "--task", TASK, "--model", model, "--seeds", "0", "--limit", "8",
-                               "--no-progress", "--out", tmp_path / "r.json"), *fragments, code=1)
+    one_line_error(
+        fmbench_cli(
+            "eval",
+            "--task",
+            TASK,
+            "--model",
+            model,
+            "--seeds",
+            "0",
+            "--limit",
+            "8",
+            "--no-progress",
+            "--out",
+            tmp_path / "r.json",
+        ),
+        *fragments,
+        code=1,
+    )
     assert not any(tmp_path.iterdir())
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
 def test_eval_refuses_cuda_without_a_gpu(fmbench_cli, tmp_path):
-    one_line_error(fmbench_cli(*EVAL, "--seeds", "0", "--limit", "8", "--device", "cuda", "--out",
-                               tmp_path / "r.json"), "no CUDA device", code=1)
+    one_line_error(
+        fmbench_cli(*EVAL, "--seeds", "0", "--limit", "8", "--device", "cuda", "--out", tmp_path / "r.json"),
+        "no CUDA device",
+        code=1,
+    )
     assert not any(tmp_path.iterdir())
 
 
 # ---- validate --------------------------------------------------------------------------
+
 
 def _malformed(record: dict) -> str:
     return json.dumps(record)[:-1]
@@ -387,13 +516,17 @@ def _stale_hash(record: dict) -> str:
     return json.dumps(record)
 
 
-@pytest.mark.parametrize("make,problem", [
-    (_malformed, "is not valid JSON"),
-    (_missing_key, "violates the result schema at (top level): 'seeds' is a required property"),
-    (_tampered_metric, "aggregate of metric 'token_accuracy' does not match its per-seed values"),
-    (_unknown_task, "unknown task id 'fmbench/ComposeDirekt-v0'; did you mean 'fmbench/ComposeDirect-v0'"),
-    (_stale_hash, "data hash of seed 2 does not match"),
-], ids=lambda v: getattr(v, "__name__", "")[1:] or None)
+@pytest.mark.parametrize(
+    "make,problem",
+    [
+        (_malformed, "is not valid JSON"),
+        (_missing_key, "violates the result schema at (top level): 'seeds' is a required property"),
+        (_tampered_metric, "aggregate of metric 'token_accuracy' does not match its per-seed values"),
+        (_unknown_task, "unknown task id 'fmbench/ComposeDirekt-v0'; did you mean 'fmbench/ComposeDirect-v0'"),
+        (_stale_hash, "data hash of seed 2 does not match"),
+    ],
+    ids=lambda v: getattr(v, "__name__", "")[1:] or None,
+)
 def test_validate_names_the_problem(fmbench_cli, tmp_path, complete_result_file, make, problem):
     path = tmp_path / "r.json"
     path.write_text(make(json.loads(complete_result_file.read_text())))
@@ -407,14 +540,18 @@ def test_validate_accepts_a_good_record_and_refuses_a_missing_one(fmbench_cli, t
     out = ok(fmbench_cli("validate", complete_result_file, env=cache))
     assert out.strip().splitlines() == [
         f"checking the data hashes of {TASK} seeds 2 (regenerating that data)...",  # seeds 0, 1: pinned in the spec
-        *verdict]
+        *verdict,
+    ]
     out = ok(fmbench_cli("validate", complete_result_file, env=cache))  # seed 2's hash: remembered
     assert out.strip().splitlines() == [
-        f"data hashes of {TASK} seeds 2: computed by an earlier check (cached in {tmp_path / 'cache'})", *verdict]
+        f"data hashes of {TASK} seeds 2: computed by an earlier check (cached in {tmp_path / 'cache'})",
+        *verdict,
+    ]
     one_line_error(fmbench_cli("validate", tmp_path / "absent.json"), "cannot read", code=1)
 
 
 # ---- leaderboard -----------------------------------------------------------------------
+
 
 @pytest.fixture
 def two_entries(tmp_path, complete_result_file) -> Path:
@@ -425,8 +562,9 @@ def two_entries(tmp_path, complete_result_file) -> Path:
     for seed, value in zip(better["seeds"], (0.5, 0.6, 0.7)):
         better["per_seed"][str(seed)]["metrics"]["exact_match"] = value
     better["metrics"] = aggregate(better, {k: v["higher_is_better"] for k, v in better["metrics"].items()})
-    better["model"].update(spec="safetensors:better.safetensors", name="better", weights_sha256="cd" * 32,
-                           n_params=1234)
+    better["model"].update(
+        spec="safetensors:better.safetensors", name="better", weights_sha256="cd" * 32, n_params=1234
+    )
     path = tmp_path / "better.json"
     path.write_text(json.dumps(better))
     submit(path, "better", code_url="https://example.org/better", root=root)
@@ -435,8 +573,15 @@ def two_entries(tmp_path, complete_result_file) -> Path:
 
 def test_leaderboard_prints_a_ranked_table(fmbench_cli, two_entries):
     lines = ok(fmbench_cli("leaderboard", TASK, "--leaderboards", two_entries)).splitlines()
-    assert re.split(r"\s{2,}", lines[0]) == ["rank", "name", "exact_match ↑ (mean ± std)", "#params", "seeds",
-                                             "device", "date"]
+    assert re.split(r"\s{2,}", lines[0]) == [
+        "rank",
+        "name",
+        "exact_match ↑ (mean ± std)",
+        "#params",
+        "seeds",
+        "device",
+        "date",
+    ]
     rows = [re.split(r"\s{2,}", line) for line in lines[1:]]
     date = r"\d{4}-\d{2}-\d{2}"
     assert rows[0][:6] == ["1", "better", "0.6000 ± 0.1000", "1,234", "3", "cpu"] and re.fullmatch(date, rows[0][6])
@@ -446,8 +591,11 @@ def test_leaderboard_prints_a_ranked_table(fmbench_cli, two_entries):
     assert as_json[0]["code_url"] == "https://example.org/better" and as_json[1]["baseline"] is True
     out = ok(fmbench_cli("leaderboard", "fmbench/ComposeBase-v0", "--leaderboards", two_entries))
     assert out.strip() == "fmbench/ComposeBase-v0 has no entries yet"
-    one_line_error(fmbench_cli("leaderboard", "fmbench/ComposeDirect-v9", "--leaderboards", two_entries),
-                   "did you mean 'fmbench/ComposeDirect-v0'", code=1)
+    one_line_error(
+        fmbench_cli("leaderboard", "fmbench/ComposeDirect-v9", "--leaderboards", two_entries),
+        "did you mean 'fmbench/ComposeDirect-v0'",
+        code=1,
+    )
 
 
 def test_leaderboard_render_writes_the_readmes(fmbench_cli, two_entries):
@@ -477,8 +625,10 @@ def test_end_to_end_on_a_tiny_task(fmbench_cli, tiny, tmp_path):
     record = json.loads(out.read_text())
     assert record["seeds"] == [0, 1, 2] and "limit" not in record  # the task's min_seeds by default
     ok(fmbench_cli("validate", out, env=env))
-    assert ok(fmbench_cli("submit", out, "--name", "tiny-untrained", "--leaderboards", board, env=env)).splitlines()[-1] \
+    assert (
+        ok(fmbench_cli("submit", out, "--name", "tiny-untrained", "--leaderboards", board, env=env)).splitlines()[-1]
         == f"accepted: {board / TINY / 'tiny-untrained.json'}"
+    )
     ok(fmbench_cli("validate", board / TINY / "tiny-untrained.json", env=env))
     table = ok(fmbench_cli("leaderboard", TINY, "--leaderboards", board, env=env)).splitlines()
     assert len(table) == 2 and re.split(r"\s{2,}", table[1])[:2] == ["1", "tiny-untrained"]  # not the baselines job's

@@ -29,8 +29,10 @@ def test_functions_are_bijections_and_identity_first():
         if g % c.n_choices == 0:
             assert list(table) == list(range(len(table)))
     for p in range(c.depth):  # distinct functions per position
-        rows = {tuple(w.permutations[g] if w.is_permutation[g] else w.bijections[g])
-                for g in range(p * c.n_choices, (p + 1) * c.n_choices)}
+        rows = {
+            tuple(w.permutations[g] if w.is_permutation[g] else w.bijections[g])
+            for g in range(p * c.n_choices, (p + 1) * c.n_choices)
+        }
         assert len(rows) == c.n_choices
 
 
@@ -42,21 +44,21 @@ def test_documents_spell_out_the_composition():
     for doc, comp in zip(docs[:50], comps[:50]):
         tokens = w.decode(doc)
         assert tokens[0] == "<bos>" and tokens[c.depth + 1] == "<sep>"
-        assert [w.vocab.index(t) - c.n_tokens for t in tokens[1:c.depth + 1]] == list(comp)
-        x = doc[c.depth + 2: c.depth + 2 + c.input_length]
+        assert [w.vocab.index(t) - c.n_tokens for t in tokens[1 : c.depth + 1]] == list(comp)
+        x = doc[c.depth + 2 : c.depth + 2 + c.input_length]
         y = x
         for s, g in enumerate(comp):  # apply by hand
             y = y[w.permutations[g]] if w.is_permutation[g] else w.bijections[g][y]
             start = w.prompt_length + s * (c.input_length + 1)
-            assert list(doc[start:start + c.input_length]) == list(y)
-        assert list(doc[-c.input_length:]) == list(y)
+            assert list(doc[start : start + c.input_length]) == list(y)
+        assert list(doc[-c.input_length :]) == list(y)
 
 
 def test_direct_format_holds_only_the_final_output():
     step, direct = world(), world(step_by_step=False)
     a, b = step.documents("test", 1), direct.documents("test", 1)
     assert b.shape[1] == direct.prompt_length + direct.config.input_length
-    assert np.array_equal(a[:, :step.prompt_length], b[:, :direct.prompt_length])
+    assert np.array_equal(a[:, : step.prompt_length], b[:, : direct.prompt_length])
     assert np.array_equal(a[:, -6:], b[:, -6:])
 
 
@@ -116,16 +118,19 @@ def test_vocab_round_trip_and_export_columns():
     assert {"ids", "token_ids", "composition_token_ids", "in_train", "prompt_length"} <= set(chunk)
 
 
-@pytest.mark.parametrize("kw,problem", [
-    (dict(n_functions=30, n_tokens=4), "distinct functions"),
-    (dict(permutation_positions=(0,), input_length=2, n_functions=2), "distinct functions"),
-    (dict(input_length=0), "input_length must be a positive integer"),
-    (dict(split="zigzag"), "unknown split strategy"),
-    (dict(n_train_compositions=27), "impossible for split 'random'"),
-    (dict(split="base", include_identity=False), "needs include_identity"),
-    (dict(with_replacement=False, input_length=11), "without replacement"),
-    (dict(permutation_positions=(7,)), "outside"),
-])
+@pytest.mark.parametrize(
+    "kw,problem",
+    [
+        (dict(n_functions=30, n_tokens=4), "distinct functions"),
+        (dict(permutation_positions=(0,), input_length=2, n_functions=2), "distinct functions"),
+        (dict(input_length=0), "input_length must be a positive integer"),
+        (dict(split="zigzag"), "unknown split strategy"),
+        (dict(n_train_compositions=27), "impossible for split 'random'"),
+        (dict(split="base", include_identity=False), "needs include_identity"),
+        (dict(with_replacement=False, input_length=11), "without replacement"),
+        (dict(permutation_positions=(7,)), "outside"),
+    ],
+)
 def test_impossible_parameters_are_refused(kw, problem):
     with pytest.raises(ValueError, match=problem):
         world(**kw)
@@ -157,22 +162,22 @@ class Oracle(torch.nn.Module):
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         w, c = self.w, self.w.config
         arr = ids.cpu().numpy()
-        comps = (arr[:, 1:c.depth + 1] - c.n_tokens) % w.n_functions_total  # garbage-proof for probes
-        x = arr[:, c.depth + 2:c.depth + 2 + c.input_length] % c.n_tokens
+        comps = (arr[:, 1 : c.depth + 1] - c.n_tokens) % w.n_functions_total  # garbage-proof for probes
+        x = arr[:, c.depth + 2 : c.depth + 2 + c.input_length] % c.n_tokens
         held = np.array([tuple(r) not in self.seen for r in comps.tolist()])
         if self.wrong:
             comps = np.where(held[:, None], comps - comps % c.n_choices, comps)  # identities instead
-        ref = np.concatenate([arr[:, :w.prompt_length], np.zeros((len(arr), w.answer_length), np.int64)], 1)
+        ref = np.concatenate([arr[:, : w.prompt_length], np.zeros((len(arr), w.answer_length), np.int64)], 1)
         outs = w.apply(comps, x)
         width = c.input_length + 1 if c.step_by_step else c.input_length
         for s in range(c.depth if c.step_by_step else 1):
             start = w.prompt_length + s * width
-            ref[:, start:start + c.input_length] = outs[:, s if c.step_by_step else -1]
+            ref[:, start : start + c.input_length] = outs[:, s if c.step_by_step else -1]
             if c.step_by_step and s < c.depth - 1:
                 ref[:, start + c.input_length] = w.sep_id
         if self.break_final:
             ref[:, -c.input_length] = (ref[:, -c.input_length] + 1) % c.n_tokens
-        nxt = ref[:, 1:ids.shape[1] + 1]
+        nxt = ref[:, 1 : ids.shape[1] + 1]
         return torch.nn.functional.one_hot(torch.from_numpy(nxt), len(w.vocab)).float()
 
 
@@ -227,12 +232,15 @@ class Shaped(torch.nn.Module):
         return out * float("nan") if self.nan else out
 
 
-@pytest.mark.parametrize("module,problem", [
-    (Shaped(10, 64), "has 10 output tokens; the task's vocabulary has 33"),
-    (Shaped(33, 16), "accepts 16 tokens; the task needs 47"),
-    (Shaped(None, None, out_vocab=5), r"returned logits of shape \(2, 47, 5\)"),
-    (Shaped(33, 64, nan=True), "NaN"),
-])
+@pytest.mark.parametrize(
+    "module,problem",
+    [
+        (Shaped(10, 64), "has 10 output tokens; the task's vocabulary has 33"),
+        (Shaped(33, 16), "accepts 16 tokens; the task needs 47"),
+        (Shaped(None, None, out_vocab=5), r"returned logits of shape \(2, 47, 5\)"),
+        (Shaped(33, 64, nan=True), "NaN"),
+    ],
+)
 def test_models_that_do_not_fit_are_refused(step_task, module, problem):
     with pytest.raises(ModelError, match=problem):
         step_task.check_model(from_module(module, "m", "m"))

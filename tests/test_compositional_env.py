@@ -22,7 +22,7 @@ def _episode(env_id: str, seed: int, wrong_at: int | None = None) -> tuple[float
     world = env.unwrapped.world
     doc = world.documents("test", DOCUMENT_SEED, np.array([info["document_index"]]))[0]
     assert (obs[: world.prompt_length] == doc[: world.prompt_length]).all()
-    assert (obs[world.prompt_length:] == world.pad_id).all()
+    assert (obs[world.prompt_length :] == world.pad_id).all()
     total, infos = 0.0, []
     for t in range(world.answer_length):
         token = doc[world.prompt_length + t]
@@ -56,7 +56,7 @@ def test_info_names_the_document() -> None:
     _, info = env.reset(seed=0)
     world = env.unwrapped.world
     doc = world.documents("train", DOCUMENT_SEED, np.array([info["document_index"]]))[0]
-    assert info["composition"] == " ".join(world.decode(doc[1: 1 + world.config.depth]))
+    assert info["composition"] == " ".join(world.decode(doc[1 : 1 + world.config.depth]))
     assert env.reset(seed=0)[1] == info
 
 
@@ -84,9 +84,14 @@ def test_render_shows_the_tokens_written() -> None:
     assert len(text.split()) == world.prompt_length + 1
 
 
-@pytest.mark.parametrize("kwargs, message", [({"split": "valid"}, "unknown split"),
-                                             ({"render_mode": "human"}, "render_mode"),
-                                             ({"task": POLICY_TASK}, "not a composition task")])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"split": "valid"}, "unknown split"),
+        ({"render_mode": "human"}, "render_mode"),
+        ({"task": POLICY_TASK}, "not a composition task"),
+    ],
+)
 def test_bad_arguments_are_refused(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         CompositionEnv(**kwargs)
@@ -94,8 +99,9 @@ def test_bad_arguments_are_refused(kwargs: dict, message: str) -> None:
 
 # ---- the policy task --------------------------------------------------------------------
 def _policy(fn) -> LoadedModel:
-    return LoadedModel(model=fn, spec="python:test", name="test", interface="policy", n_params=0,
-                       weights_sha256=None, dtype="none")
+    return LoadedModel(
+        model=fn, spec="python:test", name="test", interface="policy", n_params=0, weights_sha256=None, dtype="none"
+    )
 
 
 def _oracle(task) -> LoadedModel:
@@ -137,13 +143,16 @@ def test_data_follows_the_seed() -> None:
     assert stats["test"]["held_out_episodes"] + stats["test"]["seen_episodes"] == 256
 
 
-@pytest.mark.parametrize("fn, message", [
-    (lambda obs: np.zeros(len(obs) + 1, dtype=np.int64), "shape"),
-    (lambda obs: np.zeros(len(obs)), "float64 actions"),
-    (lambda obs: np.full(len(obs), 99), "outside"),
-    (lambda obs: [0] * len(obs), "returned list"),
-    (lambda obs: 1 / 0, "ZeroDivisionError"),
-])
+@pytest.mark.parametrize(
+    "fn, message",
+    [
+        (lambda obs: np.zeros(len(obs) + 1, dtype=np.int64), "shape"),
+        (lambda obs: np.zeros(len(obs)), "float64 actions"),
+        (lambda obs: np.full(len(obs), 99), "outside"),
+        (lambda obs: [0] * len(obs), "returned list"),
+        (lambda obs: 1 / 0, "ZeroDivisionError"),
+    ],
+)
 def test_malformed_policies_are_refused(fn, message: str) -> None:
     with pytest.raises(ModelError, match=message):
         fmbench.make_task(POLICY_TASK).check_model(_policy(fn))

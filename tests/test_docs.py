@@ -35,9 +35,14 @@ def test_the_readme_table_is_the_registry(builtin_registry, capsys):
     assert len(found) == 1, "README.md needs one table between <!-- registry-table:start/end --> markers"
     assert main(["list", "--markdown"]) == 0
     expected = capsys.readouterr().out
-    diff = "\n".join(difflib.unified_diff(found[0].splitlines(), expected.splitlines(), "README.md",
-                                          "fmbench list --markdown", lineterm=""))
-    assert found[0] == expected, f"README.md's table is stale: paste `fmbench list --markdown` between its markers\n{diff}"
+    diff = "\n".join(
+        difflib.unified_diff(
+            found[0].splitlines(), expected.splitlines(), "README.md", "fmbench list --markdown", lineterm=""
+        )
+    )
+    assert found[0] == expected, (
+        f"README.md's table is stale: paste `fmbench list --markdown` between its markers\n{diff}"
+    )
 
 
 def relative_links(path: Path) -> list[str]:
@@ -48,8 +53,10 @@ def relative_links(path: Path) -> list[str]:
 
 def test_links_find_relative_targets(tmp_path):
     page = tmp_path / "page.md"
-    page.write_text("```\n[not a link](nowhere.md)\n```\n[a](x.md#part) [b](https://example.org) ![c](d.png) "
-                    "[e](#top)\n", encoding="utf-8")
+    page.write_text(
+        "```\n[not a link](nowhere.md)\n```\n[a](x.md#part) [b](https://example.org) ![c](d.png) [e](#top)\n",
+        encoding="utf-8",
+    )
     assert relative_links(page) == ["x.md#part", "d.png"]
 
 

@@ -104,10 +104,13 @@ def test_truncated_gzip_names_the_file(fake_dir):
         load_fashion_mnist("test")
 
 
-@pytest.mark.parametrize("magic, shape, match", [
-    (2049, (3, 28, 28), "magic number 2049, expected 2051"),
-    (2051, (3, 28, 27), "images are 28x27, expected 28x28"),
-])
+@pytest.mark.parametrize(
+    "magic, shape, match",
+    [
+        (2049, (3, 28, 28), "magic number 2049, expected 2051"),
+        (2051, (3, 28, 27), "images are 28x27, expected 28x28"),
+    ],
+)
 def test_bad_image_header(fake_dir, magic, shape, match):
     _write_idx(fake_dir / "t10k-images-idx3-ubyte.gz", magic, np.zeros(shape))
     with pytest.raises(DataError, match=match):

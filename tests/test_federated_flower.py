@@ -9,8 +9,9 @@ pytest.importorskip("flwr")
 
 from fmbench.studies.federated.flower import RunConfig, average_states, run_federated  # noqa: E402
 
-TINY = dict(task="fmbench/FedFashionA0p1C10-v0", rounds=2, samples_per_client=24, batch_size=8, width=4,
-            embedding_dim=8)
+TINY = dict(
+    task="fmbench/FedFashionA0p1C10-v0", rounds=2, samples_per_client=24, batch_size=8, width=4, embedding_dim=8
+)
 
 
 @pytest.mark.slow  # Ray: starts the simulation engine

@@ -7,7 +7,13 @@ import torch
 
 from fmbench.studies.federated.augment import jitter, resized_crop, rotated, simclr_view
 from fmbench.studies.federated.methods import (
-    MethodConfig, Orchestra, fit_global_centroids, make_method, server_update, sinkhorn)
+    MethodConfig,
+    Orchestra,
+    fit_global_centroids,
+    make_method,
+    server_update,
+    sinkhorn,
+)
 
 SMALL = MethodConfig(width=4, embedding_dim=8, projection_dim=8, n_global=6, n_local=3, memory=16)
 

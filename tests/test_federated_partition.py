@@ -8,14 +8,27 @@ import pytest
 from fmbench.errors import FmbenchError
 from fmbench.studies.federated import partition as P
 from fmbench.studies.federated.partition import (
-    PARTITIONERS, Partition, PartitionError, balanced_dirichlet, dirichlet, iid, make_partition, pathological)
+    PARTITIONERS,
+    Partition,
+    PartitionError,
+    balanced_dirichlet,
+    dirichlet,
+    iid,
+    make_partition,
+    pathological,
+)
 
 # 10 classes of unequal size (150 ... 420 samples), 2850 in all: N is not a multiple of the client counts used
 SIZES = np.arange(150, 450, 30)
 LABELS = np.random.default_rng(0).permutation(np.repeat(np.arange(10), SIZES))
-CASES = [("balanced-dirichlet", {"alpha": 0.1}), ("balanced-dirichlet", {"alpha": 10.0}),
-         ("dirichlet", {"alpha": 0.1}), ("dirichlet", {"alpha": 1.0, "min_size": 20}),
-         ("iid", {}), ("pathological", {"classes_per_client": 2})]
+CASES = [
+    ("balanced-dirichlet", {"alpha": 0.1}),
+    ("balanced-dirichlet", {"alpha": 10.0}),
+    ("dirichlet", {"alpha": 0.1}),
+    ("dirichlet", {"alpha": 1.0, "min_size": 20}),
+    ("iid", {}),
+    ("pathological", {"classes_per_client": 2}),
+]
 
 
 def _classes_per_client(part: Partition, labels: np.ndarray) -> float:
@@ -23,6 +36,7 @@ def _classes_per_client(part: Partition, labels: np.ndarray) -> float:
 
 
 # ---- Partition --------------------------------------------------------------------------------
+
 
 def test_partition_accessors():
     part = Partition(np.array([2, 0, -1, 2, 0, 2]), n_clients=4)
@@ -33,10 +47,16 @@ def test_partition_accessors():
     assert part == Partition([2, 0, -1, 2, 0, 2], 4) and part != Partition([2, 0, -1, 2, 0, 2], 5)
 
 
-@pytest.mark.parametrize("client_of, n_clients, message", [
-    (np.array([[0]]), 1, "1-D integer array"), (np.array([0.0]), 1, "1-D integer array"),
-    (np.array([0, 2]), 2, r"must lie in \[-1, 2\)"), (np.array([-2]), 1, "must lie in"),
-    (np.array([0]), 0, "n_clients must be an integer >= 1")])
+@pytest.mark.parametrize(
+    "client_of, n_clients, message",
+    [
+        (np.array([[0]]), 1, "1-D integer array"),
+        (np.array([0.0]), 1, "1-D integer array"),
+        (np.array([0, 2]), 2, r"must lie in \[-1, 2\)"),
+        (np.array([-2]), 1, "must lie in"),
+        (np.array([0]), 0, "n_clients must be an integer >= 1"),
+    ],
+)
 def test_partition_rejects_bad_fields(client_of, n_clients, message):
     with pytest.raises(PartitionError, match=message):
         Partition(client_of, n_clients)
@@ -51,6 +71,7 @@ def test_partition_rejects_bad_queries():
 
 
 # ---- every partitioner ------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name, params", CASES)
 def test_seeded(name, params):
@@ -217,21 +238,32 @@ def test_pathological_refuses_too_small_classes():
 
 # ---- argument checks --------------------------------------------------------------------------
 
-@pytest.mark.parametrize("labels, message", [
-    (np.zeros((2, 2), dtype=int), "1-D array of non-negative integers"),
-    (np.array([0.0, 1.0]), "1-D array of non-negative integers"),
-    (np.array([True, False]), "1-D array of non-negative integers"),
-    (np.array([], dtype=int), "labels is empty"),
-    (np.array([0, -1, 2]), "labels must be non-negative, got -1")])
+
+@pytest.mark.parametrize(
+    "labels, message",
+    [
+        (np.zeros((2, 2), dtype=int), "1-D array of non-negative integers"),
+        (np.array([0.0, 1.0]), "1-D array of non-negative integers"),
+        (np.array([True, False]), "1-D array of non-negative integers"),
+        (np.array([], dtype=int), "labels is empty"),
+        (np.array([0, -1, 2]), "labels must be non-negative, got -1"),
+    ],
+)
 @pytest.mark.parametrize("name, params", CASES[::2] + [("pathological", {"classes_per_client": 1})])
 def test_bad_labels(labels, message, name, params):
     with pytest.raises(PartitionError, match=message):
         make_partition(name, labels, 1, seed=0, **params)
 
 
-@pytest.mark.parametrize("n_clients, message", [
-    (0, "n_clients must be an integer >= 1, got 0"), (True, "n_clients must be an integer >= 1, got True"),
-    (2.0, "n_clients must be an integer"), (2851, r"more clients \(2851\) than samples \(2850\)")])
+@pytest.mark.parametrize(
+    "n_clients, message",
+    [
+        (0, "n_clients must be an integer >= 1, got 0"),
+        (True, "n_clients must be an integer >= 1, got True"),
+        (2.0, "n_clients must be an integer"),
+        (2851, r"more clients \(2851\) than samples \(2850\)"),
+    ],
+)
 @pytest.mark.parametrize("name, params", CASES[::2] + [("pathological", {"classes_per_client": 1})])
 def test_bad_client_counts(n_clients, message, name, params):
     with pytest.raises(PartitionError, match=message):
@@ -245,8 +277,13 @@ def test_bad_alpha(alpha, fn):
         fn(LABELS, 4, alpha, 0)
 
 
-@pytest.mark.parametrize("k, message", [(0, "classes_per_client must be an integer >= 1, got 0"),
-                                        (11, r"classes_per_client must be in \[1, 10\] \(the classes present\), got 11")])
+@pytest.mark.parametrize(
+    "k, message",
+    [
+        (0, "classes_per_client must be an integer >= 1, got 0"),
+        (11, r"classes_per_client must be in \[1, 10\] \(the classes present\), got 11"),
+    ],
+)
 def test_bad_classes_per_client(k, message):
     with pytest.raises(PartitionError, match=message):
         pathological(LABELS, 4, k, seed=0)
@@ -277,6 +314,7 @@ def test_registry_dispatch_and_errors():
 
 # ---- flwr-datasets ----------------------------------------------------------------------------
 
+
 def test_flwr_datasets_partitioner_plugs_in():
     pytest.importorskip("flwr_datasets")
     import datasets
@@ -292,7 +330,9 @@ def test_flwr_datasets_partitioner_plugs_in():
     assert partitioner.partition == expected
     for k, client in enumerate(loaded):
         columns = client.to_dict()
-        assert columns["row"] == expected.indices(k).tolist() and columns["label"] == LABELS[expected.indices(k)].tolist()
+        assert (
+            columns["row"] == expected.indices(k).tolist() and columns["label"] == LABELS[expected.indices(k)].tolist()
+        )
     union = np.concatenate([client.to_dict()["row"] for client in loaded])
     assert np.array_equal(np.sort(union), np.arange(len(LABELS)))  # every sample, once: the balanced guarantee
     assert {len(c) for c in loaded} <= {237, 238}

@@ -87,11 +87,14 @@ def test_per_client_accuracy_is_the_probe_grouped_by_client(task):
     assert scores["client_accuracy_min"] == pytest.approx(np.min(per_client))
 
 
-@pytest.mark.parametrize("output,message", [
-    (lambda x: torch.zeros(len(x) + 1, 4), r"shape \(3, 4\), expected \(2, d\)"),
-    (lambda x: torch.full((len(x), 4), float("nan")), "NaN"),
-    (lambda x: x.sum(), "shape \\(\\)"),
-])
+@pytest.mark.parametrize(
+    "output,message",
+    [
+        (lambda x: torch.zeros(len(x) + 1, 4), r"shape \(3, 4\), expected \(2, d\)"),
+        (lambda x: torch.full((len(x), 4), float("nan")), "NaN"),
+        (lambda x: x.sum(), "shape \\(\\)"),
+    ],
+)
 def test_bad_encoders_are_named(task, output, message):
     class Bad(torch.nn.Module):
         def forward(self, x):
@@ -105,20 +108,30 @@ def test_bad_encoders_are_named(task, output, message):
 def test_wrong_interface_and_non_module_are_refused(task):
     with pytest.raises(ModelError, match="interface 'sequence-model'"):
         task.check_model(from_module(PixelMean(), "x", "x"))
-    plain = LoadedModel(model=lambda x: x, spec="p", name="p", interface="image-encoder", n_params=None,
-                        weights_sha256=None, dtype="none")
+    plain = LoadedModel(
+        model=lambda x: x,
+        spec="p",
+        name="p",
+        interface="image-encoder",
+        n_params=None,
+        weights_sha256=None,
+        dtype="none",
+    )
     with pytest.raises(ModelError, match="torch.nn.Module"):
         task.check_model(plain)
 
 
-@pytest.mark.parametrize("change,message", [
-    ({"participation": 0.0}, "params: key 'participation': 0.0 is less than or equal to the minimum of 0"),
-    ({"participation": 1.5}, "params: key 'participation': 1.5 is greater than the maximum of 1"),
-    ({"local_epochs": 0}, "params: key 'local_epochs'"),
-    ({"dataset": "imagenet"}, "params: key 'dataset': 'imagenet' is not one of"),
-    ({"partition": "iid"}, "params: key 'partition'"),
-    ({"rounds": 3}, "params: unknown key 'rounds'"),
-])
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        ({"participation": 0.0}, "params: key 'participation': 0.0 is less than or equal to the minimum of 0"),
+        ({"participation": 1.5}, "params: key 'participation': 1.5 is greater than the maximum of 1"),
+        ({"local_epochs": 0}, "params: key 'local_epochs'"),
+        ({"dataset": "imagenet"}, "params: key 'dataset': 'imagenet' is not one of"),
+        ({"partition": "iid"}, "params: key 'partition'"),
+        ({"rounds": 3}, "params: unknown key 'rounds'"),
+    ],
+)
 def test_bad_task_parameters_are_refused(task, change, message):
     """The task's params schema names the file, the entry and the key."""
     spec = dataclasses.replace(task.spec, params={**task.spec.params, **change})

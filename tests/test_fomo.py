@@ -33,9 +33,9 @@ def _room(objects: dict, pos=(1, 1), direction=0) -> Scene:
 # ---- captions -----------------------------------------------------------------------
 def test_events_read_off_scenes():
     red_ball, blue_key = (BALL, 0, 0), (KEY, 2, 0)
-    start = _room({(2, 1): red_ball, (3, 3): blue_key})          # facing the red ball
-    held = _room({(3, 3): blue_key})                               # it vanished: picked up
-    turned = _room({(3, 3): blue_key}, direction=1)                # faces (1, 2): nothing
+    start = _room({(2, 1): red_ball, (3, 3): blue_key})  # facing the red ball
+    held = _room({(3, 3): blue_key})  # it vanished: picked up
+    turned = _room({(3, 3): blue_key}, direction=1)  # faces (1, 2): nothing
     dropped = _room({(3, 3): blue_key, (3, 2): red_ball}, pos=(2, 2), direction=0)
     texts = [e.text for e in events([start, held, turned, dropped])]
     assert texts == ["picked up the red ball", "put the red ball next to the blue key"]
@@ -45,7 +45,8 @@ def test_events_read_off_scenes():
     # a frame does not show what the agent carries: the final-state-only caption cannot say it
     assert caption([start, held], "final") == "At the end, the agent faces nothing."
     assert caption([start, held, turned, dropped], "final") == (
-        "At the end, the agent faces the red ball. The red ball is next to the blue key.")
+        "At the end, the agent faces the red ball. The red ball is next to the blue key."
+    )
 
 
 def test_opening_a_door_and_going_to_objects():
@@ -60,7 +61,7 @@ def test_opening_a_door_and_going_to_objects():
 
 def test_prefix_captions_match_captions_of_prefixes():
     run = run_policy("PickupDist", seed=3)
-    assert prefix_captions(run.scenes) == [caption(run.scenes[:k + 1]) for k in range(len(run.scenes))]
+    assert prefix_captions(run.scenes) == [caption(run.scenes[: k + 1]) for k in range(len(run.scenes))]
     with pytest.raises(ValueError, match="caption content"):
         caption(run.scenes, "everything")
 
@@ -113,8 +114,10 @@ def smollm2() -> LMScorer:
     return LMScorer.default(batch_size=4)
 
 
-TEXTS = ["The agent went to the red ball. At the end, the agent faces the red ball.",
-         "The agent went to the blue key. At the end, the agent faces the blue key."]
+TEXTS = [
+    "The agent went to the red ball. At the end, the agent faces the red ball.",
+    "The agent went to the blue key. At the end, the agent faces the blue key.",
+]
 INSTRUCTIONS = ["go to the red ball", "go to the blue key", "pick up the red ball"]
 
 
@@ -135,8 +138,10 @@ def test_normalisations(smollm2):
     trajectories = [Trajectory("go to the red ball", [], candidates=tuple(INSTRUCTIONS))]
     texts, instr = TEXTS, ["go to the red ball"] * 2
     cands = [INSTRUCTIONS] * 2
-    scores = {n: FMReward(OracleVision(), smollm2, n).score_texts(texts, instr, cands)
-              for n in ("sum", "mean", "pmi", "contrastive")}
+    scores = {
+        n: FMReward(OracleVision(), smollm2, n).score_texts(texts, instr, cands)
+        for n in ("sum", "mean", "pmi", "contrastive")
+    }
     lp, n_tok = smollm2.logprobs(list(zip(texts, instr)), with_lengths=True)
     assert np.allclose(scores["sum"], lp) and np.allclose(scores["mean"], lp / n_tok)
     assert np.allclose(scores["pmi"], lp - smollm2.logprobs([(None, instr[0])])[0])
@@ -182,15 +187,45 @@ def tiny_lm(tmp_path_factory):
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-    words = ["[UNK]", "Description", "of", "what", "the", "agent", "did", ":", "The", "instruction", "was",
-             "following", "went", "to", "key", "go", "red", "blue", "At", "end", ",", "faces", "."]
+    words = [
+        "[UNK]",
+        "Description",
+        "of",
+        "what",
+        "the",
+        "agent",
+        "did",
+        ":",
+        "The",
+        "instruction",
+        "was",
+        "following",
+        "went",
+        "to",
+        "key",
+        "go",
+        "red",
+        "blue",
+        "At",
+        "end",
+        ",",
+        "faces",
+        ".",
+    ]
     tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     folder = tmp_path_factory.mktemp("tiny-lm")
     PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]").save_pretrained(folder)
     torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=len(words), hidden_size=16, intermediate_size=32, num_hidden_layers=2,
-                      num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=128)
+    cfg = LlamaConfig(
+        vocab_size=len(words),
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=128,
+    )
     LlamaForCausalLM(cfg).save_pretrained(folder)
     return folder
 

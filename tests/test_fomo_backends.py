@@ -36,17 +36,40 @@ def captioner_dir(tmp_path_factory) -> str:
     pytest.importorskip("transformers")
     import torch
     from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import (GPT2Config, PreTrainedTokenizerFast, ViTConfig, ViTImageProcessor,
-                              VisionEncoderDecoderConfig, VisionEncoderDecoderModel)
+    from transformers import (
+        GPT2Config,
+        PreTrainedTokenizerFast,
+        VisionEncoderDecoderConfig,
+        VisionEncoderDecoderModel,
+        ViTConfig,
+        ViTImageProcessor,
+    )
 
     words = Tokenizer(models.WordLevel({w: i for i, w in enumerate(WORDS)}, unk_token="[UNK]"))
     words.pre_tokenizer = pre_tokenizers.Whitespace()
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=words, pad_token="[PAD]", bos_token="[BOS]",
-                                        eos_token="[EOS]", unk_token="[UNK]")
-    encoder = ViTConfig(image_size=32, patch_size=8, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=32, initializer_range=1.0)
-    decoder = GPT2Config(vocab_size=len(WORDS), n_positions=32, n_embd=16, n_layer=1, n_head=2, bos_token_id=1,
-                         eos_token_id=2, pad_token_id=0, initializer_range=1.0)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=words, pad_token="[PAD]", bos_token="[BOS]", eos_token="[EOS]", unk_token="[UNK]"
+    )
+    encoder = ViTConfig(
+        image_size=32,
+        patch_size=8,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        initializer_range=1.0,
+    )
+    decoder = GPT2Config(
+        vocab_size=len(WORDS),
+        n_positions=32,
+        n_embd=16,
+        n_layer=1,
+        n_head=2,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=0,
+        initializer_range=1.0,
+    )
     config = VisionEncoderDecoderConfig.from_encoder_decoder_configs(encoder, decoder)
     config.decoder_start_token_id, config.pad_token_id, config.eos_token_id = 1, 0, 2
     torch.manual_seed(0)
@@ -114,9 +137,11 @@ def test_hf_caption_vision_errors(vision, trajectories, tmp_path):
 def clip_name(tmp_path_factory) -> str:
     """Registers a tiny open_clip architecture (stock BPE tokenizer, so the full vocabulary)."""
     open_clip = pytest.importorskip("open_clip")
-    config = {"embed_dim": 16,
-              "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 16},
-              "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}}
+    config = {
+        "embed_dim": 16,
+        "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 16},
+        "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
+    }
     path = tmp_path_factory.mktemp("clip") / f"{TINY_CLIP}.json"
     path.write_text(json.dumps(config))
     open_clip.add_model_config(path)

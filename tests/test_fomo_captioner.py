@@ -13,14 +13,25 @@ gym = pytest.importorskip("gymnasium")
 pytest.importorskip("minigrid")
 
 from fmbench.errors import ModelError  # noqa: E402
-from fmbench.studies.fomo.captioner import (DEFAULT_WEIGHTS, LearnedCaptioner, TileParser, load_parser,  # noqa: E402
-                                            save_parser, tiles_of)
+from fmbench.studies.fomo.captioner import (
+    DEFAULT_WEIGHTS,
+    LearnedCaptioner,
+    TileParser,
+    load_parser,  # noqa: E402
+    save_parser,
+    tiles_of,
+)
 from fmbench.studies.fomo.captions import caption  # noqa: E402
 from fmbench.studies.fomo.scene import scene_of  # noqa: E402
 from fmbench.studies.fomo.train_captioner import HELD_OUT_SEED, states  # noqa: E402
 
-FOMO_LEVELS = ["BabyAI-GoToRedBallNoDists-v0", "BabyAI-GoToLocal-v0", "BabyAI-PickupDist-v0",
-               "BabyAI-OpenDoorColor-v0", "BabyAI-PutNextLocal-v0"]
+FOMO_LEVELS = [
+    "BabyAI-GoToRedBallNoDists-v0",
+    "BabyAI-GoToLocal-v0",
+    "BabyAI-PickupDist-v0",
+    "BabyAI-OpenDoorColor-v0",
+    "BabyAI-PutNextLocal-v0",
+]
 FRESH_SEED = 2 * HELD_OUT_SEED + 17  # neither trained on nor in the training script's held-out report
 
 
@@ -70,19 +81,22 @@ def test_tiles_are_area_means_of_their_cells(ts):
     frames = np.random.default_rng(ts).integers(0, 256, (2, 3 * ts, 4 * ts, 3), dtype=np.uint8)
     tiles = tiles_of(frames, tile_size=ts)
     assert tiles.shape == (2, 4, 3, 3, 8, 8)
-    cell = torch.from_numpy(frames[1, 2 * ts:3 * ts, ts:2 * ts]).permute(2, 0, 1).float()  # x = 1, y = 2
+    cell = torch.from_numpy(frames[1, 2 * ts : 3 * ts, ts : 2 * ts]).permute(2, 0, 1).float()  # x = 1, y = 2
     assert torch.allclose(tiles[1, 1, 2], torch.nn.functional.adaptive_avg_pool2d(cell, 8) / 255, atol=1e-6)
     assert torch.equal(tiles_of(frames, grid_size=(4, 3)), tiles)
 
 
-@pytest.mark.parametrize("frames, kwargs, message", [
-    (np.zeros((1, 64, 64, 3), np.float32), {"tile_size": 8}, "uint8"),
-    (np.zeros((64, 64, 3), np.uint8), {"tile_size": 8}, r"\(T, H, W, 3\)"),
-    (np.zeros((1, 64, 64, 4), np.uint8), {"tile_size": 8}, r"\(T, H, W, 3\)"),
-    (np.zeros((1, 64, 60, 3), np.uint8), {"tile_size": 8}, "do not divide"),
-    (np.zeros((1, 64, 64, 3), np.uint8), {"tile_size": 4}, "at least 8"),
-    (np.zeros((1, 64, 64, 3), np.uint8), {"grid_size": (8, 4)}, "not 8x4"),
-])
+@pytest.mark.parametrize(
+    "frames, kwargs, message",
+    [
+        (np.zeros((1, 64, 64, 3), np.float32), {"tile_size": 8}, "uint8"),
+        (np.zeros((64, 64, 3), np.uint8), {"tile_size": 8}, r"\(T, H, W, 3\)"),
+        (np.zeros((1, 64, 64, 4), np.uint8), {"tile_size": 8}, r"\(T, H, W, 3\)"),
+        (np.zeros((1, 64, 60, 3), np.uint8), {"tile_size": 8}, "do not divide"),
+        (np.zeros((1, 64, 64, 3), np.uint8), {"tile_size": 4}, "at least 8"),
+        (np.zeros((1, 64, 64, 3), np.uint8), {"grid_size": (8, 4)}, "not 8x4"),
+    ],
+)
 def test_bad_frames_raise(captioner, frames, kwargs, message):
     with pytest.raises(ValueError, match=message):
         tiles_of(frames, **kwargs)

@@ -86,10 +86,15 @@ def test_a_named_reward_model_is_rebuilt_not_pickled():
 
 
 @pytest.mark.filterwarnings("ignore:.*render_mode")
-@pytest.mark.parametrize("kwargs,match", [({"level": "Maze"}, "unknown BabyAI level"),
-                                          ({"reward_mode": "sometimes"}, "reward_mode"),
-                                          ({"render_mode": "ansi"}, "render_mode"),
-                                          ({"tile_size": 4}, "tile_size")])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"level": "Maze"}, "unknown BabyAI level"),
+        ({"reward_mode": "sometimes"}, "reward_mode"),
+        ({"render_mode": "ansi"}, "render_mode"),
+        ({"tile_size": 4}, "tile_size"),
+    ],
+)
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         gym.make("fmbench/FoMoGoToRedBall-v0", **kwargs)

@@ -10,7 +10,14 @@ pytest.importorskip("torch_geometric")
 from torch_geometric.data import Batch  # noqa: E402
 
 from fmbench.studies.graphcl.augment import (  # noqa: E402
-    drop_edges, drop_nodes, drop_style_edges, jitter_features, mask_features, perturb_edges, subgraph)
+    drop_edges,
+    drop_nodes,
+    drop_style_edges,
+    jitter_features,
+    mask_features,
+    perturb_edges,
+    subgraph,
+)
 from fmbench.studies.graphcl.generator import GraphConfig, synthetic_graph  # noqa: E402
 
 AUGMENTATIONS = [drop_edges, drop_style_edges, drop_nodes, subgraph, mask_features, perturb_edges]

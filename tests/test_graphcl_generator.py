@@ -12,7 +12,12 @@ import torch
 pytest.importorskip("torch_geometric")
 
 from fmbench.studies.graphcl.generator import (  # noqa: E402
-    MOTIFS, GraphConfig, motif_size, random_tree, synthetic_graph)
+    MOTIFS,
+    GraphConfig,
+    motif_size,
+    random_tree,
+    synthetic_graph,
+)
 
 
 def _digest(g) -> str:

@@ -16,7 +16,12 @@ from fmbench.studies.graphcl.augment import drop_style_edges  # noqa: E402
 from fmbench.studies.graphcl.checks import GraphError, check_graph  # noqa: E402
 from fmbench.studies.graphcl.generator import GraphConfig, synthetic_graph  # noqa: E402
 from fmbench.studies.graphcl.protocol import (  # noqa: E402
-    embed, evaluate_encoder, probe_accuracies, separability, stratified_split)
+    embed,
+    evaluate_encoder,
+    probe_accuracies,
+    separability,
+    stratified_split,
+)
 
 
 def _graphs(first: int, n: int) -> list[Data]:
@@ -118,8 +123,15 @@ def test_separability_known_values():
     assert separability(z, np.array([0, 1, 0, 1])) == pytest.approx(0.5)
 
 
-@pytest.mark.parametrize("mode,message", [("shape", r"shape \(13, 3\), expected \(12, d\)"),
-                                          ("nan", "NaN"), ("tuple", "returned tuple"), ("raise", "RuntimeError: boom")])
+@pytest.mark.parametrize(
+    "mode,message",
+    [
+        ("shape", r"shape \(13, 3\), expected \(12, d\)"),
+        ("nan", "NaN"),
+        ("tuple", "returned tuple"),
+        ("raise", "RuntimeError: boom"),
+    ],
+)
 def test_broken_encoders_name_the_batch(mode, message):
     with pytest.raises(ModelError, match=message) as e:
         embed(Broken(mode), TEST[:12], batch_size=12)
@@ -140,15 +152,18 @@ def test_non_module_encoder_is_refused():
         evaluate_encoder(lambda b: torch.zeros(b.num_graphs, 2), TRAIN, TEST, seed=0)
 
 
-@pytest.mark.parametrize("graph,message", [
-    (Data(x=torch.ones(3, 1), edge_index=torch.tensor([[0, 1], [1, 3]])), "refers to node 3 but the graph has 3"),
-    (Data(x=torch.ones(3, 1), edge_index=torch.tensor([[0, -1], [1, 0]])), "refers to node -1"),
-    (Data(x=torch.ones(0, 1), edge_index=torch.zeros(2, 0, dtype=torch.long)), "empty graph"),
-    (Data(edge_index=torch.tensor([[0], [1]]), num_nodes=2), "missing node features"),
-    (Data(x=torch.ones(2), edge_index=torch.tensor([[0], [1]])), "2-D float tensor"),
-    (Data(x=torch.tensor([[1.0], [float("nan")]]), edge_index=torch.tensor([[0], [1]])), "NaN"),
-    (Data(x=torch.ones(2, 1), edge_index=torch.tensor([[0.0], [1.0]])), "int64"),
-])
+@pytest.mark.parametrize(
+    "graph,message",
+    [
+        (Data(x=torch.ones(3, 1), edge_index=torch.tensor([[0, 1], [1, 3]])), "refers to node 3 but the graph has 3"),
+        (Data(x=torch.ones(3, 1), edge_index=torch.tensor([[0, -1], [1, 0]])), "refers to node -1"),
+        (Data(x=torch.ones(0, 1), edge_index=torch.zeros(2, 0, dtype=torch.long)), "empty graph"),
+        (Data(edge_index=torch.tensor([[0], [1]]), num_nodes=2), "missing node features"),
+        (Data(x=torch.ones(2), edge_index=torch.tensor([[0], [1]])), "2-D float tensor"),
+        (Data(x=torch.tensor([[1.0], [float("nan")]]), edge_index=torch.tensor([[0], [1]])), "NaN"),
+        (Data(x=torch.ones(2, 1), edge_index=torch.tensor([[0.0], [1.0]])), "int64"),
+    ],
+)
 def test_malformed_graphs_are_named(graph, message):
     with pytest.raises(GraphError, match=message):
         check_graph(graph, "graph 7")

@@ -141,16 +141,19 @@ def test_flat_image_is_the_grid_and_odd_sizes_work():
     assert superpixel_graphs(np.zeros((0, 28, 28), np.uint8), np.zeros(0, np.int64)) == []
 
 
-@pytest.mark.parametrize("images, labels, kwargs, match", [
-    (np.zeros((28, 28), np.uint8), [0], {}, r"images must be an \(N, H, W\) array"),
-    (np.zeros((1, 28, 28), np.int32), [0], {}, "must be uint8 or float in \\[0, 1\\], got dtype int32"),
-    (np.full((1, 28, 28), 1.5), [0], {}, "finite values in \\[0, 1\\]"),
-    (np.full((1, 28, 28), np.nan), [0], {}, "finite values in \\[0, 1\\]"),
-    (np.zeros((2, 28, 28), np.uint8), [0], {}, "labels must be 2 integers"),
-    (np.zeros((1, 28, 28), np.uint8), [0.5], {}, "labels must be 1 integers"),
-    (np.zeros((1, 28, 28), np.uint8), [0], {"n_segments": 0}, "need n_segments >= 1"),
-    (np.zeros((1, 28, 28), np.uint8), [0], {"compactness": 0}, "compactness > 0"),
-])
+@pytest.mark.parametrize(
+    "images, labels, kwargs, match",
+    [
+        (np.zeros((28, 28), np.uint8), [0], {}, r"images must be an \(N, H, W\) array"),
+        (np.zeros((1, 28, 28), np.int32), [0], {}, "must be uint8 or float in \\[0, 1\\], got dtype int32"),
+        (np.full((1, 28, 28), 1.5), [0], {}, "finite values in \\[0, 1\\]"),
+        (np.full((1, 28, 28), np.nan), [0], {}, "finite values in \\[0, 1\\]"),
+        (np.zeros((2, 28, 28), np.uint8), [0], {}, "labels must be 2 integers"),
+        (np.zeros((1, 28, 28), np.uint8), [0.5], {}, "labels must be 1 integers"),
+        (np.zeros((1, 28, 28), np.uint8), [0], {"n_segments": 0}, "need n_segments >= 1"),
+        (np.zeros((1, 28, 28), np.uint8), [0], {"compactness": 0}, "compactness > 0"),
+    ],
+)
 def test_bad_input_raises(images, labels, kwargs, match):
     with pytest.raises(ValueError, match=match):
         superpixel_graphs(images, np.array(labels), **kwargs)

@@ -16,8 +16,8 @@ from fmbench.checkpoints import save_checkpoint  # noqa: E402
 from fmbench.errors import ModelError  # noqa: E402
 from fmbench.export import export_split  # noqa: E402
 from fmbench.models import LoadedModel, from_module, load_model  # noqa: E402
-from fmbench.nn.gin import GIN, GINConfig  # noqa: E402
 from fmbench.nn.contrastive import nt_xent  # noqa: E402
+from fmbench.nn.gin import GIN, GINConfig  # noqa: E402
 from fmbench.studies.graphcl.train import train_graphcl  # noqa: E402
 from fmbench.task import stratified_subset  # noqa: E402
 
@@ -66,7 +66,7 @@ def test_export_gives_each_graph_at_its_own_size_and_hides_pretrain_labels():
     task = fmbench.make_task(MOTIF)
     cols = next(iter(task.export_chunks("train", 0)))
     graphs = task.graphs("train", 0)
-    sizes = {g.num_nodes for g in graphs[:len(cols["ids"])]}
+    sizes = {g.num_nodes for g in graphs[: len(cols["ids"])]}
     assert len(sizes) > 1  # so that padding would show
     for k in (0, 5, len(cols["ids"]) - 1):
         g = graphs[k]
@@ -110,8 +110,15 @@ def test_baselines_and_model_checks():
     as_sequence = from_module(GIN(GINConfig(in_dim=1)), "y", "y")
     with pytest.raises(ModelError, match="interface 'sequence-model'"):
         task.check_model(as_sequence)
-    plain = LoadedModel(model=lambda b: b, spec="z", name="z", interface="graph-encoder", n_params=None,
-                        weights_sha256=None, dtype="none")
+    plain = LoadedModel(
+        model=lambda b: b,
+        spec="z",
+        name="z",
+        interface="graph-encoder",
+        n_params=None,
+        weights_sha256=None,
+        dtype="none",
+    )
     with pytest.raises(ModelError, match="torch.nn.Module"):
         task.check_model(plain)
 
@@ -121,8 +128,9 @@ def test_limit_scores_that_many_graphs_class_balanced(monkeypatch, tid):
     import fmbench.studies.graphcl.task as graph_task
 
     seen = {}
-    monkeypatch.setattr(graph_task, "evaluate_encoder", lambda encoder, train, test, **_: seen.update(
-        train=train, test=test) or {})
+    monkeypatch.setattr(
+        graph_task, "evaluate_encoder", lambda encoder, train, test, **_: seen.update(train=train, test=test) or {}
+    )
     task = fmbench.make_task(tid)
     task.evaluate(task.load_baseline("untrained"), 0, limit=task.n_classes + 2)
     for split in ("train", "test"):

@@ -17,8 +17,14 @@ from fmbench.errors import DataError  # noqa: E402
 from fmbench.studies.graphcl.checks import GraphError  # noqa: E402
 from fmbench.studies.graphcl.tu import load_tu  # noqa: E402
 
-GRAPHS = [nx.cycle_graph(5), nx.star_graph(4), nx.complete_graph(4), nx.path_graph(3), nx.empty_graph(1),
-          nx.petersen_graph()]
+GRAPHS = [
+    nx.cycle_graph(5),
+    nx.star_graph(4),
+    nx.complete_graph(4),
+    nx.path_graph(3),
+    nx.empty_graph(1),
+    nx.petersen_graph(),
+]
 LABELS = [3, -1, 3, 7, -1, 7]  # classes 1, 0, 1, 2, 0, 2
 OFFSETS = np.cumsum([0] + [g.number_of_nodes() for g in GRAPHS]).tolist()
 N = OFFSETS[-1]
@@ -38,8 +44,11 @@ def write_tu(folder: Path, name: str = "TOY", node_labels: int = 0, attributes: 
         indicator += [g + 1] * len(ids)
         offset += len(ids)
     edges += [(1, 1), edges[0], (offset - 1, offset - 2)]
-    text = {"A": "".join(f"{a}, {b}\n" for a, b in edges), "graph_indicator": "".join(f"{g}\n" for g in indicator),
-            "graph_labels": "".join(f"{y}\n" for y in LABELS)}
+    text = {
+        "A": "".join(f"{a}, {b}\n" for a, b in edges),
+        "graph_indicator": "".join(f"{g}\n" for g in indicator),
+        "graph_labels": "".join(f"{y}\n" for y in LABELS),
+    }
     n = len(indicator)
     if node_labels:
         codes = rng.integers(2, 6, (n, node_labels))
@@ -56,8 +65,10 @@ def edge_set(edge_index: torch.Tensor) -> set[tuple[int, int]]:
     return set(map(tuple, edge_index.t().tolist()))
 
 
-@pytest.mark.parametrize("node_labels,attributes,source", [(0, 0, "constant"), (1, 0, "node_labels"),
-                                                          (2, 0, "node_labels"), (1, 3, "node_attributes")])
+@pytest.mark.parametrize(
+    "node_labels,attributes,source",
+    [(0, 0, "constant"), (1, 0, "node_labels"), (2, 0, "node_labels"), (1, 3, "node_attributes")],
+)
 def test_matches_torch_geometric_reader(tmp_path, node_labels, attributes, source):
     folder = write_tu(tmp_path, node_labels=node_labels, attributes=attributes)
     data = load_tu(folder)
@@ -65,7 +76,7 @@ def test_matches_torch_geometric_reader(tmp_path, node_labels, attributes, sourc
     assert data.name == "TOY" and data.feature_source == source and data.label_values == [-1, 3, 7]
     assert len(data.graphs) == len(GRAPHS) == len(slices["y"]) - 1
     for g, graph in enumerate(data.graphs):
-        nodes, edges = slice(OFFSETS[g], OFFSETS[g + 1]), slice(*slices["edge_index"][g:g + 2].tolist())
+        nodes, edges = slice(OFFSETS[g], OFFSETS[g + 1]), slice(*slices["edge_index"][g : g + 2].tolist())
         assert graph.y.tolist() == [int(ref.y[g])] == [[1, 0, 1, 2, 0, 2][g]]
         assert graph.num_nodes == GRAPHS[g].number_of_nodes()
         ref_edges = edge_set(ref.edge_index[:, edges])
@@ -124,17 +135,20 @@ def test_missing_required_file(tmp_path, suffix):
     assert _error(tmp_path) == f"TOY: missing required file {tmp_path / f'TOY_{suffix}.txt'}"
 
 
-@pytest.mark.parametrize("suffix,line,bad,expected", [
-    ("A", 3, "1, x\n", "expected comma-separated integers, got '1, x'"),
-    ("A", 2, "1, 2, 3\n", "expected 2 comma-separated integers, got '1, 2, 3'"),
-    ("A", 1, "1\n", "expected 2 comma-separated integers, got '1'"),
-    ("graph_labels", 2, "1.5\n", "expected comma-separated integers, got '1.5'"),
-    ("graph_indicator", 4, "one\n", "expected comma-separated integers, got 'one'"),
-    ("node_attributes", 5, "0.5, abc, 1\n", "expected comma-separated numbers, got '0.5, abc, 1'"),
-])
+@pytest.mark.parametrize(
+    "suffix,line,bad,expected",
+    [
+        ("A", 3, "1, x\n", "expected comma-separated integers, got '1, x'"),
+        ("A", 2, "1, 2, 3\n", "expected 2 comma-separated integers, got '1, 2, 3'"),
+        ("A", 1, "1\n", "expected 2 comma-separated integers, got '1'"),
+        ("graph_labels", 2, "1.5\n", "expected comma-separated integers, got '1.5'"),
+        ("graph_indicator", 4, "one\n", "expected comma-separated integers, got 'one'"),
+        ("node_attributes", 5, "0.5, abc, 1\n", "expected comma-separated numbers, got '0.5, abc, 1'"),
+    ],
+)
 def test_non_numeric_lines(tmp_path, suffix, line, bad, expected):
     write_tu(tmp_path, attributes=3)
-    path = _edit(tmp_path, suffix, lambda lines: "".join(lines[:line - 1] + [bad] + lines[line:]))
+    path = _edit(tmp_path, suffix, lambda lines: "".join(lines[: line - 1] + [bad] + lines[line:]))
     assert _error(tmp_path) == f"{path}, line {line}: {expected}"
 
 
@@ -147,8 +161,9 @@ def test_line_numbers_count_blank_lines(tmp_path):
 def test_edge_endpoint_outside_the_nodes(tmp_path, edge):
     path = _edit(write_tu(tmp_path), "A", lambda lines: "".join(lines + [f"{edge}\n"]))
     lines = len(path.read_text().splitlines())
-    assert _error(tmp_path) == (f"{path}, line {lines}: edge ({edge}) refers to a node outside 1..{N} "
-                                f"(TOY_graph_indicator.txt lists {N} nodes)")
+    assert _error(tmp_path) == (
+        f"{path}, line {lines}: edge ({edge}) refers to a node outside 1..{N} (TOY_graph_indicator.txt lists {N} nodes)"
+    )
 
 
 def test_edge_between_two_graphs(tmp_path):
@@ -156,19 +171,34 @@ def test_edge_between_two_graphs(tmp_path):
     assert _error(tmp_path) == f"{path}, line 2: edge (2, 7) joins graph 1 to graph 2"
 
 
-@pytest.mark.parametrize("transform,line,expected", [
-    (lambda ids: [i + 1 for i in ids], 1, "graph ids must start at 1, got 2"),
-    (lambda ids: [0] + ids[1:], 1, "graph ids must start at 1, got 0"),
-    (lambda ids: ids[:7] + [1] + ids[8:], 8, "graph id 1 after 2: each graph's nodes must be consecutive lines, "
-                                           "graphs in increasing id order"),
-    (lambda ids: [i + (i >= 2) for i in ids], 6, "graph id jumps from 1 to 3: graph 2 has no nodes "
-                                                 "(empty graphs are not allowed)"),
-    (lambda ids: [i + 2 * (i >= 4) for i in ids], 15, "graph id jumps from 3 to 6: graphs 4 to 5 have no nodes "
-                                                      "(empty graphs are not allowed)"),
-])
+@pytest.mark.parametrize(
+    "transform,line,expected",
+    [
+        (lambda ids: [i + 1 for i in ids], 1, "graph ids must start at 1, got 2"),
+        (lambda ids: [0] + ids[1:], 1, "graph ids must start at 1, got 0"),
+        (
+            lambda ids: ids[:7] + [1] + ids[8:],
+            8,
+            "graph id 1 after 2: each graph's nodes must be consecutive lines, graphs in increasing id order",
+        ),
+        (
+            lambda ids: [i + (i >= 2) for i in ids],
+            6,
+            "graph id jumps from 1 to 3: graph 2 has no nodes (empty graphs are not allowed)",
+        ),
+        (
+            lambda ids: [i + 2 * (i >= 4) for i in ids],
+            15,
+            "graph id jumps from 3 to 6: graphs 4 to 5 have no nodes (empty graphs are not allowed)",
+        ),
+    ],
+)
 def test_graph_indicator_must_run_through_the_graphs_in_order(tmp_path, transform, line, expected):
-    path = _edit(write_tu(tmp_path), "graph_indicator",
-                 lambda lines: "".join(f"{i}\n" for i in transform([int(x) for x in lines])))
+    path = _edit(
+        write_tu(tmp_path),
+        "graph_indicator",
+        lambda lines: "".join(f"{i}\n" for i in transform([int(x) for x in lines])),
+    )
     assert _error(tmp_path) == f"{path}, line {line}: {expected}"
 
 
@@ -182,16 +212,16 @@ def test_graph_label_count(tmp_path):
     assert _error(tmp_path) == f"{path}: 7 graph labels, but TOY_graph_indicator.txt has 6 graphs"
 
 
-@pytest.mark.parametrize("suffix,kwargs", [("node_labels", {"node_labels": 1}),
-                                           ("node_attributes", {"attributes": 2})])
+@pytest.mark.parametrize("suffix,kwargs", [("node_labels", {"node_labels": 1}), ("node_attributes", {"attributes": 2})])
 def test_node_row_count(tmp_path, suffix, kwargs):
     path = _edit(write_tu(tmp_path, **kwargs), suffix, lambda lines: "".join(lines[:-1]))
     assert _error(tmp_path) == f"{path}: {N - 1} rows, but TOY_graph_indicator.txt lists {N} nodes"
 
 
 def test_each_graph_is_checked(tmp_path):
-    _edit(write_tu(tmp_path, attributes=2), "node_attributes",
-          lambda lines: "".join(lines[:6] + ["nan, 1\n"] + lines[7:]))  # node 7 is in the second graph
+    _edit(
+        write_tu(tmp_path, attributes=2), "node_attributes", lambda lines: "".join(lines[:6] + ["nan, 1\n"] + lines[7:])
+    )  # node 7 is in the second graph
     assert _error(tmp_path, GraphError) == "TOY graph 1: node features contain NaN or infinity"
 
 

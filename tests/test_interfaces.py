@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -14,8 +15,15 @@ from fmbench import checkpoints, interfaces, models
 from fmbench.checkpoints import get_architecture, register_architecture, save_checkpoint
 from fmbench.errors import ModelError
 from fmbench.interfaces import (
-    Interface, call_model, count_parameters, device_of, get_interface, list_interfaces, register_interface,
-    untrained_twin)
+    Interface,
+    call_model,
+    count_parameters,
+    device_of,
+    get_interface,
+    list_interfaces,
+    register_interface,
+    untrained_twin,
+)
 from fmbench.models import LoadedModel, from_module, load_model, register_scheme
 from fmbench.nn.cnn import CNN, CNNConfig
 from fmbench.nn.gin import GIN, GINConfig
@@ -76,34 +84,72 @@ class LM:
 
 
 def _bn_classifier(batch_norm: bool) -> torch.nn.Module:
-    layers = [torch.nn.Conv2d(1, 2, 3, padding=1), *([torch.nn.BatchNorm2d(2)] if batch_norm else []),
-              torch.nn.Flatten(), torch.nn.Linear(2 * 4 * 4, 3)]
+    layers = [
+        torch.nn.Conv2d(1, 2, 3, padding=1),
+        *([torch.nn.BatchNorm2d(2)] if batch_norm else []),
+        torch.nn.Flatten(),
+        torch.nn.Linear(2 * 4 * 4, 3),
+    ]
     return torch.nn.Sequential(*layers)
 
 
 def _loaded(model: Any, interface: str) -> LoadedModel:
     if isinstance(model, torch.nn.Module):
         return from_module(model, f"test:{interface}", "m", interface=interface)
-    return LoadedModel(model=model, spec=f"test:{interface}", name="m", interface=interface, n_params=None,
-                       weights_sha256=None, dtype="none")
+    return LoadedModel(
+        model=model,
+        spec=f"test:{interface}",
+        name="m",
+        interface=interface,
+        n_params=None,
+        weights_sha256=None,
+        dtype="none",
+    )
 
 
 CASES = {  # interface: (context, a conforming model, a wrong one, what the refusal says)
-    "sequence-model": ({"vocab": VOCAB, "sequence_length": 6}, GPT(GPTConfig(vocab_size=8, context_size=8, n_embd=8)),
-                       Shaped(lambda x: (*x.shape, 4)),
-                       r"logits of shape \(2, 6, 4\); expected \(2, 6, V\) with V >= 8"),
-    "graph-encoder": ({"graphs": _graphs()}, GIN(GINConfig(in_dim=1, hidden=4, n_layers=2)),
-                      GIN(GINConfig(in_dim=2, hidden=4, n_layers=2)), r"batch of graphs 0-2: the encoder failed"),
-    "image-encoder": ({"images": torch.rand(2, 1, 8, 8)}, CNN(CNNConfig(width=4, embedding_dim=8)),
-                      Shaped(lambda x: (len(x) + 1, 4)), r"batch of images 0-1: the encoder returned shape \(3, 4\)"),
-    "policy": ({"observations": np.zeros((2, 5), np.int64), "n_actions": 3}, lambda obs: np.ones(len(obs), int),
-               lambda obs: np.ones(len(obs)), "float64 actions; expected integers"),
-    "reward-model": ({"trajectories": lambda needs_frames: ["a", "b"]}, Reward(0.5), Reward(float("nan")),
-                     "2 non-finite"),
-    "image-generator": ({"n_conditions": 4, "image_shape": (1, 4, 4)}, Generator(seeded=True),
-                        Generator(seeded=False), "different images for the same seed"),
-    "bn-classifier": ({"image_shape": (1, 4, 4), "n_classes": 3}, _bn_classifier(True), _bn_classifier(False),
-                      "holds no BatchNorm layer"),
+    "sequence-model": (
+        {"vocab": VOCAB, "sequence_length": 6},
+        GPT(GPTConfig(vocab_size=8, context_size=8, n_embd=8)),
+        Shaped(lambda x: (*x.shape, 4)),
+        r"logits of shape \(2, 6, 4\); expected \(2, 6, V\) with V >= 8",
+    ),
+    "graph-encoder": (
+        {"graphs": _graphs()},
+        GIN(GINConfig(in_dim=1, hidden=4, n_layers=2)),
+        GIN(GINConfig(in_dim=2, hidden=4, n_layers=2)),
+        r"batch of graphs 0-2: the encoder failed",
+    ),
+    "image-encoder": (
+        {"images": torch.rand(2, 1, 8, 8)},
+        CNN(CNNConfig(width=4, embedding_dim=8)),
+        Shaped(lambda x: (len(x) + 1, 4)),
+        r"batch of images 0-1: the encoder returned shape \(3, 4\)",
+    ),
+    "policy": (
+        {"observations": np.zeros((2, 5), np.int64), "n_actions": 3},
+        lambda obs: np.ones(len(obs), int),
+        lambda obs: np.ones(len(obs)),
+        "float64 actions; expected integers",
+    ),
+    "reward-model": (
+        {"trajectories": lambda needs_frames: ["a", "b"]},
+        Reward(0.5),
+        Reward(float("nan")),
+        "2 non-finite",
+    ),
+    "image-generator": (
+        {"n_conditions": 4, "image_shape": (1, 4, 4)},
+        Generator(seeded=True),
+        Generator(seeded=False),
+        "different images for the same seed",
+    ),
+    "bn-classifier": (
+        {"image_shape": (1, 4, 4), "n_classes": 3},
+        _bn_classifier(True),
+        _bn_classifier(False),
+        "holds no BatchNorm layer",
+    ),
     "causal-lm": ({}, LM(), LM(bias=100.0), "log-likelihood above 0"),
 }
 
@@ -134,10 +180,13 @@ def test_check_refuses_another_declared_interface_and_a_non_module(name):
             get_interface(name).check(_loaded(lambda x: x, name), **context)
 
 
-@pytest.mark.parametrize("model,message", [
-    (LM(bias=-0.5), "probabilities sum to"),
-    (LM(bias=float("nan")), "non-finite"),
-])
+@pytest.mark.parametrize(
+    "model,message",
+    [
+        (LM(bias=-0.5), "probabilities sum to"),
+        (LM(bias=float("nan")), "non-finite"),
+    ],
+)
 def test_causal_lm_next_token_rows_must_be_distributions(model, message):
     lm = get_interface("causal-lm")
     with pytest.raises(ModelError, match=message):
@@ -268,7 +317,7 @@ class TinyConfig:
     width: int = 3
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TinyConfig":
+    def from_dict(cls, d: dict) -> TinyConfig:
         return cls(**d)
 
 
@@ -292,8 +341,12 @@ def test_an_architecture_and_a_scheme_registered_outside_the_core_load(fresh_reg
     assert isinstance(loaded.model, Tiny) and loaded.model.config.width == 5 and loaded.interface == "image-encoder"
     get_interface("image-encoder").check(loaded, images=torch.rand(2, 1, 4, 4))
 
-    register_scheme("tiny", lambda target, task: from_module(Tiny(TinyConfig(int(target))), f"tiny:{target}",
-                                                             "tiny", interface="image-encoder"))
+    register_scheme(
+        "tiny",
+        lambda target, task: from_module(
+            Tiny(TinyConfig(int(target))), f"tiny:{target}", "tiny", interface="image-encoder"
+        ),
+    )
     assert load_model("tiny:7", task).model.config.width == 7
     register_scheme("mine", lambda target, task: load_model("tiny:2", task), runs_code=True)
     with pytest.raises(ModelError, match="mine: model specs run the submission's own code; pass --trust-code"):

@@ -41,19 +41,23 @@ def test_sidecar_config_is_read(tmp_path):
     save_model(model, str(path))
     with pytest.raises(ModelError, match="carries no architecture config"):
         load_checkpoint(path)
-    (tmp_path / "plain.safetensors.json").write_text(json.dumps(
-        {"architecture": "gpt", "config": {"vocab_size": 7, "context_size": 8, "n_embd": 8}}))
+    (tmp_path / "plain.safetensors.json").write_text(
+        json.dumps({"architecture": "gpt", "config": {"vocab_size": 7, "context_size": 8, "n_embd": 8}})
+    )
     assert load_checkpoint(path)[0].vocab_size == 7
 
 
-@pytest.mark.parametrize("spec,problem", [
-    ("nonsense", "is not <scheme>:<target>"),
-    ("zip:a", "is not <scheme>:<target>"),
-    ("safetensors:/no/such/file.safetensors", "not found"),
-    ("hf:/no/such/folder", "not found"),
-    ("baseline:nope", "has no baseline 'nope'"),
-    ("python:os:getcwd", "--trust-code"),
-])
+@pytest.mark.parametrize(
+    "spec,problem",
+    [
+        ("nonsense", "is not <scheme>:<target>"),
+        ("zip:a", "is not <scheme>:<target>"),
+        ("safetensors:/no/such/file.safetensors", "not found"),
+        ("hf:/no/such/folder", "not found"),
+        ("baseline:nope", "has no baseline 'nope'"),
+        ("python:os:getcwd", "--trust-code"),
+    ],
+)
 def test_bad_specs_are_refused(task, spec, problem):
     with pytest.raises(ModelError, match=problem):
         load_model(spec, task)
@@ -69,9 +73,15 @@ def test_garbage_and_mismatched_weights_are_refused(task, tmp_path):
     meta = tmp_path / "m2.safetensors"
     from safetensors.torch import save_file
 
-    save_file({k: v.contiguous() for k, v in GPT(GPTConfig(vocab_size=9, n_embd=8)).state_dict().items()
-               if k != "head.weight"}, str(meta), metadata={"fmbench": json.dumps(
-                   {"architecture": "gpt", "config": {"vocab_size": 9, "n_embd": 16}})})
+    save_file(
+        {
+            k: v.contiguous()
+            for k, v in GPT(GPTConfig(vocab_size=9, n_embd=8)).state_dict().items()
+            if k != "head.weight"
+        },
+        str(meta),
+        metadata={"fmbench": json.dumps({"architecture": "gpt", "config": {"vocab_size": 9, "n_embd": 16}})},
+    )
     with pytest.raises(ModelError, match="do not fit the gpt config"):
         load_model(f"safetensors:{meta}", task)
     with pytest.raises(ModelError, match="has 9 output tokens"):
@@ -82,7 +92,8 @@ def test_python_factory_runs_only_with_trust_code(task, tmp_path, monkeypatch):
     (tmp_path / "my_submission.py").write_text(
         "from fmbench.studies.compositional.train import make_model\n"
         "def build(task):\n    return make_model(task.world, seed=3)\n"
-        "def wrong(task):\n    return 42\n")
+        "def wrong(task):\n    return 42\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     loaded = load_model("python:my_submission:build", task, trust_code=True)
     task.check_model(loaded)
@@ -99,7 +110,8 @@ def test_python_modules_are_imported_from_the_working_directory(task, tmp_path, 
     (tmp_path / "mymodule_in_cwd.py").write_text(
         "from fmbench.studies.compositional.train import make_model\n"
         "def make(task):\n    return make_model(task.world, seed=3)\n"
-        "def broken(task):\n    raise RuntimeError('no weights here\\nsecond line')\n")
+        "def broken(task):\n    raise RuntimeError('no weights here\\nsecond line')\n"
+    )
     (tmp_path / "syntax_error_in_cwd.py").write_text("def make(task):\n    return (\n")
     monkeypatch.chdir(tmp_path)
     path = list(sys.path)

@@ -12,8 +12,17 @@ import pytest
 import fmbench
 from fmbench.cli import main
 from fmbench.errors import SpecError, UnknownIdError
-from fmbench.registry import any_spec, builtin_root, env_spec, list_tasks, load_spec_dir, make_task, problems, \
-    read_spec_root, task_spec
+from fmbench.registry import (
+    any_spec,
+    builtin_root,
+    env_spec,
+    list_tasks,
+    load_spec_dir,
+    make_task,
+    problems,
+    read_spec_root,
+    task_spec,
+)
 
 HASHES = '{ 0 = "' + "a" * 64 + '", 1 = "' + "b" * 64 + '" }'
 STUDY = '[[study]]\narxiv = "2311.12997"\ntitle = "t"\ncode = "x/y"\n'
@@ -51,30 +60,37 @@ def test_valid_spec_parses(tmp_path):
     assert spec.data_hashes == {"0": "a" * 64, "1": "b" * 64}
 
 
-@pytest.mark.parametrize("text,problem", [
-    ("[[task]\nid=", "malformed TOML"),
-    (entry("fmbench/foo-v0"), "key 'id'"),
-    (entry("fmbench/Foo-v01", 1), "key 'id'"),
-    (entry("fmbench/Foo-v1", 0), "key 'history': no entry for version 1"),
-    (entry().replace('primary_metric = "exact_match"', 'primary_metric = "acc"'), "'acc' is not among its metrics"),
-    (entry().replace("min_seeds = 3", "min_seeds = 0"), "key 'min_seeds'"),
-    (entry().replace("min_seeds = 3", 'min_seeds = "3"'), "key 'min_seeds': '3' is not of type 'integer'"),
-    (entry().replace('entry_point = "fmbench.studies.compositional.task:CompositionTask"\n', ""),
-     "missing required key 'entry_point'"),
-    (entry().replace("higher_is_better = true", "higher = true"), "unknown key 'metrics.exact_match.higher'"),
-    (entry().replace("min_seeds = 3", "param = { depth = 3 }\nmin_seeds = 3"), "unknown key 'param'"),
-    (entry().replace(f"data_hashes = {HASHES}", ""), "data_hashes"),
-    (entry().replace('"' + "a" * 64 + '"', '"abc"'), "key 'data_hashes.0'"),
-    (entry().replace(STUDY, ""), "missing required key 'study'"),
-    (entry().replace('code = "x/y"\n', ""), "missing required key 'study.0.code'"),
-    (entry().replace("[[study]]", "[study]"), "key 'study'"),
-    (entry() + 'studies = ["2208.02810"]\n', "2208.02810 is not one of the file's [[study]] tables"),
-    ("[defaults]\nmin_seed = 3\n" + entry(), "unknown key 'defaults.min_seed'"),
-    ("colour = 1\n" + entry(), "unknown key 'colour'"),
-    (entry() + entry(study=False), "already declared"),
-    (entry().replace('interface = "sequence-model"', 'interface = "sequence-modle"'),
-     "fmbench/Foo-v0: key 'interface': unknown interface 'sequence-modle'; known: bn-classifier, causal-lm,"),
-])
+@pytest.mark.parametrize(
+    "text,problem",
+    [
+        ("[[task]\nid=", "malformed TOML"),
+        (entry("fmbench/foo-v0"), "key 'id'"),
+        (entry("fmbench/Foo-v01", 1), "key 'id'"),
+        (entry("fmbench/Foo-v1", 0), "key 'history': no entry for version 1"),
+        (entry().replace('primary_metric = "exact_match"', 'primary_metric = "acc"'), "'acc' is not among its metrics"),
+        (entry().replace("min_seeds = 3", "min_seeds = 0"), "key 'min_seeds'"),
+        (entry().replace("min_seeds = 3", 'min_seeds = "3"'), "key 'min_seeds': '3' is not of type 'integer'"),
+        (
+            entry().replace('entry_point = "fmbench.studies.compositional.task:CompositionTask"\n', ""),
+            "missing required key 'entry_point'",
+        ),
+        (entry().replace("higher_is_better = true", "higher = true"), "unknown key 'metrics.exact_match.higher'"),
+        (entry().replace("min_seeds = 3", "param = { depth = 3 }\nmin_seeds = 3"), "unknown key 'param'"),
+        (entry().replace(f"data_hashes = {HASHES}", ""), "data_hashes"),
+        (entry().replace('"' + "a" * 64 + '"', '"abc"'), "key 'data_hashes.0'"),
+        (entry().replace(STUDY, ""), "missing required key 'study'"),
+        (entry().replace('code = "x/y"\n', ""), "missing required key 'study.0.code'"),
+        (entry().replace("[[study]]", "[study]"), "key 'study'"),
+        (entry() + 'studies = ["2208.02810"]\n', "2208.02810 is not one of the file's [[study]] tables"),
+        ("[defaults]\nmin_seed = 3\n" + entry(), "unknown key 'defaults.min_seed'"),
+        ("colour = 1\n" + entry(), "unknown key 'colour'"),
+        (entry() + entry(study=False), "already declared"),
+        (
+            entry().replace('interface = "sequence-model"', 'interface = "sequence-modle"'),
+            "fmbench/Foo-v0: key 'interface': unknown interface 'sequence-modle'; known: bn-classifier, causal-lm,",
+        ),
+    ],
+)
 def test_malformed_specs_name_the_file_and_problem(tmp_path, text, problem):
     with pytest.raises(SpecError) as err:
         load_spec_dir(root_with(tmp_path, text))
@@ -83,8 +99,7 @@ def test_malformed_specs_name_the_file_and_problem(tmp_path, text, problem):
 
 
 def test_a_bad_entry_skips_only_itself(tmp_path):
-    text = entry("fmbench/Good-v0") + entry("fmbench/Bad-v0", study=False).replace("min_seeds = 3",
-                                                                                       "min_seeds = -1")
+    text = entry("fmbench/Good-v0") + entry("fmbench/Bad-v0", study=False).replace("min_seeds = 3", "min_seeds = -1")
     envs, tasks, found = read_spec_root(root_with(tmp_path, text))
     assert list(tasks) == ["fmbench/Good-v0"]
     assert len(found) == 1 and "fmbench/Bad-v0: key 'min_seeds'" in found[0]
@@ -97,8 +112,9 @@ def test_every_builtin_spec_is_clean():
 
 def test_task_classes_refuse_params_and_baseline_keys_they_do_not_read(tmp_path, monkeypatch):
     text = entry("fmbench/Typo-v0").replace("min_seeds = 3", "params = { depht = 3 }\nmin_seeds = 3")
-    text += entry("fmbench/WrongType-v0", study=False).replace("min_seeds = 3",
-                                                                        'params = { depth = "3" }\nmin_seeds = 3')
+    text += entry("fmbench/WrongType-v0", study=False).replace(
+        "min_seeds = 3", 'params = { depth = "3" }\nmin_seeds = 3'
+    )
     text += entry("fmbench/Extra-v0", study=False).replace('description = "x"', 'description = "x", fil = "a"')
     monkeypatch.setenv("FMBENCH_SPEC_PATH", str(root_with(tmp_path, text)))
     with pytest.raises(SpecError, match=r"study.toml fmbench/Typo-v0: params: unknown key 'depht'"):
@@ -110,7 +126,9 @@ def test_task_classes_refuse_params_and_baseline_keys_they_do_not_read(tmp_path,
 
 
 def test_entry_point_must_be_a_task_class(tmp_path, monkeypatch):
-    text = entry("fmbench/NotATask-v0").replace("fmbench.studies.compositional.task:CompositionTask", "fmbench:make_task")
+    text = entry("fmbench/NotATask-v0").replace(
+        "fmbench.studies.compositional.task:CompositionTask", "fmbench:make_task"
+    )
     monkeypatch.setenv("FMBENCH_SPEC_PATH", str(root_with(tmp_path, text)))
     with pytest.raises(SpecError, match="is not a fmbench.task.Task class"):
         make_task("fmbench/NotATask-v0")
@@ -189,8 +207,10 @@ def test_builtin_root_is_the_checkout_or_the_wheel_copy():
 
 
 def test_import_registers_in_a_fresh_interpreter():
-    code = ("import fmbench, gymnasium as gym; "
-            "print(len(fmbench.list_tasks()), all(e in gym.registry for e in fmbench.list_envs()))")
+    code = (
+        "import fmbench, gymnasium as gym; "
+        "print(len(fmbench.list_tasks()), all(e in gym.registry for e in fmbench.list_envs()))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == [str(len(fmbench.list_tasks())), "True"]

@@ -63,8 +63,17 @@ def test_spec_contract(task):
     assert any(h["version"] == s.version for h in s.history)
     info = task.describe()
     json.dumps(info)
-    for key in ("studies", "summary", "params", "metrics", "interface", "interface_description", "baselines",
-                "version_history", "input_format"):
+    for key in (
+        "studies",
+        "summary",
+        "params",
+        "metrics",
+        "interface",
+        "interface_description",
+        "baselines",
+        "version_history",
+        "input_format",
+    ):
         assert info[key] not in (None, "", {}), key
 
 
@@ -73,16 +82,20 @@ def _loads_smollm2(tid: str, baseline: str) -> bool:
     return "smollm2" in task_spec(tid).baselines[baseline].get("reward", "")
 
 
-BASELINES = [pytest.param(t, b, marks=[pytest.mark.slow] if _loads_smollm2(t, b) else [])
-             for t in TASKS for b in task_spec(t).baselines]
+BASELINES = [
+    pytest.param(t, b, marks=[pytest.mark.slow] if _loads_smollm2(t, b) else [])
+    for t in TASKS
+    for b in task_spec(t).baselines
+]
 
 
 @pytest.mark.parametrize("tid,baseline", BASELINES)
 def test_every_baseline_evaluates_to_a_valid_record(tid, baseline, user_data):
     task = fmbench.make_task(tid)
     model = load_model(f"baseline:{baseline}", task)
-    record = run_evaluation(task, model, seeds=[0], device="cpu", limit=max(2, task.min_limit),
-                            progress=False, log=lambda _: None)
+    record = run_evaluation(
+        task, model, seeds=[0], device="cpu", limit=max(2, task.min_limit), progress=False, log=lambda _: None
+    )
     check_schema(record)
     check_against_registry(record)
     assert set(task.spec.metrics) <= set(record["metrics"])

@@ -28,8 +28,13 @@ def test_run_log_resumes_by_key(tmp_path):
 
 def test_torn_last_line_is_dropped_and_overwritten(tmp_path):
     path = tmp_path / "runs.jsonl"
-    path.write_text(json.dumps({"task": "a", "seed": 0}) + "\n" + json.dumps({"task": "a", "seed": 1}) + "\n"
-                    + '{"task": "a", "seed": 2, "acc": 0.')
+    path.write_text(
+        json.dumps({"task": "a", "seed": 0})
+        + "\n"
+        + json.dumps({"task": "a", "seed": 1})
+        + "\n"
+        + '{"task": "a", "seed": 2, "acc": 0.'
+    )
     with pytest.warns(UserWarning, match="line 3: dropped a partly written last line"):
         log = RunLog(path, KEY)
     assert [r["seed"] for r in log.records] == [0, 1] and ("a", 2) not in log
@@ -54,7 +59,7 @@ def test_bad_lines_are_named(tmp_path):
     path.write_text('{"task": "a", "seed": 0}\n{"task": "a"}\n')
     with pytest.raises(ValueError, match="line 2: the record has no 'seed'"):
         RunLog(path, KEY)
-    path.write_text('[1, 2]\n')
+    path.write_text("[1, 2]\n")
     with pytest.raises(ValueError, match="line 1: expected a JSON object"):
         RunLog(path, KEY)
 
@@ -86,8 +91,12 @@ def test_sample_std_with_known_values():
 
 def test_markdown_table():
     text = markdown_table(["model", "k", "score"], [["a|b", 10, "0.5 ± 0.1"], ["c", 2, "–"]], align="lrr")
-    assert text.splitlines() == ["| model | k | score |", "|---|---:|---:|", "| a\\|b | 10 | 0.5 ± 0.1 |",
-                                 "| c | 2 | – |"]
+    assert text.splitlines() == [
+        "| model | k | score |",
+        "|---|---:|---:|",
+        "| a\\|b | 10 | 0.5 ± 0.1 |",
+        "| c | 2 | – |",
+    ]
     with pytest.raises(ValueError, match="row 0 has 2 cells, the header 3"):
         markdown_table(["a", "b", "c"], [[1, 2]])
     with pytest.raises(ValueError, match="align"):

@@ -37,8 +37,16 @@ def direct_task() -> CompositionPolicyTask:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny PPO (asymmetric ReLU MLP) trained for 256 steps, saved as a zip."""
-    model = PPO("MlpPolicy", gym.make(DIRECT_ENV), n_steps=64, batch_size=64, n_epochs=1, seed=0, device="cpu",
-                policy_kwargs={"net_arch": {"pi": [32], "vf": [16, 8]}, "activation_fn": torch.nn.ReLU})
+    model = PPO(
+        "MlpPolicy",
+        gym.make(DIRECT_ENV),
+        n_steps=64,
+        batch_size=64,
+        n_epochs=1,
+        seed=0,
+        device="cpu",
+        policy_kwargs={"net_arch": {"pi": [32], "vf": [16, 8]}, "activation_fn": torch.nn.ReLU},
+    )
     model.learn(256)
     path = tmp_path_factory.mktemp("sb3") / "ppo.zip"
     model.save(path)
@@ -144,19 +152,32 @@ def test_broken_files_are_refused(trained: Path, direct_task: CompositionPolicyT
         str(tmp_path / "missing.zip"): "not found",
         str(text): "not a zip file",
         str(_rewrite(trained, tmp_path / "no_policy.zip", **{"policy.pth": None})): "no policy.pth",
-        str(_zip(tmp_path / "cnn.zip", **{"policy.pth": _state_bytes({"cnn.weight": torch.zeros(2, 2)})})):
-            "not an actor-critic MLP state dict",
-        str(_rewrite(trained, tmp_path / "extra.zip", **{"policy.pth": _state_bytes(
-            {**torch.load(io.BytesIO(zipfile.ZipFile(trained).read("policy.pth")), weights_only=True),
-             "log_std": torch.zeros(33)})})): r"unexpected \['log_std'\]",
+        str(
+            _zip(tmp_path / "cnn.zip", **{"policy.pth": _state_bytes({"cnn.weight": torch.zeros(2, 2)})})
+        ): "not an actor-critic MLP state dict",
+        str(
+            _rewrite(
+                trained,
+                tmp_path / "extra.zip",
+                **{
+                    "policy.pth": _state_bytes(
+                        {
+                            **torch.load(io.BytesIO(zipfile.ZipFile(trained).read("policy.pth")), weights_only=True),
+                            "log_std": torch.zeros(33),
+                        }
+                    )
+                },
+            )
+        ): r"unexpected \['log_std'\]",
     }
     for path, message in cases.items():
         with pytest.raises(ModelError, match=message):
             load_model(f"sb3:{path}", direct_task)
 
 
-def test_unsupported_architectures_are_refused(trained: Path, direct_task: CompositionPolicyTask,
-                                               tmp_path: Path) -> None:
+def test_unsupported_architectures_are_refused(
+    trained: Path, direct_task: CompositionPolicyTask, tmp_path: Path
+) -> None:
     data = json.loads(zipfile.ZipFile(trained).read("data"))
     data["policy_kwargs"]["activation_fn"] = "<class 'mypackage.Swish'>"
     custom = _rewrite(trained, tmp_path / "custom.zip", data=json.dumps(data).encode())

@@ -12,7 +12,7 @@ import re
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -75,13 +75,13 @@ def board(tmp_path, complete_result_file) -> Path:
 def test_accepted_entry_lands_under_its_task_with_a_submission_block(tmp_path, complete_result_file):
     root = tmp_path / "leaderboards"
     original = complete_result_file.read_bytes()
-    before = datetime.now(timezone.utc).replace(microsecond=0)
+    before = datetime.now(UTC).replace(microsecond=0)
     path = submit(complete_result_file, "my-model_v1.2", code_url="https://example.org/code", root=root)
     assert path == root / TASK / "my-model_v1.2.json"
     entry = load(path)
     block = entry.pop("submission")
     assert block["name"] == "my-model_v1.2" and block["code_url"] == "https://example.org/code"
-    assert before <= datetime.fromisoformat(block["submitted"]) <= datetime.now(timezone.utc)
+    assert before <= datetime.fromisoformat(block["submitted"]) <= datetime.now(UTC)
     assert entry == json.loads(original)  # the record itself is copied unchanged
     assert complete_result_file.read_bytes() == original  # and the submitted file is untouched
     validate(path)  # a complete, valid record (the submission block is part of the schema)
@@ -157,19 +157,23 @@ def _already_an_entry(path: Path, record: dict) -> None:
     write(path, record)
 
 
-@pytest.mark.parametrize("make,problem", [
-    (_malformed_json, "not valid JSON"),
-    (_not_an_object, "violates the result schema"),
-    (_schema_violation, "'primary_metric' is a required property"),
-    (_extra_key, "violates the result schema at model"),
-    (_unknown_task, "unknown task id 'fmbench/ComposeNothing-v0'"),
-    (_stale_data_hash, "data hash of seed 0 does not match"),
-    (_one_seed, "1 seeds; a ranked entry of fmbench/ComposeDirect-v0 needs at least 3"),
-    (_unfinished_seed, "seeds [7] are unfinished"),
-    (_tampered_metric, "aggregate of metric 'exact_match' does not match"),
-    (_wrong_version, "says version 3"),
-    (_already_an_entry, "already a leaderboard entry"),
-], ids=lambda v: getattr(v, "__name__", "")[1:] or None)
+@pytest.mark.parametrize(
+    "make,problem",
+    [
+        (_malformed_json, "not valid JSON"),
+        (_not_an_object, "violates the result schema"),
+        (_schema_violation, "'primary_metric' is a required property"),
+        (_extra_key, "violates the result schema at model"),
+        (_unknown_task, "unknown task id 'fmbench/ComposeNothing-v0'"),
+        (_stale_data_hash, "data hash of seed 0 does not match"),
+        (_one_seed, "1 seeds; a ranked entry of fmbench/ComposeDirect-v0 needs at least 3"),
+        (_unfinished_seed, "seeds [7] are unfinished"),
+        (_tampered_metric, "aggregate of metric 'exact_match' does not match"),
+        (_wrong_version, "says version 3"),
+        (_already_an_entry, "already a leaderboard entry"),
+    ],
+    ids=lambda v: getattr(v, "__name__", "")[1:] or None,
+)
 def test_bad_records_are_refused_and_change_nothing(tmp_path, complete_result_file, board, make, problem):
     path = tmp_path / "result.json"
     make(path, load(complete_result_file))
@@ -257,8 +261,10 @@ def test_another_model_under_a_taken_name_is_refused(tmp_path, board, complete_r
     assert sorted(e["submission"]["name"] for e in entries(TASK, board)) == ["first", "more", "other"]
 
 
-@pytest.mark.parametrize("name", ["../evil", "a/b", "", ".hidden", "x" * 65, "..", "/tmp/evil", "evil\n",
-                                  "-dash", "sp ace", "semi;colon", "évil"])
+@pytest.mark.parametrize(
+    "name",
+    ["../evil", "a/b", "", ".hidden", "x" * 65, "..", "/tmp/evil", "evil\n", "-dash", "sp ace", "semi;colon", "évil"],
+)
 def test_unsafe_names_are_refused(tmp_path, board, complete_result_file, name):
     before = snapshot(tmp_path)
     with pytest.raises(SubmissionError, match="unsafe submission name"):
@@ -273,10 +279,11 @@ def test_a_superseded_task_version_is_refused(tmp_path, monkeypatch, complete_re
     assert block, "the ComposeDirect-v0 entry moved; update this test"
     v1 = block.group(0).replace("ComposeDirect-v0", "ComposeDirect-v1") + (
         '\nhistory = [{ version = 0, change = "First release." }, '
-        '{ version = 1, change = "Test-only: a new version." }]\n')
+        '{ version = 1, change = "Test-only: a new version." }]\n'
+    )
     root = tmp_path / "specs"
     (root / "tasks").mkdir(parents=True)
-    (root / "tasks" / "compositional-v1.toml").write_text(text[:text.index("[[task]]")] + v1)
+    (root / "tasks" / "compositional-v1.toml").write_text(text[: text.index("[[task]]")] + v1)
     monkeypatch.setenv("FMBENCH_SPEC_PATH", str(root))
     from fmbench.registry import list_tasks
 
@@ -291,8 +298,16 @@ def test_a_superseded_task_version_is_refused(tmp_path, monkeypatch, complete_re
 
 def test_submit_through_the_cli(fmbench_cli, tmp_path, complete_result_file):
     board = tmp_path / "leaderboards"
-    proc = fmbench_cli("submit", complete_result_file, "--name", "cli-entry", "--code-url", "https://example.org",
-                       "--leaderboards", board)
+    proc = fmbench_cli(
+        "submit",
+        complete_result_file,
+        "--name",
+        "cli-entry",
+        "--code-url",
+        "https://example.org",
+        "--leaderboards",
+        board,
+    )
     assert proc.returncode == 0, proc.stderr
     target = board / TASK / "cli-entry.json"
     assert proc.stdout.strip().splitlines()[-1] == f"accepted: {target}"
@@ -300,8 +315,10 @@ def test_submit_through_the_cli(fmbench_cli, tmp_path, complete_result_file):
     proc = fmbench_cli("validate", target)
     assert proc.returncode == 0 and "valid result of fmbench/ComposeDirect-v0 (3/3 seeds finished)" in proc.stdout
     before = snapshot(board)
-    for args, problem in [(["--name", "again"], "duplicate: 'cli-entry'"),
-                          (["--name", "../evil"], "unsafe submission name")]:
+    for args, problem in [
+        (["--name", "again"], "duplicate: 'cli-entry'"),
+        (["--name", "../evil"], "unsafe submission name"),
+    ]:
         proc = fmbench_cli("submit", complete_result_file, *args, "--leaderboards", board)
         assert proc.returncode == 1
         lines = proc.stderr.strip().splitlines()
@@ -341,9 +358,15 @@ def race(tmp_path: Path, submissions: list[tuple[Path, str]], root: Path) -> lis
     procs, ready = [], []
     for i, (record, name) in enumerate(submissions):
         ready.append(tmp_path / f"ready{i}")
-        procs.append(subprocess.Popen([sys.executable, str(script), str(record), name, str(root), str(ready[-1]),
-                                       str(go)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                      cwd=tmp_path))
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, str(script), str(record), name, str(root), str(ready[-1]), str(go)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                cwd=tmp_path,
+            )
+        )
     try:
         deadline = time.monotonic() + 300
         while not all(r.exists() for r in ready):
@@ -388,8 +411,7 @@ def test_concurrent_submits_under_one_name(tmp_path, complete_result_file):
     validate(root / TASK / "same.json")
 
 
-def test_baselines_job_skips_tasks_whose_user_data_is_missing_but_not_a_damaged_copy(tmp_path, monkeypatch,
-                                                                                      capsys):
+def test_baselines_job_skips_tasks_whose_user_data_is_missing_but_not_a_damaged_copy(tmp_path, monkeypatch, capsys):
     from fmbench.baselines import submit_baselines
     from fmbench.errors import DataError
 

@@ -45,8 +45,13 @@ class CNN(nn.Module):
         super().__init__()
         self.config = config
         w = config.width
-        self.features = nn.Sequential(*_block(config.in_channels, w, True), *_block(w, 2 * w, True),
-                                      *_block(2 * w, 2 * w, False), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.features = nn.Sequential(
+            *_block(config.in_channels, w, True),
+            *_block(w, 2 * w, True),
+            *_block(2 * w, 2 * w, False),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+        )
         self.head = nn.Linear(2 * w, config.embedding_dim)
 
     @property

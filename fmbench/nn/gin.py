@@ -49,7 +49,8 @@ class GIN(nn.Module):
         self.eps = nn.Parameter(torch.zeros(config.n_layers))
         self.mlps = nn.ModuleList(
             nn.Sequential(nn.Linear(a, b), nn.BatchNorm1d(b), nn.ReLU(), nn.Linear(b, b))
-            for a, b in zip(dims, dims[1:]))
+            for a, b in zip(dims, dims[1:])
+        )
         self.norms = nn.ModuleList(nn.BatchNorm1d(config.hidden) for _ in range(config.n_layers))
 
     @property

@@ -61,10 +61,16 @@ class _Block(nn.Module):
         self.qkv = nn.Linear(c.n_embd, 3 * c.n_embd, bias=c.bias)
         self.attn_out = nn.Linear(c.n_embd, c.n_embd, bias=c.bias)
         self.ln_2 = _LayerNorm(c.n_embd, c.bias) if c.mlp else None
-        self.mlp = nn.Sequential(
-            nn.Linear(c.n_embd, 4 * c.n_embd, bias=c.bias), nn.GELU(),
-            nn.Linear(4 * c.n_embd, c.n_embd, bias=c.bias), nn.Dropout(c.dropout),
-        ) if c.mlp else None
+        self.mlp = (
+            nn.Sequential(
+                nn.Linear(c.n_embd, 4 * c.n_embd, bias=c.bias),
+                nn.GELU(),
+                nn.Linear(4 * c.n_embd, c.n_embd, bias=c.bias),
+                nn.Dropout(c.dropout),
+            )
+            if c.mlp
+            else None
+        )
         self.resid_drop = nn.Dropout(c.dropout)
 
     def forward(self, x: torch.Tensor, cache: KVCache | None = None) -> tuple[torch.Tensor, KVCache]:
@@ -74,10 +80,14 @@ class _Block(nn.Module):
         if cache is not None:
             k, v = torch.cat([cache[0], k], dim=2), torch.cat([cache[1], v], dim=2)
         # new queries sit at the end: causal within them, full view of the cached keys
-        mask = None if cache is None or t == 1 else torch.ones(t, k.shape[2], dtype=torch.bool,
-                                                                 device=x.device).tril(k.shape[2] - t)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=cache is None,
-                                           dropout_p=self.dropout if self.training else 0.0)
+        mask = (
+            None
+            if cache is None or t == 1
+            else torch.ones(t, k.shape[2], dtype=torch.bool, device=x.device).tril(k.shape[2] - t)
+        )
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, is_causal=cache is None, dropout_p=self.dropout if self.training else 0.0
+        )
         x = x + self.resid_drop(self.attn_out(y.transpose(1, 2).reshape(b, t, d)))
         if self.mlp is not None:
             x = x + self.mlp(self.ln_2(x))

@@ -13,8 +13,8 @@ Example:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Callable
 
 import numpy as np
 import torch
@@ -49,8 +49,15 @@ def learning_rate(step: int, total: int, c: TrainConfig) -> float:
     return c.min_learning_rate + 0.5 * (1 + math.cos(math.pi * progress)) * (c.learning_rate - c.min_learning_rate)
 
 
-def train_causal_lm(model: nn.Module, documents: Callable[[np.ndarray], np.ndarray], n_documents: int,
-                    config: TrainConfig, seed: int, device: str = "cpu", progress: bool = False) -> list[float]:
+def train_causal_lm(
+    model: nn.Module,
+    documents: Callable[[np.ndarray], np.ndarray],
+    n_documents: int,
+    config: TrainConfig,
+    seed: int,
+    device: str = "cpu",
+    progress: bool = False,
+) -> list[float]:
     """Train on every document once per epoch, in an order drawn from ``seed``; return losses.
 
     ``documents(index)`` returns equal-length token-id rows; the loss is next-token cross
@@ -59,9 +66,11 @@ def train_causal_lm(model: nn.Module, documents: Callable[[np.ndarray], np.ndarr
     model.to(device).train()
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}],
-                            lr=config.learning_rate, betas=(config.beta1, config.beta2))
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=config.learning_rate,
+        betas=(config.beta1, config.beta2),
+    )
     rng = np.random.default_rng([seed, 1])
     steps_per_epoch = n_documents // config.batch_size
     total = steps_per_epoch * config.epochs
@@ -75,7 +84,7 @@ def train_causal_lm(model: nn.Module, documents: Callable[[np.ndarray], np.ndarr
             step = epoch * steps_per_epoch + b
             for group in opt.param_groups:
                 group["lr"] = learning_rate(step, total, config)
-            batch = torch.from_numpy(documents(order[b * config.batch_size:(b + 1) * config.batch_size])).to(device)
+            batch = torch.from_numpy(documents(order[b * config.batch_size : (b + 1) * config.batch_size])).to(device)
             logits = model(batch[:, :-1])
             loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
             opt.zero_grad(set_to_none=True)

@@ -11,7 +11,7 @@ Example:
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import gymnasium as gym
@@ -26,7 +26,7 @@ DOCUMENT_SEED = 0
 """Data seed of the documents episodes are drawn from (``reset``'s seed picks the document)."""
 
 
-@lru_cache(maxsize=None)
+@cache
 def composition_world(task: str) -> CompositionWorld:
     """The world of a registered composition task, built once per process and shared read-only.
 
@@ -96,8 +96,9 @@ class CompositionEnv(gym.Env[np.ndarray, np.int64]):
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
 
-    def __init__(self, task: str = "fmbench/ComposeStepByStep-v0", split: str = "train",
-                 render_mode: str | None = None) -> None:
+    def __init__(
+        self, task: str = "fmbench/ComposeStepByStep-v0", split: str = "train", render_mode: str | None = None
+    ) -> None:
         if split not in DOCUMENT_SPLITS:
             raise ValueError(f"unknown split {split!r}; expected one of {DOCUMENT_SPLITS}")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
@@ -105,22 +106,22 @@ class CompositionEnv(gym.Env[np.ndarray, np.int64]):
         self.task, self.split, self.render_mode = task, split, render_mode
         self.world = composition_world(task)
         vocab_size = len(self.world.vocab)
-        self.observation_space = spaces.MultiDiscrete(np.full(self.world.document_length, vocab_size),
-                                                      dtype=np.int64)
+        self.observation_space = spaces.MultiDiscrete(np.full(self.world.document_length, vocab_size), dtype=np.int64)
         self.action_space = spaces.Discrete(vocab_size)
         self._document = np.zeros(0, dtype=np.int64)
         self._obs = np.zeros(0, dtype=np.int64)
         self._index = -1
         self._written = self._correct = 0
 
-    def reset(self, *, seed: int | None = None,
-              options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
         w = self.world
         self._index = int(self.np_random.integers(w.split_size(self.split)))
         self._document = w.documents(self.split, DOCUMENT_SEED, np.array([self._index]))[0]
         self._obs = self._document.copy()
-        self._obs[w.prompt_length:] = w.pad_id
+        self._obs[w.prompt_length :] = w.pad_id
         self._written = self._correct = 0
         return self._obs.copy(), self._info()
 

@@ -90,10 +90,15 @@ class CompositionConfig:
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first impossible parameter."""
-        _positive(n_tokens=self.n_tokens, input_length=self.input_length, depth=self.depth,
-                  n_functions=self.n_functions, n_train_documents=self.n_train_documents,
-                  samples_per_composition=self.samples_per_composition,
-                  max_eval_compositions=self.max_eval_compositions)
+        _positive(
+            n_tokens=self.n_tokens,
+            input_length=self.input_length,
+            depth=self.depth,
+            n_functions=self.n_functions,
+            n_train_documents=self.n_train_documents,
+            samples_per_composition=self.samples_per_composition,
+            max_eval_compositions=self.max_eval_compositions,
+        )
         if self.n_tokens < 2:
             raise ValueError(f"n_tokens={self.n_tokens}: need at least 2 data tokens")
         bad = [p for p in self.permutation_positions if not 0 <= p < self.depth]
@@ -105,10 +110,12 @@ class CompositionConfig:
                 kind = "permutations of" if p in self.permutation_positions else "bijections of"
                 raise ValueError(
                     f"n_functions={self.n_functions}: position {p} needs {self.n_choices} distinct "
-                    f"functions but there are only {_factorial_capped(width)} {kind} {width} elements")
+                    f"functions but there are only {_factorial_capped(width)} {kind} {width} elements"
+                )
         if not self.with_replacement and self.input_length > self.n_tokens:
-            raise ValueError(f"input_length={self.input_length} > n_tokens={self.n_tokens} "
-                             "cannot be drawn without replacement")
+            raise ValueError(
+                f"input_length={self.input_length} > n_tokens={self.n_tokens} cannot be drawn without replacement"
+            )
         if self.split not in SPLIT_STRATEGIES:
             raise ValueError(f"unknown split strategy {self.split!r}; expected one of {SPLIT_STRATEGIES}")
         if self.split in ("base", "out_of_order", "random_biased") and not self.include_identity:
@@ -262,8 +269,7 @@ class CompositionWorld:
             g = comps[:, s]
             permutes = self.is_permutation[g][:, None]
             token_map = np.where(permutes, token_map, np.take_along_axis(self.bijections[g], token_map, 1))
-            position_map = np.where(permutes, np.take_along_axis(position_map, self.permutations[g], 1),
-                                    position_map)
+            position_map = np.where(permutes, np.take_along_axis(position_map, self.permutations[g], 1), position_map)
             tokens[:, s], positions[:, s] = token_map, position_map
         return tokens, positions
 
@@ -303,7 +309,7 @@ class CompositionWorld:
         k = c.n_train_compositions
         if c.split == "out_of_order":
             base = self.base_compositions()
-            universe = (1 + c.depth * c.n_functions) ** c.depth - c.n_choices ** c.depth
+            universe = (1 + c.depth * c.n_functions) ** c.depth - c.n_choices**c.depth
             if k > universe:
                 raise ValueError(f"n_train_compositions={k} > {universe} out-of-order compositions")
             extra = self._sample_out_of_order(rng, k, exclude=set(), displacement=None)
@@ -320,12 +326,14 @@ class CompositionWorld:
         if k > limit or (c.split != "base" and k == 0):
             raise ValueError(
                 f"n_train_compositions={k} impossible for split {c.split!r}: "
-                f"{len(pool)} candidate compositions and at least one must be held out")
+                f"{len(pool)} candidate compositions and at least one must be held out"
+            )
         chosen = pool[np.sort(rng.choice(len(pool), size=k, replace=False))]
         return np.concatenate([comps[base_mask], chosen]) if c.split == "base" else chosen
 
-    def _sample_out_of_order(self, rng: np.random.Generator, n: int, exclude: set,
-                             displacement: int | None) -> np.ndarray:
+    def _sample_out_of_order(
+        self, rng: np.random.Generator, n: int, exclude: set, displacement: int | None
+    ) -> np.ndarray:
         """Distinct compositions with displacement >= 1 (or exactly ``displacement``)."""
         c = self.config
         out: list[tuple[int, ...]] = []
@@ -338,8 +346,11 @@ class CompositionWorld:
                 # uniform over all compositions of displacement >= 1: each slot uniform over its choices
                 for s in range(c.depth):
                     j = int(rng.integers(1 + c.depth * c.n_functions))
-                    comp.append(s * c.n_choices if j == 0 else
-                                (j - 1) // c.n_functions * c.n_choices + 1 + (j - 1) % c.n_functions)
+                    comp.append(
+                        s * c.n_choices
+                        if j == 0
+                        else (j - 1) // c.n_functions * c.n_choices + 1 + (j - 1) % c.n_functions
+                    )
             else:
                 moved = set(rng.choice(c.depth, size=displacement, replace=False).tolist())
                 for s in range(c.depth):
@@ -361,7 +372,7 @@ class CompositionWorld:
     def _count_with_displacement(self, d: int | None) -> int:
         c = self.config
         if d is None:
-            return (1 + c.depth * c.n_functions) ** c.depth - c.n_choices ** c.depth
+            return (1 + c.depth * c.n_functions) ** c.depth - c.n_choices**c.depth
         return comb(c.depth, d) * ((c.depth - 1) * c.n_functions) ** d * c.n_choices ** (c.depth - d)
 
     def _eval_split(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -369,8 +380,9 @@ class CompositionWorld:
         train = {tuple(t) for t in self.train_compositions.tolist()}
         if c.split == "out_of_order":
             per_group = max(1, c.max_eval_compositions // (c.depth + 1))
-            groups = [self._sample_out_of_order(rng, per_group, exclude=train, displacement=d)
-                      for d in range(c.depth + 1)]
+            groups = [
+                self._sample_out_of_order(rng, per_group, exclude=train, displacement=d) for d in range(c.depth + 1)
+            ]
             held = np.concatenate(groups)
         else:
             comps = self.in_order_compositions()
@@ -462,8 +474,15 @@ class CompositionWorld:
             comps = self._compositions(split)
             n, depth, width = len(comps), c.depth, c.n_tokens
             tokens, positions = self.slot_maps(comps)
-            values = np.column_stack([tokens.reshape(n, -1), np.tile(np.arange(width), (n, 1)),
-                                      np.full(n, self.bos_id), comps + width, np.full(n, self.sep_id)])
+            values = np.column_stack(
+                [
+                    tokens.reshape(n, -1),
+                    np.tile(np.arange(width), (n, 1)),
+                    np.full(n, self.bos_id),
+                    comps + width,
+                    np.full(n, self.sep_id),
+                ]
+            )
             identity, bos = depth * width, (depth + 1) * width  # where the blocks start in a row
             sep = bos + depth + 1
             offsets = np.empty((n, self.document_length), dtype=np.int64)
@@ -504,8 +523,13 @@ class CompositionWorld:
     def data_hash(self, seed: int) -> str:
         """sha256 over the config, functions, splits and every document of both splits."""
         h = hashlib.sha256(json.dumps(self.config.to_dict(), sort_keys=True).encode())
-        for arr in (self.bijections, self.permutations, self.train_compositions,
-                    self.eval_compositions, self.eval_in_train):
+        for arr in (
+            self.bijections,
+            self.permutations,
+            self.train_compositions,
+            self.eval_compositions,
+            self.eval_in_train,
+        ):
             h.update(np.ascontiguousarray(arr, dtype="<i4").tobytes())
         for split in DOCUMENT_SPLITS:
             for _, docs in self.iter_documents(split, seed):

@@ -16,8 +16,9 @@ Example:
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from functools import cached_property
-from typing import Any, Iterator
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -51,16 +52,21 @@ class RandomPolicy:
         self.tokens, self.seed = np.asarray(tokens, dtype=np.int64), seed
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
-        return self.tokens[[stream_key("random-policy", self.seed, row.tobytes()) % len(self.tokens)
-                            for row in np.ascontiguousarray(obs, dtype=np.int64)]]
+        return self.tokens[
+            [
+                stream_key("random-policy", self.seed, row.tobytes()) % len(self.tokens)
+                for row in np.ascontiguousarray(obs, dtype=np.int64)
+            ]
+        ]
 
 
 class CompositionPolicyTask(Task):
     """Score a policy's return on the test documents of a composition env (arXiv:2311.12997)."""
 
     splits = ("test",)
-    params_schema = params_of({"env": {"type": "string", "pattern": "^fmbench/"}, "episodes": POSITIVE},
-                                  required=("env", "episodes"))
+    params_schema = params_of(
+        {"env": {"type": "string", "pattern": "^fmbench/"}, "episodes": POSITIVE}, required=("env", "episodes")
+    )
     baseline_schema = {}
 
     @property
@@ -100,13 +106,15 @@ class CompositionPolicyTask(Task):
             >>> fmbench.make_task("fmbench/ComposeTokensPolicy-v0").reset_seeds(0).shape
             (256,)
         """
-        return integers(stream_key("compositional-policy", self.id, check_seed(seed)), np.arange(self.episodes), 1,
-                        2**31)[:, 0]
+        return integers(
+            stream_key("compositional-policy", self.id, check_seed(seed)), np.arange(self.episodes), 1, 2**31
+        )[:, 0]
 
     def document_indices(self, seed: int) -> np.ndarray:
         """The test document each episode of an evaluation seed starts from."""
-        return np.array([self.env.reset(seed=int(s))[1]["document_index"] for s in self.reset_seeds(seed)],
-                        dtype=np.int64)
+        return np.array(
+            [self.env.reset(seed=int(s))[1]["document_index"] for s in self.reset_seeds(seed)], dtype=np.int64
+        )
 
     def data_hash(self, seed: int) -> str:
         h = hashlib.sha256(self.world.data_hash(DOCUMENT_SEED).encode())
@@ -118,43 +126,80 @@ class CompositionPolicyTask(Task):
         ``token_ids`` (that document) and ``prompt_length``."""
         self.check_split(split)
         index = self.document_indices(seed)
-        yield {"ids": np.arange(self.episodes), "reset_seed": self.reset_seeds(seed), "document_index": index,
-               "token_ids": self.world.documents("test", DOCUMENT_SEED, index),
-               "prompt_length": np.full(self.episodes, self.world.prompt_length)}
+        yield {
+            "ids": np.arange(self.episodes),
+            "reset_seed": self.reset_seeds(seed),
+            "document_index": index,
+            "token_ids": self.world.documents("test", DOCUMENT_SEED, index),
+            "prompt_length": np.full(self.episodes, self.world.prompt_length),
+        }
 
     def stats(self, seed: int) -> dict[str, Any]:
         w = self.world
         index = self.document_indices(seed)
         held = ~w.eval_in_train[index // w.config.samples_per_composition]
-        return {"task": self.id, "seed": seed, "env": self.env_id, "episodes": self.episodes,
-                "vocab_size": len(w.vocab), "document_length": w.document_length,
-                "prompt_length": w.prompt_length, "answer_length": w.answer_length,
-                "test": {"documents": w.split_size("test"),
-                         "document_index": {"min": int(index.min()), "max": int(index.max()),
-                                            "distinct": int(len(np.unique(index)))},
-                         "held_out_episodes": int(held.sum()), "seen_episodes": int((~held).sum())}}
+        return {
+            "task": self.id,
+            "seed": seed,
+            "env": self.env_id,
+            "episodes": self.episodes,
+            "vocab_size": len(w.vocab),
+            "document_length": w.document_length,
+            "prompt_length": w.prompt_length,
+            "answer_length": w.answer_length,
+            "test": {
+                "documents": w.split_size("test"),
+                "document_index": {
+                    "min": int(index.min()),
+                    "max": int(index.max()),
+                    "distinct": int(len(np.unique(index))),
+                },
+                "held_out_episodes": int(held.sum()),
+                "seen_episodes": int((~held).sum()),
+            },
+        }
 
     # ---- models ----------------------------------------------------------------------
     def input_format(self) -> str:
         w = self.world
-        return (f"A policy: callable mapping an int64 numpy array (B, {w.document_length}) of observations of "
-                f"{self.env_id} (token ids in [0, {len(w.vocab)}), unwritten answer positions = <pad> "
-                f"{w.pad_id}) to a numpy integer array (B,) of actions in [0, {len(w.vocab)}), the next "
-                f"answer token. Each episode writes {w.answer_length} tokens; the vocabulary is "
-                "`fmbench describe` / `task.vocab` (token i is vocab[i]).")
+        return (
+            f"A policy: callable mapping an int64 numpy array (B, {w.document_length}) of observations of "
+            f"{self.env_id} (token ids in [0, {len(w.vocab)}), unwritten answer positions = <pad> "
+            f"{w.pad_id}) to a numpy integer array (B,) of actions in [0, {len(w.vocab)}), the next "
+            f"answer token. Each episode writes {w.answer_length} tokens; the vocabulary is "
+            "`fmbench describe` / `task.vocab` (token i is vocab[i])."
+        )
 
     def check_model(self, model: LoadedModel) -> None:
-        self.interface.check(model, observations=np.stack([self.env.reset(seed=s)[0] for s in (0, 1)]),
-                             n_actions=int(self.env.action_space.n))
+        self.interface.check(
+            model,
+            observations=np.stack([self.env.reset(seed=s)[0] for s in (0, 1)]),
+            n_actions=int(self.env.action_space.n),
+        )
 
     def load_baseline(self, name: str) -> LoadedModel:
         self.baseline_entry(name)
         tokens = np.delete(np.arange(len(self.world.vocab)), self.world.pad_id)
-        return LoadedModel(model=RandomPolicy(tokens), spec=f"baseline:{name}", name=name, interface="policy",
-                           n_params=0, weights_sha256=None, dtype="none")
+        return LoadedModel(
+            model=RandomPolicy(tokens),
+            spec=f"baseline:{name}",
+            name=name,
+            interface="policy",
+            n_params=0,
+            weights_sha256=None,
+            dtype="none",
+        )
 
-    def evaluate(self, model: LoadedModel, seed: int, *, device: str = "cpu", batch_size: int = 256,
-                 limit: int | None = None, progress: bool = False) -> dict[str, float]:
+    def evaluate(
+        self,
+        model: LoadedModel,
+        seed: int,
+        *,
+        device: str = "cpu",
+        batch_size: int = 256,
+        limit: int | None = None,
+        progress: bool = False,
+    ) -> dict[str, float]:
         seeds = self.reset_seeds(seed)
         seeds = seeds[evaluation_subset(len(seeds), limit)]
         width = min(batch_size, len(seeds))

@@ -23,10 +23,11 @@ import argparse
 import dataclasses
 import multiprocessing
 import time
+from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import torch
@@ -80,8 +81,12 @@ def run_task(run: Run) -> CompositionTask:
         True
     """
     base = task_spec(FORMATS[run.format])
-    params = {**base.params, "n_train_compositions": run.k, "world_seed": run.seed,
-              "n_train_documents": run.n_documents}
+    params = {
+        **base.params,
+        "n_train_compositions": run.k,
+        "world_seed": run.seed,
+        "n_train_documents": run.n_documents,
+    }
     spec = dataclasses.replace(base, id=f"{base.id}[k={run.k},world_seed={run.seed}]", params=params)
     return CompositionTask(spec)
 
@@ -99,11 +104,15 @@ def execute(run: Run) -> dict[str, Any]:
     model, info = train_model(world, run.seed)
     start = time.perf_counter()
     with torch.inference_mode():
-        metrics = task.evaluate(from_module(model, "reproduce", f"{run.format}-k{run.k}-s{run.seed}"),
-                                run.eval_seed)
-    return {**dataclasses.asdict(run), "config": {**world.config.to_dict(), "world_seed": world.world_seed},
-            "held_out_compositions": int((~world.eval_in_train).sum()), "train": info,
-            "eval_seconds": round(time.perf_counter() - start, 1), "metrics": metrics}
+        metrics = task.evaluate(from_module(model, "reproduce", f"{run.format}-k{run.k}-s{run.seed}"), run.eval_seed)
+    return {
+        **dataclasses.asdict(run),
+        "config": {**world.config.to_dict(), "world_seed": world.world_seed},
+        "held_out_compositions": int((~world.eval_in_train).sum()),
+        "train": info,
+        "eval_seconds": round(time.perf_counter() - start, 1),
+        "metrics": metrics,
+    }
 
 
 def run_log(out: Path) -> RunLog:
@@ -149,10 +158,13 @@ def run_all(runs: Iterable[Run], out: Path, workers: int = 1) -> list[dict[str, 
             log.append(record)
             records.append(record)
             m = record["metrics"]
-            print(f"[{len(records)}/{len(todo)} {time.perf_counter() - start:.0f} s] {record['format']} "
-                  f"k={record['k']} seed={record['seed']}: held-out exact match {m['exact_match']:.4f}, "
-                  f"seen {m['exact_match_seen']:.4f}, loss {record['train']['final_loss']:.4f}, "
-                  f"train {record['train']['train_seconds']} s, eval {record['eval_seconds']} s", flush=True)
+            print(
+                f"[{len(records)}/{len(todo)} {time.perf_counter() - start:.0f} s] {record['format']} "
+                f"k={record['k']} seed={record['seed']}: held-out exact match {m['exact_match']:.4f}, "
+                f"seen {m['exact_match_seen']:.4f}, loss {record['train']['final_loss']:.4f}, "
+                f"train {record['train']['train_seconds']} s, eval {record['eval_seconds']} s",
+                flush=True,
+            )
     return records
 
 
@@ -173,8 +185,13 @@ def summarize(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         groups.setdefault((r["format"], r["k"], r["n_documents"]), []).append(r)
     rows = []
     for (fmt, k, docs), rs in sorted(groups.items(), key=lambda g: (list(FORMATS).index(g[0][0]), g[0][1:])):
-        row: dict[str, Any] = {"format": fmt, "k": k, "n_documents": docs, "n_seeds": len(rs),
-                               "seeds": sorted(r["seed"] for r in rs)}
+        row: dict[str, Any] = {
+            "format": fmt,
+            "k": k,
+            "n_documents": docs,
+            "n_seeds": len(rs),
+            "seeds": sorted(r["seed"] for r in rs),
+        }
         for name in ("exact_match", "exact_match_seen", "token_accuracy"):
             row[name] = MeanStd.of(r["metrics"][name] for r in rs)
         row["train_seconds_mean"] = float(np.mean([r["train"]["train_seconds"] for r in rs]))
@@ -198,7 +215,7 @@ def results_markdown(records: list[dict[str, Any]]) -> str:
     lines += [
         f"Registered task defaults: {c['depth']} positions, each the identity + {c['n_functions']} random "
         f"bijections of {c['n_tokens']} tokens ({n_compositions} in-order compositions), inputs of "
-        f"{c['input_length']} tokens, `split = \"{c['split']}\"`; {c['samples_per_composition']} test inputs "
+        f'{c["input_length"]} tokens, `split = "{c["split"]}"`; {c["samples_per_composition"]} test inputs '
         f"per composition (evaluation seed {eval_seeds}). Each seed draws its own functions and training "
         "compositions (`world_seed = seed`), initialisation and data order. Model: 2 layers, 1 head, "
         "d = 120; one epoch, batch 16, AdamW 3e-4 with warmup + cosine. Greedy decoding from the prompt.",
@@ -209,22 +226,74 @@ def results_markdown(records: list[dict[str, Any]]) -> str:
         "torch thread per run and vary with the machine's load.",
         "",
     ]
-    summary = [[row["format"], row["k"], row["n_documents"], row["exact_match"].format(4), row["n_seeds"],
-                row["exact_match_seen"].format(4), row["token_accuracy"].format(4), f"{row['train_seconds_mean']:.0f}"]
-               for row in summarize(records)]
-    lines.append(markdown_table(["format", "k", "docs", "held-out exact match", "n seeds", "in-train exact match",
-                                 "held-out token accuracy", "train s (mean)"], summary, align="lrrrrrrr"))
+    summary = [
+        [
+            row["format"],
+            row["k"],
+            row["n_documents"],
+            row["exact_match"].format(4),
+            row["n_seeds"],
+            row["exact_match_seen"].format(4),
+            row["token_accuracy"].format(4),
+            f"{row['train_seconds_mean']:.0f}",
+        ]
+        for row in summarize(records)
+    ]
+    lines.append(
+        markdown_table(
+            [
+                "format",
+                "k",
+                "docs",
+                "held-out exact match",
+                "n seeds",
+                "in-train exact match",
+                "held-out token accuracy",
+                "train s (mean)",
+            ],
+            summary,
+            align="lrrrrrrr",
+        )
+    )
     order = {f: i for i, f in enumerate(FORMATS)}
     runs = []
     for r in sorted(records, key=lambda r: (order[r["format"]], r["k"], r["n_documents"], r["seed"])):
         m = r["metrics"]
-        runs.append([r["format"], r["k"], r["seed"], r["n_documents"], f"{m['exact_match']:.4f}",
-                     f"{m['exact_match_seen']:.4f}", f"{m['teacher_forced_accuracy']:.4f}",
-                     f"{r['train']['final_loss']:.4f}", f"{r['train']['train_seconds']:.0f}",
-                     f"{r['eval_seconds']:.0f}"])
-    lines += ["", "## Runs", "", markdown_table(["format", "k", "seed", "docs", "held-out exact match",
-                                                 "in-train exact match", "teacher-forced acc.", "final loss", "train s",
-                                                 "eval s"], runs, align="lrrrrrrrrr")]
+        runs.append(
+            [
+                r["format"],
+                r["k"],
+                r["seed"],
+                r["n_documents"],
+                f"{m['exact_match']:.4f}",
+                f"{m['exact_match_seen']:.4f}",
+                f"{m['teacher_forced_accuracy']:.4f}",
+                f"{r['train']['final_loss']:.4f}",
+                f"{r['train']['train_seconds']:.0f}",
+                f"{r['eval_seconds']:.0f}",
+            ]
+        )
+    lines += [
+        "",
+        "## Runs",
+        "",
+        markdown_table(
+            [
+                "format",
+                "k",
+                "seed",
+                "docs",
+                "held-out exact match",
+                "in-train exact match",
+                "teacher-forced acc.",
+                "final loss",
+                "train s",
+                "eval s",
+            ],
+            runs,
+            align="lrrrrrrrrr",
+        ),
+    ]
     return "\n".join(lines + [""])
 
 
@@ -246,9 +315,14 @@ def plot(records: list[dict[str, Any]], path: Path) -> None:
             label = {"step": "step-by-step", "direct": "direct"}[fmt]
             if len({r["n_documents"] for r in rows}) > 1:
                 label += f" ({docs} docs)"
-            ax.errorbar([r["k"] for r in sub], [r["exact_match"].mean for r in sub],
-                        yerr=[np.nan_to_num(r["exact_match"].std) for r in sub], marker=marker, capsize=3,
-                        label=label)
+            ax.errorbar(
+                [r["k"] for r in sub],
+                [r["exact_match"].mean for r in sub],
+                yerr=[np.nan_to_num(r["exact_match"].std) for r in sub],
+                marker=marker,
+                capsize=3,
+                label=label,
+            )
     ax.set_xscale("log")
     ks = sorted({r["k"] for r in rows})
     if ks:
@@ -296,8 +370,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--report-only", action="store_true", help="only rewrite the report from runs.jsonl")
     args = p.parse_args(argv)
     if not args.report_only:
-        runs = [Run(fmt, k, seed, args.docs, args.eval_seed) for fmt in args.formats.split(",")
-                for k in args.compositions for seed in args.seeds]
+        runs = [
+            Run(fmt, k, seed, args.docs, args.eval_seed)
+            for fmt in args.formats.split(",")
+            for k in args.compositions
+            for seed in args.seeds
+        ]
         start = time.perf_counter()
         run_all(runs, args.out, args.workers)
         print(f"runs finished in {time.perf_counter() - start:.0f} s", flush=True)

@@ -10,9 +10,10 @@ Example:
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,12 +32,25 @@ class CompositionTask(Task):
     """Score a causal sequence model on held-out function compositions (arXiv:2311.12997)."""
 
     splits = ("train", "test")
-    params_schema = params_of({
-        "world_seed": INTEGER, "n_tokens": POSITIVE, "input_length": POSITIVE, "depth": POSITIVE,
-        "n_functions": POSITIVE, "include_identity": BOOLEAN, "step_by_step": BOOLEAN, "split": STRING,
-        "permutation_positions": {"type": "array", "items": INTEGER}, "n_train_compositions": INTEGER,
-        "n_identity": INTEGER, "with_replacement": BOOLEAN, "n_train_documents": POSITIVE,
-        "samples_per_composition": POSITIVE, "max_eval_compositions": POSITIVE})
+    params_schema = params_of(
+        {
+            "world_seed": INTEGER,
+            "n_tokens": POSITIVE,
+            "input_length": POSITIVE,
+            "depth": POSITIVE,
+            "n_functions": POSITIVE,
+            "include_identity": BOOLEAN,
+            "step_by_step": BOOLEAN,
+            "split": STRING,
+            "permutation_positions": {"type": "array", "items": INTEGER},
+            "n_train_compositions": INTEGER,
+            "n_identity": INTEGER,
+            "with_replacement": BOOLEAN,
+            "n_train_documents": POSITIVE,
+            "samples_per_composition": POSITIVE,
+            "max_eval_compositions": POSITIVE,
+        }
+    )
     """:class:`~fmbench.studies.compositional.generator.CompositionConfig`'s fields and ``world_seed``."""
 
     @cached_property
@@ -64,8 +78,12 @@ class CompositionTask(Task):
         w = self.world
         for index, docs in w.iter_documents(split, seed):
             comps = w.compositions_of(split, seed, index)
-            cols = {"ids": index, "token_ids": docs, "composition_token_ids": comps + w.config.n_tokens,
-                    "prompt_length": np.full(len(index), w.prompt_length)}
+            cols = {
+                "ids": index,
+                "token_ids": docs,
+                "composition_token_ids": comps + w.config.n_tokens,
+                "prompt_length": np.full(len(index), w.prompt_length),
+            }
             if split == "test":
                 cols["in_train"] = w.eval_in_train[index // w.config.samples_per_composition]
             yield cols
@@ -75,32 +93,46 @@ class CompositionTask(Task):
 
     def stats(self, seed: int) -> dict[str, Any]:
         w = self.world
-        train_counts = Counter(w.compositions_of("train", seed, np.arange(w.split_size("train")))
-                               .dot(w.n_functions_total ** np.arange(w.config.depth)).tolist())
+        train_counts = Counter(
+            w.compositions_of("train", seed, np.arange(w.split_size("train")))
+            .dot(w.n_functions_total ** np.arange(w.config.depth))
+            .tolist()
+        )
         seen, held = w.eval_compositions[w.eval_in_train], w.eval_compositions[~w.eval_in_train]
         return {
-            "task": self.id, "seed": seed, "vocab_size": len(w.vocab), "prompt_length": w.prompt_length,
+            "task": self.id,
+            "seed": seed,
+            "vocab_size": len(w.vocab),
+            "prompt_length": w.prompt_length,
             "document_length": w.document_length,
-            "train": {"documents": w.split_size("train"), "compositions": len(w.train_compositions),
-                      "documents_per_composition": {"min": min(train_counts.values()),
-                                                    "max": max(train_counts.values())},
-                      "by_identities": _histogram(w.n_identities(w.train_compositions)),
-                      "by_displacement": _histogram(w.displacement(w.train_compositions)),
-                      "composition_list": self._names(w.train_compositions)},
-            "test": {"documents": w.split_size("test"), "samples_per_composition": w.config.samples_per_composition,
-                     "seen_compositions": len(seen), "held_out_compositions": len(held),
-                     "held_out_by_identities": _histogram(w.n_identities(held)),
-                     "held_out_by_displacement": _histogram(w.displacement(held)),
-                     "held_out_list": self._names(held)},
+            "train": {
+                "documents": w.split_size("train"),
+                "compositions": len(w.train_compositions),
+                "documents_per_composition": {"min": min(train_counts.values()), "max": max(train_counts.values())},
+                "by_identities": _histogram(w.n_identities(w.train_compositions)),
+                "by_displacement": _histogram(w.displacement(w.train_compositions)),
+                "composition_list": self._names(w.train_compositions),
+            },
+            "test": {
+                "documents": w.split_size("test"),
+                "samples_per_composition": w.config.samples_per_composition,
+                "seen_compositions": len(seen),
+                "held_out_compositions": len(held),
+                "held_out_by_identities": _histogram(w.n_identities(held)),
+                "held_out_by_displacement": _histogram(w.displacement(held)),
+                "held_out_list": self._names(held),
+            },
         }
 
     def input_format(self) -> str:
         w = self.world
-        return (f"A causal sequence model: LongTensor (B, T) of token ids in [0, {len(w.vocab)}) with "
-                f"T <= {w.document_length - 1} -> logits (B, T, V), V >= {len(w.vocab)} (extra logits are "
-                f"ignored). Decoding is greedy from the {w.prompt_length}-token prompt for "
-                f"{w.answer_length} tokens; the vocabulary is `fmbench describe` / `task.vocab` "
-                "(token i is vocab[i]).")
+        return (
+            f"A causal sequence model: LongTensor (B, T) of token ids in [0, {len(w.vocab)}) with "
+            f"T <= {w.document_length - 1} -> logits (B, T, V), V >= {len(w.vocab)} (extra logits are "
+            f"ignored). Decoding is greedy from the {w.prompt_length}-token prompt for "
+            f"{w.answer_length} tokens; the vocabulary is `fmbench describe` / `task.vocab` "
+            "(token i is vocab[i])."
+        )
 
     def check_model(self, model: LoadedModel) -> None:
         self.interface.check(model, vocab=self.world.vocab, sequence_length=self.world.document_length - 1)
@@ -112,8 +144,16 @@ class CompositionTask(Task):
         return load_baseline_checkpoint(self, name, HERE / entry["file"])
 
     @torch.inference_mode()
-    def evaluate(self, model: LoadedModel, seed: int, *, device: str = "cpu", batch_size: int = 256,
-                 limit: int | None = None, progress: bool = False) -> dict[str, float]:
+    def evaluate(
+        self,
+        model: LoadedModel,
+        seed: int,
+        *,
+        device: str = "cpu",
+        batch_size: int = 256,
+        limit: int | None = None,
+        progress: bool = False,
+    ) -> dict[str, float]:
         w = self.world
         n, length = w.split_size("test"), w.config.input_length
         items = evaluation_subset(n, limit)
@@ -131,8 +171,12 @@ class CompositionTask(Task):
         bar.close()
         comp = items // w.config.samples_per_composition
         held = ~w.eval_in_train[comp]
-        metrics = {"exact_match": exact[held].mean(), "token_accuracy": tokens[held].mean(),
-                   "teacher_forced_accuracy": forced_ok[held].mean(), "exact_match_seen": exact[~held].mean()}
+        metrics = {
+            "exact_match": exact[held].mean(),
+            "token_accuracy": tokens[held].mean(),
+            "teacher_forced_accuracy": forced_ok[held].mean(),
+            "exact_match_seen": exact[~held].mean(),
+        }
         groups = {"identities": w.n_identities(w.eval_compositions)[comp]}
         if w.config.split == "out_of_order":
             groups["displacement"] = w.displacement(w.eval_compositions)[comp]
@@ -144,4 +188,3 @@ class CompositionTask(Task):
 
 def _histogram(values: np.ndarray) -> dict[str, int]:
     return {str(k): int(c) for k, c in zip(*np.unique(values, return_counts=True))}
-

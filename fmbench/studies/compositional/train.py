@@ -34,16 +34,33 @@ def make_model(world: CompositionWorld, seed: int, **overrides: int) -> GPT:
     return GPT(cfg, generator=torch.Generator().manual_seed(seed))
 
 
-def train_model(world: CompositionWorld, seed: int, train: TrainConfig = TrainConfig(),
-                device: str = "cpu", progress: bool = False, **model_overrides: int) -> tuple[GPT, dict]:
+def train_model(
+    world: CompositionWorld,
+    seed: int,
+    train: TrainConfig = TrainConfig(),
+    device: str = "cpu",
+    progress: bool = False,
+    **model_overrides: int,
+) -> tuple[GPT, dict]:
     """Train a fresh model on the world's training split (documents drawn with ``seed``)."""
     model = make_model(world, seed, **model_overrides)
     start = time.perf_counter()
-    losses = train_causal_lm(model, lambda idx: world.documents("train", seed, idx),
-                             world.split_size("train"), train, seed=seed, device=device, progress=progress)
-    info = {"seed": seed, "train": train.to_dict(), "steps": len(losses),
-            "final_loss": float(sum(losses[-100:]) / len(losses[-100:])),
-            "train_seconds": round(time.perf_counter() - start, 1)}
+    losses = train_causal_lm(
+        model,
+        lambda idx: world.documents("train", seed, idx),
+        world.split_size("train"),
+        train,
+        seed=seed,
+        device=device,
+        progress=progress,
+    )
+    info = {
+        "seed": seed,
+        "train": train.to_dict(),
+        "steps": len(losses),
+        "final_loss": float(sum(losses[-100:]) / len(losses[-100:])),
+        "train_seconds": round(time.perf_counter() - start, 1),
+    }
     return model.cpu(), info
 
 

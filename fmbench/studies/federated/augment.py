@@ -23,8 +23,13 @@ def _uniform(n: int, low: float, high: float, generator: torch.Generator) -> tor
     return low + (high - low) * torch.rand(n, generator=generator)
 
 
-def resized_crop(x: torch.Tensor, generator: torch.Generator, scale: tuple[float, float] = (0.5, 1.0),
-                 ratio: tuple[float, float] = (3 / 4, 4 / 3), flip: bool = True) -> torch.Tensor:
+def resized_crop(
+    x: torch.Tensor,
+    generator: torch.Generator,
+    scale: tuple[float, float] = (0.5, 1.0),
+    ratio: tuple[float, float] = (3 / 4, 4 / 3),
+    flip: bool = True,
+) -> torch.Tensor:
     """A random crop of ``scale`` of the area with aspect ratio in ``ratio``, resized back, flipped half the time."""
     n = len(x)
     area = _uniform(n, *scale, generator)

@@ -27,9 +27,10 @@ import dataclasses
 import logging
 import os
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import numpy as np
 import torch
@@ -57,8 +58,9 @@ class RunConfig:
 
     def method_config(self) -> MethodConfig:
         """The method's backbone for the task's images."""
-        return MethodConfig(in_channels=_task(self.task).source.shape[0], width=self.width,
-                            embedding_dim=self.embedding_dim)
+        return MethodConfig(
+            in_channels=_task(self.task).source.shape[0], width=self.width, embedding_dim=self.embedding_dim
+        )
 
     def participants(self, n_clients: int, participation: float, server_round: int) -> np.ndarray:
         """The sorted partition ids taking part in ``server_round``."""
@@ -90,8 +92,9 @@ def client_images(cfg: RunConfig, partition: int, server_round: int) -> torch.Te
     return images_to_tensor(task.source.load("train")[0][indices])
 
 
-def local_training(model: torch.nn.Module, images: torch.Tensor, cfg: RunConfig, epochs: int,
-                   key: tuple) -> dict[str, Any]:
+def local_training(
+    model: torch.nn.Module, images: torch.Tensor, cfg: RunConfig, epochs: int, key: tuple
+) -> dict[str, Any]:
     """Train ``model`` on ``images`` for ``epochs``; return its extras and metrics (loss, samples, seconds)."""
     generator = torch.Generator().manual_seed(stream_key("federated-client", *key))
     optimiser = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
@@ -101,7 +104,7 @@ def local_training(model: torch.nn.Module, images: torch.Tensor, cfg: RunConfig,
     for _ in range(epochs):
         order = torch.randperm(len(images), generator=generator)
         for i in range(0, len(order) - 1, cfg.batch_size):
-            batch = images[order[i:i + cfg.batch_size]]
+            batch = images[order[i : i + cfg.batch_size]]
             if len(batch) < 2:
                 continue
             loss = model.loss(batch, generator)
@@ -112,8 +115,12 @@ def local_training(model: torch.nn.Module, images: torch.Tensor, cfg: RunConfig,
             losses.append(loss.item())
             seen += len(batch)
     extras = model.end_client(generator)
-    return {"extras": extras, "loss": float(np.mean(losses)) if losses else float("nan"), "samples": seen,
-            "seconds": time.perf_counter() - start}
+    return {
+        "extras": extras,
+        "loss": float(np.mean(losses)) if losses else float("nan"),
+        "samples": seen,
+        "seconds": time.perf_counter() - start,
+    }
 
 
 def average_states(states: list[dict[str, torch.Tensor]], weights: list[float]) -> dict[str, torch.Tensor]:
@@ -151,24 +158,43 @@ def _client_app():
     def train(msg: Message, context: Context) -> Message:
         torch.set_num_threads(1)
         config = msg.content["config"]
-        cfg = RunConfig(**{f.name: config[f.name] for f in dataclasses.fields(RunConfig)
-                           if f.name in config and config[f.name] != ""})
+        cfg = RunConfig(
+            **{
+                f.name: config[f.name]
+                for f in dataclasses.fields(RunConfig)
+                if f.name in config and config[f.name] != ""
+            }
+        )
         partition, server_round = int(config["partition"]), int(config["server-round"])
         model = make_method(cfg.method, cfg.method_config())
         model.load_state_dict(_from_record(msg.content["arrays"]))
-        result = local_training(model, client_images(cfg, partition, server_round), cfg,
-                                int(config["local_epochs"]), (cfg.seed, server_round, partition))
-        metrics = {"num-examples": result["samples"], "loss": result["loss"], "seconds": result["seconds"],
-                   "partition": partition}
-        content = RecordDict({"arrays": _to_record(model.state_dict()), "extras": _to_record(result["extras"]),
-                              "metrics": MetricRecord(metrics), "config": ConfigRecord({})})
+        result = local_training(
+            model,
+            client_images(cfg, partition, server_round),
+            cfg,
+            int(config["local_epochs"]),
+            (cfg.seed, server_round, partition),
+        )
+        metrics = {
+            "num-examples": result["samples"],
+            "loss": result["loss"],
+            "seconds": result["seconds"],
+            "partition": partition,
+        }
+        content = RecordDict(
+            {
+                "arrays": _to_record(model.state_dict()),
+                "extras": _to_record(result["extras"]),
+                "metrics": MetricRecord(metrics),
+                "config": ConfigRecord({}),
+            }
+        )
         return Message(content=content, reply_to=msg)
 
     return app
 
 
-def _server_app(cfg: RunConfig, model: torch.nn.Module, history: list[dict[str, Any]],
-                log: Callable[[str], None]):
+def _server_app(cfg: RunConfig, model: torch.nn.Module, history: list[dict[str, Any]], log: Callable[[str], None]):
     from flwr.app import ConfigRecord, Message, MessageType, RecordDict
     from flwr.serverapp import Grid, ServerApp
 
@@ -185,31 +211,49 @@ def _server_app(cfg: RunConfig, model: torch.nn.Module, history: list[dict[str, 
             arrays = _to_record(model.state_dict())
             messages: Iterable[Message] = []
             for node, partition in zip(nodes, picked):
-                config = {f.name: ("" if getattr(cfg, f.name) is None else getattr(cfg, f.name))
-                          for f in dataclasses.fields(cfg)}
-                config |= {"partition": int(partition), "server-round": server_round,
-                           "local_epochs": int(p["local_epochs"])}
-                messages.append(Message(content=RecordDict({"arrays": arrays, "config": ConfigRecord(config)}),
-                                        message_type=MessageType.TRAIN, dst_node_id=node))
+                config = {
+                    f.name: ("" if getattr(cfg, f.name) is None else getattr(cfg, f.name))
+                    for f in dataclasses.fields(cfg)
+                }
+                config |= {
+                    "partition": int(partition),
+                    "server-round": server_round,
+                    "local_epochs": int(p["local_epochs"]),
+                }
+                messages.append(
+                    Message(
+                        content=RecordDict({"arrays": arrays, "config": ConfigRecord(config)}),
+                        message_type=MessageType.TRAIN,
+                        dst_node_id=node,
+                    )
+                )
             replies = list(grid.send_and_receive(messages))
             failed = [r.error.reason for r in replies if r.has_error()]
             if failed or len(replies) != len(picked):
                 reason = failed[0] if failed else "no reply"
-                raise RuntimeError(f"round {server_round}: {len(failed) or len(picked) - len(replies)} of "
-                                   f"{len(picked)} clients failed ({reason})")
+                raise RuntimeError(
+                    f"round {server_round}: {len(failed) or len(picked) - len(replies)} of "
+                    f"{len(picked)} clients failed ({reason})"
+                )
             replies.sort(key=lambda r: int(r.content["metrics"]["partition"]))
             metrics = [r.content["metrics"] for r in replies]
             samples = [int(m["num-examples"]) for m in metrics]
             model.load_state_dict(average_states([_from_record(r.content["arrays"]) for r in replies], samples))
             server_update(model, [_from_record(r.content["extras"]) for r in replies])
             seconds = time.perf_counter() - start
-            row = {"round": server_round, "clients": [int(m["partition"]) for m in metrics],
-                   "loss": float(np.average([m["loss"] for m in metrics], weights=samples)),
-                   "samples": int(sum(samples)), "seconds": round(seconds, 3),
-                   "samples_per_s": round(sum(samples) / seconds, 1)}
+            row = {
+                "round": server_round,
+                "clients": [int(m["partition"]) for m in metrics],
+                "loss": float(np.average([m["loss"] for m in metrics], weights=samples)),
+                "samples": int(sum(samples)),
+                "seconds": round(seconds, 3),
+                "samples_per_s": round(sum(samples) / seconds, 1),
+            }
             history.append(row)
-            log(f"round {server_round}/{cfg.rounds}: {len(picked)} clients, loss {row['loss']:.4f}, "
-                f"{row['samples']} samples in {seconds:.1f} s ({row['samples_per_s']:.0f}/s)")
+            log(
+                f"round {server_round}/{cfg.rounds}: {len(picked)} clients, loss {row['loss']:.4f}, "
+                f"{row['samples']} samples in {seconds:.1f} s ({row['samples_per_s']:.0f}/s)"
+            )
 
     return app
 
@@ -224,8 +268,9 @@ def _wait_for_nodes(grid, n: int, timeout: float = 120.0) -> list[int]:
     return nodes[:n]
 
 
-def run_federated(cfg: RunConfig, cpus: int = 2, log: Callable[[str], None] = print
-                  ) -> tuple[torch.nn.Module, list[dict[str, Any]]]:
+def run_federated(
+    cfg: RunConfig, cpus: int = 2, log: Callable[[str], None] = print
+) -> tuple[torch.nn.Module, list[dict[str, Any]]]:
     """Train ``cfg.method`` federatedly on Flower's simulation engine; return the model and per-round history."""
     from flwr.simulation import run_simulation
 
@@ -236,11 +281,20 @@ def run_federated(cfg: RunConfig, cpus: int = 2, log: Callable[[str], None] = pr
     model, history = initial_model(cfg), []
     os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
     per_round = max(1, round(float(p["participation"]) * int(p["n_clients"])))
-    run_simulation(server_app=_server_app(cfg, model, history, log), client_app=_client_app(),
-                   num_supernodes=per_round,
-                   backend_config={"client_resources": {"num_cpus": 1, "num_gpus": 0.0},
-                                   "init_args": {"num_cpus": cpus, "include_dashboard": False,
-                                                 "log_to_driver": False, "logging_level": logging.ERROR}})
+    run_simulation(
+        server_app=_server_app(cfg, model, history, log),
+        client_app=_client_app(),
+        num_supernodes=per_round,
+        backend_config={
+            "client_resources": {"num_cpus": 1, "num_gpus": 0.0},
+            "init_args": {
+                "num_cpus": cpus,
+                "include_dashboard": False,
+                "log_to_driver": False,
+                "logging_level": logging.ERROR,
+            },
+        },
+    )
     if len(history) != cfg.rounds:
         raise RuntimeError(f"the simulation stopped after {len(history)} of {cfg.rounds} rounds")
     return model.eval(), history
@@ -258,12 +312,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cpus", type=int, default=2)
     parser.add_argument("--out", required=True, help="where to write the trained backbone (safetensors)")
     args = parser.parse_args(argv)
-    cfg = RunConfig(task=args.task, method=args.method, seed=args.seed, rounds=args.rounds,
-                    samples_per_client=args.samples_per_client)
+    cfg = RunConfig(
+        task=args.task,
+        method=args.method,
+        seed=args.seed,
+        rounds=args.rounds,
+        samples_per_client=args.samples_per_client,
+    )
     model, history = run_federated(cfg, cpus=args.cpus)
-    save_checkpoint(model.backbone, args.out, {"task": args.task, "method": args.method, "seed": args.seed,
-                                               "rounds": args.rounds, "samples_per_client": args.samples_per_client,
-                                               "history": history})
+    save_checkpoint(
+        model.backbone,
+        args.out,
+        {
+            "task": args.task,
+            "method": args.method,
+            "seed": args.seed,
+            "rounds": args.rounds,
+            "samples_per_client": args.samples_per_client,
+            "history": history,
+        },
+    )
     print(f"wrote {args.out}")
 
 

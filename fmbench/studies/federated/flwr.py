@@ -33,8 +33,9 @@ class FmbenchPartitioner(Partitioner):
         10
     """
 
-    def __init__(self, name: str, num_partitions: int, partition_by: str = "label", seed: int = 0,
-                 **params: object) -> None:
+    def __init__(
+        self, name: str, num_partitions: int, partition_by: str = "label", seed: int = 0, **params: object
+    ) -> None:
         super().__init__()
         if "test_labels" in params:
             raise PartitionError("FmbenchPartitioner splits one data set: test_labels is not accepted")
@@ -52,15 +53,18 @@ class FmbenchPartitioner(Partitioner):
     def partition(self) -> Partition:
         """The partition of the assigned data set (computed on first access)."""
         if self._partition is None:
-            self._partition = make_partition(self._name, self._labels(), self._num_partitions, self._seed,
-                                             **self._params)
+            self._partition = make_partition(
+                self._name, self._labels(), self._num_partitions, self._seed, **self._params
+            )
         return self._partition
 
     def _labels(self) -> np.ndarray:
         """The ``partition_by`` column as a numpy array (read through Arrow: no Python objects)."""
         if self._partition_by not in self.dataset.column_names:
-            raise PartitionError(f"partition_by={self._partition_by!r} is not a column of the data set "
-                                 f"({', '.join(self.dataset.column_names)})")
+            raise PartitionError(
+                f"partition_by={self._partition_by!r} is not a column of the data set "
+                f"({', '.join(self.dataset.column_names)})"
+            )
         labels = self.dataset.with_format("arrow")[self._partition_by].to_numpy()
         return labels if labels.dtype.kind in "iu" else np.unique(labels, return_inverse=True)[1]
 

@@ -99,8 +99,13 @@ class Orchestra(nn.Module):
         self.config = config
         d, p = config.embedding_dim, config.projection_dim
         self.backbone = CNN(CNNConfig(config.in_channels, config.width, d))
-        self.projector = nn.Sequential(nn.Linear(d, d, bias=False), nn.BatchNorm1d(d), nn.ReLU(),
-                                       nn.Linear(d, p, bias=False), nn.BatchNorm1d(p, affine=False))
+        self.projector = nn.Sequential(
+            nn.Linear(d, d, bias=False),
+            nn.BatchNorm1d(d),
+            nn.ReLU(),
+            nn.Linear(d, p, bias=False),
+            nn.BatchNorm1d(p, affine=False),
+        )
         self.target_backbone = copy.deepcopy(self.backbone).requires_grad_(False)
         self.target_projector = copy.deepcopy(self.projector).requires_grad_(False)
         self.rotation_head = nn.Linear(d, 4)
@@ -118,7 +123,7 @@ class Orchestra(nn.Module):
         assign = F.softmax(target @ centroids.T / t, dim=1)
         cluster = -(assign * F.log_softmax(online @ centroids.T / t, dim=1)).sum(1).mean()
         rotation = F.cross_entropy(self.rotation_head(self.backbone(x3)), turns.to(x.device))
-        self.memory = torch.cat([target.detach(), self.memory])[:self.config.memory]
+        self.memory = torch.cat([target.detach(), self.memory])[: self.config.memory]
         return cluster + rotation
 
     @torch.no_grad()

@@ -31,9 +31,9 @@ from __future__ import annotations
 
 import inspect
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Callable
 
 import numpy as np
 
@@ -78,15 +78,19 @@ class Partition:
             raise PartitionError(f"client_of must be a 1-D integer array, got {client_of.dtype} {client_of.shape}")
         _check_count(self.n_clients, "n_clients")
         if client_of.size and not -1 <= client_of.min() <= client_of.max() < self.n_clients:
-            raise PartitionError(f"client_of must lie in [-1, {self.n_clients}), got "
-                                 f"[{client_of.min()}, {client_of.max()}]")
+            raise PartitionError(
+                f"client_of must lie in [-1, {self.n_clients}), got [{client_of.min()}, {client_of.max()}]"
+            )
         client_of = np.array(client_of, dtype=np.int64)
         client_of.flags.writeable = False
         object.__setattr__(self, "client_of", client_of)
 
     def __eq__(self, other: object) -> bool:
-        return (isinstance(other, Partition) and self.n_clients == other.n_clients
-                and np.array_equal(self.client_of, other.client_of))
+        return (
+            isinstance(other, Partition)
+            and self.n_clients == other.n_clients
+            and np.array_equal(self.client_of, other.client_of)
+        )
 
     @cached_property
     def _counts(self) -> np.ndarray:
@@ -130,7 +134,7 @@ class Partition:
         if not isinstance(client, (int, np.integer)) or not 0 <= client < self.n_clients:
             raise PartitionError(f"client must be an integer in [0, {self.n_clients}), got {client!r}")
         order, offsets = self._grouped
-        return order[offsets[client + 1]:offsets[client + 2]]
+        return order[offsets[client + 1] : offsets[client + 2]]
 
     def class_counts(self, labels: np.ndarray) -> np.ndarray:
         """Samples of each class per client, int64 (n_clients, labels.max() + 1); left-out samples are not counted.
@@ -149,6 +153,7 @@ class Partition:
 
 
 # ---- validation -------------------------------------------------------------------------------
+
 
 def _check_count(value: object, name: str, minimum: int = 1) -> int:
     """``value`` as an int, or ``PartitionError`` unless it is an integer >= ``minimum`` (bools refused)."""
@@ -179,8 +184,11 @@ def _check_clients(n_clients: object, n_samples: int) -> int:
 
 def _check_alpha(alpha: object) -> float:
     """``alpha`` as a finite float >= ``MIN_ALPHA``."""
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.integer, np.floating)) \
-            or not (math.isfinite(alpha) and alpha >= MIN_ALPHA):
+    if (
+        isinstance(alpha, bool)
+        or not isinstance(alpha, (int, float, np.integer, np.floating))
+        or not (math.isfinite(alpha) and alpha >= MIN_ALPHA)
+    ):
         raise PartitionError(f"alpha must be a finite number >= {MIN_ALPHA:g}, got {alpha!r}")
     return float(alpha)
 
@@ -191,6 +199,7 @@ def _rng(name: str, seed: int) -> np.random.Generator:
 
 
 # ---- shared steps -----------------------------------------------------------------------------
+
 
 def _log_gamma(rng: np.random.Generator, alpha: float, shape: tuple[int, int]) -> np.ndarray:
     """Logs of Gamma(alpha, 1) draws, finite even for tiny alpha: ``G(a) = G(a + 1) * U ** (1 / a)``."""
@@ -244,6 +253,7 @@ def _assign(labels: np.ndarray, counts: np.ndarray, rng: np.random.Generator) ->
 
 # ---- balanced Dirichlet ----------------------------------------------------------------------
 
+
 def _dual_change(x: np.ndarray, soft: np.ndarray, a: np.ndarray, b: np.ndarray, step: np.ndarray) -> float:
     """``phi(g + step) - phi(g)`` for ``phi(g) = a . logsumexp_rows(x + g) - b . g``, ``soft`` the softmax of ``x``.
 
@@ -262,10 +272,10 @@ def _solve_spd(h: np.ndarray, r: np.ndarray) -> np.ndarray:
     a = np.column_stack([h, r])
     m = len(r)
     for i in range(m - 1):
-        a[i + 1:, i + 1:] -= np.multiply.outer(a[i + 1:, i] / a[i, i], a[i, i + 1:])
+        a[i + 1 :, i + 1 :] -= np.multiply.outer(a[i + 1 :, i] / a[i, i], a[i, i + 1 :])
     x = np.empty(m)
     for i in range(m - 1, -1, -1):
-        x[i] = (a[i, m] - a[i, i + 1:m].dot(x[i + 1:])) / a[i, i]
+        x[i] = (a[i, m] - a[i, i + 1 : m].dot(x[i + 1 :])) / a[i, i]
     return x
 
 
@@ -318,13 +328,16 @@ def _balance(log_a: np.ndarray, row_sums: np.ndarray, col_sums: np.ndarray, alph
     for scale in reversed(scales):
         g, converged = _newton(scale * x, row_sums, col_sums, 2 * g, BALANCE_TOLERANCE if scale == 1.0 else 1e-6)
         if not converged:
-            raise PartitionError(f"balanced_dirichlet: could not balance the client x class matrix at alpha={alpha} "
-                                 f"to {BALANCE_TOLERANCE:g} relative error; try a larger alpha")
+            raise PartitionError(
+                f"balanced_dirichlet: could not balance the client x class matrix at alpha={alpha} "
+                f"to {BALANCE_TOLERANCE:g} relative error; try a larger alpha"
+            )
     return row_sums[:, None] * _softmax_rows(x + g)
 
 
-def _move_one(counts: np.ndarray, floors: np.ndarray, ceilings: np.ndarray, sources: np.ndarray,
-              sinks: np.ndarray) -> None:
+def _move_one(
+    counts: np.ndarray, floors: np.ndarray, ceilings: np.ndarray, sources: np.ndarray, sinks: np.ndarray
+) -> None:
     """Move one unit from a ``sources`` row to a ``sinks`` row along a shortest path, in place.
 
     Each hop moves one unit of some class from one row to the next, from an entry at its ceiling to
@@ -371,7 +384,7 @@ def _round_matrix(target: np.ndarray, row_sums: np.ndarray) -> np.ndarray:
     lag = np.zeros(len(target))  # each row's cumulative target minus its count so far
     for c in range(target.shape[1]):
         score = np.where(ceilings[:, c] > counts[:, c], fractions[:, c] + lag, -np.inf)
-        counts[np.argsort(-score, kind="stable")[:short[c]], c] += 1
+        counts[np.argsort(-score, kind="stable")[: short[c]], c] += 1
         lag += target[:, c] - counts[:, c]
     high, low = np.ceil(row_sums - 1e-6), np.floor(row_sums + 1e-6)
     rows = counts.sum(1)
@@ -384,8 +397,9 @@ def _round_matrix(target: np.ndarray, row_sums: np.ndarray) -> np.ndarray:
     return counts
 
 
-def balanced_dirichlet(labels: np.ndarray, n_clients: int, alpha: float, seed: int,
-                       test_labels: np.ndarray | None = None) -> Partition | tuple[Partition, Partition]:
+def balanced_dirichlet(
+    labels: np.ndarray, n_clients: int, alpha: float, seed: int, test_labels: np.ndarray | None = None
+) -> Partition | tuple[Partition, Partition]:
     """Orchestra's balanced non-IID split (arXiv:2205.11506): per-class Dirichlet shares, balanced clients.
 
     Every class draws shares over clients from Dirichlet(alpha); the (clients x classes) matrix is
@@ -443,7 +457,7 @@ def balanced_dirichlet(labels: np.ndarray, n_clients: int, alpha: float, seed: i
         return train
     test_labels = _check_labels(test_labels, "test_labels")
     m = np.bincount(test_labels)
-    strangers = np.flatnonzero(m * (np.bincount(labels, minlength=len(m))[:len(m)] == 0))
+    strangers = np.flatnonzero(m * (np.bincount(labels, minlength=len(m))[: len(m)] == 0))
     if strangers.size:
         raise PartitionError(f"test_labels hold classes with no training sample: {strangers.tolist()}")
     m = np.bincount(test_labels, minlength=len(n))[present]
@@ -451,6 +465,7 @@ def balanced_dirichlet(labels: np.ndarray, n_clients: int, alpha: float, seed: i
 
 
 # ---- baselines --------------------------------------------------------------------------------
+
 
 def dirichlet(labels: np.ndarray, n_clients: int, alpha: float, seed: int, min_size: int = 0) -> Partition:
     """The common non-IID split: each class divided among clients by its own Dirichlet(alpha) draw.
@@ -481,8 +496,9 @@ def dirichlet(labels: np.ndarray, n_clients: int, alpha: float, seed: int, min_s
     alpha = _check_alpha(alpha)
     min_size = _check_count(min_size, "min_size", minimum=0)
     if n_clients * min_size > len(labels):
-        raise PartitionError(f"min_size={min_size} is unreachable: {n_clients} clients x {min_size} > "
-                             f"{len(labels)} samples")
+        raise PartitionError(
+            f"min_size={min_size} is unreachable: {n_clients} clients x {min_size} > {len(labels)} samples"
+        )
     rng = _rng("dirichlet", seed)
     n = np.bincount(labels)
     best = -1
@@ -494,8 +510,10 @@ def dirichlet(labels: np.ndarray, n_clients: int, alpha: float, seed: int, min_s
         if smallest >= min_size:
             return Partition(_assign(labels, counts, rng), n_clients)
         best = max(best, smallest)
-    raise PartitionError(f"dirichlet: no client split with min_size={min_size} at alpha={alpha} in {MAX_DRAWS} "
-                         f"draws (best smallest client: {best} samples); lower min_size or raise alpha")
+    raise PartitionError(
+        f"dirichlet: no client split with min_size={min_size} at alpha={alpha} in {MAX_DRAWS} "
+        f"draws (best smallest client: {best} samples); lower min_size or raise alpha"
+    )
 
 
 def iid(labels: np.ndarray, n_clients: int, seed: int) -> Partition:
@@ -569,8 +587,10 @@ def pathological(labels: np.ndarray, n_clients: int, classes_per_client: int, se
     slots = n_clients * k
     cap = np.minimum(n[present], n_clients)  # a class goes to at most K clients, each with >= 1 sample
     if cap.sum() < slots:
-        raise PartitionError(f"pathological: {n_clients} clients x {k} classes need {slots} non-empty shards, "
-                             f"but the classes can fill only {cap.sum()}")
+        raise PartitionError(
+            f"pathological: {n_clients} clients x {k} classes need {slots} non-empty shards, "
+            f"but the classes can fill only {cap.sum()}"
+        )
     rng = _rng("pathological", seed)
     m = _slots_per_class(n[present], slots, cap)
     order = rng.permutation(len(present))
@@ -610,15 +630,18 @@ def partitioner(name: str, params: dict[str, object]) -> PartitionFn:
     extra = {p: v for p, v in inspect.signature(fn).parameters.items() if p not in ("labels", "n_clients", "seed")}
     unknown = sorted(set(params) - set(extra))
     if unknown:
-        raise PartitionError(f"{name}: unknown parameter(s) {', '.join(unknown)}; it takes {', '.join(extra) or 'none'}")
+        raise PartitionError(
+            f"{name}: unknown parameter(s) {', '.join(unknown)}; it takes {', '.join(extra) or 'none'}"
+        )
     missing = [p for p, v in extra.items() if v.default is inspect.Parameter.empty and p not in params]
     if missing:
         raise PartitionError(f"{name}: missing parameter(s) {', '.join(missing)}")
     return fn
 
 
-def make_partition(name: str, labels: np.ndarray, n_clients: int, seed: int,
-                   **params: object) -> Partition | tuple[Partition, Partition]:
+def make_partition(
+    name: str, labels: np.ndarray, n_clients: int, seed: int, **params: object
+) -> Partition | tuple[Partition, Partition]:
     """Run the partitioner called ``name`` (see :data:`PARTITIONERS`) with its extra ``params``.
 
     Example:

@@ -50,8 +50,9 @@ def run_name(task_id: str, method: str, rounds: int, samples: int) -> str:
     return f"{task_id.split('/')[1]}-{method}-r{rounds}-s{samples}"
 
 
-def trained_backbone(task_id: str, method: str, rounds: int, samples: int, runs: Path,
-                     cpus: int) -> tuple[torch.nn.Module, Path]:
+def trained_backbone(
+    task_id: str, method: str, rounds: int, samples: int, runs: Path, cpus: int
+) -> tuple[torch.nn.Module, Path]:
     """The backbone of a seed-0 run with this budget, trained now unless ``runs`` holds it (its header
     must say so: ``ValueError`` otherwise)."""
     path = runs / f"{run_name(task_id, method, rounds, samples)}.safetensors"
@@ -65,8 +66,18 @@ def trained_backbone(task_id: str, method: str, rounds: int, samples: int, runs:
         cfg = RunConfig(task=task_id, method=method, rounds=rounds, samples_per_client=samples)
         model, history = run_federated(cfg, cpus=cpus, log=lambda line: print(f"{path.stem}: {line}"))
         path.parent.mkdir(parents=True, exist_ok=True)
-        save_checkpoint(model.backbone, path, {"task": task_id, "method": method, "seed": 0, "rounds": rounds,
-                                               "samples_per_client": samples, "history": history})
+        save_checkpoint(
+            model.backbone,
+            path,
+            {
+                "task": task_id,
+                "method": method,
+                "seed": 0,
+                "rounds": rounds,
+                "samples_per_client": samples,
+                "history": history,
+            },
+        )
     return load_checkpoint(path)[0], path
 
 
@@ -75,19 +86,23 @@ def run_log(out: Path) -> RunLog:
     return RunLog(out / "runs.jsonl", RUN_KEY)
 
 
-def evaluate_runs(out: Path, tasks: list[str], rounds: int, samples: int, seeds: list[int], runs: Path,
-                  cpus: int, ship: bool) -> None:
+def evaluate_runs(
+    out: Path, tasks: list[str], rounds: int, samples: int, seeds: list[int], runs: Path, cpus: int, ship: bool
+) -> None:
     """Train what is missing and append every missing (task, encoder, seed) line to ``runs.jsonl``."""
     log = run_log(out)
     for task_id in tasks:
         task = make_task(task_id)
         encoders: dict[str, tuple[torch.nn.Module, dict[str, Any]]] = {
-            "random": (task.load_baseline("random").model, {"rounds": 0, "samples_per_client": 0})}
+            "random": (task.load_baseline("random").model, {"rounds": 0, "samples_per_client": 0})
+        }
         for method in METHODS:
             backbone, path = trained_backbone(task_id, method, rounds, samples, runs, cpus)
             meta = read_metadata(path)
-            encoders[method] = (backbone, {"rounds": rounds, "samples_per_client": samples,
-                                           "history": meta.get("history", [])})
+            encoders[method] = (
+                backbone,
+                {"rounds": rounds, "samples_per_client": samples, "history": meta.get("history", [])},
+            )
             if ship and method in task.spec.baselines:
                 shutil.copyfile(path, HERE / task.spec.baselines[method]["file"])
         for name, (encoder, info) in encoders.items():
@@ -105,9 +120,16 @@ def write_table(out: Path) -> str:
     groups: dict[tuple, list[dict]] = {}
     for r in run_log(out).records:
         groups.setdefault((r["rounds"], r["samples_per_client"], r["task"], r["encoder"]), []).append(r["metrics"])
-    rows = [["untrained" if rounds == 0 else f"{rounds} × {samples}", task_id.split("/")[1], encoder, len(metrics),
-             *(mean_std_cell([x[m] for x in metrics]) for m in METRICS)]
-            for (rounds, samples, task_id, encoder), metrics in sorted(groups.items())]
+    rows = [
+        [
+            "untrained" if rounds == 0 else f"{rounds} × {samples}",
+            task_id.split("/")[1],
+            encoder,
+            len(metrics),
+            *(mean_std_cell([x[m] for x in metrics]) for m in METRICS),
+        ]
+        for (rounds, samples, task_id, encoder), metrics in sorted(groups.items())
+    ]
     text = markdown_table(["budget (rounds × images per client)", "task", "encoder", "seeds", *METRICS], rows) + "\n"
     (out / "results.md").write_text(text)
     return text
@@ -128,8 +150,16 @@ def main(argv: list[str] | None = None) -> None:
     if args.report_only:
         write_table(Path(args.out))
     else:
-        evaluate_runs(Path(args.out), args.tasks.split(","), args.rounds, args.samples_per_client,
-                      parse_seeds(args.seeds), Path(args.runs), args.cpus, args.ship)
+        evaluate_runs(
+            Path(args.out),
+            args.tasks.split(","),
+            args.rounds,
+            args.samples_per_client,
+            parse_seeds(args.seeds),
+            Path(args.runs),
+            args.cpus,
+            args.ship,
+        )
     print((Path(args.out) / "results.md").read_text())
 
 

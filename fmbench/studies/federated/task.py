@@ -30,17 +30,19 @@ from __future__ import annotations
 
 import hashlib
 import weakref
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache, partial
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
 
 from fmbench.checkpoints import weights_sha256
+from fmbench.cifar import SOURCES as CIFAR
+from fmbench.cifar import cifar_dir, load_cifar
 from fmbench.errors import DataError
-from fmbench.cifar import SOURCES as CIFAR, cifar_dir, load_cifar
 from fmbench.fashion_mnist import fashion_mnist_dir, load_fashion_mnist
 from fmbench.interfaces import encode, seeded
 from fmbench.models import LoadedModel, from_module, load_baseline_checkpoint
@@ -69,8 +71,16 @@ class ImageSource:
 
 DATASETS = {
     "fashion-mnist": ImageSource(load_fashion_mnist, fashion_mnist_dir, (1, 28, 28), {"train": 60_000, "test": 10_000}),
-    **{name: ImageSource(partial(load_cifar, name), partial(cifar_dir, name), (3, 32, 32),
-                         {"train": 50_000, "test": 10_000}, source.env_var) for name, source in CIFAR.items()},
+    **{
+        name: ImageSource(
+            partial(load_cifar, name),
+            partial(cifar_dir, name),
+            (3, 32, 32),
+            {"train": 50_000, "test": 10_000},
+            source.env_var,
+        )
+        for name, source in CIFAR.items()
+    },
 }
 """The data sets a task's ``dataset`` parameter can name."""
 
@@ -111,8 +121,10 @@ def labelled_subset(labels: np.ndarray, fraction: float, seed: int) -> np.ndarra
         (30,)
     """
     rng = np.random.default_rng([stream_key("federated-labels", fraction), seed])
-    picked = [rng.permutation(np.flatnonzero(labels == c))[:int(np.ceil(fraction * np.sum(labels == c)))]
-              for c in np.unique(labels)]
+    picked = [
+        rng.permutation(np.flatnonzero(labels == c))[: int(np.ceil(fraction * np.sum(labels == c)))]
+        for c in np.unique(labels)
+    ]
     return np.sort(np.concatenate(picked))
 
 
@@ -122,10 +134,16 @@ class FederatedTask(Task):
     splits = SPLITS
     min_limit = 2
     params_schema = params_of(
-        {"dataset": {"enum": sorted(DATASETS)}, "partition": {"const": "balanced-dirichlet"},
-         "alpha": {"type": "number", "exclusiveMinimum": 0}, "n_clients": POSITIVE,
-         "participation": {"type": "number", "exclusiveMinimum": 0, "maximum": 1}, "local_epochs": POSITIVE},
-        required=("dataset", "partition", "alpha", "n_clients", "participation", "local_epochs"))
+        {
+            "dataset": {"enum": sorted(DATASETS)},
+            "partition": {"const": "balanced-dirichlet"},
+            "alpha": {"type": "number", "exclusiveMinimum": 0},
+            "n_clients": POSITIVE,
+            "participation": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+            "local_epochs": POSITIVE,
+        },
+        required=("dataset", "partition", "alpha", "n_clients", "participation", "local_epochs"),
+    )
     """``partition`` names the split (Orchestra's balanced Dirichlet, the only one tasks use)."""
 
     def __init__(self, spec) -> None:
@@ -137,8 +155,7 @@ class FederatedTask(Task):
     def partitions(self, seed: int) -> tuple[Partition, Partition]:
         """The train and test partitions among clients for ``seed``."""
         p = self.spec.params
-        return _partitions(p["dataset"], self.source.folder(), float(p["alpha"]), int(p["n_clients"]),
-                           check_seed(seed))
+        return _partitions(p["dataset"], self.source.folder(), float(p["alpha"]), int(p["n_clients"]), check_seed(seed))
 
     def user_data(self) -> str | None:
         return self.source.env_var
@@ -159,8 +176,12 @@ class FederatedTask(Task):
         client = self.partitions(seed)[self.splits.index(split)].client_of
         for start in range(0, len(labels), 10_000):
             rows = slice(start, start + 10_000)
-            yield {"ids": np.arange(len(labels))[rows], "image": images[rows], "label": labels[rows],
-                   "client": client[rows]}
+            yield {
+                "ids": np.arange(len(labels))[rows],
+                "image": images[rows],
+                "label": labels[rows],
+                "client": client[rows],
+            }
 
     def data_hash(self, seed: int) -> str:
         h = hashlib.sha256(f"{self.id}|{_images_digest(self.spec.params['dataset'], self.source.folder())}".encode())
@@ -172,18 +193,23 @@ class FederatedTask(Task):
         out: dict[str, Any] = {"task": self.id, "seed": seed, "clients": int(self.spec.params["n_clients"])}
         for split, part in zip(self.splits, self.partitions(seed)):
             counts = part.class_counts(self.source.load(split)[1])
-            out[split] = {"samples": int(len(part.client_of)), "unassigned": part.unassigned,
-                          "client_sizes": part.sizes.tolist(),
-                          "classes_per_client": float((counts > 0).sum(1).mean()),
-                          "class_histograms": counts.tolist()}
+            out[split] = {
+                "samples": int(len(part.client_of)),
+                "unassigned": part.unassigned,
+                "client_sizes": part.sizes.tolist(),
+                "classes_per_client": float((counts > 0).sum(1).mean()),
+                "class_histograms": counts.tolist(),
+            }
         return out
 
     # ---- models ---------------------------------------------------------------------------------
     def input_format(self) -> str:
         c, h, w = self.source.shape
-        return (f"An image encoder: a torch.nn.Module mapping float images (B, {c}, {h}, {w}) "
-                f"{'(RGB) ' if c == 3 else ''}with values in [0, 1] to embeddings (B, d), d fixed. "
-                "It is used frozen (eval mode, no gradients).")
+        return (
+            f"An image encoder: a torch.nn.Module mapping float images (B, {c}, {h}, {w}) "
+            f"{'(RGB) ' if c == 3 else ''}with values in [0, 1] to embeddings (B, d), d fixed. "
+            "It is used frozen (eval mode, no gradients)."
+        )
 
     def embed(self, model: LoadedModel, images: np.ndarray, device: str, batch_size: int) -> np.ndarray:
         """Frozen embeddings of uint8 ``images`` (N, H, W[, C]); ``ModelError`` naming the batch if one is malformed."""
@@ -192,9 +218,16 @@ class FederatedTask(Task):
         out: list[np.ndarray] = []
         with torch.no_grad():
             for start in range(0, len(images), batch_size):
-                batch = images_to_tensor(images[start:start + batch_size], device)
-                out.append(encode(encoder, batch, len(batch), out[0].shape[1] if out else None,
-                                  f"{model.spec}: batch of images {start}-{start + len(batch) - 1}").numpy())
+                batch = images_to_tensor(images[start : start + batch_size], device)
+                out.append(
+                    encode(
+                        encoder,
+                        batch,
+                        len(batch),
+                        out[0].shape[1] if out else None,
+                        f"{model.spec}: batch of images {start}-{start + len(batch) - 1}",
+                    ).numpy()
+                )
         return np.concatenate(out)
 
     def check_model(self, model: LoadedModel) -> None:
@@ -207,8 +240,16 @@ class FederatedTask(Task):
         encoder = seeded(lambda: CNN(CNNConfig(in_channels=self.source.shape[0])), 0)  # "random": seed-0 init
         return from_module(encoder, f"baseline:{name}", name, interface=self.spec.interface)
 
-    def evaluate(self, model: LoadedModel, seed: int, *, device: str = "cpu", batch_size: int = 256,
-                 limit: int | None = None, progress: bool = False) -> dict[str, float]:
+    def evaluate(
+        self,
+        model: LoadedModel,
+        seed: int,
+        *,
+        device: str = "cpu",
+        batch_size: int = 256,
+        limit: int | None = None,
+        progress: bool = False,
+    ) -> dict[str, float]:
         """``limit`` scores that many test images with probes fitted on that many training images, each a
         class-balanced subset (:func:`~fmbench.task.stratified_subset`; a smoke check).
 
@@ -223,23 +264,32 @@ class FederatedTask(Task):
         metrics = {"probe_accuracy": float((predicted == y_test).mean())}
         for name, fraction in LABEL_FRACTIONS.items():
             subset = labelled_subset(y_train, fraction, seed)
-            metrics[f"probe_accuracy_{name}"] = float((linear_probe(z_train[subset], y_train[subset], z_test)
-                                                       == y_test).mean())
+            metrics[f"probe_accuracy_{name}"] = float(
+                (linear_probe(z_train[subset], y_train[subset], z_test) == y_test).mean()
+            )
         client = self.partitions(seed)[1].client_of[test_rows]
-        per_client = [float((predicted[client == c] == y_test[client == c]).mean())
-                      for c in np.unique(client[client >= 0])]
-        metrics |= {"client_accuracy_mean": float(np.mean(per_client)),
-                    "client_accuracy_std": float(np.std(per_client, ddof=0)),  # over every client: ddof 0
-                    "client_accuracy_min": float(np.min(per_client))}
+        per_client = [
+            float((predicted[client == c] == y_test[client == c]).mean()) for c in np.unique(client[client >= 0])
+        ]
+        metrics |= {
+            "client_accuracy_mean": float(np.mean(per_client)),
+            "client_accuracy_std": float(np.std(per_client, ddof=0)),  # over every client: ddof 0
+            "client_accuracy_min": float(np.min(per_client)),
+        }
         return metrics
 
-    def _full_probe(self, model: LoadedModel, train_rows: np.ndarray, test_rows: np.ndarray, device: str,
-                    batch_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _full_probe(
+        self, model: LoadedModel, train_rows: np.ndarray, test_rows: np.ndarray, device: str, batch_size: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Train and test embeddings and the full probe's predictions: seed-independent, so kept for the
         next seed while the model (the same object, with the same weights) and the rows are the same."""
         encoder = model.model
-        key = (weights_sha256(encoder) if isinstance(encoder, torch.nn.Module) else None,
-               train_rows.tobytes(), test_rows.tobytes(), device)
+        key = (
+            weights_sha256(encoder) if isinstance(encoder, torch.nn.Module) else None,
+            train_rows.tobytes(),
+            test_rows.tobytes(),
+            device,
+        )
         cached = self._probe_cache
         if cached is None or cached[0]() is not encoder or cached[1] != key:
             z_train = self.embed(model, self.source.load("train")[0][train_rows], device, batch_size)
@@ -247,4 +297,3 @@ class FederatedTask(Task):
             predicted = linear_probe(z_train, self.source.load("train")[1][train_rows], z_test)
             cached = self._probe_cache = (weakref.ref(encoder), key, (z_train, z_test, predicted))
         return cached[2]
-

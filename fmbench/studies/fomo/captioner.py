@@ -67,8 +67,9 @@ class TileParser(torch.nn.Module):
         return dict(zip(HEADS, self.body(tiles.flatten(1)).split(list(HEADS.values()), dim=1)))
 
 
-def tiles_of(frames: np.ndarray, grid_size: tuple[int, int] | None = None,
-             tile_size: int | None = None) -> torch.Tensor:
+def tiles_of(
+    frames: np.ndarray, grid_size: tuple[int, int] | None = None, tile_size: int | None = None
+) -> torch.Tensor:
     """Cut frames into one tile per cell, each area-averaged to ``8 x 8`` and scaled to ``[0, 1]``.
 
     Args:
@@ -125,8 +126,10 @@ def _layout(frames: np.ndarray, grid_size: tuple[int, int] | None, tile_size: in
     if h % tile_size or w % tile_size:
         raise ValueError(f"frames of {h}x{w} pixels do not divide into {tile_size}-pixel tiles")
     if grid_size is not None and tuple(grid_size) != (w // tile_size, h // tile_size):
-        raise ValueError(f"frames of {h}x{w} pixels at tile size {tile_size} hold a "
-                         f"{w // tile_size}x{h // tile_size} grid, not {grid_size[0]}x{grid_size[1]}")
+        raise ValueError(
+            f"frames of {h}x{w} pixels at tile size {tile_size} hold a "
+            f"{w // tile_size}x{h // tile_size} grid, not {grid_size[0]}x{grid_size[1]}"
+        )
     return tile_size, w // tile_size, h // tile_size
 
 
@@ -138,8 +141,11 @@ def save_parser(model: TileParser, path: str | os.PathLike, extra: dict | None =
     """
     meta = {"architecture": "tile_parser", "config": model.config, **(extra or {})}
     with atomic_path(path) as tmp:
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp),
-                  metadata={"fmbench": json.dumps(meta, sort_keys=True)})
+        save_file(
+            {k: v.contiguous() for k, v in model.state_dict().items()},
+            str(tmp),
+            metadata={"fmbench": json.dumps(meta, sort_keys=True)},
+        )
 
 
 def load_parser(path: str | os.PathLike) -> TileParser:
@@ -184,8 +190,11 @@ class LearnedCaptioner:
         """
         _, w, h = _layout(frames, None, tile_size)
         step = max(1, MAX_TILES_PER_PASS // (w * h))
-        return [s for i in range(0, len(frames), step)
-                for s in self._parse(tiles_of(frames[i:i + step], tile_size=tile_size))]
+        return [
+            s
+            for i in range(0, len(frames), step)
+            for s in self._parse(tiles_of(frames[i : i + step], tile_size=tile_size))
+        ]
 
     def _parse(self, tiles: torch.Tensor) -> list[Scene]:
         n, w, h = tiles.shape[:3]
@@ -196,5 +205,7 @@ class LearnedCaptioner:
         agent = out["agent"].view(n, w * h, HEADS["agent"])
         cell = agent.log_softmax(-1)[..., 0].argmin(1)  # least likely to be agent-free
         direction = agent[torch.arange(n), cell, 1:].argmax(-1)
-        return [Scene(grid=grid[i], agent_pos=(int(c) // h, int(c) % h), agent_dir=int(d))
-                for i, (c, d) in enumerate(zip(cell, direction))]
+        return [
+            Scene(grid=grid[i], agent_pos=(int(c) // h, int(c) % h), agent_dir=int(d))
+            for i, (c, d) in enumerate(zip(cell, direction))
+        ]

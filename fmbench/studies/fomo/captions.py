@@ -28,8 +28,8 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from fmbench.studies.fomo.scene import DOOR, MOVABLE, OPEN, Scene, object_name
 
@@ -111,8 +111,7 @@ def final_state(last: Scene, first: Scene | None = None, evs: Sequence[Event] = 
             carried = ev.text.removeprefix("picked up ")
         elif ev.text.startswith("put "):
             carried = None
-    parts = [f"At the end, the agent faces {last.name(*last.front)}"
-             + (f" and carries {carried}." if carried else ".")]
+    parts = [f"At the end, the agent faces {last.name(*last.front)}" + (f" and carries {carried}." if carried else ".")]
     opened = (last.grid[..., 0] == DOOR) & (last.grid[..., 2] == OPEN)
     if first is not None:
         opened &= first.grid[..., 2] != OPEN

@@ -25,7 +25,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -87,21 +87,32 @@ class CLIPReward:
 
     needs_frames = True
 
-    def __init__(self, model_name: str, checkpoint: str | None, baseline: str = "a top-down view of a grid world",
-                 alpha: float = 0.5, frame: str = "last", device: str = "cpu", batch_size: int = 64) -> None:
+    def __init__(
+        self,
+        model_name: str,
+        checkpoint: str | None,
+        baseline: str = "a top-down view of a grid world",
+        alpha: float = 0.5,
+        frame: str = "last",
+        device: str = "cpu",
+        batch_size: int = 64,
+    ) -> None:
         if not 0 <= alpha <= 1:
             raise ModelError(f"the CLIP reward's alpha must lie in [0, 1], got {alpha}")
         if frame not in FRAMES:
             raise ModelError(f"the CLIP reward's frame must be one of {FRAMES}, got {frame!r}")
         open_clip = _open_clip()
         if model_name not in open_clip.list_models():
-            raise ModelError(f"unknown open_clip model {model_name!r}; list the names with: "
-                             "python -c 'import open_clip; print(open_clip.list_models())'")
+            raise ModelError(
+                f"unknown open_clip model {model_name!r}; list the names with: "
+                "python -c 'import open_clip; print(open_clip.list_models())'"
+            )
         # An absolute path, so that open_clip never reads it as a pretrained tag to download.
         weights = None if checkpoint is None else str(existing_path(checkpoint, "CLIP checkpoint").resolve())
         try:
             model, _, self.preprocess = seeded(
-                lambda: open_clip.create_model_and_transforms(model_name, pretrained=weights), 0)
+                lambda: open_clip.create_model_and_transforms(model_name, pretrained=weights), 0
+            )
         except (RuntimeError, ValueError, OSError, KeyError, AssertionError) as e:  # open_clip asserts shapes
             first = first_line(e)
             raise ModelError(f"cannot load CLIP model {model_name} from {checkpoint}: {first}") from None
@@ -113,7 +124,7 @@ class CLIPReward:
         self._texts: dict[str, np.ndarray] = {}
 
     @classmethod
-    def from_spec(cls, spec: str, device: str = "cpu") -> "CLIPReward":
+    def from_spec(cls, spec: str, device: str = "cpu") -> CLIPReward:
         """``<model_name>:<checkpoint path>``, or ``<model_name>:random`` for random weights.
 
         Example:
@@ -122,8 +133,10 @@ class CLIPReward:
         """
         model_name, _, checkpoint = spec.partition(":")
         if not model_name or not checkpoint:
-            raise ModelError(f"CLIP reward spec {spec!r} is not <model_name>:<checkpoint path> "
-                             "(or <model_name>:random for random weights)")
+            raise ModelError(
+                f"CLIP reward spec {spec!r} is not <model_name>:<checkpoint path> "
+                "(or <model_name>:random for random weights)"
+            )
         return cls(model_name, None if checkpoint == "random" else checkpoint, device=device)
 
     def text_embeddings(self, texts: Sequence[str]) -> np.ndarray:
@@ -146,7 +159,9 @@ class CLIPReward:
         unique = list(dict(zip(keys, frames)).items())
         out = []
         for start in range(0, len(unique), self.batch_size):
-            batch = torch.stack([self.preprocess(Image.fromarray(f)) for _, f in unique[start:start + self.batch_size]])
+            batch = torch.stack(
+                [self.preprocess(Image.fromarray(f)) for _, f in unique[start : start + self.batch_size]]
+            )
             with torch.inference_mode():
                 out.append(_normalised(self.model.encode_image(batch.to(self.device))))
         row = {k: i for i, (k, _) in enumerate(unique)}

@@ -26,9 +26,42 @@ from fmbench.studies.fomo.trajectory import Trajectory
 
 REWARD_MODES = ("episode", "dense")
 DEFAULT_REWARD = "learned+smollm2+pmi"
-MISSION_WORDS = ("<pad>", ",", "a", "after", "and", "ball", "behind", "blue", "box", "door", "front", "go", "green",
-                 "grey", "in", "key", "left", "next", "object", "of", "on", "open", "pick", "purple", "put", "red",
-                 "right", "the", "then", "to", "up", "yellow", "you", "your")
+MISSION_WORDS = (
+    "<pad>",
+    ",",
+    "a",
+    "after",
+    "and",
+    "ball",
+    "behind",
+    "blue",
+    "box",
+    "door",
+    "front",
+    "go",
+    "green",
+    "grey",
+    "in",
+    "key",
+    "left",
+    "next",
+    "object",
+    "of",
+    "on",
+    "open",
+    "pick",
+    "purple",
+    "put",
+    "red",
+    "right",
+    "the",
+    "then",
+    "to",
+    "up",
+    "yellow",
+    "you",
+    "your",
+)
 """BabyAI's mission vocabulary; word ``i`` is token ``i`` of the observation's ``mission`` (0 pads)."""
 MISSION_LENGTH = 32
 
@@ -43,10 +76,12 @@ def encode_mission(mission: str) -> np.ndarray:
     words = re.findall(r"[a-z]+|,", mission.lower())
     unknown = sorted(set(words) - set(MISSION_WORDS))
     if unknown or len(words) > MISSION_LENGTH:
-        raise ValueError(f"mission {mission!r} does not fit the observation: "
-                         + (f"unknown words {unknown}" if unknown else f"more than {MISSION_LENGTH} words"))
+        raise ValueError(
+            f"mission {mission!r} does not fit the observation: "
+            + (f"unknown words {unknown}" if unknown else f"more than {MISSION_LENGTH} words")
+        )
     ids = np.zeros(MISSION_LENGTH, dtype=np.int64)
-    ids[:len(words)] = [MISSION_WORDS.index(w) for w in words]
+    ids[: len(words)] = [MISSION_WORDS.index(w) for w in words]
     return ids
 
 
@@ -104,8 +139,15 @@ class FoMoEnv(gym.Env):
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
 
-    def __init__(self, level: str, reward: str = DEFAULT_REWARD, reward_model: Any = None,
-                 reward_mode: str = "episode", tile_size: int = 32, render_mode: str | None = None) -> None:
+    def __init__(
+        self,
+        level: str,
+        reward: str = DEFAULT_REWARD,
+        reward_model: Any = None,
+        reward_mode: str = "episode",
+        tile_size: int = 32,
+        render_mode: str | None = None,
+    ) -> None:
         if level not in LEVELS:
             raise ValueError(f"unknown BabyAI level {level!r}; fmbench knows {sorted(LEVELS)}")
         if reward_mode not in REWARD_MODES:
@@ -119,11 +161,13 @@ class FoMoEnv(gym.Env):
         self._reward_model, self._given_model = reward_model, reward_model is not None
         self.level = make_level(level)
         self.action_space = spaces.Discrete(int(self.level.action_space.n))
-        self.observation_space = spaces.Dict({
-            "view": spaces.Box(0, 10, (147,), np.int64),
-            "direction": spaces.Discrete(4),
-            "mission": spaces.MultiDiscrete([len(MISSION_WORDS)] * MISSION_LENGTH),
-        })
+        self.observation_space = spaces.Dict(
+            {
+                "view": spaces.Box(0, 10, (147,), np.int64),
+                "direction": spaces.Discrete(4),
+                "mission": spaces.MultiDiscrete([len(MISSION_WORDS)] * MISSION_LENGTH),
+            }
+        )
         self._scenes: list = []
         self._frames: list = []
         self._candidates: tuple[str, ...] = ()
@@ -137,8 +181,11 @@ class FoMoEnv(gym.Env):
         return self._reward_model
 
     def _obs(self, raw: dict) -> dict:
-        return {"view": np.asarray(raw["image"], dtype=np.int64).reshape(-1), "direction": int(raw["direction"]),
-                "mission": self._mission_ids.copy()}
+        return {
+            "view": np.asarray(raw["image"], dtype=np.int64).reshape(-1),
+            "direction": int(raw["direction"]),
+            "mission": self._mission_ids.copy(),
+        }
 
     def _record(self) -> None:
         self._scenes.append(scene_of(self.level))
@@ -163,8 +210,12 @@ class FoMoEnv(gym.Env):
         self._record()
         self._last_score = self._score() if self.reward_model is not None and self.reward_mode == "dense" else 0.0
         raw = self.level.gen_obs()
-        return self._obs(raw), {"mission": self.level.mission, "success": False, "true_reward": 0.0,
-                                "level_seed": self.level_seed}
+        return self._obs(raw), {
+            "mission": self.level.mission,
+            "success": False,
+            "true_reward": 0.0,
+            "level_seed": self.level_seed,
+        }
 
     def step(self, action):
         raw, true_reward, terminated, truncated, _ = self.level.step(int(action))

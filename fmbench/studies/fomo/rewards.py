@@ -33,8 +33,9 @@ Example:
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -95,13 +96,14 @@ class FMReward:
         parser = getattr(self.vision, "parser", None) if isinstance(self.vision, LearnedVision) else None
         return count_parameters(self.scorer.model, *([parser.model] if parser is not None else []))
 
-    def to(self, device: str) -> "FMReward":
+    def to(self, device: str) -> FMReward:
         """Run the language model on ``device`` (``"cuda"`` when the evaluator picks a GPU)."""
         self.scorer.to(device)
         return self
 
-    def score_texts(self, texts: Sequence[str], instructions: Sequence[str],
-                    candidates: Sequence[Sequence[str]]) -> np.ndarray:
+    def score_texts(
+        self, texts: Sequence[str], instructions: Sequence[str], candidates: Sequence[Sequence[str]]
+    ) -> np.ndarray:
         """Normalised scores of each instruction given each trajectory text."""
         lp, n = self.scorer.logprobs(list(zip(texts, instructions)), with_lengths=True)
         if self.normalisation == "mean":
@@ -120,8 +122,11 @@ class FMReward:
 
     def score(self, trajectories: Sequence[Trajectory]) -> np.ndarray:
         trajectories = checked(trajectories, self.needs_frames)
-        return self.score_texts([self.vision.text(t) for t in trajectories],
-                                [t.instruction for t in trajectories], [t.candidates for t in trajectories])
+        return self.score_texts(
+            [self.vision.text(t) for t in trajectories],
+            [t.instruction for t in trajectories],
+            [t.candidates for t in trajectories],
+        )
 
     def score_prefixes(self, trajectory: Trajectory) -> np.ndarray:
         """The score of every prefix (the reset scene alone first); dense rewards are its differences."""
@@ -216,8 +221,10 @@ def _vision(name: str):
     base, _, content = name.partition("-")
     content = {"": "events+final", "final": "final", "events": "events"}.get(content)
     if base not in ("oracle", "learned") or content is None:
-        raise ModelError(f"unknown vision stage {name!r}; use oracle or learned (optionally with -final or -events) "
-                         "or hf:<image-to-text model folder>")
+        raise ModelError(
+            f"unknown vision stage {name!r}; use oracle or learned (optionally with -final or -events) "
+            "or hf:<image-to-text model folder>"
+        )
     return (OracleVision if base == "oracle" else LearnedVision)(content)
 
 

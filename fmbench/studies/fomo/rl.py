@@ -36,9 +36,10 @@ import argparse
 import dataclasses
 import json
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -223,16 +224,34 @@ def train_ppo(reward: str, seed: int, cfg: PPOConfig, reward_model: RewardModel 
     if reward != "true":
         counted = CountedReward(reward_model or build_reward(reward))
     envs = DummyVecEnv([lambda: make_env(reward, counted)] * cfg.n_envs)
-    model = PPO("MultiInputPolicy", envs, n_steps=cfg.n_steps, batch_size=cfg.batch_size, n_epochs=cfg.n_epochs,
-                learning_rate=cfg.learning_rate, ent_coef=cfg.ent_coef, gamma=cfg.gamma, gae_lambda=cfg.gae_lambda,
-                policy_kwargs={"net_arch": list(cfg.net_arch)}, seed=seed, device="cpu", verbose=0)
+    model = PPO(
+        "MultiInputPolicy",
+        envs,
+        n_steps=cfg.n_steps,
+        batch_size=cfg.batch_size,
+        n_epochs=cfg.n_epochs,
+        learning_rate=cfg.learning_rate,
+        ent_coef=cfg.ent_coef,
+        gamma=cfg.gamma,
+        gae_lambda=cfg.gae_lambda,
+        policy_kwargs={"net_arch": list(cfg.net_arch)},
+        seed=seed,
+        device="cpu",
+        verbose=0,
+    )
     callback = EvalCallback(cfg.eval_every, cfg.eval_episodes, seed)
     model.learn(cfg.steps, callback=callback)
     if callback.steps[-1] != model.num_timesteps:
         callback.evaluate()
-    record = {"reward": reward, "seed": seed, "eval_steps": callback.steps, "success": callback.success,
-              "final_success": callback.success[-1], REACH_KEY: steps_to_reach(callback.steps, callback.success),
-              "wall_s": round(time.perf_counter() - start, 1)}
+    record = {
+        "reward": reward,
+        "seed": seed,
+        "eval_steps": callback.steps,
+        "success": callback.success,
+        "final_success": callback.success[-1],
+        REACH_KEY: steps_to_reach(callback.steps, callback.success),
+        "wall_s": round(time.perf_counter() - start, 1),
+    }
     if counted is not None:
         record |= {"fm_reward_calls": counted.calls, "fm_reward_s": round(counted.seconds, 1)}
     return record
@@ -252,9 +271,13 @@ def summary(values: Sequence[float]) -> dict[str, Any]:
 def summarize(results: dict[str, Any]) -> dict[str, Any]:
     """The ``summary`` of ``rl.json`` from its ``runs`` and ``random`` lists: final success per condition
     (:func:`summary`) and, for PPO, each run's ``steps_to_0.9``."""
-    final = {c: {**summary([r["final_success"] for r in results["runs"] if r["condition"] == c]),
-                 REACH_KEY: [r[REACH_KEY] for r in results["runs"] if r["condition"] == c]}
-             for c in ("fm", "true")}
+    final = {
+        c: {
+            **summary([r["final_success"] for r in results["runs"] if r["condition"] == c]),
+            REACH_KEY: [r[REACH_KEY] for r in results["runs"] if r["condition"] == c],
+        }
+        for c in ("fm", "true")
+    }
     return {**final, "random": summary([r["success"] for r in results["random"]])}
 
 
@@ -266,14 +289,17 @@ def plot(results: dict[str, Any], path: Path) -> None:
         steps = np.array(runs[0]["eval_steps"])
         curves = [MeanStd.of(column) for column in zip(*(r["success"] for r in runs))]
         mean, std = np.array([c.mean for c in curves]), np.nan_to_num([c.std for c in curves])
-        line, = ax.plot(steps, mean, label=label)
+        (line,) = ax.plot(steps, mean, label=label)
         ax.fill_between(steps, mean - std, mean + std, color=line.get_color(), alpha=0.2)
     rand = results["summary"]["random"]
     line = ax.axhline(rand["mean"], color="grey", linestyle="--", label="uniform random policy")
-    ax.axhspan(rand["mean"] - (rand["std"] or 0), rand["mean"] + (rand["std"] or 0), color=line.get_color(),
-               alpha=0.15)
-    ax.set(xlabel="env steps", ylabel="ground-truth success rate", ylim=(0, 1.02),
-           title=f"{ENV_ID}: {len(results['seeds'])} seeds, {results['eval']['episodes']} held-out episodes")
+    ax.axhspan(rand["mean"] - (rand["std"] or 0), rand["mean"] + (rand["std"] or 0), color=line.get_color(), alpha=0.15)
+    ax.set(
+        xlabel="env steps",
+        ylabel="ground-truth success rate",
+        ylim=(0, 1.02),
+        title=f"{ENV_ID}: {len(results['seeds'])} seeds, {results['eval']['episodes']} held-out episodes",
+    )
     ax.legend(loc="center right")
     fig.tight_layout()
     save_png(fig, path, dpi=120)
@@ -295,23 +321,41 @@ def run(seeds: Sequence[int], cfg: PPOConfig, fm_reward: str, out: Path) -> dict
     runs, random_runs = [], []
     for seed in seeds:
         t = time.perf_counter()
-        random_runs.append({"seed": seed, "success": random_success(seed, cfg.eval_episodes),
-                            "wall_s": round(time.perf_counter() - t, 1)})
+        random_runs.append(
+            {
+                "seed": seed,
+                "success": random_success(seed, cfg.eval_episodes),
+                "wall_s": round(time.perf_counter() - t, 1),
+            }
+        )
         for condition, reward in (("true", "true"), ("fm", fm_reward)):
             runs.append({"condition": condition, **train_ppo(reward, seed, cfg, model)})
-            print(f"seed {seed} {condition:4s}: final success {runs[-1]['final_success']:.2f} "
-                  f"(curve {' '.join(f'{s:.2f}' for s in runs[-1]['success'])}), {runs[-1]['wall_s']} s", flush=True)
+            print(
+                f"seed {seed} {condition:4s}: final success {runs[-1]['final_success']:.2f} "
+                f"(curve {' '.join(f'{s:.2f}' for s in runs[-1]['success'])}), {runs[-1]['wall_s']} s",
+                flush=True,
+            )
         print(f"seed {seed} random: success {random_runs[-1]['success']:.2f}", flush=True)
     wall = {c: sum(r["wall_s"] for r in runs if r["condition"] == c) for c in ("fm", "true")}
     results = {
-        "env": ENV_ID, "fm_reward": fm_reward, "seeds": list(seeds), "ppo": dataclasses.asdict(cfg),
-        "eval": {"episodes": cfg.eval_episodes, "reset_seeds": [EVAL_SEED0, EVAL_SEED0 + cfg.eval_episodes - 1],
-                 "policy": "stochastic (sampled actions, torch seed = run seed)", "metric": "info['success']"},
+        "env": ENV_ID,
+        "fm_reward": fm_reward,
+        "seeds": list(seeds),
+        "ppo": dataclasses.asdict(cfg),
+        "eval": {
+            "episodes": cfg.eval_episodes,
+            "reset_seeds": [EVAL_SEED0, EVAL_SEED0 + cfg.eval_episodes - 1],
+            "policy": "stochastic (sampled actions, torch seed = run seed)",
+            "metric": "info['success']",
+        },
         "summary": {},  # filled in by write_report
-        "wall_s": {**{c: round(w, 1) for c, w in wall.items()},
-                   "random": round(sum(r["wall_s"] for r in random_runs), 1),
-                   "total": round(time.perf_counter() - start, 1)},
-        "runs": runs, "random": random_runs,
+        "wall_s": {
+            **{c: round(w, 1) for c, w in wall.items()},
+            "random": round(sum(r["wall_s"] for r in random_runs), 1),
+            "total": round(time.perf_counter() - start, 1),
+        },
+        "runs": runs,
+        "random": random_runs,
     }
     write_report(results, out)
     return results
@@ -325,8 +369,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--reward", default=FM_REWARD, help="the FM reward's name (see build_reward)")
     parser.add_argument("--eval-every", type=int, default=PPOConfig.eval_every, help="env steps between evaluations")
     parser.add_argument("--out", type=Path, default=Path("docs/fomo"))
-    parser.add_argument("--report-only", action="store_true",
-                        help="only recompute the summary and redraw the plot from the runs in <out>/rl.json")
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="only recompute the summary and redraw the plot from the runs in <out>/rl.json",
+    )
     args = parser.parse_args(argv)
     if args.reward == "true":
         parser.error("--reward names the FM reward; the true-reward PPO baseline always runs")

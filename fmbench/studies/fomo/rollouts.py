@@ -50,8 +50,17 @@ def _record(env, frames: bool, tile_size: int) -> tuple[Scene, np.ndarray | None
     return scene_of(env), (env.get_frame(highlight=True, tile_size=tile_size) if frames else None)
 
 
-def run_policy(level: str, seed: int, *, instr=None, policy: str = "expert", actions: list[int] | None = None,
-               max_steps: int | None = None, frames: bool = False, tile_size: int = 32) -> Run:
+def run_policy(
+    level: str,
+    seed: int,
+    *,
+    instr=None,
+    policy: str = "expert",
+    actions: list[int] | None = None,
+    max_steps: int | None = None,
+    frames: bool = False,
+    tile_size: int = 32,
+) -> Run:
     """Roll out the bot (on ``instr``, default the true mission) or replay fixed ``actions``.
 
     Args:
@@ -86,8 +95,17 @@ def run_policy(level: str, seed: int, *, instr=None, policy: str = "expert", act
         if bot is not None and (terminated or truncated):
             break
     success, true_return = replay(level, seed, taken)
-    return Run(level=level, seed=int(seed), policy=policy, mission=true_mission, actions=taken, scenes=scenes,
-               frames=np.stack(shots) if frames else None, success=success, true_return=true_return)
+    return Run(
+        level=level,
+        seed=int(seed),
+        policy=policy,
+        mission=true_mission,
+        actions=taken,
+        scenes=scenes,
+        frames=np.stack(shots) if frames else None,
+        success=success,
+        true_return=true_return,
+    )
 
 
 def _bot_action(bot: BabyAIBot) -> int:

@@ -82,10 +82,13 @@ class Scene:
         cells = [(x + 1, y), (x, y + 1), (x - 1, y), (x, y - 1)]
         return [p for p in cells if self.is_object(*p)]
 
-    def same(self, other: "Scene") -> bool:
+    def same(self, other: Scene) -> bool:
         """Whether two scenes are identical."""
-        return (self.agent_pos == other.agent_pos and self.agent_dir == other.agent_dir
-                and np.array_equal(self.grid, other.grid))
+        return (
+            self.agent_pos == other.agent_pos
+            and self.agent_dir == other.agent_dir
+            and np.array_equal(self.grid, other.grid)
+        )
 
 
 def object_name(type_idx: int, colour_idx: int, count: int = 1) -> str:
@@ -101,5 +104,6 @@ def object_name(type_idx: int, colour_idx: int, count: int = 1) -> str:
 def scene_of(env) -> Scene:
     """The scene of a minigrid env's current state (``env`` unwrapped or not)."""
     env = env.unwrapped
-    return Scene(grid=env.grid.encode(), agent_pos=(int(env.agent_pos[0]), int(env.agent_pos[1])),
-                 agent_dir=int(env.agent_dir))
+    return Scene(
+        grid=env.grid.encode(), agent_pos=(int(env.agent_pos[0]), int(env.agent_pos[1])), agent_dir=int(env.agent_dir)
+    )

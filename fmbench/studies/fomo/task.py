@@ -31,9 +31,10 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -69,11 +70,15 @@ class RewardQualityTask(Task):
 
     splits = ("test",)
     params_schema = params_of(
-        {"level": {"enum": sorted(LEVELS)}, "layouts": POSITIVE,
-         "truncate_fraction": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
-         "tile_size": {"type": "integer", "minimum": 8},
-         "families": {"type": "array", "minItems": 1, "uniqueItems": True, "items": {"enum": list(INCORRECT)}}},
-        required=("level", "layouts", "truncate_fraction", "tile_size", "families"))
+        {
+            "level": {"enum": sorted(LEVELS)},
+            "layouts": POSITIVE,
+            "truncate_fraction": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
+            "tile_size": {"type": "integer", "minimum": 8},
+            "families": {"type": "array", "minItems": 1, "uniqueItems": True, "items": {"enum": list(INCORRECT)}},
+        },
+        required=("level", "layouts", "truncate_fraction", "tile_size", "families"),
+    )
     baseline_schema = {"reward": {"type": "string"}}
     """``reward``: the reward model's name for :func:`~fmbench.studies.fomo.rewards.build_reward`."""
 
@@ -92,8 +97,12 @@ class RewardQualityTask(Task):
 
     def layout(self, layout_seed: int) -> Layout:
         """Roll out the desired and incorrect policies on one layout (deterministic)."""
-        return _collect(self.level, int(layout_seed), float(self.spec.params["truncate_fraction"]),
-                        tuple(self.spec.params["families"]))
+        return _collect(
+            self.level,
+            int(layout_seed),
+            float(self.spec.params["truncate_fraction"]),
+            tuple(self.spec.params["families"]),
+        )
 
     def layouts(self, seed: int, limit: int | None = None) -> list[Layout]:
         seeds = self.layout_seeds(seed)
@@ -110,23 +119,28 @@ class RewardQualityTask(Task):
         self.check_split(split)
         lays = self.layouts(seed)
         cols: dict[str, np.ndarray] = {
-            "ids": np.array([lay.seed for lay in lays], dtype=np.int64), "layout": np.arange(len(lays)),
+            "ids": np.array([lay.seed for lay in lays], dtype=np.int64),
+            "layout": np.arange(len(lays)),
             "mission": np.array([lay.mission for lay in lays]),
-            "candidates": np.array(["|".join(lay.candidates) for lay in lays])}
+            "candidates": np.array(["|".join(lay.candidates) for lay in lays]),
+        }
         width = max(len(run.actions) for lay in lays for run in lay.runs)
         for policy in ("expert", *self.spec.params["families"]):
             runs = [next((r for r in lay.runs if r.policy == policy), None) for lay in lays]
             actions = np.full((len(lays), width), -1, dtype=np.int64)
             for k, run in enumerate(runs):
                 if run is not None:
-                    actions[k, :len(run.actions)] = run.actions
-            cols |= {f"{policy}_steps": np.array([-1 if r is None else len(r.actions) for r in runs]),
-                     f"{policy}_actions": actions,
-                     f"{policy}_success": np.array([r is not None and r.success for r in runs]),
-                     f"{policy}_true_return": np.array([0.0 if r is None else r.true_return for r in runs]),
-                     f"{policy}_dropped": np.array([r is not None and lay.dropped(r) for r, lay in zip(runs, lays)]),
-                     f"{policy}_pursued": np.array(["" if r is None else r.extra.get("pursued", lay.mission)
-                                                    for r, lay in zip(runs, lays)])}
+                    actions[k, : len(run.actions)] = run.actions
+            cols |= {
+                f"{policy}_steps": np.array([-1 if r is None else len(r.actions) for r in runs]),
+                f"{policy}_actions": actions,
+                f"{policy}_success": np.array([r is not None and r.success for r in runs]),
+                f"{policy}_true_return": np.array([0.0 if r is None else r.true_return for r in runs]),
+                f"{policy}_dropped": np.array([r is not None and lay.dropped(r) for r, lay in zip(runs, lays)]),
+                f"{policy}_pursued": np.array(
+                    ["" if r is None else r.extra.get("pursued", lay.mission) for r, lay in zip(runs, lays)]
+                ),
+            }
         yield cols
 
     def data_hash(self, seed: int) -> str:
@@ -141,22 +155,33 @@ class RewardQualityTask(Task):
         lays = self.layouts(seed)
         runs = Counter(run.policy for lay in lays for run in lay.runs)
         dropped = Counter(run.policy for lay in lays for run in lay.runs if lay.dropped(run))
-        return {"task": self.id, "seed": seed, "level": self.level, "babyai": LEVELS[self.level]["babyai"],
-                "layouts": len(lays), "runs": dict(runs), "dropped": dict(dropped),
-                "expert_steps": {"mean": float(np.mean([len(lay.runs[0].actions) for lay in lays])),
-                                 "max": int(max(len(lay.runs[0].actions) for lay in lays))},
-                "candidates_per_layout": float(np.mean([len(lay.candidates) for lay in lays]))}
+        return {
+            "task": self.id,
+            "seed": seed,
+            "level": self.level,
+            "babyai": LEVELS[self.level]["babyai"],
+            "layouts": len(lays),
+            "runs": dict(runs),
+            "dropped": dict(dropped),
+            "expert_steps": {
+                "mean": float(np.mean([len(lay.runs[0].actions) for lay in lays])),
+                "max": int(max(len(lay.runs[0].actions) for lay in lays)),
+            },
+            "candidates_per_layout": float(np.mean([len(lay.candidates) for lay in lays])),
+        }
 
     # ---- models ----------------------------------------------------------------------
     def input_format(self) -> str:
-        return ("A reward model: an object with `needs_frames: bool` and `score(trajectories) -> numpy float "
-                "array`, one finite score per fmbench.studies.fomo.trajectory.Trajectory (higher = closer to "
-                "the instruction). A Trajectory has `instruction` (the true mission), `scenes` (the symbolic "
-                "state after reset and after each step), `candidates` (every instruction of the same form the "
-                "layout admits) and, when `needs_frames`, `frames` (T+1, H, W, 3) uint8 top-down renders at "
-                f"`tile_size` {self.spec.params['tile_size']} px per cell. Level: {LEVELS[self.level]['babyai']}. "
-                "Build one by name with --model 'reward:<vision>+<lm>[+<normalisation>]' "
-                "(fmbench.studies.fomo.rewards.build_reward) or pass your own via python:<module>:<factory>.")
+        return (
+            "A reward model: an object with `needs_frames: bool` and `score(trajectories) -> numpy float "
+            "array`, one finite score per fmbench.studies.fomo.trajectory.Trajectory (higher = closer to "
+            "the instruction). A Trajectory has `instruction` (the true mission), `scenes` (the symbolic "
+            "state after reset and after each step), `candidates` (every instruction of the same form the "
+            "layout admits) and, when `needs_frames`, `frames` (T+1, H, W, 3) uint8 top-down renders at "
+            f"`tile_size` {self.spec.params['tile_size']} px per cell. Level: {LEVELS[self.level]['babyai']}. "
+            "Build one by name with --model 'reward:<vision>+<lm>[+<normalisation>]' "
+            "(fmbench.studies.fomo.rewards.build_reward) or pass your own via python:<module>:<factory>."
+        )
 
     def trajectories(self, layout: Layout, needs_frames: bool) -> list[Trajectory]:
         """Every run of a layout as a trajectory scored against the true mission."""
@@ -164,10 +189,16 @@ class RewardQualityTask(Task):
         for run in layout.runs:
             frames = None
             if needs_frames:
-                frames = run_policy(self.level, layout.seed, actions=run.actions, frames=True,
-                                    tile_size=int(self.spec.params["tile_size"])).frames
-            out.append(Trajectory(layout.mission, run.scenes, frames, layout.candidates,
-                                  int(self.spec.params["tile_size"])))
+                frames = run_policy(
+                    self.level,
+                    layout.seed,
+                    actions=run.actions,
+                    frames=True,
+                    tile_size=int(self.spec.params["tile_size"]),
+                ).frames
+            out.append(
+                Trajectory(layout.mission, run.scenes, frames, layout.candidates, int(self.spec.params["tile_size"]))
+            )
         return out
 
     def check_model(self, model: LoadedModel) -> None:
@@ -178,21 +209,36 @@ class RewardQualityTask(Task):
         """A reward model built by name (:func:`fmbench.studies.fomo.rewards.build_reward`)."""
         reward = build_reward(name)
         n_params = reward.n_params
-        return LoadedModel(model=reward, spec=spec or f"reward:{name}", name=reward.name, interface="reward-model",
-                           n_params=n_params, weights_sha256=None, dtype="float32" if n_params else "none")
+        return LoadedModel(
+            model=reward,
+            spec=spec or f"reward:{name}",
+            name=reward.name,
+            interface="reward-model",
+            n_params=n_params,
+            weights_sha256=None,
+            dtype="float32" if n_params else "none",
+        )
 
     def load_baseline(self, name: str) -> LoadedModel:
         return self.load_reward(self.baseline_entry(name)["reward"], spec=f"baseline:{name}")
 
-    def evaluate(self, model: LoadedModel, seed: int, *, device: str = "cpu", batch_size: int = 256,
-                 limit: int | None = None, progress: bool = False) -> dict[str, float]:
+    def evaluate(
+        self,
+        model: LoadedModel,
+        seed: int,
+        *,
+        device: str = "cpu",
+        batch_size: int = 256,
+        limit: int | None = None,
+        progress: bool = False,
+    ) -> dict[str, float]:
         layouts = self.layouts(seed, limit)
         needs_frames = bool(getattr(model.model, "needs_frames", False))
         scores: list[np.ndarray] = []
         bar = tqdm(total=len(layouts), disable=not progress, desc=f"seed {seed}", unit="layout", leave=False)
         chunk = max(1, batch_size // 8)
         for start in range(0, len(layouts), chunk):
-            group = layouts[start:start + chunk]
+            group = layouts[start : start + chunk]
             trajs = [t for lay in group for t in self.trajectories(lay, needs_frames)]
             flat = REWARD_MODEL.score(model, trajs)
             bounds = np.cumsum([0, *(len(lay.runs) for lay in group)])
@@ -205,8 +251,11 @@ class RewardQualityTask(Task):
 def reward_metrics(layouts: list[Layout], scores: list[np.ndarray]) -> dict[str, float]:
     """The task's metrics from each layout's run scores (``scores[i][j]`` for ``layouts[i].runs[j]``)."""
     desired = np.array([s[0] for s in scores])
-    rows = [(lay.runs[j], s[j], s[0], lay.dropped(lay.runs[j]))
-            for lay, s in zip(layouts, scores) for j in range(1, len(lay.runs))]
+    rows = [
+        (lay.runs[j], s[j], s[0], lay.dropped(lay.runs[j]))
+        for lay, s in zip(layouts, scores)
+        for j in range(1, len(lay.runs))
+    ]
     families = [f for f in INCORRECT if any(run.policy == f for run, *_ in rows)]
     out: dict[str, float] = {}
 

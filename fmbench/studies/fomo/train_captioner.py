@@ -27,8 +27,8 @@ import itertools
 import json
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import gymnasium as gym
 import minigrid  # noqa: F401  (registers the BabyAI ids)
@@ -39,8 +39,15 @@ from minigrid.utils.baby_ai_bot import BabyAIBot, DisappearedBoxError
 
 from fmbench.interfaces import seeded
 from fmbench.io import write_json_atomic
-from fmbench.studies.fomo.captioner import DEFAULT_WEIGHTS, HEADS, TILE, LearnedCaptioner, TileParser, \
-    save_parser, tiles_of
+from fmbench.studies.fomo.captioner import (
+    DEFAULT_WEIGHTS,
+    HEADS,
+    TILE,
+    LearnedCaptioner,
+    TileParser,
+    save_parser,
+    tiles_of,
+)
 from fmbench.studies.fomo.captions import caption
 from fmbench.studies.fomo.scene import Scene, scene_of
 
@@ -61,8 +68,9 @@ RANDOM_MIX = (0.0, 0.25, 1.0)  # per episode, the chance of a random action inst
 MAX_STEPS = 64
 
 
-def states(env: gym.Env, seed: int, p_random: float, rng: np.random.Generator,
-           max_steps: int = MAX_STEPS) -> Iterator[None]:
+def states(
+    env: gym.Env, seed: int, p_random: float, rng: np.random.Generator, max_steps: int = MAX_STEPS
+) -> Iterator[None]:
     """Run one episode, yielding with ``env`` at each state: after reset and after every step.
 
     Each action is the bot's, or a uniformly random one with probability ``p_random``
@@ -179,8 +187,11 @@ def evaluate(captioner: LearnedCaptioner, seen: set[bytes], episodes: int, rng: 
             "tile_accuracy": {head: t[head] / t["tiles"] for head in HEADS},
             "scene_accuracy": t["scenes"] / t["frames"],
             "caption_accuracy": t["captions"] / t["episodes"],
-            "frames": t["frames"], "tiles": t["tiles"], "bot_episodes": t["episodes"],
-            "tiles_unseen_in_training": t["unseen_tiles"]}
+            "frames": t["frames"],
+            "tiles": t["tiles"],
+            "bot_episodes": t["episodes"],
+            "tiles_unseen_in_training": t["unseen_tiles"],
+        }
     report["scene_accuracy_by_level"] = {lv: tally[lv]["scenes"] / tally[lv]["frames"] for lv in LEVELS}
     return report
 
@@ -190,8 +201,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", default=str(DEFAULT_WEIGHTS), help="output .safetensors path")
     p.add_argument("--report", default="docs/fomo/captioner.json", help="output JSON of the held-out accuracies")
     p.add_argument("--seed", type=int, default=0, help="seed for training env seeds, actions and initialisation")
-    p.add_argument("--frames", type=int, default=6000,
-                   help="training states to render (each at 3 tile sizes, highlight on and off)")
+    p.add_argument(
+        "--frames",
+        type=int,
+        default=6000,
+        help="training states to render (each at 3 tile sizes, highlight on and off)",
+    )
     p.add_argument("--eval-episodes", type=int, default=8, help="held-out bot (and mixed) episodes per level")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     args = p.parse_args(argv)
@@ -203,17 +218,25 @@ def main(argv: list[str] | None = None) -> None:
     with torch.inference_mode():
         out = model(tiles)
     data["train_accuracy"] = float((torch.stack([out[h].argmax(1) for h in HEADS], 1) == labels).all(1).float().mean())
-    config = {"seed": args.seed, "frames": args.frames, "levels": list(LEVELS), "tile_sizes": list(TILE_SIZES),
-              "held_out_seeds": f">= {HELD_OUT_SEED}", **data}
+    config = {
+        "seed": args.seed,
+        "frames": args.frames,
+        "levels": list(LEVELS),
+        "tile_sizes": list(TILE_SIZES),
+        "held_out_seeds": f">= {HELD_OUT_SEED}",
+        **data,
+    }
     save_parser(model, args.out, {"trained": config})
     print(f"saved {args.out}: training accuracy {data['train_accuracy']:.4f} ({time.perf_counter() - start:.0f} s)")
     seen = {r.numpy().tobytes() for r in tiles.view(len(tiles), -1)}
     held_out = evaluate(LearnedCaptioner(model), seen, args.eval_episodes, np.random.default_rng([args.seed, 1]))
-    report = {"command": "python -m fmbench.studies.fomo.train_captioner "
-                         f"--seed {args.seed} --frames {args.frames} --eval-episodes {args.eval_episodes} --threads {args.threads}",
-              "weights": Path(args.out).name, "training": config,
-              "held_out": {"seeds": f"{HELD_OUT_SEED} + i", "episodes_per_level": 2 * args.eval_episodes,
-                           **held_out}}
+    report = {
+        "command": "python -m fmbench.studies.fomo.train_captioner "
+        f"--seed {args.seed} --frames {args.frames} --eval-episodes {args.eval_episodes} --threads {args.threads}",
+        "weights": Path(args.out).name,
+        "training": config,
+        "held_out": {"seeds": f"{HELD_OUT_SEED} + i", "episodes_per_level": 2 * args.eval_episodes, **held_out},
+    }
     write_json_atomic(args.report, report)
     print(json.dumps(held_out, indent=1))
     print(f"wrote {args.report} ({time.perf_counter() - start:.0f} s)")

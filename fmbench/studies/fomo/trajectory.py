@@ -52,7 +52,9 @@ class Trajectory:
             raise TrajectoryError(f"mission {self.instruction!r} is not among the trajectory's candidates")
         if self.frames is None:
             if need_frames:
-                raise TrajectoryError(f"trajectory for {self.instruction!r} has no frames; this reward model reads frames")
+                raise TrajectoryError(
+                    f"trajectory for {self.instruction!r} has no frames; this reward model reads frames"
+                )
             return
         f = self.frames
         if not isinstance(f, np.ndarray) or f.dtype != np.uint8:
@@ -63,5 +65,7 @@ class Trajectory:
             raise TrajectoryError(f"{len(f)} frames but {len(self.scenes)} scenes; expected one frame per scene")
         w, h = self.scenes[0].grid.shape[:2]
         if f.shape[1:3] != (h * self.tile_size, w * self.tile_size):
-            raise TrajectoryError(f"frames of shape {f.shape[1:3]} do not fit a {w}x{h} grid at "
-                                  f"tile_size {self.tile_size} (expected {(h * self.tile_size, w * self.tile_size)})")
+            raise TrajectoryError(
+                f"frames of shape {f.shape[1:3]} do not fit a {w}x{h} grid at "
+                f"tile_size {self.tile_size} (expected {(h * self.tile_size, w * self.tile_size)})"
+            )

@@ -39,8 +39,9 @@ def _graph_of_node(batch: Data) -> torch.Tensor:
 def _undirected_keep(edge_index: torch.Tensor, keep_prob: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """A keep mask over directed edges drawn once per undirected edge (both directions agree)."""
     lo, hi = torch.minimum(edge_index[0], edge_index[1]), torch.maximum(edge_index[0], edge_index[1])
-    pairs, inverse = torch.unique(lo * (int(edge_index.max()) + 1 if edge_index.numel() else 1) + hi,
-                                  return_inverse=True)
+    pairs, inverse = torch.unique(
+        lo * (int(edge_index.max()) + 1 if edge_index.numel() else 1) + hi, return_inverse=True
+    )
     draws = torch.rand(len(pairs), generator=generator)
     return draws[inverse] < keep_prob
 
@@ -84,8 +85,9 @@ def _keep_nodes(batch: Data, keep: torch.Tensor) -> Data:
         out.pos = batch.pos[keep]
     if "batch" in batch and batch.batch is not None:
         out.batch = graph[keep]
-        out.ptr = torch.cat([torch.zeros(1, dtype=torch.long),
-                             torch.cumsum(torch.bincount(out.batch, minlength=len(batch.ptr) - 1), 0)])
+        out.ptr = torch.cat(
+            [torch.zeros(1, dtype=torch.long), torch.cumsum(torch.bincount(out.batch, minlength=len(batch.ptr) - 1), 0)]
+        )
     return out
 
 
@@ -190,4 +192,3 @@ def perturb_edges(batch: Data, ratio: float, generator: torch.Generator) -> Data
     if "edge_label" in batch:
         out.edge_label = torch.cat([dropped.edge_label, torch.full((2 * removed,), -1, dtype=dropped.edge_label.dtype)])
     return out
-

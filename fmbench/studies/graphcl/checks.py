@@ -30,8 +30,10 @@ def check_graph(graph: Data, name: str) -> None:
     if x is None:
         raise GraphError(f"{name}: missing node features (x)")
     if not isinstance(x, torch.Tensor) or x.dim() != 2 or not x.is_floating_point():
-        raise GraphError(f"{name}: node features x must be a 2-D float tensor, got "
-                         f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
+        raise GraphError(
+            f"{name}: node features x must be a 2-D float tensor, got "
+            f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}"
+        )
     n = x.shape[0]
     if n == 0:
         raise GraphError(f"{name}: empty graph (no nodes)")
@@ -41,8 +43,9 @@ def check_graph(graph: Data, name: str) -> None:
     if edge_index is None:
         raise GraphError(f"{name}: missing edge_index")
     if edge_index.dim() != 2 or edge_index.shape[0] != 2 or edge_index.dtype != torch.long:
-        raise GraphError(f"{name}: edge_index must be a (2, E) int64 tensor, got {tuple(edge_index.shape)} "
-                         f"{edge_index.dtype}")
+        raise GraphError(
+            f"{name}: edge_index must be a (2, E) int64 tensor, got {tuple(edge_index.shape)} {edge_index.dtype}"
+        )
     if edge_index.numel():
         lo, hi = int(edge_index.min()), int(edge_index.max())
         if lo < 0 or hi >= n:

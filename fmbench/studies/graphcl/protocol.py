@@ -30,7 +30,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -57,12 +57,19 @@ def generic_view(batch: Batch, generator: torch.Generator) -> Batch:
 
 def batches(graphs: list[Data], batch_size: int) -> list[tuple[int, Batch]]:
     """Consecutive mini-batches ``(first graph index, Batch)`` of ``graphs``."""
-    return [(i, Batch.from_data_list(graphs[i:i + batch_size])) for i in range(0, len(graphs), batch_size)]
+    return [(i, Batch.from_data_list(graphs[i : i + batch_size])) for i in range(0, len(graphs), batch_size)]
 
 
 @torch.no_grad()
-def embed(encoder: torch.nn.Module, graphs: list[Data], batch_size: int = 256, device: str = "cpu",
-          augment: Augmentation | None = None, generator_seed: int = 0, bar: tqdm | None = None) -> torch.Tensor:
+def embed(
+    encoder: torch.nn.Module,
+    graphs: list[Data],
+    batch_size: int = 256,
+    device: str = "cpu",
+    augment: Augmentation | None = None,
+    generator_seed: int = 0,
+    bar: tqdm | None = None,
+) -> torch.Tensor:
     """Frozen embeddings ``(len(graphs), d)``; with ``augment``, of a seeded augmented view of each batch.
 
     Every graph is checked first (a malformed one raises ``GraphError`` naming its index),
@@ -78,15 +85,23 @@ def embed(encoder: torch.nn.Module, graphs: list[Data], batch_size: int = 256, d
     for first, batch in batches(graphs, batch_size):
         if augment is not None:
             batch = augment(batch, torch.Generator().manual_seed(stream_key(generator_seed, "view", first)))
-        out.append(encode(encoder, batch.to(device), batch.num_graphs, out[0].shape[1] if out else None,
-                          f"batch of graphs {first}-{first + batch.num_graphs - 1}"))
+        out.append(
+            encode(
+                encoder,
+                batch.to(device),
+                batch.num_graphs,
+                out[0].shape[1] if out else None,
+                f"batch of graphs {first}-{first + batch.num_graphs - 1}",
+            )
+        )
         if bar is not None:
             bar.update(1)
     return torch.cat(out)
 
 
-def probe_accuracies(train_z: np.ndarray, train_y: np.ndarray, test_z: np.ndarray, test_y: np.ndarray,
-                     seed: int) -> dict[str, float]:
+def probe_accuracies(
+    train_z: np.ndarray, train_y: np.ndarray, test_z: np.ndarray, test_y: np.ndarray, seed: int
+) -> dict[str, float]:
     """Test accuracy of a logistic-regression probe and of an RBF SVM fitted on standardised train embeddings.
 
     Example:
@@ -98,12 +113,12 @@ def probe_accuracies(train_z: np.ndarray, train_y: np.ndarray, test_z: np.ndarra
     a, b = standardise(train_z, test_z)
     folds = min(3, int(np.bincount(train_y).min()))
     if folds >= 2:
-        svm = GridSearchCV(SVC(), {"C": list(SVM_C)},
-                           cv=StratifiedKFold(folds, shuffle=True, random_state=seed)).fit(a, train_y)
+        svm = GridSearchCV(SVC(), {"C": list(SVM_C)}, cv=StratifiedKFold(folds, shuffle=True, random_state=seed)).fit(
+            a, train_y
+        )
     else:
         svm = SVC().fit(a, train_y)
-    return {"probe_accuracy": float((probe == test_y).mean()),
-            "svm_accuracy": float((svm.predict(b) == test_y).mean())}
+    return {"probe_accuracy": float((probe == test_y).mean()), "svm_accuracy": float((svm.predict(b) == test_y).mean())}
 
 
 def stratified_split(graphs: list[Data], test_fraction: float, seed: int) -> tuple[list[Data], list[Data]]:
@@ -123,7 +138,7 @@ def stratified_split(graphs: list[Data], test_fraction: float, seed: int) -> tup
     test = np.zeros(len(graphs), dtype=bool)
     for c in np.unique(labels):
         members = rng.permutation(np.flatnonzero(labels == c))
-        test[members[:max(1, round(test_fraction * len(members)))]] = True
+        test[members[: max(1, round(test_fraction * len(members)))]] = True
     return [g for g, t in zip(graphs, test) if not t], [g for g, t in zip(graphs, test) if t]
 
 
@@ -149,17 +164,38 @@ def separability(z: torch.Tensor, y: np.ndarray) -> float:
     return float((in_class[valid] / out_class[valid].clamp(min=1e-12)).mean())
 
 
-def invariance(encoder: torch.nn.Module, graphs: list[Data], z: torch.Tensor, augment: Augmentation, seed: int,
-               repeats: int = 3, batch_size: int = 256, device: str = "cpu", bar: tqdm | None = None) -> float:
+def invariance(
+    encoder: torch.nn.Module,
+    graphs: list[Data],
+    z: torch.Tensor,
+    augment: Augmentation,
+    seed: int,
+    repeats: int = 3,
+    batch_size: int = 256,
+    device: str = "cpu",
+    bar: tqdm | None = None,
+) -> float:
     """Mean cosine similarity between each graph's embedding ``z`` and those of ``repeats`` augmented views."""
-    sims = [_cosine(z, embed(encoder, graphs, batch_size, device, augment, stream_key(seed, "invariance", r), bar))
-            for r in range(repeats)]
+    sims = [
+        _cosine(z, embed(encoder, graphs, batch_size, device, augment, stream_key(seed, "invariance", r), bar))
+        for r in range(repeats)
+    ]
     return float(torch.stack(sims).mean())
 
 
-def evaluate_encoder(encoder: torch.nn.Module, train: list[Data], test: list[Data], *, seed: int,
-                     relevant: Augmentation | None = None, generic: Augmentation = generic_view, repeats: int = 3,
-                     batch_size: int = 256, device: str = "cpu", progress: bool = False) -> dict[str, float]:
+def evaluate_encoder(
+    encoder: torch.nn.Module,
+    train: list[Data],
+    test: list[Data],
+    *,
+    seed: int,
+    relevant: Augmentation | None = None,
+    generic: Augmentation = generic_view,
+    repeats: int = 3,
+    batch_size: int = 256,
+    device: str = "cpu",
+    progress: bool = False,
+) -> dict[str, float]:
     """The full protocol on labelled ``train`` / ``test`` graphs (``y`` per graph); see the module docstring.
 
     Returns ``probe_accuracy``, ``svm_accuracy``, their ``*_untrained`` twins and
@@ -181,15 +217,17 @@ def evaluate_encoder(encoder: torch.nn.Module, train: list[Data], test: list[Dat
         z_train = embed(model, train, batch_size, device, bar=bar)
         z_test = embed(model, test, batch_size, device, bar=bar)
         bar.set_postfix_str(f"{who}: fitting probes")
-        for key, value in probe_accuracies(z_train.double().numpy(), train_y, z_test.double().numpy(), test_y,
-                                           seed).items():
+        for key, value in probe_accuracies(
+            z_train.double().numpy(), train_y, z_test.double().numpy(), test_y, seed
+        ).items():
             metrics[key + suffix] = value
         metrics["separability" + suffix] = separability(z_test, test_y)
         if not suffix:
             for name, augment in invariances.items():
                 bar.set_postfix_str(f"encoder: invariance ({name})")
-                metrics[f"invariance_{name}"] = invariance(model, test, z_test, augment, seed, repeats, batch_size,
-                                                           device, bar)
+                metrics[f"invariance_{name}"] = invariance(
+                    model, test, z_test, augment, seed, repeats, batch_size, device, bar
+                )
     bar.close()
     metrics["probe_gain"] = metrics["probe_accuracy"] - metrics["probe_accuracy_untrained"]
     return metrics

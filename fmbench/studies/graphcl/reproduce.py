@@ -55,12 +55,22 @@ def run_one(task_id: str, augment: str, seed: int, epochs: int, ship: bool) -> d
     model, losses = train_graphcl(task, augment, seed, epochs, log=lambda _: None)
     trained = time.perf_counter() - start
     if ship and seed == 0:
-        save_checkpoint(model, checkpoint_path(task, augment), {"task": task_id, "augment": augment, "seed": seed,
-                                                                "epochs": epochs, "final_loss": losses[-1]})
+        save_checkpoint(
+            model,
+            checkpoint_path(task, augment),
+            {"task": task_id, "augment": augment, "seed": seed, "epochs": epochs, "final_loss": losses[-1]},
+        )
     with torch.inference_mode():
         metrics = task.evaluate(from_module(model, "reproduce", augment, interface="graph-encoder"), seed)
-    return {"task": task_id, "augment": augment, "seed": seed, "epochs": epochs, "losses": losses,
-            "train_s": round(trained, 1), "metrics": metrics}
+    return {
+        "task": task_id,
+        "augment": augment,
+        "seed": seed,
+        "epochs": epochs,
+        "losses": losses,
+        "train_s": round(trained, 1),
+        "metrics": metrics,
+    }
 
 
 def report(rows: list[dict[str, Any]], out: Path) -> None:
@@ -72,19 +82,36 @@ def report(rows: list[dict[str, Any]], out: Path) -> None:
             return [r["metrics"][metric + "_untrained"] for r in rows if r["task"] == tid and r["augment"] == "generic"]
         return [r["metrics"][metric] for r in rows if r["task"] == tid and r["augment"] == encoder]
 
-    tasks = sorted({r["task"] for r in rows}, key=lambda t: (make_task(t).spec.params.get("background", "~"),
-                                                              make_task(t).spec.params.get("multiplier", 0)))
+    tasks = sorted(
+        {r["task"] for r in rows},
+        key=lambda t: (make_task(t).spec.params.get("background", "~"), make_task(t).spec.params.get("multiplier", 0)),
+    )
     seeds = sorted({r["seed"] for r in rows})
     table = []
     for tid in tasks:
         for enc, label in ENCODERS.items():
-            inv = ["–", "–"] if enc == "untrained" else [mean_std_cell(values(tid, enc, f"invariance_{k}"))
-                                                       for k in ("relevant", "generic")]
-            table.append([tid.removeprefix("fmbench/"), label,
-                          *(mean_std_cell(values(tid, enc, m)) for m in ("probe_accuracy", "svm_accuracy",
-                                                                         "separability")), *inv])
-    header = ["task", "encoder", "probe accuracy", "SVM accuracy", "separability", "invariance (relevant)",
-              "invariance (generic)"]
+            inv = (
+                ["–", "–"]
+                if enc == "untrained"
+                else [mean_std_cell(values(tid, enc, f"invariance_{k}")) for k in ("relevant", "generic")]
+            )
+            table.append(
+                [
+                    tid.removeprefix("fmbench/"),
+                    label,
+                    *(mean_std_cell(values(tid, enc, m)) for m in ("probe_accuracy", "svm_accuracy", "separability")),
+                    *inv,
+                ]
+            )
+    header = [
+        "task",
+        "encoder",
+        "probe accuracy",
+        "SVM accuracy",
+        "separability",
+        "invariance (relevant)",
+        "invariance (generic)",
+    ]
     title = f"# Graph CL reproduction: probe accuracy by encoder (seeds {seeds}, mean ± sample std)"
     (out / "results.md").write_text(f"{title}\n\n{markdown_table(header, table)}\n")
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
@@ -95,10 +122,22 @@ def report(rows: list[dict[str, Any]], out: Path) -> None:
         for enc, label in ENCODERS.items():
             v = [values(t, enc, "probe_accuracy") for t in ts]
             if all(v):
-                ax.errorbar(mult, [np.mean(x) for x in v], yerr=[np.nan_to_num(MeanStd.of(x).std) for x in v],
-                            marker="o", capsize=3, label=label)
-        ax.set(xscale="log", xticks=mult, xticklabels=[str(m) for m in mult], xlabel="style:content multiplier",
-               title=title, ylim=(0, 1.02))
+                ax.errorbar(
+                    mult,
+                    [np.mean(x) for x in v],
+                    yerr=[np.nan_to_num(MeanStd.of(x).std) for x in v],
+                    marker="o",
+                    capsize=3,
+                    label=label,
+                )
+        ax.set(
+            xscale="log",
+            xticks=mult,
+            xticklabels=[str(m) for m in mult],
+            xlabel="style:content multiplier",
+            title=title,
+            ylim=(0, 1.02),
+        )
         ax.minorticks_off()
         ax.axhline(1 / 6, color="grey", lw=0.8, ls=":")
     axes[0].set_ylabel("linear probe accuracy (test)")
@@ -121,16 +160,24 @@ def main(argv: list[str] | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     log = RunLog(out / "runs.jsonl", RUN_KEY)
     if not args.report_only:
-        todo = [(t, a, s) for t in (args.tasks.split(",") if args.tasks else graph_tasks())
-                for s in parse_seeds(args.seeds) for a in AUGMENTS if (t, a, s) not in log]
+        todo = [
+            (t, a, s)
+            for t in (args.tasks.split(",") if args.tasks else graph_tasks())
+            for s in parse_seeds(args.seeds)
+            for a in AUGMENTS
+            if (t, a, s) not in log
+        ]
         with ProcessPoolExecutor(args.jobs) as pool:
             futures = [pool.submit(run_one, t, a, s, args.epochs, args.ship) for t, a, s in todo]
             for fut in futures:
                 row = fut.result()
                 log.append(row)
                 m = row["metrics"]
-                print(f"{row['task']} {row['augment']} seed {row['seed']}: probe {m['probe_accuracy']:.3f} "
-                      f"(untrained {m['probe_accuracy_untrained']:.3f}), trained in {row['train_s']} s", flush=True)
+                print(
+                    f"{row['task']} {row['augment']} seed {row['seed']}: probe {m['probe_accuracy']:.3f} "
+                    f"(untrained {m['probe_accuracy_untrained']:.3f}), trained in {row['train_s']} s",
+                    flush=True,
+                )
     report(log.records, out)
     print(f"wrote {out / 'results.md'} and {out / 'probe_vs_multiplier.png'}")
 

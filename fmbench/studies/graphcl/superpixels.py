@@ -55,8 +55,10 @@ def _check_images(images: np.ndarray) -> np.ndarray:
 def _check_params(n_segments: int, compactness: float, iterations: int) -> None:
     """``ValueError`` unless the clustering parameters make sense."""
     if n_segments < 1 or iterations < 0 or not compactness > 0:
-        raise ValueError(f"need n_segments >= 1, compactness > 0 and iterations >= 0, got {n_segments}, "
-                         f"{compactness} and {iterations}")
+        raise ValueError(
+            f"need n_segments >= 1, compactness > 0 and iterations >= 0, got {n_segments}, "
+            f"{compactness} and {iterations}"
+        )
 
 
 def _intensity(images: np.ndarray) -> np.ndarray:
@@ -83,8 +85,13 @@ def _segment(x: np.ndarray, n_segments: int, compactness: float, iterations: int
     k = gy * gx
     rows, cols = np.divmod(np.arange(h * w), w)
     cell_r, cell_c = rows * gy // h, cols * gx // w
-    candidates = np.stack([np.clip(cell_r + dr, 0, gy - 1) * gx + np.clip(cell_c + dc, 0, gx - 1)
-                           for dr in (-1, 0, 1) for dc in (-1, 0, 1)])  # (9, H*W)
+    candidates = np.stack(
+        [
+            np.clip(cell_r + dr, 0, gy - 1) * gx + np.clip(cell_c + dc, 0, gx - 1)
+            for dr in (-1, 0, 1)
+            for dc in (-1, 0, 1)
+        ]
+    )  # (9, H*W)
     pixel = np.empty((3, h * w, b), np.float32)  # intensity, row, col
     pixel[0], pixel[1], pixel[2] = x.reshape(b, h * w).T, rows[:, None], cols[:, None]
     weight = np.float32((compactness / (h * w / k) ** 0.5) ** 2)
@@ -156,8 +163,7 @@ def _connect(ids: np.ndarray, x: np.ndarray, k: int) -> np.ndarray:
     return seg.reshape(ids.shape)
 
 
-def _superpixels(x: np.ndarray, n_segments: int, compactness: float,
-                 iterations: int) -> tuple[np.ndarray, np.ndarray]:
+def _superpixels(x: np.ndarray, n_segments: int, compactness: float, iterations: int) -> tuple[np.ndarray, np.ndarray]:
     """Connected segment ids (B, H, W) numbered ``0 .. n-1`` in grid order, and the numbers ``n`` (B,)."""
     ids, k = _segment(x, n_segments, compactness, iterations)
     ids = _connect(ids.T.reshape(x.shape), x, k).reshape(len(x), -1)
@@ -167,8 +173,9 @@ def _superpixels(x: np.ndarray, n_segments: int, compactness: float,
     return np.take_along_axis(number, ids, axis=1).reshape(x.shape), used.sum(axis=1)
 
 
-def _chunks(images: np.ndarray, n_segments: int, compactness: float,
-            iterations: int) -> Iterator[tuple[slice, np.ndarray, np.ndarray, np.ndarray]]:
+def _chunks(
+    images: np.ndarray, n_segments: int, compactness: float, iterations: int
+) -> Iterator[tuple[slice, np.ndarray, np.ndarray, np.ndarray]]:
     """Per chunk of checked images: its slice, intensities, segment ids (B, H, W) and segment counts (B,)."""
     _, h, w = images.shape
     k = int(np.prod(_grid(h, w, n_segments)))
@@ -179,8 +186,9 @@ def _chunks(images: np.ndarray, n_segments: int, compactness: float,
         yield (part, x, *_superpixels(x, n_segments, compactness, iterations))
 
 
-def segment(images: np.ndarray, *, n_segments: int = N_SEGMENTS, compactness: float = COMPACTNESS,
-            iterations: int = ITERATIONS) -> np.ndarray:
+def segment(
+    images: np.ndarray, *, n_segments: int = N_SEGMENTS, compactness: float = COMPACTNESS, iterations: int = ITERATIONS
+) -> np.ndarray:
     """The superpixel of every pixel: (N, H, W) int64 ids ``0 .. n-1`` per image, in grid order.
 
     Every superpixel is 4-connected and every id up to an image's largest is used.
@@ -225,15 +233,26 @@ def _graphs(x: np.ndarray, ids: np.ndarray, n: np.ndarray, labels: np.ndarray) -
     edge_bounds = np.concatenate([[0], np.cumsum(np.bincount(image, minlength=b))])
     graphs = []
     for i in range(b):
-        nodes, edges = slice(*node_bounds[i:i + 2]), slice(*edge_bounds[i:i + 2])
-        graphs.append(Data(x=torch.from_numpy(features[nodes]), pos=torch.from_numpy(pos[nodes]),
-                           edge_index=torch.from_numpy(np.stack([src[edges], dst[edges]])),
-                           y=torch.tensor([int(labels[i])])))
+        nodes, edges = slice(*node_bounds[i : i + 2]), slice(*edge_bounds[i : i + 2])
+        graphs.append(
+            Data(
+                x=torch.from_numpy(features[nodes]),
+                pos=torch.from_numpy(pos[nodes]),
+                edge_index=torch.from_numpy(np.stack([src[edges], dst[edges]])),
+                y=torch.tensor([int(labels[i])]),
+            )
+        )
     return graphs
 
 
-def superpixel_graphs(images: np.ndarray, labels: np.ndarray, *, n_segments: int = N_SEGMENTS,
-                      compactness: float = COMPACTNESS, iterations: int = ITERATIONS) -> list[Data]:
+def superpixel_graphs(
+    images: np.ndarray,
+    labels: np.ndarray,
+    *,
+    n_segments: int = N_SEGMENTS,
+    compactness: float = COMPACTNESS,
+    iterations: int = ITERATIONS,
+) -> list[Data]:
     """One region adjacency graph of the :func:`segment` superpixels per image.
 
     Each ``Data`` has ``x`` (n, 3) float32: mean intensity in [0, 1], centroid row / (H - 1) and
@@ -250,8 +269,9 @@ def superpixel_graphs(images: np.ndarray, labels: np.ndarray, *, n_segments: int
     images = _check_images(images)
     labels = np.asarray(labels)
     if labels.shape != (len(images),) or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"labels must be {len(images)} integers, one per image, got shape {labels.shape} "
-                         f"dtype {labels.dtype}")
+        raise ValueError(
+            f"labels must be {len(images)} integers, one per image, got shape {labels.shape} dtype {labels.dtype}"
+        )
     _check_params(n_segments, compactness, iterations)
     graphs = []
     for part, x, ids, n in _chunks(images, n_segments, compactness, iterations):

@@ -27,9 +27,10 @@ from __future__ import annotations
 
 import abc
 import hashlib
+from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -49,8 +50,12 @@ from fmbench.task import POSITIVE, Task, params_of, stratified_subset
 
 HERE = Path(__file__).parent
 SPLITS = ("pretrain", "train", "test")
-COMMON_PARAMS = {"pretrain_size": POSITIVE, "train_per_class": POSITIVE, "test_per_class": POSITIVE,
-                 "augment_ratio": {"type": "number", "minimum": 0, "exclusiveMaximum": 1}}
+COMMON_PARAMS = {
+    "pretrain_size": POSITIVE,
+    "train_per_class": POSITIVE,
+    "test_per_class": POSITIVE,
+    "augment_ratio": {"type": "number", "minimum": 0, "exclusiveMaximum": 1},
+}
 
 
 class GraphProbeTask(Task):
@@ -96,10 +101,14 @@ class GraphProbeTask(Task):
         self.check_split(split)
         graphs, ids = self.graphs(split, check_seed(seed)), self.graph_ids(split, seed)
         for start in range(0, len(graphs), 1000):
-            chunk = graphs[start:start + 1000]
-            cols = {"ids": ids[start:start + len(chunk)], "num_nodes": np.array([g.num_nodes for g in chunk]),
-                    "num_directed_edges": np.array([g.edge_index.shape[1] for g in chunk]),
-                    "x": ragged([g.x.numpy() for g in chunk]), "edges": ragged([g.edge_index.numpy().T for g in chunk])}
+            chunk = graphs[start : start + 1000]
+            cols = {
+                "ids": ids[start : start + len(chunk)],
+                "num_nodes": np.array([g.num_nodes for g in chunk]),
+                "num_directed_edges": np.array([g.edge_index.shape[1] for g in chunk]),
+                "x": ragged([g.x.numpy() for g in chunk]),
+                "edges": ragged([g.edge_index.numpy().T for g in chunk]),
+            }
             if split != "pretrain":
                 cols["label"] = np.array([int(g.y) for g in chunk])
             yield cols
@@ -121,10 +130,12 @@ class GraphProbeTask(Task):
             nodes = np.array([g.num_nodes for g in graphs])
             edges = np.array([g.edge_index.shape[1] for g in graphs])
             labels = np.bincount([int(g.y) for g in graphs], minlength=self.n_classes)
-            out[split] = {"graphs": len(graphs), "per_class": labels.tolist(),
-                          "nodes": {"min": int(nodes.min()), "mean": float(nodes.mean()), "max": int(nodes.max())},
-                          "directed_edges": {"min": int(edges.min()), "mean": float(edges.mean()),
-                                             "max": int(edges.max())}}
+            out[split] = {
+                "graphs": len(graphs),
+                "per_class": labels.tolist(),
+                "nodes": {"min": int(nodes.min()), "mean": float(nodes.mean()), "max": int(nodes.max())},
+                "directed_edges": {"min": int(edges.min()), "mean": float(edges.mean()), "max": int(edges.max())},
+            }
         return out
 
     # ---- models ---------------------------------------------------------------------------------
@@ -133,11 +144,13 @@ class GraphProbeTask(Task):
         return int(self.graphs("test", 0, rows=np.array([0]))[0].x.shape[1])
 
     def input_format(self) -> str:
-        return (f"A graph encoder: a torch.nn.Module called on a torch_geometric Batch (x float "
-                f"(num_nodes, {self.feature_dim}), edge_index int64 (2, E) with both directions of every edge, "
-                "batch int64 (num_nodes,), num_graphs) returning float embeddings (num_graphs, d), d fixed. It is "
-                "used frozen (eval mode, no gradients); it must be a module so that its untrained twin "
-                "(same architecture, re-initialised) can be scored beside it.")
+        return (
+            f"A graph encoder: a torch.nn.Module called on a torch_geometric Batch (x float "
+            f"(num_nodes, {self.feature_dim}), edge_index int64 (2, E) with both directions of every edge, "
+            "batch int64 (num_nodes,), num_graphs) returning float embeddings (num_graphs, d), d fixed. It is "
+            "used frozen (eval mode, no gradients); it must be a module so that its untrained twin "
+            "(same architecture, re-initialised) can be scored beside it."
+        )
 
     def check_model(self, model: LoadedModel) -> None:
         self.interface.check(model, graphs=self.graphs("test", 0, rows=np.array([0])))
@@ -149,16 +162,33 @@ class GraphProbeTask(Task):
             return from_module(encoder, f"baseline:{name}", name, interface=self.spec.interface)
         return load_baseline_checkpoint(self, name, checkpoint_path(self, entry["augment"]))
 
-    def evaluate(self, model: LoadedModel, seed: int, *, device: str = "cpu", batch_size: int = 256,
-                 limit: int | None = None, progress: bool = False) -> dict[str, float]:
+    def evaluate(
+        self,
+        model: LoadedModel,
+        seed: int,
+        *,
+        device: str = "cpu",
+        batch_size: int = 256,
+        limit: int | None = None,
+        progress: bool = False,
+    ) -> dict[str, float]:
         """``limit`` scores that many ``test`` graphs with probes fitted on that many ``train`` graphs, each a
         class-balanced subset (:func:`~fmbench.task.stratified_subset`)."""
         seed = check_seed(seed)
-        train, test = (self.graphs(split, seed, stratified_subset(self.labels(split, seed), limit))
-                       for split in ("train", "test"))
-        return evaluate_encoder(model.model, train, test,
-                                seed=seed, relevant=self.relevant_augmentation, generic=self.generic_augmentation,
-                                batch_size=batch_size, device=device, progress=progress)
+        train, test = (
+            self.graphs(split, seed, stratified_subset(self.labels(split, seed), limit)) for split in ("train", "test")
+        )
+        return evaluate_encoder(
+            model.model,
+            train,
+            test,
+            seed=seed,
+            relevant=self.relevant_augmentation,
+            generic=self.generic_augmentation,
+            batch_size=batch_size,
+            device=device,
+            progress=progress,
+        )
 
 
 class MotifTask(GraphProbeTask):
@@ -168,8 +198,13 @@ class MotifTask(GraphProbeTask):
     n_classes = len(MOTIFS)
     min_limit = 2 * n_classes  # two graphs of every class: separability needs a same-class neighbour
     params_schema = params_of(
-        {**COMMON_PARAMS, "multiplier": {"type": "number", "exclusiveMinimum": 0},
-         "background": {"enum": ["tree", "ba"]}}, required=(*COMMON_PARAMS, "multiplier", "background"))
+        {
+            **COMMON_PARAMS,
+            "multiplier": {"type": "number", "exclusiveMinimum": 0},
+            "background": {"enum": ["tree", "ba"]},
+        },
+        required=(*COMMON_PARAMS, "multiplier", "background"),
+    )
 
     @property
     def config(self) -> GraphConfig:
@@ -180,8 +215,11 @@ class MotifTask(GraphProbeTask):
         """The split's first generator index and its number of graphs per class."""
         self.check_split(split)
         p = self.spec.params
-        per_class = {"pretrain": p["pretrain_size"] // self.n_classes, "train": p["train_per_class"],
-                     "test": p["test_per_class"]}
+        per_class = {
+            "pretrain": p["pretrain_size"] // self.n_classes,
+            "train": p["train_per_class"],
+            "test": p["test_per_class"],
+        }
         first = {"pretrain": 0, "train": per_class["pretrain"], "test": per_class["pretrain"] + per_class["train"]}
         return first[split], per_class[split]
 
@@ -234,10 +272,10 @@ class SuperpixelTask(GraphProbeTask):
         _, labels = load_fashion_mnist(source)
         order = np.random.default_rng([stream_key("graphcl-fashion", source), seed]).permutation(len(labels))
         if split == "pretrain":
-            return source, order[:p["pretrain_size"]]
+            return source, order[: p["pretrain_size"]]
         if split == "train":
-            order = order[p["pretrain_size"]:]
-        picked = [order[labels[order] == c][:p[f"{split}_per_class"]] for c in range(self.n_classes)]
+            order = order[p["pretrain_size"] :]
+        picked = [order[labels[order] == c][: p[f"{split}_per_class"]] for c in range(self.n_classes)]
         return source, np.concatenate(picked)
 
     def labels(self, split: str, seed: int) -> np.ndarray:

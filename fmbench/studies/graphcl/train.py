@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch_geometric.data import Batch
@@ -39,9 +39,18 @@ from fmbench.registry import make_task
 from fmbench.studies.graphcl.task import GraphProbeTask, augmentation, checkpoint_path
 
 
-def train_graphcl(task: GraphProbeTask, augment: str, seed: int, epochs: int = 60, batch_size: int = 32,
-                  lr: float = 0.01, temperature: float = 0.2, device: str = "cpu", limit: int | None = None,
-                  log: Callable[[str], None] = print) -> tuple[GIN, list[float]]:
+def train_graphcl(
+    task: GraphProbeTask,
+    augment: str,
+    seed: int,
+    epochs: int = 60,
+    batch_size: int = 32,
+    lr: float = 0.01,
+    temperature: float = 0.2,
+    device: str = "cpu",
+    limit: int | None = None,
+    log: Callable[[str], None] = print,
+) -> tuple[GIN, list[float]]:
     """Train a GIN on ``task``'s pretrain split of ``seed``; return it (eval mode) and the per-epoch losses.
 
     ``limit`` keeps only the first ``limit`` pretrain graphs (smoke runs).
@@ -60,11 +69,13 @@ def train_graphcl(task: GraphProbeTask, augment: str, seed: int, epochs: int = 6
         start, total, steps = time.perf_counter(), 0.0, 0
         order = torch.randperm(len(graphs), generator=shuffle).tolist()
         for step in range(0, len(order) - 1, batch_size):
-            batch = Batch.from_data_list([graphs[i] for i in order[step:step + batch_size]])
+            batch = Batch.from_data_list([graphs[i] for i in order[step : step + batch_size]])
             if batch.num_graphs < 2:
                 continue
-            a, b = (view(batch, torch.Generator().manual_seed(stream_key("graphcl-view", seed, epoch, step, k)))
-                    for k in range(2))
+            a, b = (
+                view(batch, torch.Generator().manual_seed(stream_key("graphcl-view", seed, epoch, step, k)))
+                for k in range(2)
+            )
             loss = nt_xent(model(a.to(device)), model(b.to(device)), temperature)
             optimiser.zero_grad()
             loss.backward()
@@ -92,8 +103,11 @@ def main(argv: list[str] | None = None) -> None:
     model, losses = train_graphcl(task, args.augment, args.seed, args.epochs, device=args.device)
     out = Path(args.out) if args.out else checkpoint_path(task, args.augment)
     out.parent.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(model.cpu(), out, {"task": task.id, "augment": args.augment, "seed": args.seed,
-                                       "epochs": args.epochs, "final_loss": losses[-1]})
+    save_checkpoint(
+        model.cpu(),
+        out,
+        {"task": task.id, "augment": args.augment, "seed": args.seed, "epochs": args.epochs, "final_loss": losses[-1]},
+    )
     print(f"wrote {out}")
 
 

@@ -76,10 +76,12 @@ def _find(root: Path, name: str | None) -> tuple[Path, str]:
         raise DataError(f"{name}_A.txt not found in {', '.join(map(str, folders))}")
     found = sorted(root.glob("*_A.txt")) or sorted(root.glob("*/raw/*_A.txt")) + sorted(root.glob("*/*_A.txt"))
     if len(found) == 1:
-        return found[0].parent, found[0].name[:-len("_A.txt")]
+        return found[0].parent, found[0].name[: -len("_A.txt")]
     if found:
-        raise DataError(f"{root}: several TU datasets ({', '.join(str(p.relative_to(root)) for p in found)}); "
-                        "pass name= to choose one")
+        raise DataError(
+            f"{root}: several TU datasets ({', '.join(str(p.relative_to(root)) for p in found)}); "
+            "pass name= to choose one"
+        )
     raise DataError(f"{root}: no *_A.txt file in it, in */raw/ or in */ (not a TU dataset folder)")
 
 
@@ -108,8 +110,9 @@ def _bad_line(path: Path, integers: bool, columns: int | None, reason: str) -> D
             except ValueError:
                 return DataError(f"{path}, line {number}: expected comma-separated {kind}, got {line.strip()!r}")
             if len(fields) != columns:
-                return DataError(f"{path}, line {number}: expected {columns} comma-separated {kind}, "
-                                 f"got {line.strip()!r}")
+                return DataError(
+                    f"{path}, line {number}: expected {columns} comma-separated {kind}, got {line.strip()!r}"
+                )
     return DataError(f"{path}: {reason}")
 
 
@@ -118,8 +121,7 @@ def _read(path: Path, integers: bool, columns: int | None = None) -> np.ndarray:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "input contained no data"
-            table = np.loadtxt(path, delimiter=",", dtype=np.int64 if integers else np.float64, comments=None,
-                               ndmin=2)
+            table = np.loadtxt(path, delimiter=",", dtype=np.int64 if integers else np.float64, comments=None, ndmin=2)
     except ValueError as e:
         raise _bad_line(path, integers, columns, str(e)) from None
     if columns is not None and table.shape[1] != columns:
@@ -142,11 +144,14 @@ def _graph_ptr(indicator: np.ndarray, path: Path) -> np.ndarray:
         before, after = int(indicator[row - 1]), int(indicator[row])
         where = f"{path}, line {_line_of(path, row)}"
         if after < before:
-            raise DataError(f"{where}: graph id {after} after {before}: each graph's nodes must be consecutive "
-                            "lines, graphs in increasing id order")
+            raise DataError(
+                f"{where}: graph id {after} after {before}: each graph's nodes must be consecutive "
+                "lines, graphs in increasing id order"
+            )
         empty = f"graph {before + 1} has" if after == before + 2 else f"graphs {before + 1} to {after - 1} have"
-        raise DataError(f"{where}: graph id jumps from {before} to {after}: {empty} no nodes (empty graphs are "
-                        "not allowed)")
+        raise DataError(
+            f"{where}: graph id jumps from {before} to {after}: {empty} no nodes (empty graphs are not allowed)"
+        )
     return np.concatenate([[0], np.flatnonzero(step) + 1, [len(indicator)]])
 
 
@@ -156,14 +161,18 @@ def _edges(table: np.ndarray, graph: np.ndarray, path: Path, indicator_path: Pat
     bad = np.flatnonzero((table < 1).any(axis=1) | (table > n).any(axis=1))
     if len(bad):
         a, b = table[bad[0]]
-        raise DataError(f"{path}, line {_line_of(path, int(bad[0]))}: edge ({a}, {b}) refers to a node outside "
-                        f"1..{n} ({indicator_path.name} lists {n} nodes)")
+        raise DataError(
+            f"{path}, line {_line_of(path, int(bad[0]))}: edge ({a}, {b}) refers to a node outside "
+            f"1..{n} ({indicator_path.name} lists {n} nodes)"
+        )
     src, dst = table[:, 0] - 1, table[:, 1] - 1
     bad = np.flatnonzero(graph[src] != graph[dst])
     if len(bad):
         a, b = table[bad[0]]
-        raise DataError(f"{path}, line {_line_of(path, int(bad[0]))}: edge ({a}, {b}) joins graph "
-                        f"{graph[a - 1] + 1} to graph {graph[b - 1] + 1}")
+        raise DataError(
+            f"{path}, line {_line_of(path, int(bad[0]))}: edge ({a}, {b}) joins graph "
+            f"{graph[a - 1] + 1} to graph {graph[b - 1] + 1}"
+        )
     keep = src != dst
     src, dst = src[keep], dst[keep]
     key = np.sort(np.concatenate([src * n + dst, dst * n + src]))
@@ -228,8 +237,10 @@ def load_tu(root: str | Path, name: str | None = None) -> TUGraphs:
     n, num_graphs = len(indicator), len(ptr) - 1
     labels = _read(paths["graph_labels"], integers=True, columns=1)[:, 0]
     if len(labels) != num_graphs:
-        raise DataError(f"{paths['graph_labels']}: {len(labels)} graph labels, but "
-                        f"{paths['graph_indicator'].name} has {num_graphs} graphs")
+        raise DataError(
+            f"{paths['graph_labels']}: {len(labels)} graph labels, but "
+            f"{paths['graph_indicator'].name} has {num_graphs} graphs"
+        )
     label_values, classes = np.unique(labels, return_inverse=True)
     x, source = _features(folder, name, n)
     edges = _edges(_read(paths["A"], integers=True, columns=2), indicator - 1, paths["A"], paths["graph_indicator"])
@@ -237,8 +248,11 @@ def load_tu(root: str | Path, name: str | None = None) -> TUGraphs:
     graphs = []
     for g in range(num_graphs):
         lo, hi = edge_ptr[g], edge_ptr[g + 1]
-        graph = Data(x=torch.from_numpy(x[ptr[g]:ptr[g + 1]].copy()),
-                     edge_index=torch.from_numpy(edges[:, lo:hi] - ptr[g]), y=torch.tensor([int(classes[g])]))
+        graph = Data(
+            x=torch.from_numpy(x[ptr[g] : ptr[g + 1]].copy()),
+            edge_index=torch.from_numpy(edges[:, lo:hi] - ptr[g]),
+            y=torch.tensor([int(classes[g])]),
+        )
         check_graph(graph, f"{name} graph {g}")
         graphs.append(graph)
     return TUGraphs(name, graphs, label_values.tolist(), source)
