@@ -36,13 +36,16 @@ demo: setup
 	$(BIN)/fmbench submit $(DEMO)/result.json --name demo --leaderboards $(DEMO)/leaderboards
 	$(BIN)/fmbench leaderboard $(DEMO_TASK) --leaderboards $(DEMO)/leaderboards
 
-# Everything: the tests in tests/ and the docstring examples of fmbench/ (about 10 minutes on 2 cores).
-test: setup
-	$(BIN)/python -m pytest -q
+# pytest-xdist workers; each test is independent of the others and of their order.
+TEST_WORKERS ?= 2
 
-# All but the tests marked slow (Ray/Flower, PPO, training, SmolLM2, the wheel build): under 3 minutes.
+# Everything: the tests in tests/ and the docstring examples of fmbench/.
+test: setup
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
+
+# All but the tests marked slow (Ray/Flower, PPO, training, SmolLM2, the wheel build).
 test-fast: setup
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) -m "not slow"
 
 lint: setup
 	$(BIN)/ruff check .
