@@ -55,7 +55,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", exclusive: bool = Fals
 
 
 def write_json_atomic(path: str | os.PathLike, obj: Any, exclusive: bool = False) -> None:
-    """Write ``obj`` as indented JSON atomically (see ``atomic_open``)."""
+    """Write ``obj`` as indented, strict JSON atomically (see ``atomic_open``; NaN or infinity: ``ValueError``)."""
     with atomic_open(path, "w", exclusive=exclusive) as f:
-        json.dump(obj, f, indent=2, sort_keys=False)
+        json.dump(obj, f, indent=2, sort_keys=False, allow_nan=False)
         f.write("\n")

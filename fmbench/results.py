@@ -1,5 +1,10 @@
 """Result records: building, aggregating and checking them (schema: ``schemas/result.schema.json``).
 
+Records are strict JSON: ``NaN`` and ``Infinity`` (and numbers that overflow to them) are refused when a
+record is read and never written. A record file may hold at most ``MAX_RECORD_BYTES`` (5 MB; shipped
+records are about 20 KB) and nest arrays and objects at most ``MAX_RECORD_DEPTH`` (32) deep; both are
+checked before the JSON is parsed.
+
 Example:
     >>> record = new_record(task_info={"id": "fmbench/ComposeDirect-v0", "version": 0, "study": "2311.12997"},
     ...                     model_info={"spec": "baseline:untrained", "name": "untrained", "interface":
@@ -15,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import platform
+import re
 import subprocess
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -28,6 +34,10 @@ from fmbench.errors import ResultError, UnknownIdError
 from fmbench.hash_cache import cache_dir, cached_hash, remember_hash
 
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "result.schema.json"
+MAX_RECORD_BYTES = 5_000_000
+MAX_RECORD_DEPTH = 32
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 
 
 @lru_cache(maxsize=1)
@@ -105,9 +115,9 @@ def add_seed(
     seconds: float,
 ) -> None:
     """Store one finished seed and recompute the aggregates."""
-    bad = [k for k, v in metrics.items() if not isinstance(v, (int, float)) or math.isnan(v)]
+    bad = [k for k, v in metrics.items() if not isinstance(v, (int, float)) or not math.isfinite(v)]
     if bad:
-        raise ResultError(f"seed {seed}: metrics {bad} are NaN or not numbers")
+        raise ResultError(f"seed {seed}: metrics {bad} are NaN, infinite or not numbers")
     record["task"]["data_hash"][str(seed)] = data_hash
     record["per_seed"][str(seed)] = {"metrics": dict(metrics), "seconds": round(seconds, 3), "finished": now()}
     record["timings"]["total_seconds"] = round(sum(s["seconds"] for s in record["per_seed"].values()), 3)
@@ -135,21 +145,84 @@ def aggregate(record: dict[str, Any], higher_is_better: dict[str, bool]) -> dict
     return out
 
 
-def load_record(path: str | Path) -> dict[str, Any]:
-    """Read a record file (``ResultError`` for unreadable or malformed JSON)."""
+def nesting_depth(text: str) -> int:
+    """How deep the arrays and objects of a JSON text nest (brackets inside strings ignored).
+
+    Example:
+        >>> nesting_depth('{"a": [1, {"b": "[[["}]}')
+        3
+    """
+    depth = deepest = 0
+    for bracket in _NOT_BRACKET.sub("", _STRING.sub("", text)):
+        depth += 1 if bracket in "[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def parse_strict(text: str, where: str) -> Any:
+    """Parse JSON text, refusing ``NaN``, ``Infinity`` and numbers too large for a float.
+
+    Example:
+        >>> parse_strict('{"mean": NaN}', "r.json")
+        Traceback (most recent call last):
+        ...
+        fmbench.errors.ResultError: r.json holds NaN: a record's numbers must be finite (strict JSON)
+    """
+
+    def refuse(constant: str) -> float:
+        raise ResultError(f"{where} holds {constant}: a record's numbers must be finite (strict JSON)")
+
+    def finite(number: str) -> float:
+        value = float(number)
+        return value if math.isfinite(value) else refuse(number)
+
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        return json.loads(text, parse_constant=refuse, parse_float=finite)
+    except json.JSONDecodeError as e:
+        raise ResultError(f"{where} is not valid JSON (line {e.lineno}: {e.msg})") from None
+
+
+def load_record(path: str | Path) -> dict[str, Any]:
+    """Read a record file (``ResultError`` for unreadable, oversized, too deep, non-finite or malformed JSON)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_RECORD_BYTES + 1)
     except OSError as e:
         raise ResultError(f"cannot read {path}: {e.strerror or e}") from None
+    if len(data) > MAX_RECORD_BYTES:
+        raise ResultError(f"{path} is larger than {MAX_RECORD_BYTES:,} bytes, the limit for a record")
     try:
-        record = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ResultError(f"{path} is not valid JSON (line {e.lineno}: {e.msg})") from None
-    return record
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ResultError(f"{path} is not UTF-8 text (byte {e.start})") from None
+    depth = nesting_depth(text)
+    if depth > MAX_RECORD_DEPTH:
+        raise ResultError(f"{path} nests {depth} levels deep; a record may nest at most {MAX_RECORD_DEPTH}")
+    return parse_strict(text, str(path))
+
+
+def non_finite(value: Any, at: str = "") -> str | None:
+    """Path of the first NaN or infinite number in a JSON-like value, or ``None``.
+
+    Example:
+        >>> non_finite({"metrics": {"acc": {"std": float("nan")}}})
+        'metrics/acc/std'
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        return at or "(top level)"
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        found = non_finite(item, f"{at}/{key}" if at else str(key))
+        if found:
+            return found
+    return None
 
 
 def check_schema(record: Any, where: str = "record") -> None:
     """Validate against the JSON Schema and the record's own arithmetic."""
+    bad = non_finite(record)
+    if bad:
+        raise ResultError(f"{where}: {bad} is not a finite number")
     validator = jsonschema.Draft202012Validator(schema(), format_checker=jsonschema.FormatChecker())
     error = jsonschema.exceptions.best_match(validator.iter_errors(record))
     if error is not None:
