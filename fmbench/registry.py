@@ -171,8 +171,14 @@ def _entry(path: Path, doc: dict[str, Any], raw: Any, i: int, kind: str) -> Task
     if kind == "env":
         return EnvSpec(kwargs=entry.get("kwargs", {}), max_episode_steps=entry.get("max_episode_steps"), **common)
     metrics = {
-        name: MetricSpec(name, m["higher_is_better"], m.get("description", "")) for name, m in entry["metrics"].items()
+        name: MetricSpec(
+            name, m["higher_is_better"], m.get("description", ""), tuple(m["range"]) if "range" in m else None
+        )
+        for name, m in entry["metrics"].items()
     }
+    empty = sorted(name for name, m in metrics.items() if m.range and not m.range[0] < m.range[1])
+    if empty:
+        raise SpecError(f"{where}: key 'metrics': the range of {empty} is empty (it needs low < high)")
     if entry["interface"] not in list_interfaces():
         raise SpecError(
             f"{where}: key 'interface': unknown interface {entry['interface']!r}; known: {', '.join(list_interfaces())}"

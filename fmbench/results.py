@@ -286,6 +286,7 @@ def check_against_registry(
             raise ResultError(f"{where}: metric {name!r} is not one of {tid}'s") from None
         if m["higher_is_better"] != direction:
             raise ResultError(f"{where}: metric {name!r} has the wrong direction")
+        check_range(name, m, finished_seeds(record), spec.metric(name).range, where)
     hashes = record["task"]["data_hash"]
     known = {seed: spec.data_hashes.get(seed) or cached_hash(spec, int(seed)) for seed in hashes}
     unpinned = sorted((s for s in hashes if s not in spec.data_hashes), key=int)
@@ -309,6 +310,28 @@ def check_against_registry(
                 f"{where}: data hash of seed {seed} does not match {tid}'s data "
                 "(stale result or another fmbench data version)"
             )
+
+
+def check_range(
+    name: str, metric: dict[str, Any], seeds: list[int], bounds: tuple[float, float] | None, where: str = "record"
+) -> None:
+    """Refuse a per-seed value or mean of ``metric`` outside its spec's range ``bounds`` (``None``: unbounded).
+
+    Float rounding is forgiven up to ``1e-9`` beyond a bound (as in the aggregate check).
+
+    Example:
+        >>> check_range("exact_match", {"mean": 7.5, "per_seed": [7.5]}, [0], (0, 1), "r.json")
+        Traceback (most recent call last):
+        ...
+        fmbench.errors.ResultError: r.json: metric 'exact_match' of seed 0 is 7.5, outside its range [0, 1]
+    """
+    if bounds is None:
+        return
+    low, high = bounds
+    for seed, value in [*zip(seeds, metric["per_seed"]), ("mean", metric["mean"])]:
+        if not low - 1e-9 <= value <= high + 1e-9:
+            which = "mean" if seed == "mean" else f"of seed {seed}"
+            raise ResultError(f"{where}: metric {name!r} {which} is {value}, outside its range [{low}, {high}]")
 
 
 def validate(path: str | Path, log: Callable[[str], None] | None = None) -> dict[str, Any]:

@@ -34,11 +34,12 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class MetricSpec:
-    """A metric's name, direction and meaning."""
+    """A metric's name, direction, meaning and, where it is bounded, its closed range ``(low, high)``."""
 
     name: str
     higher_is_better: bool
     description: str = ""
+    range: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,8 @@ class TaskSpec:
         base = name.split("|", 1)[0]
         if base not in self.metrics:
             raise KeyError(f"{self.id} has no metric {base!r}")
-        return self.metrics[base] if base == name else MetricSpec(name, self.metrics[base].higher_is_better)
+        m = self.metrics[base]
+        return m if base == name else MetricSpec(name, m.higher_is_better, range=m.range)
 
 
 def params_of(properties: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -277,7 +279,11 @@ class Task(abc.ABC):
             "input_format": self.input_format(),
             "splits": {sp: self.split_size(sp) for sp in self.splits},
             "metrics": {
-                m.name: {"higher_is_better": m.higher_is_better, "description": m.description}
+                m.name: {
+                    "higher_is_better": m.higher_is_better,
+                    "description": m.description,
+                    **({"range": list(m.range)} if m.range else {}),
+                }
                 for m in s.metrics.values()
             },
             "primary_metric": s.primary_metric,
