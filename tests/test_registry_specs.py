@@ -75,6 +75,14 @@ def test_valid_spec_parses(tmp_path):
             "missing required key 'entry_point'",
         ),
         (entry().replace("higher_is_better = true", "higher = true"), "unknown key 'metrics.exact_match.higher'"),
+        (
+            entry().replace("higher_is_better = true", "higher_is_better = true, range = [1, 0]"),
+            "key 'metrics': the range of ['exact_match'] is empty (it needs low < high)",
+        ),
+        (
+            entry().replace("higher_is_better = true", "higher_is_better = true, range = [0]"),
+            "key 'metrics.exact_match.range': [0] is too short",
+        ),
         (entry().replace("min_seeds = 3", "param = { depth = 3 }\nmin_seeds = 3"), "unknown key 'param'"),
         (entry().replace(f"data_hashes = {HASHES}", ""), "data_hashes"),
         (entry().replace('"' + "a" * 64 + '"', '"abc"'), "key 'data_hashes.0'"),
