@@ -83,16 +83,15 @@ def unsafe_folder(root: Path, task_id: str) -> str | None:
 
     Example:
         >>> unsafe_folder(Path("leaderboards"), "../elsewhere")
-        "leaderboards/../elsewhere is outside the leaderboards folder"
+        'leaderboards/../elsewhere is outside the leaderboards folder'
     """
-    folder = task_dir(root, task_id)
-    if not folder.resolve().is_relative_to(root.resolve()):
-        return f"{folder} is outside the leaderboards folder"
-    path = root
+    folder, path = task_dir(root, task_id), root
     for part in Path(task_id).parts:
         path = path / part
         if path.is_symlink():
             return f"{path} is a symlink (refused)"
+    if not folder.resolve().is_relative_to(root.resolve()):
+        return f"{folder} is outside the leaderboards folder"
     return None
 
 
