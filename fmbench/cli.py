@@ -181,7 +181,7 @@ def cmd_submit(args: argparse.Namespace) -> None:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from fmbench.leaderboard import check, format_invalid, format_table, ranked_rows, render, scan
+    from fmbench.leaderboard import check, format_invalid, format_table, rank, render, scan
     from fmbench.registry import task_spec
 
     root = Path(args.leaderboards) if args.leaderboards else None
@@ -196,7 +196,8 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         print(f"{len(bad)} invalid file(s)" if bad else "every leaderboard file is valid")
         return 1 if bad else 0
     task_spec(args.target)  # unknown ids fail with a suggestion
-    rows, invalid = ranked_rows(args.target, root), scan(args.target, root)[1]
+    records, invalid = scan(args.target, root)
+    rows = rank(args.target, records)
     if args.json:
         _print_json(rows)
     elif rows:

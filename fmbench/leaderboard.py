@@ -29,7 +29,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from fmbench.errors import ResultError, SubmissionError, UnknownIdError
+from fmbench.errors import InputError, ResultError, SubmissionError, UnknownIdError
 from fmbench.io import atomic_open, write_json_atomic
 from fmbench.registry import list_tasks, task_spec
 from fmbench.results import check_against_registry, check_schema, load_record, now, submittable
@@ -164,6 +164,8 @@ def check(root: Path | None = None) -> list[Invalid]:
         []
     """
     root = root or default_dir()
+    if not root.is_dir():
+        raise InputError(f"{root} is not a folder")
     tasks = set(list_tasks())
     bad = []
     for folder, dirs, files in os.walk(root):  # never follows symlinked folders
@@ -266,11 +268,16 @@ def _quiet(message: str) -> None:
 
 
 def ranked_rows(task_id: str, root: Path | None = None) -> list[dict[str, Any]]:
-    """Table rows ranked by the primary metric's mean (then lower std, then earlier submission)."""
+    """Table rows of a task's valid entries ranked by the primary metric's mean (see ``rank``)."""
+    return rank(task_id, entries(task_id, root))
+
+
+def rank(task_id: str, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Table rows of valid entries ranked by the primary metric's mean (then lower std, then earlier submission)."""
     spec = task_spec(task_id)
     higher = spec.metrics[spec.primary_metric].higher_is_better
     rows = []
-    for r in entries(task_id, root):
+    for r in records:
         m = r["metrics"][spec.primary_metric]
         rows.append(
             {
@@ -366,7 +373,8 @@ def render(root: Path | None = None, log: Callable[[str], None] | None = None) -
         ],
     )
     for tid in list_tasks():
-        rows, invalid = ranked_rows(tid, root), scan(tid, root)[1]
+        records, invalid = scan(tid, root)
+        rows = rank(tid, records)
         for bad in invalid:
             (log or _quiet)(f"invalid entry {bad}")
         if (not rows and not invalid) or unsafe_folder(root, tid):

@@ -99,6 +99,13 @@ def test_check_reports_every_bad_file(fmbench_cli, board, complete_result_file):
     assert named == {*reasons, "stray.json"} and len(lines) == len(reasons) + 2
 
 
+def test_check_of_a_missing_folder_is_an_error(fmbench_cli, tmp_path):
+    proc = fmbench_cli("leaderboard", "check", "--leaderboards", tmp_path / "absent")
+    assert (
+        proc.returncode == 1 and proc.stderr == f"fmbench leaderboard: error: {tmp_path / 'absent'} is not a folder\n"
+    )
+
+
 def test_check_passes_on_the_shipped_leaderboards(fmbench_cli):
     shipped = Path(__file__).resolve().parent.parent / "leaderboards"
     proc = fmbench_cli("leaderboard", "check", "--leaderboards", shipped)
