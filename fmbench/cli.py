@@ -180,23 +180,33 @@ def cmd_submit(args: argparse.Namespace) -> None:
     print(f"accepted: {path}")
 
 
-def cmd_leaderboard(args: argparse.Namespace) -> None:
-    from fmbench.leaderboard import format_table, ranked_rows, render
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from fmbench.leaderboard import check, format_invalid, format_table, rank, render, scan
     from fmbench.registry import task_spec
 
     root = Path(args.leaderboards) if args.leaderboards else None
     if args.target == "render":
-        for path in render(root):
+        for path in render(root, log=_progress):
             print(f"wrote {path}")
-        return
+        return 0
+    if args.target == "check":
+        bad = check(root)
+        for b in bad:
+            print(b)
+        print(f"{len(bad)} invalid file(s)" if bad else "every leaderboard file is valid")
+        return 1 if bad else 0
     task_spec(args.target)  # unknown ids fail with a suggestion
-    rows = ranked_rows(args.target, root)
+    records, invalid = scan(args.target, root)
+    rows = rank(args.target, records)
     if args.json:
         _print_json(rows)
     elif rows:
         print(format_table(args.target, rows))
     else:
         print(f"{args.target} has no entries yet")
+    if invalid:
+        print(format_invalid(invalid), file=sys.stderr if args.json else sys.stdout)
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -271,8 +281,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--leaderboards", help="leaderboards folder (default: the checkout's leaderboards/)")
     s.set_defaults(func=cmd_submit)
 
-    s = sub.add_parser("leaderboard", help="print a task's ranked table, or `render` every README")
-    s.add_argument("target", help="a task id, or `render`")
+    s = sub.add_parser("leaderboard", help="print a task's ranked table, `render` every README, or `check` every file")
+    s.add_argument("target", help="a task id, `render`, or `check` (exit status 1 when a file is invalid)")
     s.add_argument("--leaderboards", help="leaderboards folder (default: the checkout's leaderboards/)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_leaderboard)
@@ -291,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*deprecated", category=FutureWarning)
     args = build_parser().parse_args(argv)
     try:
-        args.func(args)
+        status = args.func(args)
     except BrokenPipeError:  # output piped into e.g. `head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
@@ -300,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"fmbench {args.command}: error: {first_line(e)}", file=sys.stderr)
         return 1
-    return 0
+    return status or 0
 
 
 if __name__ == "__main__":

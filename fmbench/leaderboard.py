@@ -6,6 +6,11 @@ same model evaluated on the same seeds as an accepted entry). It is written atom
 under a per-task lock and never overwrites anything. Shipped baselines are submitted
 first (their model spec starts with ``baseline:``) and are marked in the tables.
 
+A folder survives bad files: an entry that is not a valid, accepted record of its task (or is a
+symlink) is listed as invalid with the reason and left out of the table; ``check`` lists every bad
+file. Task folders and entries must stay inside the leaderboards root: symlinks are never followed.
+Free text is escaped (``md_escape``) wherever it is rendered as Markdown.
+
 Example:
     >>> rows = ranked_rows("fmbench/ComposeStepByStep-v0")
     >>> rows[0]["rank"]
@@ -17,18 +22,35 @@ from __future__ import annotations
 import fcntl
 import os
 import re
+import stat
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from fmbench.errors import ResultError, SubmissionError, UnknownIdError
+from fmbench.errors import InputError, ResultError, SubmissionError, UnknownIdError
 from fmbench.io import atomic_open, write_json_atomic
 from fmbench.registry import list_tasks, task_spec
 from fmbench.results import check_against_registry, check_schema, load_record, now, submittable
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 LEADERBOARDS_ENV = "FMBENCH_LEADERBOARDS"
+STALE_TEMP_SECONDS = 600  # a writer's temp file this old is left over from a killed writer
+_TEMP_NAME = re.compile(r"^\..+\.tmp$")  # fmbench.io.atomic_path's temp files: ".<name>.<random>.tmp"
+_MD_SPECIAL = str.maketrans(
+    {"\\": "\\\\", "|": "\\|", "`": "\\`", "[": "\\[", "]": "\\]", "&": "&amp;", "<": "&lt;", ">": "&gt;"}
+)
+
+
+class Invalid(NamedTuple):
+    """A file in a leaderboards folder that is not a valid entry, and why."""
+
+    path: Path
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
 
 
 def default_dir() -> Path:
@@ -45,11 +67,64 @@ def task_dir(root: Path, task_id: str) -> Path:
     return root / task_id
 
 
+def md_escape(text: object) -> str:
+    """Free text as one line of inert Markdown (table cells, lists): no markup, links, HTML or headings.
+
+    Example:
+        >>> md_escape("# a|b [x](y) <img onerror=alert(1)>\\nz")
+        '\\\\# a\\\\|b \\\\[x\\\\](y) &lt;img onerror=alert(1)&gt; z'
+    """
+    text = " ".join(str(text).translate(_MD_SPECIAL).splitlines())
+    return "\\" + text if text.startswith("#") else text
+
+
+def unsafe_folder(root: Path, task_id: str) -> str | None:
+    """Why a task's folder may not be used (a symlink on the way, or outside ``root``), or ``None``.
+
+    Example:
+        >>> unsafe_folder(Path("leaderboards"), "../elsewhere")
+        'leaderboards/../elsewhere is outside the leaderboards folder'
+    """
+    folder, path = task_dir(root, task_id), root
+    for part in Path(task_id).parts:
+        path = path / part
+        if path.is_symlink():
+            return f"{path} is a symlink (refused)"
+    if not folder.resolve().is_relative_to(root.resolve()):
+        return f"{folder} is outside the leaderboards folder"
+    return None
+
+
+def check_entry(path: Path, task_id: str) -> str | None:
+    """Why ``path`` is not a valid accepted entry of ``task_id`` (one line), or ``None``."""
+    if path.is_symlink():
+        return "a symlink (refused)"
+    if not path.is_file():
+        return "not a regular file"
+    try:
+        record = load_record(path)
+        if not isinstance(record, dict):
+            return f"not a result record (a JSON {type(record).__name__})"
+        if "submission" not in record:
+            return "not a leaderboard entry (no submission block)"
+        check_schema(record, "entry")
+    except (ResultError, ValueError, RecursionError) as e:  # ValueError: not UTF-8; RecursionError: nested too deep
+        return (str(e).splitlines() or [type(e).__name__])[0].removeprefix(f"{path} ").removeprefix("entry: ")
+    if record["task"]["id"] != task_id:
+        return f"a record of {record['task']['id']}, not of {task_id}"
+    if record["submission"]["name"] != path.stem:
+        return f"its submission name {record['submission']['name']!r} does not match the file name"
+    primary = task_spec(task_id).primary_metric
+    if primary not in record["metrics"]:
+        return f"no {primary!r} metric"
+    return None
+
+
 @contextmanager
 def _locked(folder: Path) -> Iterator[None]:
-    """Hold an exclusive lock on the folder itself (no lock file is left behind)."""
+    """Hold an exclusive lock on the folder itself (no lock file is left behind; a symlink is refused)."""
     folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(folder, os.O_RDONLY)
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -57,10 +132,77 @@ def _locked(folder: Path) -> Iterator[None]:
         os.close(fd)  # closing releases the lock
 
 
+def scan(task_id: str, root: Path | None = None) -> tuple[list[dict[str, Any]], list[Invalid]]:
+    """A task's valid entries (each record has its ``submission`` block) and its invalid files."""
+    root = root or default_dir()
+    folder = task_dir(root, task_id)
+    unsafe = unsafe_folder(root, task_id)
+    if unsafe:
+        return [], [Invalid(folder, unsafe)]
+    if not folder.is_dir():
+        return [], []
+    good, bad = [], []
+    for path in sorted(folder.glob("*.json")):
+        reason = check_entry(path, task_id)
+        if reason:
+            bad.append(Invalid(path, reason))
+        else:
+            good.append(load_record(path))
+    return good, bad
+
+
 def entries(task_id: str, root: Path | None = None) -> list[dict[str, Any]]:
-    """Accepted submissions of a task (each record has its ``submission`` block)."""
-    folder = task_dir(root or default_dir(), task_id)
-    return [load_record(p) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+    """Valid accepted submissions of a task (invalid files are left out: see ``scan``)."""
+    return scan(task_id, root)[0]
+
+
+def check(root: Path | None = None) -> list[Invalid]:
+    """Every bad file under a leaderboards folder: invalid entries, symlinks, JSON outside a task's folder.
+
+    Example:
+        >>> check()
+        []
+    """
+    root = root or default_dir()
+    if not root.is_dir():
+        raise InputError(f"{root} is not a folder")
+    tasks = set(list_tasks())
+    bad = []
+    for folder, dirs, files in os.walk(root):  # never follows symlinked folders
+        here = Path(folder)
+        rel = here.relative_to(root).as_posix()
+        for d in sorted(dirs):
+            if (here / d).is_symlink():
+                bad.append(Invalid(here / d, "a symlink (refused)"))
+        dirs.sort()
+        for name in sorted(files):
+            path = here / name
+            if path.is_symlink():
+                bad.append(Invalid(path, "a symlink (refused)"))
+            elif name.endswith(".json"):
+                reason = check_entry(path, rel) if rel in tasks else "not in the folder of a registered task"
+                if reason:
+                    bad.append(Invalid(path, reason))
+    return bad
+
+
+def remove_stale_temp_files(folder: Path, max_age: float = STALE_TEMP_SECONDS) -> list[Path]:
+    """Delete the atomic-write temp files (``.<name>.<random>.tmp``) older than ``max_age`` seconds.
+
+    Call it holding the folder's lock. Rule: writers hold the lock while they write and a write takes
+    seconds, so a temp file untouched for ``max_age`` (10 minutes) is left over from a killed writer;
+    a younger one is kept in case a writer that does not take the lock is still at work. Only regular
+    files are removed (never a symlink or folder).
+    """
+    removed, cutoff = [], time.time() - max_age
+    for path in folder.iterdir():
+        if not _TEMP_NAME.match(path.name):
+            continue
+        st = path.lstat()
+        if stat.S_ISREG(st.st_mode) and st.st_mtime < cutoff:
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
 
 
 def submit(
@@ -92,8 +234,16 @@ def submit(
     record["submission"] = {"name": name, "code_url": code_url, "submitted": now()}
     folder = task_dir(root, tid)
     target = folder / f"{name}.json"
+    unsafe = unsafe_folder(root, tid)
+    if unsafe:
+        raise SubmissionError(unsafe)
     with _locked(folder):
-        for other in entries(tid, root):
+        for path in remove_stale_temp_files(folder):
+            (log or _quiet)(f"removed stale temp file {path}")
+        others, invalid = scan(tid, root)
+        for bad in invalid:
+            (log or _quiet)(f"skipped invalid entry {bad}")
+        for other in others:
             if other["submission"]["name"] == name:
                 raise SubmissionError(f"{tid} already has a submission named {name!r}")
             sha = record["model"]["weights_sha256"]
@@ -113,12 +263,21 @@ def submit(
     return target
 
 
+def _quiet(message: str) -> None:
+    pass
+
+
 def ranked_rows(task_id: str, root: Path | None = None) -> list[dict[str, Any]]:
-    """Table rows ranked by the primary metric's mean (then lower std, then earlier submission)."""
+    """Table rows of a task's valid entries ranked by the primary metric's mean (see ``rank``)."""
+    return rank(task_id, entries(task_id, root))
+
+
+def rank(task_id: str, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Table rows of valid entries ranked by the primary metric's mean (then lower std, then earlier submission)."""
     spec = task_spec(task_id)
     higher = spec.metrics[spec.primary_metric].higher_is_better
     rows = []
-    for r in entries(task_id, root):
+    for r in records:
         m = r["metrics"][spec.primary_metric]
         rows.append(
             {
@@ -182,13 +341,25 @@ def format_table(task_id: str, rows: list[dict[str, Any]], markdown: bool = Fals
     ]
     if markdown:
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in body])
+        return "\n".join(lines + ["| " + " | ".join(map(md_escape, row)) + " |" for row in body])
     widths = [max(len(x) for x in col) for col in zip(head, *body)]
     return "\n".join("  ".join(x.ljust(w) for x, w in zip(row, widths)).rstrip() for row in [head, *body])
 
 
-def render(root: Path | None = None) -> list[Path]:
-    """Rewrite ``<task>/README.md`` for every task with entries and the index ``README.md``."""
+def format_invalid(invalid: list[Invalid], markdown: bool = False) -> str:
+    """The files left out of a table, one line each (Markdown: a list of escaped file names and reasons)."""
+    if markdown:
+        items = [f"- {md_escape(f'{b.path.name}: {b.reason}')}" for b in invalid]
+        return "\n".join(["Not ranked (invalid files):", "", *items])
+    return "\n".join(["invalid entries (not ranked):"] + [f"  {b}" for b in invalid])
+
+
+def render(root: Path | None = None, log: Callable[[str], None] | None = None) -> list[Path]:
+    """Rewrite ``<task>/README.md`` for every task with entries and the index ``README.md``.
+
+    Invalid files are listed under their task's table (and each reported through ``log``); a task
+    whose folder is unsafe (a symlink, or outside ``root``) gets no README.
+    """
     root = root or default_dir()
     written, index = (
         [],
@@ -202,8 +373,11 @@ def render(root: Path | None = None) -> list[Path]:
         ],
     )
     for tid in list_tasks():
-        rows = ranked_rows(tid, root)
-        if not rows:
+        records, invalid = scan(tid, root)
+        rows = rank(tid, records)
+        for bad in invalid:
+            (log or _quiet)(f"invalid entry {bad}")
+        if (not rows and not invalid) or unsafe_folder(root, tid):
             continue
         spec = task_spec(tid)
         text = "\n".join(
@@ -215,17 +389,20 @@ def render(root: Path | None = None) -> list[Path]:
                 f"Study: arXiv:{spec.study} — {spec.title}. Primary metric: `{spec.primary_metric}`; "
                 f"ranked entries need at least {spec.min_seeds} seeds.",
                 "",
-                format_table(tid, rows, markdown=True),
+                format_table(tid, rows, markdown=True) if rows else "No valid entries yet.",
                 "",
+                *([format_invalid(invalid, markdown=True), ""] if invalid else []),
             ]
         )
         path = task_dir(root, tid) / "README.md"
-        with atomic_open(path) as f:
+        with _locked(path.parent), atomic_open(path) as f:
             f.write(text)
         written.append(path)
+        if not rows:
+            continue
         best = rows[0]
         index.append(
-            f"| [{tid}]({tid}/README.md) | {spec.study} | {len(rows)} | {best['name']} | "
+            f"| [{tid}]({tid}/README.md) | {spec.study} | {len(rows)} | {md_escape(best['name'])} | "
             f"{spec.primary_metric} {best['mean']:.4f} ± {best['std']:.4f} |"
         )
     path = root / "README.md"
