@@ -20,23 +20,23 @@ MAX_SHOWN = 80
 """Characters of a refused action shown in the error."""
 
 
-def env_label(env: gym.Env, **identity: Any) -> str:
+def env_label(env_class: type[gym.Env], **identity: Any) -> str:
     """The id the env is registered under, for error messages.
 
-    The registered env whose entry point is the env's class and whose kwargs hold
+    The registered env whose entry point is ``env_class`` and whose kwargs hold
     ``identity``; ``ClassName(key=value)`` when none is (an unregistered option value).
 
     Example:
         >>> import fmbench
         >>> from fmbench.studies.compositional.env import CompositionEnv
-        >>> env_label(CompositionEnv.__new__(CompositionEnv), task="fmbench/ComposeDirect-v0")
+        >>> env_label(CompositionEnv, task="fmbench/ComposeDirect-v0")
         'fmbench/ComposeTokensDirect-v0'
     """
-    entry_point = f"{type(env).__module__}:{type(env).__name__}"
+    entry_point = f"{env_class.__module__}:{env_class.__name__}"
     for spec in gym.registry.values():
         if spec.entry_point == entry_point and all(spec.kwargs.get(k) == v for k, v in identity.items()):
             return spec.id
-    return f"{type(env).__name__}({', '.join(f'{k}={v!r}' for k, v in identity.items())})"
+    return f"{env_class.__name__}({', '.join(f'{k}={v!r}' for k, v in identity.items())})"
 
 
 def check_step(env_id: str, action_space: gym.Space, action: Any, episode_over: bool) -> None:

@@ -101,7 +101,7 @@ class CompositionEnv(gym.Env[np.ndarray, np.int64]):
     def __init__(
         self, task: str = "fmbench/ComposeStepByStep-v0", split: str = "train", render_mode: str | None = None
     ) -> None:
-        self.env_id = env_label(self, task=task)
+        self.env_id = env_label(type(self), task=task)
         if split not in DOCUMENT_SPLITS:
             raise InputError(f"{self.env_id}: unknown split {split!r}; expected one of {DOCUMENT_SPLITS}")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:

@@ -153,7 +153,7 @@ class FoMoEnv(gym.Env):
         tile_size: int = 32,
         render_mode: str | None = None,
     ) -> None:
-        self.env_id = env_label(self, level=level)
+        self.env_id = env_label(type(self), level=level)
         if level not in LEVELS:
             raise InputError(f"{self.env_id}: unknown BabyAI level {level!r}; fmbench knows {sorted(LEVELS)}")
         if reward_mode not in REWARD_MODES:
