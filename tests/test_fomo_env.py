@@ -108,3 +108,37 @@ def test_every_level_mission_round_trips_through_the_observation():
             assert decode_mission(obs["mission"]) == info["mission"]
     with pytest.raises(ValueError, match="unknown words"):
         encode_mission("fly to the moon")
+
+
+@pytest.mark.parametrize(
+    "reward, match",
+    [
+        ("nonsense", "is not <vision>"),
+        ("oracle+smollm2+median", "normalisation"),
+        ("telepathy+smollm2", "unknown vision stage"),
+        ("oracle+gpt9", "unknown language model"),
+        ("oracle+minilm+pmi", "takes no normalisation"),
+        ("clip:ViT-B-32", "CLIP reward"),
+        (3, "a reward name is a string"),
+    ],
+)
+def test_a_bad_reward_name_is_refused_at_make_without_loading_a_model(monkeypatch, reward, match):
+    def no_loading(*args, **kwargs):
+        raise AssertionError("a language model was loaded")
+
+    monkeypatch.setattr("fmbench.studies.fomo.rewards.shared_scorer", no_loading)
+    with pytest.raises(ValueError, match=f"^fmbench/FoMoGoToRedBall-v0: .*{match}"):
+        gym.make("fmbench/FoMoGoToRedBall-v0", reward=reward)
+    for good in (
+        "learned+smollm2+pmi",
+        "oracle+hf:some/folder+mean",
+        "oracle-final+minilm",
+        "random",
+        "clip:RN50:random",
+    ):
+        gym.make("fmbench/FoMoGoToRedBall-v0", reward=good)  # checked, not built
+
+
+def test_a_reward_model_without_score_is_refused_at_make():
+    with pytest.raises(ValueError, match="reward_model must have a score"):
+        gym.make("fmbench/FoMoGoToRedBall-v0", reward_model=object())

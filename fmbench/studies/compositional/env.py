@@ -18,6 +18,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from fmbench.env_contract import check_step, env_label
+from fmbench.errors import InputError, UnknownIdError, first_line
 from fmbench.registry import make_task
 from fmbench.studies.compositional.generator import DOCUMENT_SPLITS, CompositionWorld
 from fmbench.studies.compositional.task import CompositionTask
@@ -99,12 +101,18 @@ class CompositionEnv(gym.Env[np.ndarray, np.int64]):
     def __init__(
         self, task: str = "fmbench/ComposeStepByStep-v0", split: str = "train", render_mode: str | None = None
     ) -> None:
+        self.env_id = env_label(type(self), task=task)
         if split not in DOCUMENT_SPLITS:
-            raise ValueError(f"unknown split {split!r}; expected one of {DOCUMENT_SPLITS}")
+            raise InputError(f"{self.env_id}: unknown split {split!r}; expected one of {DOCUMENT_SPLITS}")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode {render_mode!r} is not None or one of {self.metadata['render_modes']}")
+            raise InputError(
+                f"{self.env_id}: render_mode {render_mode!r} is not None or one of {self.metadata['render_modes']}"
+            )
         self.task, self.split, self.render_mode = task, split, render_mode
-        self.world = composition_world(task)
+        try:
+            self.world = composition_world(task)
+        except (UnknownIdError, ValueError) as e:
+            raise InputError(f"{self.env_id}: {first_line(e)}") from None
         vocab_size = len(self.world.vocab)
         self.observation_space = spaces.MultiDiscrete(np.full(self.world.document_length, vocab_size), dtype=np.int64)
         self.action_space = spaces.Discrete(vocab_size)
@@ -127,10 +135,7 @@ class CompositionEnv(gym.Env[np.ndarray, np.int64]):
 
     def step(self, action: int | np.integer) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         w = self.world
-        if not self._document.size or self._written == w.answer_length:
-            raise gym.error.ResetNeeded("the episode is over (or never started); call reset()")
-        if not self.action_space.contains(action):
-            raise ValueError(f"action {action!r} is not in {self.action_space}")
+        check_step(self.env_id, self.action_space, action, not self._document.size or self._written == w.answer_length)
         position = w.prompt_length + self._written
         correct = int(action) == self._document[position]
         self._obs[position] = int(action)

@@ -18,9 +18,11 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from fmbench.env_contract import check_step, env_label
+from fmbench.errors import InputError, ModelError
 from fmbench.studies.fomo.instructions import candidates
 from fmbench.studies.fomo.levels import LEVELS, make_level, reset_quietly
-from fmbench.studies.fomo.rewards import build_reward, finite
+from fmbench.studies.fomo.rewards import build_reward, check_reward_name, finite
 from fmbench.studies.fomo.scene import scene_of
 from fmbench.studies.fomo.trajectory import Trajectory
 
@@ -98,7 +100,9 @@ class FoMoEnv(gym.Env):
     The agent follows the level's instruction (the mission). Every step is recorded as a
     scene (and a frame, when the reward model reads frames); the reward model scores the
     trajectory against the mission. The episode ends when the level's verifier says the
-    mission is done (``terminated``) or after the level's step limit (``truncated``).
+    mission is done (``terminated``) or after the level's step limit (``truncated``); a step
+    after that (or before the first reset) raises ``gym.error.ResetNeeded`` until ``reset``,
+    and an action outside the action space raises ``InputError``.
 
     ## Observation Space
 
@@ -120,9 +124,10 @@ class FoMoEnv(gym.Env):
     Otherwise a reward model (``reward`` names one, see
     :func:`fmbench.studies.fomo.rewards.build_reward`; ``reward_model`` passes an object):
     ``reward_mode="episode"`` gives its score of the whole trajectory at the last step and
-    0 before; ``"dense"`` gives the difference of successive prefix scores each step. A named
-    reward model is built at the first reset: its language model loads then (about a minute for
-    SmolLM2 on a CPU, once per process, shared by every env; stderr says so).
+    0 before; ``"dense"`` gives the difference of successive prefix scores each step. A reward
+    name is checked by ``gym.make`` (no model loads); the model is built at the first reset: its
+    language model loads then (about a minute for SmolLM2 on a CPU, once per process, shared by
+    every env; stderr says so).
 
     ## Info
 
@@ -148,14 +153,22 @@ class FoMoEnv(gym.Env):
         tile_size: int = 32,
         render_mode: str | None = None,
     ) -> None:
+        self.env_id = env_label(type(self), level=level)
         if level not in LEVELS:
-            raise ValueError(f"unknown BabyAI level {level!r}; fmbench knows {sorted(LEVELS)}")
+            raise InputError(f"{self.env_id}: unknown BabyAI level {level!r}; fmbench knows {sorted(LEVELS)}")
         if reward_mode not in REWARD_MODES:
-            raise ValueError(f"reward_mode must be one of {REWARD_MODES}, got {reward_mode!r}")
+            raise InputError(f"{self.env_id}: reward_mode must be one of {REWARD_MODES}, got {reward_mode!r}")
         if render_mode not in (None, "rgb_array"):
-            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
+            raise InputError(f"{self.env_id}: render_mode must be None or 'rgb_array', got {render_mode!r}")
         if not isinstance(tile_size, int) or tile_size < 8:
-            raise ValueError(f"tile_size must be an integer >= 8, got {tile_size!r}")
+            raise InputError(f"{self.env_id}: tile_size must be an integer >= 8, got {tile_size!r}")
+        if reward_model is not None and not callable(getattr(reward_model, "score", None)):
+            raise InputError(f"{self.env_id}: reward_model must have a score(trajectories) method")
+        if reward_model is None and reward != "true":
+            try:
+                check_reward_name(reward)  # the model itself loads at the first reset
+            except ModelError as e:
+                raise InputError(f"{self.env_id}: {e}") from None
         self.level_name, self.reward_name, self.reward_mode = level, reward, reward_mode
         self.tile_size, self.render_mode = tile_size, render_mode
         self._reward_model, self._given_model = reward_model, reward_model is not None
@@ -172,6 +185,7 @@ class FoMoEnv(gym.Env):
         self._frames: list = []
         self._candidates: tuple[str, ...] = ()
         self._last_score = 0.0
+        self._episode_over = True
 
     @property
     def reward_model(self):
@@ -205,6 +219,7 @@ class FoMoEnv(gym.Env):
         self.level_seed = int(self.np_random.integers(0, 2**31))
         reset_quietly(self.level, self.level_seed)
         self._scenes, self._frames = [], []
+        self._episode_over = False
         self._candidates = candidates(self.level, self.level.instrs)
         self._mission_ids = encode_mission(self.level.mission)
         self._record()
@@ -218,7 +233,9 @@ class FoMoEnv(gym.Env):
         }
 
     def step(self, action):
+        check_step(self.env_id, self.action_space, action, self._episode_over)
         raw, true_reward, terminated, truncated, _ = self.level.step(int(action))
+        self._episode_over = bool(terminated or truncated)
         self._record()
         success = bool(terminated and true_reward > 0)
         if self.reward_model is None:

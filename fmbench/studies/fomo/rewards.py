@@ -213,28 +213,69 @@ class RandomReward:
         return np.array(out, dtype=np.float64)
 
 
+VISION_CONTENTS = {"": "events+final", "final": "final", "events": "events"}
+"""The suffix of an ``oracle`` / ``learned`` vision stage's name -> what its caption holds."""
+
+
 def _vision(name: str):
     if name.startswith("hf:"):
         from fmbench.studies.fomo.hf_vision import HFCaptionVision
 
         return HFCaptionVision(name.removeprefix("hf:"))
     base, _, content = name.partition("-")
-    content = {"": "events+final", "final": "final", "events": "events"}.get(content)
-    if base not in ("oracle", "learned") or content is None:
+    return (OracleVision if base == "oracle" else LearnedVision)(VISION_CONTENTS[content])
+
+
+def check_reward_name(name: str) -> None:
+    """Refuse a reward name :func:`build_reward` cannot build (``ModelError``), loading no model.
+
+    Files named in it (``hf:`` folders, CLIP checkpoints) are checked when the model is built.
+
+    Example:
+        >>> check_reward_name("oracle+smollm2+pmi")
+        >>> check_reward_name("oracle+smollm2+median")
+        Traceback (most recent call last):
+        ...
+        fmbench.errors.ModelError: normalisation must be one of ('sum', 'mean', 'pmi', 'contrastive'), got 'median'
+    """
+    if not isinstance(name, str):
+        raise ModelError(f"a reward name is a string, got {type(name).__name__}")
+    if name == "random":
+        return
+    if name.startswith("clip:"):
+        model_name, _, checkpoint = name.removeprefix("clip:").partition(":")
+        if not model_name or not checkpoint:
+            raise ModelError(f"CLIP reward {name!r} is not clip:<model_name>:<checkpoint path or random>")
+        return
+    parts = name.split("+")
+    if len(parts) not in (2, 3):
+        raise ModelError(f"reward name {name!r} is not <vision>+<language model>[+<normalisation>]")
+    base, _, content = parts[0].partition("-")
+    if not (parts[0].startswith("hf:") and len(parts[0]) > 3) and (
+        base not in ("oracle", "learned") or content not in VISION_CONTENTS
+    ):
         raise ModelError(
-            f"unknown vision stage {name!r}; use oracle or learned (optionally with -final or -events) "
+            f"unknown vision stage {parts[0]!r}; use oracle or learned (optionally with -final or -events) "
             "or hf:<image-to-text model folder>"
         )
-    return (OracleVision if base == "oracle" else LearnedVision)(content)
+    if parts[1] == "minilm":
+        if len(parts) == 3:
+            raise ModelError(f"{name!r}: the MiniLM similarity takes no normalisation")
+        return
+    if parts[1] != "smollm2" and not (parts[1].startswith("hf:") and len(parts[1]) > 3):
+        raise ModelError(f"unknown language model {parts[1]!r} in {name!r}; use smollm2, hf:<path> or minilm")
+    if len(parts) == 3:
+        _check_normalisation(parts[2])
 
 
 def build_reward(name: str, *, batch_size: int = 32, device: str = "cpu") -> RewardModel:
-    """A reward model from its name (see the module docstring).
+    """A reward model from its name (see the module docstring; checked by :func:`check_reward_name` first).
 
     Example:
         >>> build_reward("random").name
         'random'
     """
+    check_reward_name(name)
     if name == "random":
         return RandomReward()
     if name.startswith("clip:"):
@@ -242,17 +283,10 @@ def build_reward(name: str, *, batch_size: int = 32, device: str = "cpu") -> Rew
 
         return CLIPReward.from_spec(name.removeprefix("clip:"), device=device)
     parts = name.split("+")
-    if len(parts) not in (2, 3):
-        raise ModelError(f"reward name {name!r} is not <vision>+<language model>[+<normalisation>]")
     vision = _vision(parts[0])
     if parts[1] == "minilm":
-        if len(parts) == 3:
-            raise ModelError(f"{name!r}: the MiniLM similarity takes no normalisation")
         return EmbeddingReward(vision)
-    if parts[1] != "smollm2" and not parts[1].startswith("hf:"):
-        raise ModelError(f"unknown language model {parts[1]!r} in {name!r}; use smollm2, hf:<path> or minilm")
     normalisation = parts[2] if len(parts) == 3 else "sum"
-    _check_normalisation(normalisation)  # before the language model loads
     return FMReward(vision, shared_scorer(parts[1], batch_size, device), normalisation)
 
 
