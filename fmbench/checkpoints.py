@@ -31,7 +31,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_model, save_model
 
-from fmbench.errors import ModelError
+from fmbench.errors import ModelError, first_line
 from fmbench.interfaces import get_interface
 from fmbench.io import atomic_path
 
@@ -107,14 +107,28 @@ def read_metadata(path: str | os.PathLike) -> dict:
     except (SafetensorError, OSError, ValueError) as e:
         raise ModelError(f"{path} is not a readable safetensors file ({e})") from None
     if "fmbench" in header:
-        return json.loads(header["fmbench"])
+        return _config_object(header["fmbench"], f"{path}'s header entry 'fmbench'")
     sidecar = path.with_name(path.name + ".json")
     if not sidecar.is_file():
         raise ModelError(f"{path} carries no architecture config: add it to the header or write {sidecar}")
     try:
-        return json.loads(sidecar.read_text())
-    except json.JSONDecodeError as e:
-        raise ModelError(f"{sidecar} is not valid JSON ({e})") from None
+        text = sidecar.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ModelError(f"cannot read {sidecar} ({e})") from None
+    return _config_object(text, str(sidecar))
+
+
+def _config_object(text: str, where: str) -> dict:
+    """The architecture entry parsed from JSON text; ``ModelError`` unless it is a JSON object."""
+    try:
+        meta = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as e:
+        raise ModelError(f"{where} is not valid JSON ({type(e).__name__}: {first_line(e)})") from None
+    if not isinstance(meta, dict):
+        raise ModelError(f"{where} is a JSON {type(meta).__name__}; expected an object (architecture, config)")
+    if not isinstance(meta.get("config", {}), dict):
+        raise ModelError(f"{where}: 'config' is a JSON {type(meta['config']).__name__}; expected an object")
+    return meta
 
 
 def load_checkpoint(path: str | os.PathLike) -> tuple[torch.nn.Module, dict]:

@@ -230,6 +230,27 @@ def tiny_lm(tmp_path_factory):
     return folder
 
 
+class _Payload:
+    """Pickles as a call to ``print``: what a hostile ``pytorch_model.bin`` could hold instead of tensors."""
+
+    def __reduce__(self):
+        return (print, ("this must never run",))
+
+
+def test_a_pickled_payload_in_pytorch_model_bin_is_one_line(tiny_lm, tmp_path, capsys):
+    import shutil
+
+    from fmbench.studies.fomo.lm import load_causal_lm
+
+    folder = tmp_path / "pickled-lm"
+    shutil.copytree(tiny_lm, folder)
+    (folder / "model.safetensors").unlink()
+    torch.save({"model.embed_tokens.weight": _Payload()}, folder / "pytorch_model.bin")
+    with pytest.raises(ModelError, match="cannot load language model"):
+        load_causal_lm(str(folder))
+    assert "this must never run" not in capsys.readouterr().out
+
+
 def test_any_local_causal_lm_folder_works(tiny_lm):
     scorer = LMScorer.from_path(tiny_lm)
     pairs = [("The agent went to the red key .", "go to the red key"), (None, "go to the blue key")]

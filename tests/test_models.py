@@ -48,6 +48,36 @@ def test_sidecar_config_is_read(tmp_path):
 
 
 @pytest.mark.parametrize(
+    "entry,message",
+    [
+        ("[1, 2]", "header entry 'fmbench' is a JSON list; expected an object"),
+        ('"gpt"', "header entry 'fmbench' is a JSON str; expected an object"),
+        ("{not json", "header entry 'fmbench' is not valid JSON"),
+        ("[" * 100_000, "header entry 'fmbench' is not valid JSON"),
+        ('{"architecture": "gpt", "config": [8]}', "'config' is a JSON list; expected an object"),
+    ],
+)
+def test_a_header_entry_that_is_not_an_object_is_refused_in_one_line(tmp_path, entry, message):
+    from safetensors.torch import save_model
+
+    path = tmp_path / "bad.safetensors"
+    save_model(GPT(GPTConfig(vocab_size=7, context_size=8, n_embd=8)), str(path), metadata={"fmbench": entry})
+    with pytest.raises(ModelError, match=message) as e:
+        load_checkpoint(path)
+    assert "\n" not in str(e.value)
+
+
+def test_a_sidecar_that_is_not_an_object_is_refused(tmp_path):
+    from safetensors.torch import save_model
+
+    path = tmp_path / "plain.safetensors"
+    save_model(GPT(GPTConfig(vocab_size=7, context_size=8, n_embd=8)), str(path))
+    (tmp_path / "plain.safetensors.json").write_text("[]")
+    with pytest.raises(ModelError, match="plain.safetensors.json is a JSON list"):
+        load_checkpoint(path)
+
+
+@pytest.mark.parametrize(
     "spec,problem",
     [
         ("nonsense", "is not <scheme>:<target>"),

@@ -25,6 +25,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import pickle
 from collections.abc import Sequence
 
 import numpy as np
@@ -113,7 +114,8 @@ class CLIPReward:
             model, _, self.preprocess = seeded(
                 lambda: open_clip.create_model_and_transforms(model_name, pretrained=weights), 0
             )
-        except (RuntimeError, ValueError, OSError, KeyError, AssertionError) as e:  # open_clip asserts shapes
+        # open_clip asserts shapes; a pickled checkpoint that weights_only refuses raises UnpicklingError
+        except (RuntimeError, ValueError, OSError, KeyError, AssertionError, pickle.UnpicklingError) as e:
             first = first_line(e)
             raise ModelError(f"cannot load CLIP model {model_name} from {checkpoint}: {first}") from None
         self.model = model.to(device).eval()

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -82,7 +83,7 @@ def _load(path: str):
             images = transformers.AutoImageProcessor.from_pretrained(folder, local_files_only=True)
             decoder = transformers.AutoTokenizer.from_pretrained(folder, local_files_only=True)
         model = _model(transformers, folder)
-    except (OSError, ValueError, KeyError) as e:
+    except (OSError, ValueError, KeyError, pickle.UnpicklingError) as e:  # pickles: refused by weights_only
         first = first_line(e)
         raise ModelError(f"cannot load image-to-text model {path}: {first}") from None
     return model.eval(), images, decoder

@@ -26,6 +26,7 @@ import importlib.util
 import inspect
 import io
 import os
+import pickle
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -81,7 +82,7 @@ def load_causal_lm(path: str, dtype: str = "float32") -> tuple[torch.nn.Module, 
                 model = AutoModelForCausalLM.from_pretrained(
                     where, local_files_only=True, dtype=getattr(torch, dtype), **extra
                 )
-        except (OSError, ValueError, KeyError) as e:
+        except (OSError, ValueError, KeyError, pickle.UnpicklingError) as e:  # pickles: refused by weights_only
             raise ModelError(f"cannot load language model {path}: {first_line(e)}") from None
     return model.eval(), tokenizer
 
