@@ -97,27 +97,32 @@ def unsafe_folder(root: Path, task_id: str) -> str | None:
 
 def check_entry(path: Path, task_id: str) -> str | None:
     """Why ``path`` is not a valid accepted entry of ``task_id`` (one line), or ``None``."""
+    return _read_entry(path, task_id)[1]
+
+
+def _read_entry(path: Path, task_id: str) -> tuple[dict[str, Any] | None, str | None]:
+    """``(record, None)`` for a valid accepted entry of ``task_id``, else ``(None, why)`` in one line."""
     if path.is_symlink():
-        return "a symlink (refused)"
+        return None, "a symlink (refused)"
     if not path.is_file():
-        return "not a regular file"
+        return None, "not a regular file"
     try:
         record = load_record(path)
         if not isinstance(record, dict):
-            return f"not a result record (a JSON {type(record).__name__})"
+            return None, f"not a result record (a JSON {type(record).__name__})"
         if "submission" not in record:
-            return "not a leaderboard entry (no submission block)"
+            return None, "not a leaderboard entry (no submission block)"
         check_schema(record, "entry")
     except (ResultError, ValueError, RecursionError) as e:  # ValueError: not UTF-8; RecursionError: nested too deep
-        return (str(e).splitlines() or [type(e).__name__])[0].removeprefix(f"{path} ").removeprefix("entry: ")
+        return None, (str(e).splitlines() or [type(e).__name__])[0].removeprefix(f"{path} ").removeprefix("entry: ")
     if record["task"]["id"] != task_id:
-        return f"a record of {record['task']['id']}, not of {task_id}"
+        return None, f"a record of {record['task']['id']}, not of {task_id}"
     if record["submission"]["name"] != path.stem:
-        return f"its submission name {record['submission']['name']!r} does not match the file name"
+        return None, f"its submission name {record['submission']['name']!r} does not match the file name"
     primary = task_spec(task_id).primary_metric
     if primary not in record["metrics"]:
-        return f"no {primary!r} metric"
-    return None
+        return None, f"no {primary!r} metric"
+    return record, None
 
 
 @contextmanager
@@ -143,11 +148,11 @@ def scan(task_id: str, root: Path | None = None) -> tuple[list[dict[str, Any]], 
         return [], []
     good, bad = [], []
     for path in sorted(folder.glob("*.json")):
-        reason = check_entry(path, task_id)
+        record, reason = _read_entry(path, task_id)
         if reason:
             bad.append(Invalid(path, reason))
         else:
-            good.append(load_record(path))
+            good.append(record)
     return good, bad
 
 
