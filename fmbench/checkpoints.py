@@ -2,7 +2,12 @@
 
 Nothing is unpickled: the header's ``fmbench`` entry is JSON naming a registered architecture
 and its config; a sidecar ``<file>.json`` with the same content is read when the header lacks
-it. Architectures are registered by the code that provides them (``fmbench.nn.gpt``,
+it. Loading is bounded by the file: the model a config describes is first built on PyTorch's
+``meta`` device (no memory for weights), the build stops once it registers more than
+:data:`TENSOR_SLACK` times the tensors the file stores, and its state dict must match the
+stored tensors' names and shapes before the real model is allocated; safetensors itself checks
+the header's length and the tensors' offsets against the file's size.
+Architectures are registered by the code that provides them (``fmbench.nn.gpt``,
 ``fmbench.nn.gin`` and ``fmbench.nn.cnn`` for the built-in ones, which ``import fmbench.nn``
 registers; a study calls :func:`register_architecture` in its own module).
 
@@ -18,11 +23,12 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,10 +36,18 @@ from typing import Any
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_model, save_model
+from torch.nn.modules.module import (
+    register_module_buffer_registration_hook,
+    register_module_parameter_registration_hook,
+)
 
 from fmbench.errors import ModelError, first_line
 from fmbench.interfaces import get_interface
 from fmbench.io import atomic_path
+
+TENSOR_SLACK = 2
+"""A config may make its model register at most this many times the tensors the file stores (plus 16),
+counting tensors later tied or replaced, before the build on the meta device is stopped."""
 
 
 @dataclass(frozen=True)
@@ -132,23 +146,106 @@ def _config_object(text: str, where: str) -> dict:
 
 
 def load_checkpoint(path: str | os.PathLike) -> tuple[torch.nn.Module, dict]:
-    """Build the model a checkpoint describes and load its weights (strict)."""
+    """Build the model a checkpoint describes and load its weights (strict; see the module docstring for bounds)."""
     meta = read_metadata(path)
     arch = meta.get("architecture")
     if arch not in _ARCHITECTURES:
         raise ModelError(f"{path}: unknown architecture {arch!r}; known: {sorted(_ARCHITECTURES)}")
     found = _ARCHITECTURES[arch]
     try:
-        model = found.model_class(found.config_from_dict(meta.get("config", {})))
-        missing, unexpected = load_model(model, str(path), strict=False)
+        config = found.config_from_dict(meta.get("config", {}))
+        model = build_for_file(path, lambda: found.model_class(config), f"the {arch} config")
+        load_model(model, str(path))
     except (ValueError, TypeError, RuntimeError, SafetensorError) as e:
-        raise ModelError(f"{path}: weights do not fit the {arch} config ({e})") from None
-    if missing or unexpected:
-        raise ModelError(
-            f"{path}: weights do not fit the {arch} config "
-            f"(missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]})"
-        )
+        raise ModelError(f"{path}: weights do not fit the {arch} config ({first_line(e)})") from None
     return model.eval(), meta
+
+
+def stored_shapes(path: str | os.PathLike) -> dict[str, tuple[int, ...]]:
+    """Name -> shape of each tensor a safetensors file stores, read from its header alone.
+
+    Example:
+        >>> import tempfile, os
+        >>> from safetensors.torch import save_file
+        >>> path = os.path.join(tempfile.mkdtemp(), "t.safetensors")
+        >>> save_file({"w": torch.zeros(2, 3)}, path)
+        >>> stored_shapes(path)
+        {'w': (2, 3)}
+    """
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {name: tuple(f.get_slice(name).get_shape()) for name in f.keys()}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise ModelError(f"{path} is not a readable safetensors file ({first_line(e)})") from None
+
+
+@contextlib.contextmanager
+def _tensor_budget(limit: int, error: str) -> Iterator[None]:
+    """Build on the meta device; ``ModelError(error)`` once modules register more than ``limit`` distinct tensors.
+
+    Tensors on the meta device take no memory, but each module and tensor object does: a
+    config asking for a million layers is stopped after ``limit`` of its tensors.
+    """
+    seen: set[int] = set()
+
+    def count(module: torch.nn.Module, name: str, tensor: torch.Tensor | None) -> None:
+        if tensor is not None and id(tensor) not in seen:
+            seen.add(id(tensor))
+            if len(seen) > limit:
+                raise ModelError(error)
+
+    hooks = [register_module_parameter_registration_hook(count), register_module_buffer_registration_hook(count)]
+    try:
+        with torch.device("meta"):
+            yield
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+
+def build_for_file(path: str | os.PathLike, build: Callable[[], torch.nn.Module], what: str) -> torch.nn.Module:
+    """``build()``, once a build on the meta device shows that its state dict is the tensors ``path`` stores.
+
+    Names and shapes must match (tied tensors may be stored once), so the real build allocates
+    what the file holds and no more; ``ModelError`` naming ``path``, ``what`` (the config) and the
+    first differences otherwise.
+
+    Example:
+        >>> import tempfile, os
+        >>> from safetensors.torch import save_model
+        >>> path = os.path.join(tempfile.mkdtemp(), "lin.safetensors")
+        >>> save_model(torch.nn.Linear(3, 2), path)
+        >>> build_for_file(path, lambda: torch.nn.Linear(3, 2), "Linear(3, 2)").weight.shape
+        torch.Size([2, 3])
+        >>> try:
+        ...     build_for_file(path, lambda: torch.nn.Linear(3000, 2000), "Linear(3000, 2000)")
+        ... except ModelError as e:
+        ...     print(str(e).split(": ", 1)[1])
+        weights do not fit Linear(3000, 2000) (wrong shapes \
+['bias: (2,) stored, (2000,) described', 'weight: (2, 3) stored, (2000, 3000) described'])
+    """
+    stored = stored_shapes(path)
+    limit = TENSOR_SLACK * len(stored) + 16
+    with _tensor_budget(limit, f"{path}: {what} describes more than {limit} tensors; the file stores {len(stored)}"):
+        described = build().state_dict(keep_vars=True)
+    aliases: dict[int, list[str]] = {}
+    for name, tensor in described.items():
+        aliases.setdefault(id(tensor), []).append(name)
+    missing = sorted(names[0] for names in aliases.values() if not any(n in stored for n in names))
+    unexpected = sorted(set(stored) - set(described))
+    wrong = sorted(
+        f"{n}: {stored[n]} stored, {tuple(described[n].shape)} described"
+        for n in set(stored) & set(described)
+        if tuple(described[n].shape) != stored[n]
+    )
+    if missing or unexpected or wrong:
+        parts = [
+            f"{label} {names[:3]}"
+            for label, names in [("missing", missing), ("unexpected", unexpected), ("wrong shapes", wrong)]
+            if names
+        ]
+        raise ModelError(f"{path}: weights do not fit {what} ({', '.join(parts)})")
+    return build()
 
 
 def file_sha256(path: str | os.PathLike) -> str:
