@@ -30,9 +30,10 @@ import torch
 import torch.nn.functional as F
 from minigrid.core.constants import COLOR_TO_IDX, OBJECT_TO_IDX, STATE_TO_IDX
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_model, save_file
 
-from fmbench.errors import ModelError
+from fmbench.checkpoints import build_for_file
+from fmbench.errors import ModelError, first_line
 from fmbench.io import atomic_path
 from fmbench.studies.fomo.scene import Scene
 
@@ -149,20 +150,27 @@ def save_parser(model: TileParser, path: str | os.PathLike, extra: dict | None =
 
 
 def load_parser(path: str | os.PathLike) -> TileParser:
-    """Build the :class:`TileParser` a file written by :func:`save_parser` describes (nothing is unpickled)."""
+    """Build the :class:`TileParser` a file written by :func:`save_parser` describes (nothing is unpickled).
+
+    The config is checked against the stored tensors before the model is allocated
+    (:func:`fmbench.checkpoints.build_for_file`).
+    """
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = json.loads((f.metadata() or {}).get("fmbench", "{}"))
-        weights = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as e:
-        raise ModelError(f"{path} is not a readable safetensors file ({e})") from None
-    if meta.get("architecture") != "tile_parser":
-        raise ModelError(f"{path} does not hold a tile parser (architecture {meta.get('architecture')!r})")
+    except (SafetensorError, OSError, ValueError, RecursionError) as e:
+        raise ModelError(f"{path} is not a readable safetensors file ({first_line(e)})") from None
+    if not isinstance(meta, dict) or meta.get("architecture") != "tile_parser":
+        found = meta.get("architecture") if isinstance(meta, dict) else meta
+        raise ModelError(f"{path} does not hold a tile parser (architecture {found!r})")
+    config = meta.get("config")
+    if not isinstance(config, dict):
+        raise ModelError(f"{path}: the tile parser config is {config!r}, expected a JSON object")
     try:
-        model = TileParser(**meta["config"])
-        model.load_state_dict(weights)
-    except (KeyError, TypeError, RuntimeError) as e:
-        raise ModelError(f"{path}: weights do not fit the tile parser config ({e})") from None
+        model = build_for_file(path, lambda: TileParser(**config), "the tile parser config")
+        load_model(model, str(path))
+    except (TypeError, ValueError, RuntimeError, SafetensorError) as e:
+        raise ModelError(f"{path}: weights do not fit the tile parser config ({first_line(e)})") from None
     return model.eval()
 
 
