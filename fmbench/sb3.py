@@ -3,7 +3,11 @@
 An SB3 zip holds ``data`` (JSON whose class-valued entries are cloudpickle blobs),
 ``policy.pth`` (the policy's state dict) and more. Only ``policy.pth`` is read as tensors
 (``torch.load(weights_only=True)``) and ``data`` only as plain JSON, never deserialising
-its blobs. The policy is rebuilt from the task's env spaces, its layer sizes are read
+its blobs. Sizes are checked before anything is decompressed: every member's declared size
+against :data:`MAX_MEMBER_BYTES`, their sum against :data:`MAX_TOTAL_BYTES` and members over
+1 MiB against :data:`MAX_RATIO` (a zip bomb is refused from its directory), and the same for
+the members of ``policy.pth`` (itself a zip, torch's format), so nothing reads more than it
+declares. The policy is rebuilt from the task's env spaces, its layer sizes are read
 from the weights' shapes and its activation from ``data``'s readable ``policy_kwargs``.
 
 Example:
@@ -20,6 +24,7 @@ import json
 import re
 import warnings
 import zipfile
+import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +40,14 @@ if TYPE_CHECKING:
     from stable_baselines3.common.policies import ActorCriticPolicy
 
     from fmbench.task import Task
+
+MAX_MEMBER_BYTES = 256 << 20
+"""The largest uncompressed size a member of an SB3 zip (or of its ``policy.pth``) may declare: 256 MiB."""
+MAX_TOTAL_BYTES = 512 << 20
+"""The largest sum of the uncompressed sizes an SB3 zip's members may declare: 512 MiB."""
+MAX_RATIO = 100
+"""The most a member over 1 MiB may expand (uncompressed / compressed size); SB3's own files stay under 20."""
+_ANY_RATIO_BYTES = 1 << 20  # members up to 1 MiB may compress any amount
 
 _LAYER = re.compile(r"^mlp_extractor\.(policy|value)_net\.(\d+)\.weight$")
 _ACTIVATION = re.compile(r"^<class 'torch\.nn\.modules\.activation\.(\w+)'>$")
@@ -52,19 +65,52 @@ class SB3Policy(torch.nn.Module):
         return self.policy.predict(obs, deterministic=True)[0]
 
 
+def check_zip_sizes(z: zipfile.ZipFile, where: str) -> None:
+    """``ModelError`` naming ``where`` and the member unless the zip's declared sizes keep to the limits above.
+
+    Example:
+        >>> buffer = io.BytesIO()
+        >>> with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
+        ...     z.writestr("zeros", bytes(2 << 20))
+        >>> try:
+        ...     check_zip_sizes(zipfile.ZipFile(buffer), "bomb.zip")
+        ... except ModelError as e:
+        ...     print(str(e).split(" from ")[0])
+        sb3: bomb.zip: member zeros expands 2097152 bytes
+    """
+    total = 0
+    for info in z.infolist():
+        size = info.file_size
+        if size > MAX_MEMBER_BYTES:
+            raise ModelError(f"sb3: {where}: member {info.filename} declares {size} bytes (limit {MAX_MEMBER_BYTES})")
+        if size > _ANY_RATIO_BYTES and size > MAX_RATIO * info.compress_size:
+            raise ModelError(
+                f"sb3: {where}: member {info.filename} expands {size} bytes from {info.compress_size} "
+                f"(over {MAX_RATIO}x): a zip bomb?"
+            )
+        total += size
+        if total > MAX_TOTAL_BYTES:
+            raise ModelError(f"sb3: {where}: members declare over {MAX_TOTAL_BYTES} bytes in all")
+
+
 def _read_zip(p: Path) -> tuple[dict[str, torch.Tensor], Any]:
     """The state dict in ``policy.pth`` and the parsed ``data`` JSON (``None`` if absent or not JSON)."""
     if not zipfile.is_zipfile(p):
         raise ModelError(f"sb3: {p} is not a zip file")
     try:
         with zipfile.ZipFile(p) as z:
+            check_zip_sizes(z, str(p))
             names = set(z.namelist())
             if "policy.pth" not in names:
                 raise ModelError(f"sb3: {p} is not a Stable-Baselines3 zip (it has no policy.pth)")
             weights = z.read("policy.pth")
             data = z.read("data") if "data" in names else None
-    except (zipfile.BadZipFile, OSError) as e:
-        raise ModelError(f"sb3: cannot read {p} ({e})") from None
+        if not zipfile.is_zipfile(io.BytesIO(weights)):
+            raise ModelError(f"sb3: {p}: policy.pth is not in torch's zip format (what torch.save writes)")
+        with zipfile.ZipFile(io.BytesIO(weights)) as inner:
+            check_zip_sizes(inner, f"{p}: policy.pth")
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as e:
+        raise ModelError(f"sb3: cannot read {p} ({first_line(e)})") from None
     try:
         state = torch.load(io.BytesIO(weights), weights_only=True, map_location="cpu")
     except Exception as e:  # torch raises many types for files that are not plain tensors
