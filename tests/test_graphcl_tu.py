@@ -14,6 +14,7 @@ pytest.importorskip("torch_geometric")
 from torch_geometric.io import read_tu_data  # noqa: E402
 
 from fmbench.errors import DataError  # noqa: E402
+from fmbench.studies.graphcl import tu  # noqa: E402
 from fmbench.studies.graphcl.checks import GraphError  # noqa: E402
 from fmbench.studies.graphcl.tu import load_tu  # noqa: E402
 
@@ -247,3 +248,24 @@ def test_ten_thousand_graphs(tmp_path):
     assert len(data.graphs) == 10_000 and data.label_values == [0, 1]
     assert sum(g.num_nodes for g in data.graphs) == len(indicator)
     assert data.name == "BIG" and data.feature_source == "constant"
+
+
+def test_a_node_label_far_from_the_others_is_refused_before_one_hot(tmp_path):
+    path = _edit(write_tu(tmp_path, node_labels=1), "node_labels", lambda lines: "".join(lines[:-1] + ["100000000\n"]))
+    assert _error(tmp_path) == (
+        f"{path}: node labels in column 1 span 2..100000000 but only 5 values occur (one-hot features need one "
+        "column per value in the span; at most max(64, 2 x distinct))"
+    )
+
+
+def test_a_sparse_label_span_within_the_bounds_loads(tmp_path):
+    _edit(write_tu(tmp_path, node_labels=1), "node_labels", lambda lines: "".join(lines[:-1] + ["60\n"]))
+    assert load_tu(tmp_path).graphs[0].x.shape[1] == 59  # labels 2..60
+
+
+def test_one_hot_features_over_the_entry_limit_are_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(tu, "MAX_ONE_HOT_ENTRIES", 3 * N)
+    path = write_tu(tmp_path, node_labels=1) / "TOY_node_labels.txt"
+    assert _error(tmp_path) == (
+        f"{path}: one-hot node labels would take {N} nodes x 4 columns, over the limit of {3 * N} entries (0 MiB)"
+    )

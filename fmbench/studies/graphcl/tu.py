@@ -44,6 +44,11 @@ from torch_geometric.data import Data
 from fmbench.errors import DataError
 from fmbench.studies.graphcl.checks import check_graph
 
+MIN_LABEL_SPAN = 64
+"""A node-label column may always span this many values; wider only if at least half of them occur."""
+MAX_ONE_HOT_ENTRIES = 1 << 25
+"""The most entries one-hot node features may have (nodes x columns): 128 MiB of float32."""
+
 
 @dataclass(frozen=True)
 class TUGraphs:
@@ -182,6 +187,18 @@ def _edges(table: np.ndarray, graph: np.ndarray, path: Path, indicator_path: Pat
     return np.stack([key // n, key % n])
 
 
+def _one_hot_width(path: Path, column: np.ndarray, index: int) -> int:
+    """``max - min + 1`` of a label column, ``DataError`` if that is over ``max(64, 2 x distinct labels)``."""
+    low, high = int(column.min()), int(column.max())
+    distinct = len(np.unique(column))
+    if high - low + 1 > max(MIN_LABEL_SPAN, 2 * distinct):
+        raise DataError(
+            f"{path}: node labels in column {index + 1} span {low}..{high} but only {distinct} values occur "
+            f"(one-hot features need one column per value in the span; at most max({MIN_LABEL_SPAN}, 2 x distinct))"
+        )
+    return high - low + 1
+
+
 def _features(folder: Path, name: str, n: int) -> tuple[np.ndarray, str]:
     """Node features (n, F) float32 and where they come from (see :class:`TUGraphs`)."""
     attributes, labels = folder / f"{name}_node_attributes.txt", folder / f"{name}_node_labels.txt"
@@ -195,8 +212,14 @@ def _features(folder: Path, name: str, n: int) -> tuple[np.ndarray, str]:
         raise DataError(f"{path}: {len(table)} rows, but {name}_graph_indicator.txt lists {n} nodes")
     if source == "node_attributes":
         return table.astype(np.float32), source
+    widths = [_one_hot_width(path, table[:, c], c) for c in range(table.shape[1])]
+    if n * sum(widths) > MAX_ONE_HOT_ENTRIES:
+        raise DataError(
+            f"{path}: one-hot node labels would take {n} nodes x {sum(widths)} columns, over the limit of "
+            f"{MAX_ONE_HOT_ENTRIES} entries ({MAX_ONE_HOT_ENTRIES * 4 >> 20} MiB)"
+        )
     codes = table - table.min(axis=0)
-    offsets = np.concatenate([[0], np.cumsum(codes.max(axis=0) + 1)])  # one one-hot block per label column
+    offsets = np.concatenate([[0], np.cumsum(widths)])  # one one-hot block per label column
     one_hot = np.zeros((n, offsets[-1]), np.float32)
     one_hot[np.arange(n)[:, None], codes + offsets[:-1]] = 1
     return one_hot, source
@@ -211,15 +234,18 @@ def load_tu(root: str | Path, name: str | None = None) -> TUGraphs:
 
     Node features ``x`` are the node attributes when the dataset has them, else the one-hot node
     labels (``label - min label`` per label column, width ``max - min + 1`` for the whole dataset,
-    as torch_geometric's ``TUDataset`` encodes them), else a constant 1. Edges are made undirected
+    as torch_geometric's ``TUDataset`` encodes them), else a constant 1. Before the one-hot array
+    is allocated, each column's span must be at most ``max(64, 2 x its distinct labels)`` and the
+    array at most :data:`MAX_ONE_HOT_ENTRIES`; graph labels become classes by their distinct
+    values, so their range costs nothing. Edges are made undirected
     (both directions), deduplicated and sorted; self-loops are dropped, as torch_geometric's
     ``TUDataset`` does. Graph labels become classes ``0 .. C-1`` in increasing order of the
     written values.
 
     Raises ``DataError`` naming the file and line for a missing required file, a non-numeric
     line, an edge to a node that does not exist or between two graphs, a graph indicator that
-    does not run through graphs 1..G in order, an empty graph, or a label file whose row count
-    does not match; then ``check_graph`` (``GraphError``) checks each graph as
+    does not run through graphs 1..G in order, an empty graph, a label file whose row count
+    does not match, or node labels over the bounds above; then ``check_graph`` (``GraphError``) checks each graph as
     ``f"{name} graph {i}"``, ``i`` its index in ``graphs``.
 
     Example:
