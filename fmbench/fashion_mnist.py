@@ -1,8 +1,14 @@
 """Fashion-MNIST read offline from the IDX files of Debian's ``dataset-fashion-mnist`` package.
 
 The four gzipped IDX files (``{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz``) live in
-:func:`fashion_mnist_dir`; :func:`load_fashion_mnist` parses them with numpy (magic numbers,
-dimensions and the image/label counts are checked) and caches the read-only arrays.
+:func:`fashion_mnist_dir`; :func:`load_fashion_mnist` checks each file's sha256 against the
+published one (:data:`SHA256`), parses them with numpy (magic numbers, 28x28 images, the
+published image/label counts) and caches the read-only arrays. Nothing is decompressed beyond
+the bytes the header's dimensions need, so a small gzip cannot expand into gigabytes.
+
+Your own IDX files (a subset, another copy): set ``$FMBENCH_FASHION_MNIST_VERIFY=0`` (or
+pass ``verify=False``) to skip the sha256 and allow fewer images than published; the header
+must still agree with the file's size, and a split may not hold more images than published.
 
 Example:
     >>> images, labels = load_fashion_mnist("test")
@@ -14,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import gzip
+import hashlib
 import os
 import zlib
 from pathlib import Path
@@ -33,6 +40,17 @@ FILES = {
     for split, prefix in (("train", "train"), ("test", "t10k"))
 }
 """Image and label file names of each split."""
+VERIFY_ENV_VAR = "FMBENCH_FASHION_MNIST_VERIFY"
+"""Set to ``0`` to read IDX files that are not the published ones (see the module docstring)."""
+COUNTS = {"train": 60_000, "test": 10_000}
+"""The published number of images of each split."""
+SHA256 = {
+    "train-images-idx3-ubyte.gz": "b0564c3eedabfbf835052cff8503ea422014ce006caf5b757f851416ee8300c7",
+    "train-labels-idx1-ubyte.gz": "0ae29f65d86684f32d1b9c85147786c547b9c6aebcaf235f0400a0cce308b056",
+    "t10k-images-idx3-ubyte.gz": "cc1d090a38ace84dfa1aa66e3ada7c336ef481a96936906477e6dd344da56eaa",
+    "t10k-labels-idx1-ubyte.gz": "8d3605d196f4be44669e46906da9733c8131fef761fdbfec72c424d5222f1a05",
+}
+"""sha256 of the published files (as zalandoresearch/fashion-mnist and Debian's package ship them)."""
 _IMAGE_MAGIC, _LABEL_MAGIC = 2051, 2049  # IDX: unsigned bytes, 3 resp. 1 dimensions
 
 
@@ -55,33 +73,56 @@ def fashion_mnist_dir() -> Path:
     return folder
 
 
-def _read_idx(path: Path, magic: int, ndim: int) -> np.ndarray:
-    """The unsigned-byte array of a gzipped IDX file, or ``DataError`` naming the file."""
+def _check_sha256(path: Path) -> None:
+    with open(path, "rb") as f:
+        digest = hashlib.file_digest(f, "sha256").hexdigest()
+    if digest != SHA256[path.name]:
+        raise DataError(
+            f"{path}: sha256 {digest} is not the published Fashion-MNIST file's {SHA256[path.name]} "
+            f"(set {VERIFY_ENV_VAR}=0 to read your own IDX files)"
+        )
+
+
+def _read_idx(path: Path, magic: int, item_shape: tuple[int, ...], count: int, exact: bool) -> np.ndarray:
+    """The unsigned-byte array of a gzipped IDX file, or ``DataError`` naming the file.
+
+    The header must give ``magic``, items of ``item_shape`` and ``count`` items (at most
+    ``count`` unless ``exact``); then exactly the bytes it needs are decompressed.
+    """
+    header_size = 4 * (2 + len(item_shape))
     try:
         with gzip.open(path, "rb") as f:
-            data = f.read()
+            header = f.read(header_size)
+            if len(header) < header_size:
+                raise DataError(f"{path}: truncated IDX header ({len(header)} bytes)")
+            found, n, *shape = (int(v) for v in np.frombuffer(header, ">u4"))
+            if found != magic:
+                raise DataError(f"{path}: IDX magic number {found}, expected {magic}")
+            if tuple(shape) != item_shape:
+                raise DataError(f"{path}: images are {'x'.join(map(str, shape))}, expected 28x28")
+            if n > count or (exact and n != count):
+                raise DataError(
+                    f"{path}: the header says {n} {'images' if item_shape else 'labels'}; the published split "
+                    f"has {count}" + ("" if exact else " (your own files may hold fewer, not more)")
+                )
+            need = n * int(np.prod(item_shape))
+            data = f.read(need + 1)
     except (OSError, EOFError, zlib.error) as e:
         raise DataError(f"{path}: not a readable gzip file ({e})") from e
-    header = 4 * (1 + ndim)
-    if len(data) < header:
-        raise DataError(f"{path}: truncated IDX header ({len(data)} bytes)")
-    found, *dims = (int(v) for v in np.frombuffer(data, ">u4", 1 + ndim))
-    if found != magic:
-        raise DataError(f"{path}: IDX magic number {found}, expected {magic}")
-    if len(data) != header + int(np.prod(dims)):
-        raise DataError(
-            f"{path}: {len(data) - header} data bytes, but the header's dimensions {dims} need {int(np.prod(dims))}"
-        )
-    return np.frombuffer(data, np.uint8, offset=header).reshape(dims)
+    if len(data) != need:
+        found_bytes = f"{len(data)}" if len(data) < need else "more"
+        raise DataError(f"{path}: {found_bytes} data bytes, but the header's dimensions {[n, *shape]} need {need}")
+    return np.frombuffer(data, np.uint8).reshape(n, *item_shape)
 
 
 @functools.cache
-def _load(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+def _load(folder: Path, split: str, verify: bool) -> tuple[np.ndarray, np.ndarray]:
     image_file, label_file = (folder / name for name in FILES[split])
-    images = _read_idx(image_file, _IMAGE_MAGIC, 3)
-    labels = _read_idx(label_file, _LABEL_MAGIC, 1).astype(np.int64)
-    if images.shape[1:] != (28, 28):
-        raise DataError(f"{image_file}: images are {images.shape[1]}x{images.shape[2]}, expected 28x28")
+    if verify:
+        _check_sha256(image_file)
+        _check_sha256(label_file)
+    images = _read_idx(image_file, _IMAGE_MAGIC, (28, 28), COUNTS[split], exact=verify)
+    labels = _read_idx(label_file, _LABEL_MAGIC, (), COUNTS[split], exact=verify).astype(np.int64)
     if len(images) != len(labels):
         raise DataError(f"{image_file} holds {len(images)} images but {label_file} {len(labels)} labels")
     if labels.size and labels.max() >= len(CLASSES):
@@ -90,10 +131,12 @@ def _load(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
-def load_fashion_mnist(split: str) -> tuple[np.ndarray, np.ndarray]:
+def load_fashion_mnist(split: str, verify: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Images (N, 28, 28) uint8 and labels (N,) int64 of ``"train"`` (60,000) or ``"test"`` (10,000).
 
-    The arrays are read-only and cached per folder and split.
+    ``verify`` (default: true unless ``$FMBENCH_FASHION_MNIST_VERIFY`` is ``0``) checks the files'
+    sha256 and the published counts; without it, a split may hold fewer images (module docstring).
+    The arrays are read-only and cached per folder, split and ``verify``.
 
     Example:
         >>> images, labels = load_fashion_mnist("train")
@@ -102,4 +145,6 @@ def load_fashion_mnist(split: str) -> tuple[np.ndarray, np.ndarray]:
     """
     if split not in FILES:
         raise ValueError(f"split must be one of {sorted(FILES)}, got {split!r}")
-    return _load(fashion_mnist_dir(), split)
+    if verify is None:
+        verify = os.environ.get(VERIFY_ENV_VAR, "1") != "0"
+    return _load(fashion_mnist_dir(), split, verify)

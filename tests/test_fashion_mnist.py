@@ -12,7 +12,7 @@ import pytest
 
 from fmbench import fashion_mnist
 from fmbench.errors import DataError
-from fmbench.fashion_mnist import CLASSES, ENV_VAR, FILES, fashion_mnist_dir, load_fashion_mnist
+from fmbench.fashion_mnist import CLASSES, ENV_VAR, FILES, VERIFY_ENV_VAR, fashion_mnist_dir, load_fashion_mnist
 
 SHA256 = {
     "train-images-idx3-ubyte.gz": "b0564c3eedabfbf835052cff8503ea422014ce006caf5b757f851416ee8300c7",
@@ -40,12 +40,13 @@ def _write_idx(path, magic: int, array: np.ndarray) -> None:
 
 @pytest.fixture
 def fake_dir(tmp_path, monkeypatch):
-    """A folder of valid tiny files (3 test images, 2 train images), set as ``$FMBENCH_FASHION_MNIST``."""
+    """A folder of valid tiny files (3 test images, 2 train images), set as ``$FMBENCH_FASHION_MNIST``, unverified."""
     for split, n in (("train", 2), ("test", 3)):
         images, labels = FILES[split]
         _write_idx(tmp_path / images, 2051, np.full((n, 28, 28), 7))
         _write_idx(tmp_path / labels, 2049, np.arange(n))
     monkeypatch.setenv(ENV_VAR, str(tmp_path))
+    monkeypatch.setenv(VERIFY_ENV_VAR, "0")
     return tmp_path
 
 
@@ -65,6 +66,7 @@ def test_shapes_dtypes_and_class_balance(split, n):
 @pytest.mark.parametrize("name", sorted(SHA256))
 def test_files_match_pinned_sha256(name):
     assert hashlib.sha256((fashion_mnist_dir() / name).read_bytes()).hexdigest() == SHA256[name]
+    assert fashion_mnist.SHA256[name] == SHA256[name]
 
 
 @needs_data
@@ -134,3 +136,32 @@ def test_labels_must_name_a_class(fake_dir):
     _write_idx(fake_dir / "t10k-labels-idx1-ubyte.gz", 2049, np.array([0, 10, 2]))
     with pytest.raises(DataError, match="label 10 is not one of the 10 classes"):
         load_fashion_mnist("test")
+
+
+def test_files_that_are_not_the_published_ones_are_refused_unless_asked(fake_dir, monkeypatch):
+    monkeypatch.delenv(VERIFY_ENV_VAR)
+    with pytest.raises(
+        DataError, match=f"t10k-images-idx3-ubyte.gz: sha256 .* is not the published .*{VERIFY_ENV_VAR}=0"
+    ):
+        load_fashion_mnist("test")
+    assert len(load_fashion_mnist("test", verify=False)[0]) == 3
+
+
+def test_more_images_than_published_are_refused_before_decompressing(fake_dir):
+    path = fake_dir / "t10k-images-idx3-ubyte.gz"
+    path.write_bytes(gzip.compress(np.array([2051, 700_000, 28, 28], ">u4").tobytes()))  # and no pixels
+    with pytest.raises(DataError, match="the header says 700000 images; the published split has 10000 .*fewer"):
+        load_fashion_mnist("test")
+
+
+def test_more_data_than_the_header_needs_is_refused(fake_dir):
+    path = fake_dir / "t10k-labels-idx1-ubyte.gz"
+    path.write_bytes(gzip.compress(gzip.decompress(path.read_bytes()) + bytes(1000)))
+    with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte.gz: more data bytes, but .* \[3\] need 3"):
+        load_fashion_mnist("test")
+
+
+@needs_data
+def test_published_files_load_with_and_without_verification():
+    assert load_fashion_mnist("test", verify=True)[0].shape == (10000, 28, 28)
+    assert load_fashion_mnist("test", verify=False)[1].tolist() == load_fashion_mnist("test")[1].tolist()
