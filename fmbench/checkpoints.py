@@ -180,7 +180,7 @@ def stored_shapes(path: str | os.PathLike) -> dict[str, tuple[int, ...]]:
 
 
 @contextlib.contextmanager
-def _tensor_budget(limit: int, error: str) -> Iterator[None]:
+def meta_build_budget(limit: int, error: str) -> Iterator[None]:
     """Build on the meta device; ``ModelError(error)`` once modules register more than ``limit`` distinct tensors.
 
     Tensors on the meta device take no memory, but each module and tensor object does: a
@@ -226,7 +226,7 @@ def build_for_file(path: str | os.PathLike, build: Callable[[], torch.nn.Module]
     """
     stored = stored_shapes(path)
     limit = TENSOR_SLACK * len(stored) + 16
-    with _tensor_budget(limit, f"{path}: {what} describes more than {limit} tensors; the file stores {len(stored)}"):
+    with meta_build_budget(limit, f"{path}: {what} describes more than {limit} tensors; the file stores {len(stored)}"):
         described = build().state_dict(keep_vars=True)
     aliases: dict[int, list[str]] = {}
     for name, tensor in described.items():

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import math
 import os
 import sys
 import time
@@ -36,7 +37,16 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 import fmbench.nn  # noqa: F401  (registers the built-in checkpoint architectures)
-from fmbench.checkpoints import file_sha256, get_architecture, load_checkpoint, read_metadata, weights_sha256
+from fmbench.checkpoints import (
+    TENSOR_SLACK,
+    file_sha256,
+    get_architecture,
+    load_checkpoint,
+    meta_build_budget,
+    read_metadata,
+    stored_shapes,
+    weights_sha256,
+)
 from fmbench.errors import ModelError, first_line
 from fmbench.interfaces import call_model, count_parameters
 
@@ -189,27 +199,73 @@ def _hf_tokens(p: Path) -> list[str] | None:
     return tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
 
 
+def _stored_values(p: Path) -> tuple[int, int] | None:
+    """``(tensors, values)`` a GGUF file or a model folder's safetensors files store (``None``: no such files)."""
+    if p.is_file():
+        import gguf
+
+        try:
+            tensors = gguf.GGUFReader(str(p)).tensors
+        except (ValueError, OSError, IndexError) as e:
+            raise ModelError(f"{p} is not a readable GGUF file ({first_line(e)})") from None
+        return len(tensors), sum(int(t.n_elements) for t in tensors)
+    shapes = [shape for f in sorted(p.glob("*.safetensors")) for shape in stored_shapes(f).values()]
+    return (len(shapes), sum(math.prod(s) for s in shapes)) if shapes else None
+
+
+def check_hf_size(p: Path, auto_class: Any, config: Any) -> None:
+    """``ModelError`` unless the model ``config`` describes has at most the values its weights files store.
+
+    The model is built from ``config`` on the meta device first (no memory for weights; the
+    build stops past twice the stored tensors), so a small folder or GGUF file whose config
+    declares a huge model is refused before ``from_pretrained`` allocates it.
+    """
+    stored = _stored_values(p)
+    if stored is None:
+        return  # from_pretrained names the missing weights
+    n_tensors, n_values = stored
+    limit = TENSOR_SLACK * n_tensors + 16
+    with meta_build_budget(limit, f"{p}: its config describes more than {limit} tensors; it stores {n_tensors}"):
+        model = auto_class.from_config(config)
+    described = sum(t.numel() for t in model.parameters())
+    if described > n_values:
+        raise ModelError(f"{p}: its config describes {described} parameters, but its weights hold {n_values} values")
+
+
+def from_pretrained_checked(auto_class: Any, p: Path, **kwargs: Any) -> torch.nn.Module:
+    """``auto_class.from_pretrained`` offline for a model folder or ``.gguf`` file ``p``, after :func:`check_hf_size`.
+
+    Example:
+        >>> from transformers import AutoModelForCausalLM
+        >>> from_pretrained_checked(AutoModelForCausalLM, Path("my-model"))  # doctest: +SKIP
+    """
+    from transformers import AutoConfig
+
+    where, extra = (str(p.parent), {"gguf_file": p.name}) if p.is_file() else (str(p), {})
+    config = AutoConfig.from_pretrained(where, local_files_only=True, **extra)
+    check_hf_size(p, auto_class, config)
+    return auto_class.from_pretrained(where, config=config, local_files_only=True, **extra, **kwargs)
+
+
 def load_hf(path: str) -> LoadedModel:
-    """A causal LM from a local folder, or a ``.gguf`` file (dequantised by transformers)."""
+    """A causal LM from a local folder, or a ``.gguf`` file (dequantised by transformers).
+
+    The config is checked against the stored weights before the model is allocated
+    (:func:`check_hf_size`).
+    """
     p = existing_path(path, "Hugging Face model")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from transformers import AutoModelForCausalLM
 
+    if p.is_file() and p.suffix != ".gguf":
+        raise ModelError(f"hf: expects a model folder or a .gguf file, got {path}")
     try:
-        if p.is_file():
-            if p.suffix != ".gguf":
-                raise ModelError(f"hf: expects a model folder or a .gguf file, got {path}")
-            lm = AutoModelForCausalLM.from_pretrained(str(p.parent), gguf_file=p.name, local_files_only=True)
-            sha = file_sha256(p)
-        else:
-            lm = AutoModelForCausalLM.from_pretrained(str(p), local_files_only=True, use_safetensors=True)
-            sha = None
+        lm = from_pretrained_checked(AutoModelForCausalLM, p, **({} if p.is_file() else {"use_safetensors": True}))
         tokens = _hf_tokens(p)
-    except ModelError:
-        raise
-    except (OSError, ValueError, KeyError) as e:
+    except (OSError, ValueError, KeyError, RuntimeError) as e:
         first = first_line(e)
         raise ModelError(f"cannot load Hugging Face model {path}: {first}") from None
+    sha = file_sha256(p) if p.is_file() else None
     loaded = from_module(HFCausalLM(lm), f"hf:{path}", p.stem if p.is_file() else p.name, sha256=sha)
     loaded.tokens = tokens
     return loaded

@@ -1,6 +1,6 @@
 """Small hostile files cost little memory: every loader refuses them in one line before allocating.
 
-Each file is under 1 MB and declares (or expands to) hundreds of megabytes or more. One child
+Each file (or folder) is under 1 MB and declares (or expands to) hundreds of megabytes or more. One child
 process runs every case, through the CLI where a command loads the file, and reports the growth
 of its peak RSS over its RSS after the imports; the goal is under 500 MB for each.
 """
@@ -28,7 +28,7 @@ CHUNK = 28 * 28 * 10_000  # ten thousand Fashion-MNIST images of zeros
 CHILD = r"""
 import contextlib, io, json, os, resource, sys, time
 
-import fmbench.cli, fmbench.models, fmbench.sb3
+import fmbench.cli, fmbench.models, fmbench.sb3, transformers  # transformers: imported by hf: specs
 from fmbench.errors import FmbenchError
 from fmbench.fashion_mnist import load_fashion_mnist
 from fmbench.studies.fomo.captioner import load_parser
@@ -61,6 +61,7 @@ CASES = {
     "safetensors-config": lambda: evaluate("fmbench/ComposeDirect-v0", f"safetensors:{folder}/wide.safetensors"),
     "safetensors-depth": lambda: evaluate("fmbench/ComposeDirect-v0", f"safetensors:{folder}/deep.safetensors"),
     "safetensors-offsets": lambda: evaluate("fmbench/ComposeDirect-v0", f"safetensors:{folder}/offsets.safetensors"),
+    "hf-config": lambda: evaluate("fmbench/ComposeDirect-v0", f"hf:{folder}/hf"),
     "tile-parser-config": lambda: call(load_parser, f"{folder}/parser.safetensors"),
     "sb3-zip-bomb": lambda: evaluate("fmbench/ComposeTokensPolicy-v0", f"sb3:{folder}/bomb.zip"),
     "tu-node-label": lambda: call(load_tu, f"{folder}/tu"),
@@ -115,6 +116,14 @@ def _offsets_file(path: Path) -> None:
     path.write_bytes(struct.pack("<Q", len(header)) + header + bytes(16))
 
 
+def _hf(folder: Path) -> None:
+    """A Hugging Face folder whose GPT-2 config declares a billion parameters, with 60 tensors of 400 values stored."""
+    folder.mkdir()
+    config = {"model_type": "gpt2", "vocab_size": 50_000, "n_positions": 16, "n_embd": 4096, "n_layer": 4, "n_head": 8}
+    (folder / "config.json").write_text(json.dumps(config))
+    save_file({f"t{i}": torch.zeros(50, 8) for i in range(60)}, str(folder / "model.safetensors"))
+
+
 def _tu(folder: Path) -> None:
     """One graph of 8 nodes, one of them labelled 100,000,000."""
     folder.mkdir()
@@ -154,6 +163,7 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Path:
     parser_meta = {"architecture": "tile_parser", "config": {"hidden": 100_000, "layers": 2}}
     save_file(tiny, str(folder / "parser.safetensors"), metadata={"fmbench": json.dumps(parser_meta)})
     _zip_bomb(folder / "bomb.zip", "policy.pth", 80)
+    _hf(folder / "hf")
     _tu(folder / "tu")
     _fashion(folder / "fashion")
     return folder
@@ -170,6 +180,7 @@ EXPECTED = {
     "safetensors-config": "wide.safetensors: weights do not fit the gpt config (wrong shapes",
     "safetensors-depth": "deep.safetensors: the gpt config describes more than 46 tensors; the file stores 15",
     "safetensors-offsets": "offsets.safetensors is not a readable safetensors file",
+    "hf-config": "hf: its config describes 1010393088 parameters, but its weights hold 24000 values",
     "tile-parser-config": "parser.safetensors: weights do not fit the tile parser config (missing",
     "sb3-zip-bomb": "bomb.zip: member policy.pth declares 627200000 bytes (limit 268435456)",
     "tu-node-label": "BIG_node_labels.txt: node labels in column 1 span 0..100000000 but only 2 values occur",

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from fmbench.errors import ModelError, first_line
-from fmbench.models import existing_path
+from fmbench.models import existing_path, from_pretrained_checked
 from fmbench.studies.fomo.trajectory import Trajectory
 
 
@@ -83,7 +83,13 @@ def _load(path: str):
             images = transformers.AutoImageProcessor.from_pretrained(folder, local_files_only=True)
             decoder = transformers.AutoTokenizer.from_pretrained(folder, local_files_only=True)
         model = _model(transformers, folder)
-    except (OSError, ValueError, KeyError, pickle.UnpicklingError) as e:  # pickles: refused by weights_only
+    except (
+        OSError,
+        ValueError,
+        KeyError,
+        RuntimeError,
+        pickle.UnpicklingError,
+    ) as e:  # pickles: refused by weights_only
         first = first_line(e)
         raise ModelError(f"cannot load image-to-text model {path}: {first}") from None
     return model.eval(), images, decoder
@@ -91,11 +97,11 @@ def _load(path: str):
 
 def _model(transformers, folder: str) -> torch.nn.Module:
     try:
-        return transformers.AutoModelForImageTextToText.from_pretrained(folder, local_files_only=True)
+        return from_pretrained_checked(transformers.AutoModelForImageTextToText, Path(folder))
     except ValueError:  # transformers 4.x maps some captioners (VisionEncoderDecoder) only to Vision2Seq
         if not hasattr(transformers, "AutoModelForVision2Seq"):
             raise
-        return transformers.AutoModelForVision2Seq.from_pretrained(folder, local_files_only=True)
+        return from_pretrained_checked(transformers.AutoModelForVision2Seq, Path(folder))
 
 
 class HFCaptionVision:

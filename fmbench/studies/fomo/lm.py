@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from fmbench.errors import ModelError, first_line
-from fmbench.models import existing_path, loading
+from fmbench.models import existing_path, from_pretrained_checked, loading
 
 PREFIX = "Description of what the agent did:"
 QUESTION = "\nThe instruction the agent was following:"
@@ -79,10 +79,14 @@ def load_causal_lm(path: str, dtype: str = "float32") -> tuple[torch.nn.Module, 
         try:
             with contextlib.redirect_stderr(io.StringIO()):  # GGUF de-quantisation draws a progress bar
                 tokenizer = AutoTokenizer.from_pretrained(where, local_files_only=True, **extra)
-                model = AutoModelForCausalLM.from_pretrained(
-                    where, local_files_only=True, dtype=getattr(torch, dtype), **extra
-                )
-        except (OSError, ValueError, KeyError, pickle.UnpicklingError) as e:  # pickles: refused by weights_only
+                model = from_pretrained_checked(AutoModelForCausalLM, p, dtype=getattr(torch, dtype))
+        except (
+            OSError,
+            ValueError,
+            KeyError,
+            RuntimeError,
+            pickle.UnpicklingError,
+        ) as e:  # pickles: refused by weights_only
             raise ModelError(f"cannot load language model {path}: {first_line(e)}") from None
     return model.eval(), tokenizer
 
