@@ -205,6 +205,9 @@ def test_clip_reward_errors(clip_name, trajectories, tmp_path):
         CLIPReward.from_spec("no-such-architecture:random")
     with pytest.raises(ModelError, match=":random"):
         CLIPReward.from_spec(clip_name)
+    (tmp_path / "tiny.pt").write_bytes(bytes(1000))
+    with pytest.raises(ModelError, match=r"tiny.pt: 1000 bytes cannot hold the \d+ parameters of CLIP model"):
+        CLIPReward.from_spec(f"{clip_name}:{tmp_path / 'tiny.pt'}")
     t = trajectories[0]
     with pytest.raises(TrajectoryError):
         CLIPReward(clip_name, None).score([Trajectory(t.instruction, t.scenes, t.frames.astype(np.float32))])

@@ -25,8 +25,10 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import logging
 import pickle
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -66,6 +68,26 @@ def _open_clip():
     except ImportError:
         raise ModelError("the CLIP reward needs open_clip: pip install 'fmbench[clip]'") from None
     return open_clip
+
+
+def _check_checkpoint_size(open_clip, model_name: str, path: Path) -> None:
+    """``ModelError`` if ``path`` is too small to hold ``model_name``'s weights (at least 2 bytes each).
+
+    The model is counted on the meta device, so a tiny file naming a big model is refused
+    before that model is allocated.
+    """
+    logging.disable(logging.WARNING)  # open_clip warns that a model without weights is random
+    try:
+        with torch.device("meta"):
+            described = count_parameters(open_clip.create_model(model_name, pretrained=None, device="meta"))
+    finally:
+        logging.disable(logging.NOTSET)
+    size = path.stat().st_size
+    if size < 2 * described:
+        raise ModelError(
+            f"{path}: {size} bytes cannot hold the {described} parameters of CLIP model {model_name} "
+            "(16-bit weights take 2 bytes each)"
+        )
 
 
 def _normalised(e: torch.Tensor) -> np.ndarray:
@@ -110,6 +132,8 @@ class CLIPReward:
             )
         # An absolute path, so that open_clip never reads it as a pretrained tag to download.
         weights = None if checkpoint is None else str(existing_path(checkpoint, "CLIP checkpoint").resolve())
+        if weights is not None:
+            _check_checkpoint_size(open_clip, model_name, Path(weights))
         try:
             model, _, self.preprocess = seeded(
                 lambda: open_clip.create_model_and_transforms(model_name, pretrained=weights), 0
