@@ -193,3 +193,38 @@ def test_wrong_task_or_spaces_are_refused(trained: Path, monkeypatch: pytest.Mon
     monkeypatch.setitem(sys.modules, "stable_baselines3.common.policies", None)
     with pytest.raises(ModelError, match=r"pip install 'fmbench\[sb3\]'"):
         load_model(f"sb3:{trained}", fmbench.make_task("fmbench/ComposeTokensPolicy-v0"))
+
+
+def _deflated_zip(**members: bytes) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, raw in members.items():
+            z.writestr(name, raw)
+    return buffer.getvalue()
+
+
+def test_zip_bombs_and_oversized_members_are_refused_before_decompressing(
+    direct_task: CompositionPolicyTask, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fmbench import sb3
+
+    bomb = tmp_path / "bomb.zip"
+    bomb.write_bytes(_deflated_zip(**{"policy.pth": bytes(2 << 20)}))
+    inner = _zip(tmp_path / "inner.zip", **{"policy.pth": _deflated_zip(**{"archive/data/0": bytes(2 << 20)})})
+    not_torch_zip = _zip(tmp_path / "legacy.zip", **{"policy.pth": b"\x80\x02 a legacy torch pickle"})
+    cases = {
+        bomb: r"bomb.zip: member policy.pth expands 2097152 bytes from \d+ \(over 100x\): a zip bomb\?",
+        inner: r"inner.zip: policy.pth: member archive/data/0 expands 2097152 bytes",
+        not_torch_zip: "policy.pth is not in torch's zip format",
+    }
+    for path, message in cases.items():
+        with pytest.raises(ModelError, match=message):
+            load_model(f"sb3:{path}", direct_task)
+    monkeypatch.setattr(sb3, "MAX_MEMBER_BYTES", 1000)
+    plain = _zip(tmp_path / "plain.zip", **{"policy.pth": bytes(2000)})
+    with pytest.raises(ModelError, match=r"plain.zip: member policy.pth declares 2000 bytes \(limit 1000\)"):
+        load_model(f"sb3:{plain}", direct_task)
+    many = _zip(tmp_path / "many.zip", **{"policy.pth": bytes(900), "data": bytes(900), "other": bytes(900)})
+    monkeypatch.setattr(sb3, "MAX_TOTAL_BYTES", 2000)
+    with pytest.raises(ModelError, match="many.zip: members declare over 2000 bytes in all"):
+        load_model(f"sb3:{many}", direct_task)
