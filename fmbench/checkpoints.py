@@ -40,6 +40,7 @@ from torch.nn.modules.module import (
     register_module_buffer_registration_hook,
     register_module_parameter_registration_hook,
 )
+from torch.overrides import TorchFunctionMode
 
 from fmbench.errors import ModelError, first_line
 from fmbench.interfaces import get_interface
@@ -179,6 +180,40 @@ def stored_shapes(path: str | os.PathLike) -> dict[str, tuple[int, ...]]:
         raise ModelError(f"{path} is not a readable safetensors file ({first_line(e)})") from None
 
 
+_FILLS = frozenset(
+    "normal_ uniform_ zero_ fill_ random_ bernoulli_ exponential_ log_normal_ cauchy_ geometric_ erfinv_ clamp_ "
+    "clamp_min_ clamp_max_ mul_ add_ sub_ div_ copy_ ones_ zeros_ constant_ eye_ dirac_ kaiming_uniform_ "
+    "kaiming_normal_ xavier_uniform_ xavier_normal_ trunc_normal_ orthogonal_ sparse_".split()
+)
+"""In-place ops (tensor methods and ``torch.nn.init`` functions) that change only a tensor's values."""
+
+
+class _SkipFillingMeta(TorchFunctionMode):
+    """Returns a meta tensor unchanged from :data:`_FILLS`: it has no values, and running them on
+    the meta device would import torch's compiler (seconds and 150 MB on first use)."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        target = args[0] if args else kwargs.get("tensor")
+        if getattr(func, "__name__", None) in _FILLS and isinstance(target, torch.Tensor) and target.is_meta:
+            return target
+        return func(*args, **kwargs)
+
+
+@contextlib.contextmanager
+def meta_device() -> Iterator[None]:
+    """Create tensors on the meta device (shapes, no memory), skipping ops that only fill values.
+
+    Example:
+        >>> with meta_device():
+        ...     layer = torch.nn.Linear(100_000, 100_000)
+        >>> layer.weight.is_meta, layer.weight.shape
+        (True, torch.Size([100000, 100000]))
+    """
+    with torch.device("meta"), _SkipFillingMeta():
+        yield
+
+
 @contextlib.contextmanager
 def meta_build_budget(limit: int, error: str) -> Iterator[None]:
     """Build on the meta device; ``ModelError(error)`` once modules register more than ``limit`` distinct tensors.
@@ -196,7 +231,7 @@ def meta_build_budget(limit: int, error: str) -> Iterator[None]:
 
     hooks = [register_module_parameter_registration_hook(count), register_module_buffer_registration_hook(count)]
     try:
-        with torch.device("meta"):
+        with meta_device():
             yield
     finally:
         for hook in hooks:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from safetensors import safe_open
+from safetensors.torch import save_file
 
 gym = pytest.importorskip("gymnasium")
 pytest.importorskip("minigrid")
@@ -117,3 +118,13 @@ def test_save_load_round_trip_and_bad_files(tmp_path):
     with pytest.raises(ModelError):
         load_parser(tmp_path / "missing.safetensors")
     assert LearnedCaptioner(model).scenes(np.zeros((0, 64, 64, 3), np.uint8), tile_size=8) == []
+
+
+def test_a_parser_config_bigger_than_its_weights_is_refused(tmp_path):
+    save_parser(TileParser(hidden=16, layers=1), tmp_path / "p.safetensors")
+    with safe_open(str(tmp_path / "p.safetensors"), framework="pt") as f:
+        weights = {k: f.get_tensor(k) for k in f.keys()}
+    meta = {"architecture": "tile_parser", "config": {"hidden": 100_000, "layers": 1}}
+    save_file(weights, str(tmp_path / "big.safetensors"), metadata={"fmbench": json.dumps(meta)})
+    with pytest.raises(ModelError, match=r"weights do not fit the tile parser config \(wrong shapes"):
+        load_parser(tmp_path / "big.safetensors")

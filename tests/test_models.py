@@ -219,3 +219,40 @@ def test_kv_cache_matches_full_forward():
         first, cache = model.extend(ids[:, :6], None)
         rest, _ = model.extend(ids[:, 6:], cache)
     assert torch.allclose(torch.cat([first, rest], 1), full, atol=1e-5)
+
+
+def _claiming(path: Path, config: dict) -> Path:
+    """A tiny GPT's weights (15 tensors) whose header claims ``config``."""
+    from safetensors.torch import save_file
+
+    model = GPT(GPTConfig(vocab_size=5, context_size=8, n_embd=8))
+    tensors = {k: v.contiguous() for k, v in model.state_dict().items() if k != "head.weight"}
+    save_file(tensors, str(path), metadata={"fmbench": json.dumps({"architecture": "gpt", "config": config})})
+    return path
+
+
+@pytest.mark.parametrize(
+    "config,message",
+    [
+        (
+            {"n_embd": 4096},
+            r"weights do not fit the gpt config \(wrong shapes \['blocks.0.attn_out.weight: \(8, 8\) stored",
+        ),
+        ({"n_embd": 8, "n_layer": 10**6}, "the gpt config describes more than 46 tensors; the file stores 15"),
+        ({"n_embd": 8, "n_layer": 3}, r"weights do not fit the gpt config \(missing \['blocks.2"),
+    ],
+)
+def test_a_config_that_claims_more_than_the_file_stores_is_refused_before_building(tmp_path, config, message):
+    path = _claiming(tmp_path / "m.safetensors", {"vocab_size": 5, "context_size": 8, **config})
+    with pytest.raises(ModelError, match=message):
+        load_checkpoint(path)
+
+
+def test_a_hugging_face_config_bigger_than_its_weights_is_refused(task, tmp_path):
+    from safetensors.torch import save_file
+
+    config = {"model_type": "gpt2", "vocab_size": 50_000, "n_positions": 16, "n_embd": 1024, "n_layer": 2, "n_head": 8}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    save_file({f"t{i}": torch.zeros(4) for i in range(30)}, str(tmp_path / "model.safetensors"))
+    with pytest.raises(ModelError, match=r"config describes \d+ parameters, but its weights hold 120 values"):
+        load_model(f"hf:{tmp_path}", task)

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fmbench.checkpoints import meta_device
 from fmbench.errors import ModelError, first_line
 from fmbench.interfaces import count_parameters, seeded
 from fmbench.models import existing_path
@@ -78,7 +79,7 @@ def _check_checkpoint_size(open_clip, model_name: str, path: Path) -> None:
     """
     logging.disable(logging.WARNING)  # open_clip warns that a model without weights is random
     try:
-        with torch.device("meta"):
+        with meta_device():
             described = count_parameters(open_clip.create_model(model_name, pretrained=None, device="meta"))
     finally:
         logging.disable(logging.NOTSET)
