@@ -169,6 +169,7 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+@pytest.mark.slow  # decompresses 549 MB to check the gzip bomb is one
 def test_the_hostile_files_are_small_and_expand(hostile: Path) -> None:
     sizes = {p.name: p.stat().st_size for p in hostile.rglob("*") if p.is_file()}
     assert max(sizes.values()) < 1 << 20
