@@ -183,7 +183,7 @@ def cmd_submit(args: argparse.Namespace) -> None:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from fmbench.leaderboard import check, format_invalid, format_table, rank, render, scan
+    from fmbench.leaderboard import check, format_invalid, format_table, one_line, rank, render, scan
     from fmbench.registry import task_spec
 
     root = Path(args.leaderboards) if args.leaderboards else None
@@ -198,7 +198,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     if args.target == "check":
         bad = check(root)
         for b in bad:
-            print(b)
+            print(one_line(b))
         print(f"{len(bad)} invalid file(s)" if bad else "every leaderboard file is valid")
         return 1 if bad else 0
     task_spec(args.target)  # unknown ids fail with a suggestion

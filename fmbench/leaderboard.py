@@ -552,7 +552,7 @@ def format_invalid(invalid: list[Invalid], markdown: bool = False) -> str:
     if markdown:
         items = [f"- {md_escape(f'{b.path.name}: {b.reason}')}" for b in invalid]
         return "\n".join(["Not ranked (invalid files):", "", *items])
-    return "\n".join(["invalid entries (not ranked):"] + [f"  {b}" for b in invalid])
+    return "\n".join(["invalid entries (not ranked):"] + [f"  {one_line(b)}" for b in invalid])
 
 
 def render(root: Path | None = None, log: Callable[[str], None] | None = None) -> list[Path]:

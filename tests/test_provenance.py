@@ -194,8 +194,12 @@ def test_the_plain_table_keeps_one_line_per_entry(tmp_path, genuine, fmbench_cli
     genuine["device"] = "cpu\n2  forged row\r\x1b[2J\u2028end"
     root = tmp_path / "boards"
     submit(write(tmp_path / "r.json", genuine), "hostile", root=root)
+    (root / POLICY / "bad\nrank 1.json").write_text("{}")  # a file name cannot forge a line either
     lines = fmbench_cli("leaderboard", POLICY, "--leaderboards", root).stdout.splitlines()
-    assert len(lines) == 2 and "cpu 2  forged row  [2J end" in lines[1] and "\x1b" not in lines[1]
+    assert len(lines) == 4 and "cpu 2  forged row  [2J end" in lines[1] and "\x1b" not in lines[1]
+    assert lines[2] == "invalid entries (not ranked):" and "bad rank 1.json: not a leaderboard entry" in lines[3]
+    check = fmbench_cli("leaderboard", "check", "--leaderboards", root).stdout.splitlines()
+    assert len(check) == 2 and "bad rank 1.json" in check[0]
 
 
 def test_a_name_ending_in_verified_is_refused(tmp_path, genuine):
