@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from fmbench.errors import FmbenchError, first_line
+from fmbench.verify import ABS_TOL, REL_TOL
 
 
 class _Parser(argparse.ArgumentParser):
@@ -174,17 +175,22 @@ def cmd_validate(args: argparse.Namespace) -> None:
 def cmd_submit(args: argparse.Namespace) -> None:
     from fmbench.leaderboard import submit
 
+    root = Path(args.leaderboards) if args.leaderboards else None
     path = submit(
-        args.file, args.name, args.code_url, Path(args.leaderboards) if args.leaderboards else None, log=_progress
+        args.file, args.name, args.code_url, root, log=_progress, verify=args.verify, trust_code=args.trust_code
     )
-    print(f"accepted: {path}")
+    print(f"accepted{' (verified)' if args.verify else ''}: {path}")
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from fmbench.leaderboard import check, format_invalid, format_table, rank, render, scan
+    from fmbench.leaderboard import check, format_invalid, format_table, one_line, rank, render, scan
     from fmbench.registry import task_spec
 
     root = Path(args.leaderboards) if args.leaderboards else None
+    if args.target == "verify":
+        return _verify_entries(args, root)
+    if args.task or args.entry or args.trust_code:
+        raise FmbenchError("a task after the target, --entry and --trust-code go with `leaderboard verify` only")
     if args.target == "render":
         for path in render(root, log=_progress):
             print(f"wrote {path}")
@@ -192,7 +198,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     if args.target == "check":
         bad = check(root)
         for b in bad:
-            print(b)
+            print(one_line(b))
         print(f"{len(bad)} invalid file(s)" if bad else "every leaderboard file is valid")
         return 1 if bad else 0
     task_spec(args.target)  # unknown ids fail with a suggestion
@@ -207,6 +213,27 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     if invalid:
         print(format_invalid(invalid), file=sys.stderr if args.json else sys.stdout)
     return 0
+
+
+def _verify_entries(args: argparse.Namespace, root: Path | None) -> int:
+    from fmbench.leaderboard import verify_entries
+
+    if not args.task:
+        raise FmbenchError("leaderboard verify needs a task id: fmbench leaderboard verify <task> [--entry NAME]")
+    outcome = verify_entries(args.task, root, args.entry, trust_code=args.trust_code, log=_progress)
+    for name, why in outcome.items():
+        print(f"verified {name}" if why is None else f"NOT verified {name}: {why}")
+    failed = sum(why is not None for why in outcome.values())
+    print(f"{len(outcome) - failed} of {len(outcome)} entries verified" if outcome else f"{args.task} has no entries")
+    return 1 if failed else 0
+
+
+VERIFY_HELP = (
+    "re-run the model on one of the record's finished seeds (chosen from the record's hash and printed) "
+    "before submitting, and accept it, marked verified, only if every metric of that seed matches the record: "
+    f"|stated - recomputed| <= {ABS_TOL:g} + {REL_TOL:g} x |recomputed|. Runs on the record's device when this "
+    "machine has it, else on the CPU (a record made on a GPU may not match on a CPU to this tolerance)"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -279,10 +306,23 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--name", required=True, help="submission name: letters, digits, '.', '_', '-'")
     s.add_argument("--code-url")
     s.add_argument("--leaderboards", help="leaderboards folder (default: the checkout's leaderboards/)")
+    s.add_argument("--verify", action="store_true", help=VERIFY_HELP)
+    s.add_argument("--trust-code", action="store_true", help="with --verify: allow a python: model to run its code")
     s.set_defaults(func=cmd_submit)
 
-    s = sub.add_parser("leaderboard", help="print a task's ranked table, `render` every README, or `check` every file")
-    s.add_argument("target", help="a task id, `render`, or `check` (exit status 1 when a file is invalid)")
+    s = sub.add_parser(
+        "leaderboard",
+        help="print a task's ranked table, `render` every README, `check` every file, or `verify` a task's entries",
+    )
+    s.add_argument(
+        "target",
+        help="a task id, `render`, `check` (exit status 1 when a file is invalid), or `verify` TASK: re-run each "
+        "entry's model on one of its seeds as `submit --verify` does and write <entry>.verified.json beside each "
+        "entry that matches (entries are never rewritten; exit status 1 when one does not match)",
+    )
+    s.add_argument("task", nargs="?", help="with verify: the task whose entries to verify")
+    s.add_argument("--entry", metavar="NAME", help="with verify: only this entry")
+    s.add_argument("--trust-code", action="store_true", help="with verify: allow python: models to run their code")
     s.add_argument("--leaderboards", help="leaderboards folder (default: the checkout's leaderboards/)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_leaderboard)

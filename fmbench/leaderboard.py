@@ -3,13 +3,25 @@
 A submission is a complete result record that passes every check (schema, registered and
 current task version, matching data hashes, enough seeds, safe and unused name, not the
 same model evaluated on the same seeds as an accepted entry). It is written atomically
-under a per-task lock and never overwrites anything. Shipped baselines are submitted
-first (their model spec starts with ``baseline:``) and are marked in the tables.
+under a per-task lock and never overwrites anything.
+
+"The same model" means the same key (:mod:`fmbench.model_key`: weights hash, else a hash of
+the model's files, else of its canonical spec). ``submit`` recomputes the key from the
+model's files or spec when they are at hand (``submission.key = "recomputed"``; a stated key
+that differs is refused, naming both) and otherwise keeps the record's (``"stated"``). An
+entry is marked "(baseline)" only when its recomputed key is that of a baseline the task ships.
+
+Verified entries: ``submit(..., verify=True)`` re-runs the model on one of the record's seeds
+(:mod:`fmbench.verify`) before accepting it and stores ``submission.verified``;
+:func:`verify_entries` (``fmbench leaderboard verify``) verifies accepted entries and writes
+``<entry>.verified.json`` beside each, never touching the entry: it applies while the entry's
+bytes are those it verified. Tables show which entries are verified.
 
 A folder survives bad files: an entry that is not a valid, accepted record of its task (or is a
 symlink) is listed as invalid with the reason and left out of the table; ``check`` lists every bad
 file. Task folders and entries must stay inside the leaderboards root: symlinks are never followed.
-Free text is escaped (``md_escape``) wherever it is rendered as Markdown.
+Free text is escaped (``md_escape``) wherever it is rendered as Markdown and flattened to one
+line (``one_line``) in plain-text tables.
 
 Example:
     >>> rows = ranked_rows("fmbench/ComposeStepByStep-v0")
@@ -20,23 +32,30 @@ Example:
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import re
 import stat
 import time
+import unicodedata
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from fmbench.errors import InputError, ResultError, SubmissionError, UnknownIdError
+import jsonschema
+
+from fmbench.errors import FmbenchError, InputError, ModelError, ResultError, SubmissionError, UnknownIdError
 from fmbench.io import atomic_open, write_json_atomic
-from fmbench.registry import list_tasks, task_spec
-from fmbench.results import check_against_registry, check_schema, load_record, now, submittable
+from fmbench.model_key import identity_key, weights_key
+from fmbench.registry import list_tasks, make_task, task_spec
+from fmbench.results import check_against_registry, check_schema, load_record, now, schema, submittable
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 LEADERBOARDS_ENV = "FMBENCH_LEADERBOARDS"
 STALE_TEMP_SECONDS = 600  # a writer's temp file this old is left over from a killed writer
+VERIFIED_SUFFIX = ".verified.json"  # <entry>.verified.json: written by `fmbench leaderboard verify`
 _TEMP_NAME = re.compile(r"^\..+\.tmp$")  # fmbench.io.atomic_path's temp files: ".<name>.<random>.tmp"
 _MD_SPECIAL = str.maketrans(
     {"\\": "\\\\", "|": "\\|", "`": "\\`", "[": "\\[", "]": "\\]", "&": "&amp;", "<": "&lt;", ">": "&gt;"}
@@ -67,6 +86,16 @@ def task_dir(root: Path, task_id: str) -> Path:
     return root / task_id
 
 
+def one_line(text: object) -> str:
+    """Free text as one line of plain text: line breaks and other control characters become spaces.
+
+    Example:
+        >>> one_line("cpu\\n1  x\\r\\x1b[31mred\\u2028z")
+        'cpu 1  x  [31mred z'
+    """
+    return "".join(" " if unicodedata.category(c) in ("Cc", "Zl", "Zp") else c for c in str(text))
+
+
 def md_escape(text: object) -> str:
     """Free text as one line of inert Markdown (table cells, lists): no markup, links, HTML or headings.
 
@@ -74,7 +103,7 @@ def md_escape(text: object) -> str:
         >>> md_escape("# a|b [x](y) <img onerror=alert(1)>\\nz")
         '\\\\# a\\\\|b \\\\[x\\\\](y) &lt;img onerror=alert(1)&gt; z'
     """
-    text = " ".join(str(text).translate(_MD_SPECIAL).splitlines())
+    text = one_line(" ".join(str(text).translate(_MD_SPECIAL).splitlines()))
     return "\\" + text if text.startswith("#") else text
 
 
@@ -125,6 +154,31 @@ def _read_entry(path: Path, task_id: str) -> tuple[dict[str, Any] | None, str | 
     return record, None
 
 
+def _bytes_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _read_verification(path: Path, entry: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """``(verified block, None)`` of a valid ``<entry>.verified.json`` that matches ``entry``'s bytes, else why not."""
+    if path.is_symlink() or not path.is_file():
+        return None, "a symlink (refused)" if path.is_symlink() else "not a regular file"
+    try:
+        found = load_record(path)
+    except (ResultError, ValueError, RecursionError) as e:
+        return None, str(e).splitlines()[0].removeprefix(f"{path} ")
+    block = {"$ref": "#/$defs/verified", "$defs": schema()["$defs"]}
+    if (
+        not isinstance(found, dict)
+        or set(found) != {"entry_sha256", "verified"}
+        or not isinstance(found["entry_sha256"], str)
+        or next(jsonschema.Draft202012Validator(block).iter_errors(found["verified"]), None) is not None
+    ):
+        return None, "not a verification ({entry_sha256, verified} as `fmbench leaderboard verify` writes it)"
+    if found["entry_sha256"] != _bytes_sha256(entry):
+        return None, f"stale: {entry.name} changed after it was verified (run `fmbench leaderboard verify` again)"
+    return found["verified"], None
+
+
 @contextmanager
 def _locked(folder: Path) -> Iterator[None]:
     """Hold an exclusive lock on the folder itself (no lock file is left behind; a symlink is refused)."""
@@ -138,7 +192,12 @@ def _locked(folder: Path) -> Iterator[None]:
 
 
 def scan(task_id: str, root: Path | None = None) -> tuple[list[dict[str, Any]], list[Invalid]]:
-    """A task's valid entries (each record has its ``submission`` block) and its invalid files."""
+    """A task's valid entries (each record has its ``submission`` block) and its invalid files.
+
+    An entry verified by ``fmbench leaderboard verify`` carries that verification (from its
+    ``<entry>.verified.json``) in ``submission.verified`` of the returned record; a verification
+    that does not match its entry's bytes, or has no valid entry, is listed as invalid.
+    """
     root = root or default_dir()
     folder = task_dir(root, task_id)
     unsafe = unsafe_folder(root, task_id)
@@ -146,14 +205,26 @@ def scan(task_id: str, root: Path | None = None) -> tuple[list[dict[str, Any]], 
         return [], [Invalid(folder, unsafe)]
     if not folder.is_dir():
         return [], []
-    good, bad = [], []
+    good, bad = {}, []
     for path in sorted(folder.glob("*.json")):
+        if path.name.endswith(VERIFIED_SUFFIX):
+            continue
         record, reason = _read_entry(path, task_id)
         if reason:
             bad.append(Invalid(path, reason))
         else:
-            good.append(record)
-    return good, bad
+            good[path.stem] = record
+    for path in sorted(folder.glob(f"*{VERIFIED_SUFFIX}")):
+        name = path.name.removesuffix(VERIFIED_SUFFIX)
+        if name not in good:
+            bad.append(Invalid(path, f"verifies {name}.json, which is not a valid entry"))
+            continue
+        verified, reason = _read_verification(path, folder / f"{name}.json")
+        if reason:
+            bad.append(Invalid(path, reason))
+        else:
+            good[name]["submission"]["verified"] = verified
+    return list(good.values()), bad
 
 
 def entries(task_id: str, root: Path | None = None) -> list[dict[str, Any]]:
@@ -162,7 +233,8 @@ def entries(task_id: str, root: Path | None = None) -> list[dict[str, Any]]:
 
 
 def check(root: Path | None = None) -> list[Invalid]:
-    """Every bad file under a leaderboards folder: invalid entries, symlinks, JSON outside a task's folder.
+    """Every bad file under a leaderboards folder: invalid entries and verifications, symlinks, JSON outside a
+    task's folder.
 
     Example:
         >>> check()
@@ -180,14 +252,16 @@ def check(root: Path | None = None) -> list[Invalid]:
             if (here / d).is_symlink():
                 bad.append(Invalid(here / d, "a symlink (refused)"))
         dirs.sort()
+        if rel in tasks:
+            bad += scan(rel, root)[1]  # its entries and verifications, symlinked ones included
         for name in sorted(files):
             path = here / name
+            if rel in tasks and name.endswith(".json"):
+                continue
             if path.is_symlink():
                 bad.append(Invalid(path, "a symlink (refused)"))
             elif name.endswith(".json"):
-                reason = check_entry(path, rel) if rel in tasks else "not in the folder of a registered task"
-                if reason:
-                    bad.append(Invalid(path, reason))
+                bad.append(Invalid(path, "not in the folder of a registered task"))
     return bad
 
 
@@ -210,33 +284,85 @@ def remove_stale_temp_files(folder: Path, max_age: float = STALE_TEMP_SECONDS) -
     return removed
 
 
+def check_name(name: str) -> None:
+    """Refuse an unsafe submission name (``SubmissionError``)."""
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):  # fullmatch: '$' would allow "x\n"
+        raise SubmissionError(
+            f"unsafe submission name {name!r}: use 1-64 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    if name.endswith(VERIFIED_SUFFIX.removesuffix(".json")):
+        raise SubmissionError(f"submission name {name!r} may not end with '.verified' (the verifications' names)")
+
+
+def model_key_of(record: dict[str, Any], where: str = "record") -> tuple[dict[str, str], str]:
+    """The record's model key and how it is known: ``"recomputed"`` from its files or spec, else ``"stated"``.
+
+    A key the record states (``model.key`` or ``model.weights_sha256``) that differs from the
+    recomputed one is refused (``SubmissionError`` naming both). A record without ``model.key``
+    (written before keys) gets its weights hash, else its spec's hash.
+
+    Example:
+        >>> key, how = model_key_of({"task": {"id": "fmbench/ComposeDirect-v0"}, "model": {
+        ...     "spec": "baseline:trained", "weights_sha256": "ab" * 32}})
+        Traceback (most recent call last):
+        ...
+        fmbench.errors.SubmissionError: record: it states model key abababababab… but baseline:trained hashes to \
+d81246e9384c9d7a2c3104948218a53631a9a94bb81dc7087676ad97f06d78c5
+    """
+    from fmbench.models import recompute_key
+
+    model = record["model"]
+    try:
+        found = recompute_key(model["spec"], record["task"]["id"])
+    except FmbenchError as e:
+        raise SubmissionError(f"{where}: cannot hash the model {model['spec']}: {e}") from None
+    stated = model.get("key") or (
+        weights_key(model["weights_sha256"]) if model["weights_sha256"] else identity_key({"spec": model["spec"]})
+    )
+    if found is None:
+        return stated, "stated"
+    for claim in (model.get("key", {}).get("sha256"), model["weights_sha256"]):
+        if claim and claim != found["sha256"]:
+            raise SubmissionError(
+                f"{where}: it states model key {claim[:12]}… but {model['spec']} hashes to {found['sha256']}"
+            )
+    return found, "recomputed"
+
+
 def submit(
     path: str | Path,
     name: str,
     code_url: str | None = None,
     root: Path | None = None,
     log: Callable[[str], None] | None = None,
+    verify: bool = False,
+    trust_code: bool = False,
 ) -> Path:
-    """Check a result file and add it to its task's leaderboard; return the written path (``log``: slow steps)."""
+    """Check a result file and add it to its task's leaderboard; return the written path (``log``: slow steps).
+
+    ``verify`` re-runs the model on one of the record's seeds first (:func:`fmbench.verify.verify`;
+    ``trust_code`` lets it run a ``python:`` model) and refuses the record unless every metric matches.
+    """
     root = root or default_dir()
-    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):  # fullmatch: '$' would allow "x\n"
-        raise SubmissionError(
-            f"unsafe submission name {name!r}: use 1-64 letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit"
-        )
+    check_name(name)
     try:
         record = load_record(path)
+        if isinstance(record, dict) and "submission" in record:
+            raise SubmissionError(f"{path} is already a leaderboard entry, not a result to submit")
         check_schema(record, str(path))
-        if "submission" in record:
-            raise SubmissionError(f"{path} is already a leaderboard entry ({record['submission']['name']})")
         tid = record["task"]["id"]
         reason = submittable(record)
         if reason:
             raise SubmissionError(f"{path}: {reason}")
-        check_against_registry(record, str(path), log)  # metrics and data hashes: the expensive check last
-    except (ResultError, UnknownIdError) as e:
+        check_against_registry(record, str(path), log)  # metrics and data hashes: the expensive checks last
+        record["model"]["key"], how = model_key_of(record, str(path))
+        verified = _verify(record, trust_code, log) if verify else None
+    except (ResultError, UnknownIdError, ModelError) as e:
         raise SubmissionError(str(e)) from None
-    record["submission"] = {"name": name, "code_url": code_url, "submitted": now()}
+    record["submission"] = {"name": name, "code_url": code_url, "submitted": now(), "key": how}
+    if verified:
+        record["submission"]["verified"] = {**verified, "by": "submit --verify"}
     folder = task_dir(root, tid)
     target = folder / f"{name}.json"
     unsafe = unsafe_folder(root, tid)
@@ -248,24 +374,67 @@ def submit(
         others, invalid = scan(tid, root)
         for bad in invalid:
             (log or _quiet)(f"skipped invalid entry {bad}")
+        key = record["model"]["key"]
         for other in others:
             if other["submission"]["name"] == name:
                 raise SubmissionError(f"{tid} already has a submission named {name!r}")
-            sha = record["model"]["weights_sha256"]
-            if (
-                sha is not None
-                and other["model"]["weights_sha256"] == sha
-                and sorted(other["seeds"]) == sorted(record["seeds"])
-            ):
+            if other["model"]["key"]["sha256"] == key["sha256"] and sorted(other["seeds"]) == sorted(record["seeds"]):
                 raise SubmissionError(
                     f"duplicate: {other['submission']['name']!r} already reports this model "
-                    f"(weights {record['model']['weights_sha256'][:12]}) on the same seeds"
+                    f"(key {key['sha256'][:12]}, a hash of its {key['of']}) on the same seeds"
                 )
         try:
             write_json_atomic(target, record, exclusive=True)
         except FileExistsError:
             raise SubmissionError(f"{target} already exists") from None
     return target
+
+
+def _verify(record: dict[str, Any], trust_code: bool, log: Callable[[str], None] | None) -> dict[str, Any]:
+    from fmbench.verify import verify
+
+    return verify(record, trust_code=trust_code, log=log or _quiet)
+
+
+def verify_entries(
+    task_id: str,
+    root: Path | None = None,
+    entry: str | None = None,
+    trust_code: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, str | None]:
+    """Verify a task's entries (or only ``entry``): ``{name: None if verified, else why not}``.
+
+    Each verified entry gets ``<entry>.verified.json`` (its bytes' sha256 and the verification),
+    written atomically under the task's lock after checking that the entry did not change while
+    its model ran; entries themselves are never rewritten. A failed verification writes nothing.
+    """
+    root = root or default_dir()
+    task_spec(task_id)  # unknown ids fail with a suggestion
+    folder = task_dir(root, task_id)
+    records = entries(task_id, root)
+    chosen = [r for r in records if entry is None or r["submission"]["name"] == entry]
+    if entry is not None and not chosen:
+        raise SubmissionError(f"{task_id} has no valid entry named {entry!r}")
+    outcome: dict[str, str | None] = {}
+    for record in chosen:
+        name = record["submission"]["name"]
+        path = folder / f"{name}.json"
+        digest = _bytes_sha256(path)
+        try:
+            verified = _verify(record, trust_code, log)
+        except (ResultError, ModelError) as e:
+            outcome[name] = str(e).splitlines()[0]
+            continue
+        with _locked(folder):
+            remove_stale_temp_files(folder)
+            if path.is_symlink() or not path.is_file() or _bytes_sha256(path) != digest:
+                outcome[name] = f"{path.name} changed while it was verified; not marked"
+                continue
+            sidecar = {"entry_sha256": digest, "verified": {**verified, "by": "leaderboard verify"}}
+            write_json_atomic(folder / f"{name}{VERIFIED_SUFFIX}", sidecar)
+        outcome[name] = None
+    return outcome
 
 
 def _quiet(message: str) -> None:
@@ -281,6 +450,7 @@ def rank(task_id: str, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Table rows of valid entries ranked by the primary metric's mean (then lower std, then earlier submission)."""
     spec = task_spec(task_id)
     higher = spec.metrics[spec.primary_metric].higher_is_better
+    shipped = baseline_keys(task_id) if records else {}
     rows = []
     for r in records:
         m = r["metrics"][spec.primary_metric]
@@ -293,7 +463,8 @@ def rank(task_id: str, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "seeds": len(r["seeds"]),
                 "device": r["device"],
                 "date": r["submission"]["submitted"][:10],
-                "baseline": _is_baseline_entry(r),
+                "baseline": _is_baseline(r, shipped),
+                "verified": r["submission"].get("verified"),
                 "model": r["model"]["spec"],
                 "code_url": r["submission"].get("code_url"),
                 "_order": (-m["mean"] if higher else m["mean"], m["std"], r["submission"]["submitted"]),
@@ -303,6 +474,30 @@ def rank(task_id: str, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for i, row in enumerate(rows, 1):
         row["rank"] = i
     return rows
+
+
+@cache
+def baseline_keys(task_id: str) -> dict[str, str]:
+    """``{key sha256: baseline name}`` of the baselines ``task_id`` ships (one that cannot be loaded here is left
+    out: e.g. a task on data the user brings).
+
+    Example:
+        >>> sorted(baseline_keys("fmbench/ComposeDirect-v0").values())
+        ['trained', 'untrained']
+    """
+    task = make_task(task_id)
+    found = {}
+    for name in task.spec.baselines:
+        try:
+            found[task.baseline_key(name)["sha256"]] = name
+        except FmbenchError:
+            continue
+    return found
+
+
+def _is_baseline(record: dict[str, Any], shipped: dict[str, str]) -> bool:
+    """Whether an entry is a baseline the task ships: its key, recomputed at submission, is that baseline's."""
+    return record["submission"]["key"] == "recomputed" and record["model"]["key"]["sha256"] in shipped
 
 
 def entry_name(baseline: str) -> str:
@@ -315,23 +510,22 @@ def entry_name(baseline: str) -> str:
     return f"baseline-{baseline}"
 
 
-def _is_baseline_entry(record: dict[str, Any]) -> bool:
-    """A shipped baseline submitted under its own name by the baselines job (not, say, the demo's copy)."""
-    spec = record["model"]["spec"]
-    return spec.startswith("baseline:") and record["submission"]["name"] == entry_name(spec.removeprefix("baseline:"))
-
-
 def _params(n: int | None) -> str:
     if n is None:
         return "?"
     return f"{n / 1e6:.2f}M" if n >= 1e5 else f"{n:,}"
 
 
+def _verified(block: dict[str, Any] | None) -> str:
+    return f"yes (seed {block['seed']})" if block else "no"
+
+
 def format_table(task_id: str, rows: list[dict[str, Any]], markdown: bool = False) -> str:
-    """The ranked table as aligned text or Markdown."""
+    """The ranked table as aligned text or Markdown (free text escaped, or flattened to one line)."""
     spec = task_spec(task_id)
     arrow = "↑" if spec.metrics[spec.primary_metric].higher_is_better else "↓"
     head = ["rank", "name", f"{spec.primary_metric} {arrow} (mean ± std)", "#params", "seeds", "device", "date"]
+    head.append("verified")
     body = [
         [
             str(r["rank"]),
@@ -341,12 +535,14 @@ def format_table(task_id: str, rows: list[dict[str, Any]], markdown: bool = Fals
             str(r["seeds"]),
             r["device"],
             r["date"],
+            _verified(r["verified"]),
         ]
         for r in rows
     ]
     if markdown:
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         return "\n".join(lines + ["| " + " | ".join(map(md_escape, row)) + " |" for row in body])
+    body = [[one_line(x) for x in row] for row in body]
     widths = [max(len(x) for x in col) for col in zip(head, *body)]
     return "\n".join("  ".join(x.ljust(w) for x, w in zip(row, widths)).rstrip() for row in [head, *body])
 
@@ -356,7 +552,7 @@ def format_invalid(invalid: list[Invalid], markdown: bool = False) -> str:
     if markdown:
         items = [f"- {md_escape(f'{b.path.name}: {b.reason}')}" for b in invalid]
         return "\n".join(["Not ranked (invalid files):", "", *items])
-    return "\n".join(["invalid entries (not ranked):"] + [f"  {b}" for b in invalid])
+    return "\n".join(["invalid entries (not ranked):"] + [f"  {one_line(b)}" for b in invalid])
 
 
 def render(root: Path | None = None, log: Callable[[str], None] | None = None) -> list[Path]:
@@ -392,7 +588,8 @@ def render(root: Path | None = None, log: Callable[[str], None] | None = None) -
                 spec.summary,
                 "",
                 f"Study: arXiv:{spec.study} — {spec.title}. Primary metric: `{spec.primary_metric}`; "
-                f"ranked entries need at least {spec.min_seeds} seeds.",
+                f"ranked entries need at least {spec.min_seeds} seeds. (baseline): the model is a baseline the "
+                "task ships (same key). Verified: fmbench re-ran the model on the seed shown and every metric matched.",
                 "",
                 format_table(tid, rows, markdown=True) if rows else "No valid entries yet.",
                 "",

@@ -49,12 +49,15 @@ from fmbench.checkpoints import (
 )
 from fmbench.errors import ModelError, first_line
 from fmbench.interfaces import call_model, count_parameters
+from fmbench.model_key import files_digest, identity_key, weights_key
 
 if TYPE_CHECKING:
     from fmbench.task import Task
 
 Loader = Callable[[str, "Task"], "LoadedModel"]
 """A scheme's loader: ``loader(target, task)`` returns the model the target names."""
+KeyFinder = Callable[[str, str], "dict[str, str] | None"]
+"""A scheme's key finder: ``key(target, task_id)`` is the key of the model the target names, or ``None``."""
 
 
 @dataclass
@@ -66,6 +69,8 @@ class LoadedModel:
     ``V`` and the longest input it accepts (``None`` if unbounded); ``tokens`` is the string
     of each token id when the model carries a vocabulary of its own (a tokenizer, or
     ``vocab`` in a checkpoint's header), so a task can refuse one trained on other tokens.
+    ``identity`` says what a model without ``weights_sha256`` is, for its key
+    (:mod:`fmbench.model_key`; ``None``: its spec).
     """
 
     model: Any
@@ -78,6 +83,7 @@ class LoadedModel:
     vocab_size: int | None = None
     context_length: int | None = None
     tokens: list[str] | None = None
+    identity: dict[str, Any] | None = None
 
     def to(self, device: str) -> LoadedModel:
         """Move the model to ``device`` (torch modules, or any object with a ``to(device)`` method)."""
@@ -93,7 +99,14 @@ class LoadedModel:
             "n_params": self.n_params,
             "weights_sha256": self.weights_sha256,
             "dtype": self.dtype,
+            "key": self.key(),
         }
+
+    def key(self) -> dict[str, str]:
+        """The model's leaderboard key (:mod:`fmbench.model_key`): weights hash, else files or spec hash."""
+        if self.weights_sha256:
+            return weights_key(self.weights_sha256)
+        return identity_key(self.identity or {"spec": self.spec})
 
 
 def from_module(
@@ -262,12 +275,16 @@ def load_hf(path: str) -> LoadedModel:
     try:
         lm = from_pretrained_checked(AutoModelForCausalLM, p, **({} if p.is_file() else {"use_safetensors": True}))
         tokens = _hf_tokens(p)
+        identity = None if p.is_file() else {"scheme": "hf", "files": files_digest(p)}
+    except ModelError:
+        raise
     except (OSError, ValueError, KeyError, RuntimeError) as e:
         first = first_line(e)
         raise ModelError(f"cannot load Hugging Face model {path}: {first}") from None
     sha = file_sha256(p) if p.is_file() else None
     loaded = from_module(HFCausalLM(lm), f"hf:{path}", p.stem if p.is_file() else p.name, sha256=sha)
     loaded.tokens = tokens
+    loaded.identity = identity
     return loaded
 
 
@@ -306,6 +323,8 @@ def load_python(target: str, task: Task) -> LoadedModel:
     if isinstance(made, torch.nn.Module):
         return from_module(made, f"python:{target}", attr, interface=task.spec.interface)
     if not task.interface.module_required:
+        source = getattr(imported, "__file__", None)
+        files = {Path(source).name: file_sha256(source)} if source and Path(source).is_file() else None
         return LoadedModel(
             model=made,
             spec=f"python:{target}",
@@ -314,6 +333,7 @@ def load_python(target: str, task: Task) -> LoadedModel:
             n_params=None,
             weights_sha256=None,
             dtype="none",
+            identity={"scheme": "python", "factory": attr, **({"files": files} if files else {"module": module})},
         )
     raise ModelError(f"python:{target} returned {type(made).__name__}, expected a torch.nn.Module or LoadedModel")
 
@@ -325,16 +345,19 @@ class Scheme:
     name: str
     loader: Loader
     runs_code: bool = False
+    key: KeyFinder | None = None
 
 
 _SCHEMES: dict[str, Scheme] = {}
 
 
-def register_scheme(name: str, loader: Loader, runs_code: bool = False) -> Scheme:
+def register_scheme(name: str, loader: Loader, runs_code: bool = False, key: KeyFinder | None = None) -> Scheme:
     """Let model specs ``<name>:<target>`` load through ``loader(target, task)``.
 
     ``runs_code`` marks a scheme that runs the submission's own code: :func:`load_model`
-    refuses it unless ``trust_code`` is set. A taken or malformed name raises ``ValueError``.
+    refuses it unless ``trust_code`` is set. ``key(target, task_id)`` recomputes the key of the
+    model a target names from its files or spec without loading it (``None`` when they are not
+    at hand; see :func:`recompute_key`). A taken or malformed name raises ``ValueError``.
 
     Example:
         >>> register_scheme("python", load_python)
@@ -345,7 +368,7 @@ def register_scheme(name: str, loader: Loader, runs_code: bool = False) -> Schem
         raise ValueError(f"model-spec scheme {name!r} must be a lower-case identifier")
     if name in _SCHEMES:
         raise ValueError(f"model-spec scheme {name!r} is already registered")
-    _SCHEMES[name] = Scheme(name, loader, runs_code)
+    _SCHEMES[name] = Scheme(name, loader, runs_code, key)
     return _SCHEMES[name]
 
 
@@ -370,14 +393,52 @@ def load_model(spec: str, task: Task, trust_code: bool = False) -> LoadedModel:
     return scheme.loader(rest, task)
 
 
+def recompute_key(spec: str, task_id: str) -> dict[str, str] | None:
+    """The key of the model ``spec`` names, recomputed from its files or spec, or ``None`` when they are not at hand.
+
+    Files are hashed, never loaded, and no code is run: ``python:`` specs give ``None``, and so does a
+    path that does not exist here. A malformed spec raises ``ModelError``.
+
+    Example:
+        >>> recompute_key("baseline:trained", "fmbench/ComposeDirect-v0")["sha256"][:12]
+        'd81246e9384c'
+        >>> recompute_key("safetensors:/no/such/file", "fmbench/ComposeDirect-v0") is None
+        True
+    """
+    name, sep, rest = spec.partition(":")
+    if not sep or name not in _SCHEMES or not rest:
+        raise ModelError(f"model spec {spec!r} is not <scheme>:<target> with scheme in {list_schemes()}")
+    finder = _SCHEMES[name].key
+    return finder(rest, task_id) if finder else None
+
+
+def _file_key(target: str, task_id: str) -> dict[str, str] | None:
+    """A model file's key: its sha256 (safetensors, SB3 zip, GGUF), or ``None`` if it is not here."""
+    path = Path(target).expanduser()
+    return weights_key(file_sha256(path)) if path.is_file() else None
+
+
+def _hf_key(target: str, task_id: str) -> dict[str, str] | None:
+    path = Path(target).expanduser()
+    if path.is_dir():
+        return identity_key({"scheme": "hf", "files": files_digest(path)})
+    return _file_key(target, task_id)
+
+
+def _baseline_key(target: str, task_id: str) -> dict[str, str]:
+    from fmbench.registry import make_task
+
+    return make_task(task_id).baseline_key(target)
+
+
 def _load_sb3(target: str, task: Task) -> LoadedModel:
     from fmbench.sb3 import load_sb3  # Stable-Baselines3 is an extra: imported only for sb3: specs
 
     return load_sb3(target, task)
 
 
-register_scheme("baseline", lambda target, task: task.load_baseline(target))
-register_scheme("safetensors", lambda target, task: load_safetensors(target))
-register_scheme("hf", lambda target, task: load_hf(target))
-register_scheme("sb3", _load_sb3)
+register_scheme("baseline", lambda target, task: task.load_baseline(target), key=_baseline_key)
+register_scheme("safetensors", lambda target, task: load_safetensors(target), key=_file_key)
+register_scheme("hf", lambda target, task: load_hf(target), key=_hf_key)
+register_scheme("sb3", _load_sb3, key=_file_key)
 register_scheme("python", load_python, runs_code=True)

@@ -228,6 +228,11 @@ def check_schema(record: Any, where: str = "record") -> None:
     if error is not None:
         at = "/".join(str(p) for p in error.absolute_path) or "(top level)"
         raise ResultError(f"{where} violates the result schema at {at}: {error.message}")
+    model, key = record["model"], record["model"].get("key")
+    if key is None and "submission" in record:
+        raise ResultError(f"{where}: a leaderboard entry needs model/key (submitted before keys: submit it again)")
+    if key is not None and model["weights_sha256"] and key != {"sha256": model["weights_sha256"], "of": "weights"}:
+        raise ResultError(f"{where}: model/key is not its weights_sha256 ({model['weights_sha256']}), as it must be")
     unknown = sorted(set(record["per_seed"]) - {str(s) for s in record["seeds"]})
     if unknown:
         raise ResultError(f"{where}: per_seed has seeds {unknown} that are not in seeds")

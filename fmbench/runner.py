@@ -75,6 +75,24 @@ def _resume(out: Path, task: Task, model: LoadedModel, seeds: list[int]) -> dict
     return record
 
 
+def score_seed(
+    task: Task,
+    model: LoadedModel,
+    seed: int,
+    device: str,
+    batch_size: int,
+    limit: int | None = None,
+    progress: bool = False,
+) -> dict[str, float]:
+    """The metrics of ``model`` (already on ``device``) on one seed; ``ResultError`` if a spec metric is missing."""
+    with torch.inference_mode():
+        metrics = task.evaluate(model, seed, device=device, batch_size=batch_size, limit=limit, progress=progress)
+    missing = sorted(set(task.spec.metrics) - set(metrics))
+    if missing:
+        raise ResultError(f"{task.id} evaluator returned no {missing}")
+    return metrics
+
+
 def run_evaluation(
     task: Task,
     model: LoadedModel,
@@ -124,11 +142,7 @@ def run_evaluation(
     for seed in tqdm(todo, desc=task.id, unit="seed", disable=not progress or len(todo) < 2):
         start = time.perf_counter()
         data_hash = task.data_hash(seed)
-        with torch.inference_mode():
-            metrics = task.evaluate(model, seed, device=device, batch_size=batch_size, limit=limit, progress=progress)
-        missing = sorted(set(task.spec.metrics) - set(metrics))
-        if missing:
-            raise ResultError(f"{task.id} evaluator returned no {missing}")
+        metrics = score_seed(task, model, seed, device, batch_size, limit, progress)
         directions = {name: task.spec.metric(name).higher_is_better for name in metrics}
         add_seed(record, seed, data_hash, metrics, directions, time.perf_counter() - start)
         if out:

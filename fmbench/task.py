@@ -258,6 +258,11 @@ class Task(abc.ABC):
     def load_baseline(self, name: str) -> LoadedModel:
         """A shipped baseline model by name (see ``spec.baselines``)."""
 
+    def baseline_key(self, name: str) -> dict[str, str]:
+        """The key of shipped baseline ``name`` (:mod:`fmbench.model_key`): a task whose baselines are costly to
+        load overrides this to compute it from their files or spec."""
+        return self.load_baseline(name).key()
+
     def baseline_entry(self, name: str) -> dict[str, Any]:
         """The spec entry of baseline ``name``; ``ModelError`` naming the shipped ones if there is none."""
         if name not in self.spec.baselines:

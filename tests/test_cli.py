@@ -25,6 +25,7 @@ from fmbench.cli import build_parser
 from fmbench.errors import FmbenchError
 from fmbench.export import export_split
 from fmbench.leaderboard import submit
+from fmbench.model_key import weights_key
 from fmbench.registry import ID_PATTERN, list_envs, list_tasks, make_task, task_spec
 from fmbench.results import aggregate
 
@@ -565,7 +566,11 @@ def two_entries(tmp_path, complete_result_file) -> Path:
         better["per_seed"][str(seed)]["metrics"]["exact_match"] = value
     better["metrics"] = aggregate(better, {k: v["higher_is_better"] for k, v in better["metrics"].items()})
     better["model"].update(
-        spec="safetensors:better.safetensors", name="better", weights_sha256="cd" * 32, n_params=1234
+        spec="safetensors:better.safetensors",
+        name="better",
+        weights_sha256="cd" * 32,
+        key=weights_key("cd" * 32),
+        n_params=1234,
     )
     path = tmp_path / "better.json"
     path.write_text(json.dumps(better))
@@ -583,6 +588,7 @@ def test_leaderboard_prints_a_ranked_table(fmbench_cli, two_entries):
         "seeds",
         "device",
         "date",
+        "verified",
     ]
     rows = [re.split(r"\s{2,}", line) for line in lines[1:]]
     date = r"\d{4}-\d{2}-\d{2}"
@@ -611,7 +617,7 @@ def test_leaderboard_render_writes_the_readmes(fmbench_cli, two_entries):
     text = task_readme.read_text()
     assert text.startswith(f"# {TASK}\n") and "arXiv:2311.12997" in text
     table = [line for line in text.splitlines() if line.startswith("| ")]
-    assert table[0] == "| rank | name | exact_match ↑ (mean ± std) | #params | seeds | device | date |"
+    assert table[0] == "| rank | name | exact_match ↑ (mean ± std) | #params | seeds | device | date | verified |"
     assert table[1].startswith("| 1 | better | 0.6000 ± 0.1000 | 1,234 | 3 | cpu |")
     assert table[2].startswith("| 2 | baseline-untrained (baseline) |") and len(table) == 3
     idx = index.read_text()
@@ -633,5 +639,6 @@ def test_end_to_end_on_a_tiny_task(fmbench_cli, tiny, tmp_path):
     )
     ok(fmbench_cli("validate", board / TINY / "tiny-untrained.json", env=env))
     table = ok(fmbench_cli("leaderboard", TINY, "--leaderboards", board, env=env)).splitlines()
-    assert len(table) == 2 and re.split(r"\s{2,}", table[1])[:2] == ["1", "tiny-untrained"]  # not the baselines job's
+    # baseline:untrained is the shipped baseline (its key), whatever the entry's name
+    assert len(table) == 2 and re.split(r"\s{2,}", table[1])[:2] == ["1", "tiny-untrained (baseline)"]
     one_line_error(fmbench_cli("validate", out), f"unknown task id '{TINY}'")  # the real registry has no such task

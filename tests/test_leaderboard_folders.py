@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from fmbench.leaderboard import md_escape, submit
+from fmbench.model_key import weights_key
 
 TASK = "fmbench/ComposeDirect-v0"
 INJECTION = "# cpu | `x` [click](https://evil.example) <img src=x onerror=alert(1)>\n# second line"
@@ -33,7 +34,9 @@ def entry(board: Path) -> dict:
 def other_model(tmp_path: Path, complete_result_file: Path, sha: str = "cd") -> Path:
     """A copy of the complete result as if from another model (other weights)."""
     record = json.loads(complete_result_file.read_text())
-    record["model"].update(spec="safetensors:other.safetensors", name="other", weights_sha256=sha * 32)
+    record["model"].update(
+        spec="safetensors:other.safetensors", name="other", weights_sha256=sha * 32, key=weights_key(sha * 32)
+    )
     path = tmp_path / f"other-{sha}.json"
     path.write_text(json.dumps(record))
     return path
@@ -141,7 +144,7 @@ def test_free_text_is_escaped_in_the_rendered_markdown(fmbench_cli, board):
     assert fmbench_cli("leaderboard", "render", "--leaderboards", board).returncode == 0
     readme = (board / TASK / "README.md").read_text()
     row = next(line for line in readme.splitlines() if line.startswith("| ") and "hostile" in line)
-    assert md_escape(INJECTION) in row and row.count(" | ") == 6  # still 7 cells
+    assert md_escape(INJECTION) in row and row.count(" | ") == 7  # still 8 cells
     assert "<img" not in readme and not re.search(r"(?<!\\)\]\(", readme) and "\n# second" not in readme
 
 

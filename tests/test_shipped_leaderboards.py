@@ -1,7 +1,8 @@
 """Every shipped leaderboard row stays a valid, submittable record of its task's current version.
 
 The data hashes of the pinned seeds (0 and 1) are compared with the spec (the registry-wide tests
-prove the data still has them); those of the other seeds must agree across a task's rows.
+prove the data still has them); those of the other seeds must agree across a task's rows. Every
+row is a shipped baseline whose key was recomputed: it is the key of the baseline its spec names.
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from fmbench.leaderboard import VERIFIED_SUFFIX, baseline_keys
 from fmbench.registry import list_tasks, task_spec
 from fmbench.results import check_against_registry, check_schema, submittable
 
 BOARDS = Path(__file__).parent.parent / "leaderboards"
-ROWS = sorted(BOARDS.rglob("*.json"))
+ROWS = sorted(p for p in BOARDS.rglob("*.json") if not p.name.endswith(VERIFIED_SUFFIX))
 
 
 @pytest.mark.parametrize("path", ROWS, ids=lambda p: str(p.relative_to(BOARDS)))
@@ -43,3 +45,12 @@ def test_every_task_with_a_baseline_has_rows():
     boards = {str(p.parent.relative_to(BOARDS)) for p in ROWS}
     assert boards <= set(list_tasks())
     assert {t for t in list_tasks() if not task_spec(t).user_data} <= boards
+
+
+@pytest.mark.slow  # builds every task and loads its baselines (~15 s of CPU in all: study imports, superpixels)
+@pytest.mark.parametrize("path", ROWS, ids=lambda p: str(p.relative_to(BOARDS)))
+def test_each_row_has_the_recomputed_key_of_the_baseline_it_names(path):
+    record = json.loads(path.read_text())
+    assert record["submission"]["key"] == "recomputed"
+    shipped = baseline_keys(record["task"]["id"])
+    assert shipped.get(record["model"]["key"]["sha256"]) == record["model"]["spec"].removeprefix("baseline:")

@@ -19,6 +19,7 @@ import pytest
 
 from fmbench.errors import ResultError, SubmissionError
 from fmbench.leaderboard import entries, ranked_rows, submit
+from fmbench.model_key import weights_key
 from fmbench.registry import builtin_root, make_task
 from fmbench.results import aggregate, validate
 
@@ -60,6 +61,7 @@ def other_model(record: dict) -> dict:
     """The same evaluation as if made by another model (other weights hash and spec)."""
     r = copy.deepcopy(record)
     r["model"]["weights_sha256"] = "ab" * 32
+    r["model"]["key"] = weights_key("ab" * 32)
     r["model"]["spec"] = "safetensors:other.safetensors"
     return r
 
@@ -89,15 +91,7 @@ def test_accepted_entry_lands_under_its_task_with_a_submission_block(tmp_path, c
     assert sorted(p.name for p in (root / TASK).iterdir() if not p.name.startswith(".")) == ["my-model_v1.2.json"]
     assert not leftovers(root)
     rows = ranked_rows(TASK, root)
-    assert [(r["rank"], r["name"], r["seeds"], r["baseline"]) for r in rows] == [(1, "my-model_v1.2", 3, False)]
-
-
-def test_only_the_baselines_jobs_entries_are_marked_baseline(tmp_path, complete_result_file):
-    """The record evaluates baseline:untrained; marked only under the name the baselines job gives it."""
-    submit(complete_result_file, "demo", root=tmp_path / "a")
-    assert [(r["name"], r["baseline"]) for r in ranked_rows(TASK, tmp_path / "a")] == [("demo", False)]
-    submit(complete_result_file, "baseline-untrained", root=tmp_path)
-    assert [(r["name"], r["baseline"]) for r in ranked_rows(TASK, tmp_path)] == [("baseline-untrained", True)]
+    assert [(r["rank"], r["name"], r["seeds"], r["verified"]) for r in rows] == [(1, "my-model_v1.2", 3, None)]
 
 
 def test_longest_allowed_name_is_accepted(tmp_path, complete_result_file):

@@ -41,12 +41,13 @@ from tqdm.auto import tqdm
 
 from fmbench.errors import ModelError
 from fmbench.interfaces import REWARD_MODEL
+from fmbench.model_key import identity_key
 from fmbench.models import LoadedModel, register_scheme
 from fmbench.random_access import check_seed, integers, stream_key
 from fmbench.stats import auroc, spearman
 from fmbench.studies.fomo.instructions import INCORRECT, candidates, siblings
 from fmbench.studies.fomo.levels import LEVELS, make_level, reset_quietly
-from fmbench.studies.fomo.rewards import build_reward
+from fmbench.studies.fomo.rewards import build_reward, check_reward_name
 from fmbench.studies.fomo.rollouts import BotFailure, Run, random_actions, run_policy
 from fmbench.studies.fomo.trajectory import Trajectory
 from fmbench.task import POSITIVE, Task, evaluation_subset, params_of
@@ -217,10 +218,15 @@ class RewardQualityTask(Task):
             n_params=n_params,
             weights_sha256=None,
             dtype="float32" if n_params else "none",
+            identity=reward_identity(name),
         )
 
     def load_baseline(self, name: str) -> LoadedModel:
         return self.load_reward(self.baseline_entry(name)["reward"], spec=f"baseline:{name}")
+
+    def baseline_key(self, name: str) -> dict[str, str]:
+        """The key of baseline ``name`` from its reward name (building it would load its language model)."""
+        return identity_key(reward_identity(self.baseline_entry(name)["reward"]))
 
     def evaluate(
         self,
@@ -320,6 +326,21 @@ def _collect(level: str, layout_seed: int, truncate_fraction: float, families: t
     return Layout(seed=layout_seed, mission=expert.mission, candidates=candidates(env, env.instrs), runs=runs)
 
 
+def reward_identity(name: str) -> dict[str, str]:
+    """What a reward model built by name is, for its leaderboard key (:mod:`fmbench.model_key`).
+
+    Example:
+        >>> reward_identity("oracle+smollm2+sum")
+        {'reward': 'oracle+smollm2+sum'}
+    """
+    return {"reward": name}
+
+
+def _reward_key(name: str, task_id: str) -> dict[str, str]:
+    check_reward_name(name)
+    return identity_key(reward_identity(name))
+
+
 def load_reward_spec(name: str, task: Task) -> LoadedModel:
     """The ``reward:<name>`` model-spec scheme: a reward model built by name, for reward-quality tasks."""
     if not isinstance(task, RewardQualityTask):
@@ -327,4 +348,4 @@ def load_reward_spec(name: str, task: Task) -> LoadedModel:
     return task.load_reward(name)
 
 
-register_scheme("reward", load_reward_spec)
+register_scheme("reward", load_reward_spec, key=_reward_key)
