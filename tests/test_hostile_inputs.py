@@ -1,0 +1,363 @@
+"""Hostile inputs, generated: every command either refuses one with a clean one-line error (an
+fmbench error type), writing nothing and staying within bounded memory and time, or, for an input
+that is genuinely valid, accepts it and round-trips it.
+
+Covered: result records (``validate``, ``submit``), leaderboard folders (``leaderboard``,
+``render``, ``check``, ``submit``), model files (safetensors headers and sidecars, pickles in the
+FoMo CLIP and image-to-text checkpoints) and data folders (Fashion-MNIST IDX, TU). Env misuse is
+covered registry-wide by ``test_registry_envs.py``; ``kill -9`` during ``submit`` by
+``test_submit_kill.py``.
+
+Examples are derandomised (the same cases on every run; ``HYPOTHESIS_PROFILE=dev`` explores more).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from fmbench.errors import FmbenchError
+from fmbench.leaderboard import submit
+from fmbench.results import MAX_RECORD_BYTES, aggregate, validate
+
+settings.register_profile(
+    "ci", max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile("dev", max_examples=500, deadline=None)
+settings.load_profile("ci")
+
+TASK = "fmbench/ComposeDirect-v0"
+SHIPPED = Path(__file__).resolve().parent.parent / "leaderboards"
+GENUINE = SHIPPED / TASK / "baseline-untrained.json"
+MEMORY_LIMIT = 200 << 20  # bytes the peak resident memory may rise above where a case starts
+TIME_LIMIT = 10.0  # seconds one command may take on one hostile input (a loaded 2-core machine)
+
+
+@contextmanager
+def bounded(limit: int = MEMORY_LIMIT, seconds: float = TIME_LIMIT) -> Iterator[None]:
+    """Fail unless the block keeps the process's peak resident memory within ``limit`` bytes of its current one
+    and ends within ``seconds`` (Linux: the peak is reset through ``/proc/self/clear_refs``)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current resident size
+        start = _status_kb("VmRSS")
+    except OSError:
+        start = None  # no way to reset the peak here: time is still checked
+    began = time.perf_counter()
+    yield
+    took = time.perf_counter() - began
+    assert took < seconds, f"took {took:.1f} s"
+    if start is not None:
+        grew = (_status_kb("VmHWM") - start) << 10
+        assert grew < limit, f"peak resident memory rose {grew >> 20} MB"
+
+
+def _status_kb(field: str) -> int:
+    line = next(x for x in Path("/proc/self/status").read_text().splitlines() if x.startswith(field + ":"))
+    return int(line.split()[1])
+
+
+def snapshot(root: Path) -> dict[str, bytes | None]:
+    """Every path under ``root`` (folders and links as ``None``, files with their bytes)."""
+    return {
+        str(p.relative_to(root)): (p.read_bytes() if p.is_file() and not p.is_symlink() else None)
+        for p in sorted(root.rglob("*"))
+    }
+
+
+def one_line_error(error: BaseException) -> str:
+    """The message of an fmbench error, checked to be what the CLI can print as one short line."""
+    assert isinstance(error, FmbenchError), f"{type(error).__name__}: {error}"
+    text = str(error)
+    assert text.strip() and "\n" not in text.strip() and len(text) < 2_000, text[:300]
+    return text
+
+
+# --- result records: validate and submit --------------------------------------------------------------------
+
+
+def genuine_record() -> dict[str, Any]:
+    """A shipped entry as a fresh result of another model (no submission block, other weights)."""
+    record = json.loads(GENUINE.read_text())
+    del record["submission"]
+    record["model"].update(spec="safetensors:other.safetensors", name="other", weights_sha256="ab" * 32)
+    return record
+
+
+def paths_of(value: Any, at: tuple = ()) -> list[tuple]:
+    """Every key path into a JSON value (its root excluded)."""
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    out = []
+    for key, item in items:
+        out += [(*at, key), *paths_of(item, (*at, key))]
+    return out
+
+
+GENUINE_PATHS = paths_of(genuine_record())
+METRICS = sorted(genuine_record()["metrics"])
+SEEDS = [str(s) for s in genuine_record()["seeds"]]
+FREE_TEXT = [("device",), ("model", "name"), ("model", "dtype"), ("git_commit",), ("fmbench_version",)] + [
+    ("environment", k) for k in genuine_record()["environment"]
+]
+
+HOSTILE_NUMBERS = st.sampled_from(
+    [math.nan, math.inf, -math.inf, 1e308, -1e308, 1e200, -1e200, 10**30, -(10**30), 2**64, 7.5, -1.0, -1e-3, 1.001]
+)
+JSON_SCALARS = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(allow_nan=True), st.text(max_size=12)
+)
+HOSTILE_VALUES = st.one_of(
+    HOSTILE_NUMBERS,
+    JSON_SCALARS,
+    st.lists(JSON_SCALARS, max_size=4),
+    st.dictionaries(st.text(max_size=6), JSON_SCALARS, max_size=3),
+    st.integers(1, 60).map(lambda depth: json.loads("[" * depth + "]" * depth)),
+    st.sampled_from(["x" * 200_000, "\x00\ud800", "é" * 1000, "<img src=x onerror=alert(1)>\n# h"]),
+)
+
+
+def _set(record: dict, path: tuple, value: Any) -> None:
+    for key in path[:-1]:
+        record = record[key]
+    record[path[-1]] = value
+
+
+def _delete(record: dict, path: tuple) -> None:
+    for key in path[:-1]:
+        record = record[key]
+    del record[path[-1]]
+
+
+def _reaggregate(record: dict) -> None:
+    record["metrics"] = aggregate(record, {k: v["higher_is_better"] for k, v in record["metrics"].items()})
+
+
+@st.composite
+def refused_records(draw) -> tuple[str, bytes]:
+    """A record that must be refused, as ``(what was done, file bytes)``."""
+    record = genuine_record()
+    metric, seed = draw(st.sampled_from(METRICS)), draw(st.sampled_from(SEEDS))
+    kind = draw(
+        st.sampled_from(
+            [
+                "consistent-hostile-per-seed",  # per-seed value and aggregates agree: NaN, huge, out of range
+                "hostile-aggregate",
+                "negative-std",
+                "inconsistent-mean",
+                "missing-key",
+                "extra-key",
+                "wrong-type",
+                "deep",
+                "non-utf8",
+                "duplicate-key",
+                "truncated",
+                "oversized",
+            ]
+        )
+    )
+    if kind == "consistent-hostile-per-seed":
+        record["per_seed"][seed]["metrics"][metric] = draw(HOSTILE_NUMBERS)
+        values = np.array([record["per_seed"][s]["metrics"][metric] for s in SEEDS], dtype=np.float64)
+        with np.errstate(all="ignore"):
+            mean, std = float(values.mean()), float(values.std(ddof=1))
+        record["metrics"][metric].update(per_seed=values.tolist(), mean=mean, std=std)
+    elif kind == "hostile-aggregate":
+        field = draw(st.sampled_from(["mean", "std"]))
+        record["metrics"][metric][field] = draw(HOSTILE_NUMBERS)
+    elif kind == "negative-std":
+        record["metrics"][metric]["std"] = -draw(st.floats(1e-12, 1.0))
+    elif kind == "inconsistent-mean":
+        record["metrics"][metric]["mean"] += draw(st.sampled_from([1e-6, -1e-6, 0.01, 0.5]))
+    elif kind == "missing-key":
+        path = draw(st.sampled_from([p for p in GENUINE_PATHS if _required(p)]))
+        _delete(record, path)
+    elif kind == "extra-key":
+        path = draw(st.sampled_from([(), ("task",), ("model",), ("per_seed", seed), ("metrics", metric), ("timings",)]))
+        target = record
+        for key in path:
+            target = target[key]
+        target[draw(st.sampled_from(["extra", "submission_", "__proto__"]))] = draw(JSON_SCALARS)
+    elif kind == "wrong-type":
+        path = draw(st.sampled_from([p for p in GENUINE_PATHS if _typed(p)]))
+        original = _get(record, path)
+        value = draw(HOSTILE_VALUES.filter(lambda v, o=original: _other_type(v, o)))
+        _set(record, path, value)
+    elif kind == "deep":
+        depth = draw(st.integers(40, 200_000))
+        return kind, (json.dumps(record)[:-1] + ', "environment2": ' + "[" * depth + "]" * depth + "}").encode()
+    text = json.dumps(record, allow_nan=True)
+    if kind == "non-utf8":
+        at = draw(st.integers(0, len(text)))
+        return kind, text[:at].encode() + draw(st.sampled_from([b"\xff", b"\xc3\x28", b"\xed\xa0\x80", b"\x80"])) + (
+            text[at:].encode()
+        )
+    if kind == "duplicate-key":  # a second "device" (or metric mean) that a different reader would see first
+        key = draw(st.sampled_from(['"device": ', '"mean": ', '"weights_sha256": ']))
+        at = text.index(key)
+        return kind, (text[:at] + key + '"evil", ' + text[at:]).encode()
+    if kind == "truncated":
+        return kind, text[: draw(st.integers(0, len(text) - 1))].encode()
+    if kind == "oversized":
+        return kind, (text[:-1] + ', "pad": "' + "x" * MAX_RECORD_BYTES + '"}').encode()
+    return kind, text.encode()
+
+
+def _get(record: Any, path: tuple) -> Any:
+    for key in path:
+        record = record[key]
+    return record
+
+
+def _required(path: tuple) -> bool:
+    """Whether the schema (or the task) requires the key at ``path``."""
+    if path[0] in ("environment",) or path[:2] == ("timings", "load_seconds"):
+        return False
+    if path[0] == "per_seed" and len(path) == 2:  # a whole seed: then it is unfinished, which validate allows
+        return False
+    if path[0] == "task" and path[1:2] == ("data_hash",) and len(path) == 3:
+        return True
+    return not isinstance(path[-1], int)
+
+
+def _typed(path: tuple) -> bool:
+    """Whether only one JSON type may stand at ``path`` (``n_params`` and ``weights_sha256`` may also be null)."""
+    nullable = [("model", "n_params"), ("model", "weights_sha256")]
+    return path not in FREE_TEXT and path not in nullable and path[0] != "environment"
+
+
+def _other_type(value: Any, original: Any) -> bool:
+    def kind(v: Any) -> str:
+        if isinstance(v, bool) or v is None:
+            return repr(v)
+        return "number" if isinstance(v, (int, float)) else type(v).__name__
+
+    return kind(value) != kind(original) or isinstance(value, float) and not math.isfinite(value)
+
+
+@pytest.fixture(scope="module")
+def board(tmp_path_factory) -> Path:
+    """A leaderboards folder holding a copy of the task's shipped entries."""
+    root = tmp_path_factory.mktemp("hostile-board")
+    shutil.copytree(SHIPPED / TASK, root / TASK)
+    return root
+
+
+def _write(data: bytes) -> Path:
+    folder = Path(tempfile.mkdtemp(prefix="hostile-record-"))
+    (folder / "result.json").write_bytes(data)
+    return folder / "result.json"
+
+
+@settings(max_examples=100)
+@given(case=refused_records())
+def test_hostile_records_are_refused_in_one_line_and_change_nothing(board, case):
+    kind, data = case
+    event(kind)
+    path = _write(data)
+    before = snapshot(board)
+    with bounded():
+        with pytest.raises(Exception) as refused:  # noqa: B017 (the type is checked below)
+            validate(path)
+    one_line_error(refused.value)
+    with bounded():
+        with pytest.raises(Exception) as refused:  # noqa: B017
+            submit(path, "hostile", root=board)
+    one_line_error(refused.value)
+    assert snapshot(board) == before
+    shutil.rmtree(path.parent)
+
+
+@st.composite
+def mutated_records(draw) -> dict[str, Any]:
+    """A genuine record with one value anywhere replaced by an arbitrary one (valid or not)."""
+    record = genuine_record()
+    path = draw(st.sampled_from(FREE_TEXT) | st.sampled_from(GENUINE_PATHS))
+    if path in FREE_TEXT:
+        value = draw(st.one_of(st.text(max_size=200), HOSTILE_VALUES))
+    else:
+        value = draw(HOSTILE_VALUES)
+    _set(record, path, value)
+    return record
+
+
+@settings(max_examples=100)
+@given(record=mutated_records())
+def test_any_mutated_record_is_refused_cleanly_or_accepted_faithfully(board, record):
+    path = _write(json.dumps(record, allow_nan=True).encode())
+    before = snapshot(board)
+    try:
+        with bounded():
+            validate(path)
+    except Exception as e:  # noqa: BLE001 (checked to be a one-line fmbench error)
+        event("refused")
+        one_line_error(e)
+        with pytest.raises(Exception) as refused:  # noqa: B017
+            submit(path, "mutated", root=board)
+        one_line_error(refused.value)
+        assert snapshot(board) == before
+        return
+    finally:
+        shutil.rmtree(path.parent)
+    event("accepted")
+    assert_plausible(record)
+    path = _write(json.dumps(record).encode())
+    written = submit(path, "mutated", root=board)
+    try:
+        entry = json.loads(written.read_text())
+        assert {k: v for k, v in entry.items() if k != "submission"} == record
+    finally:
+        written.unlink()
+        shutil.rmtree(path.parent)
+    assert snapshot(board) == before
+
+
+def assert_plausible(record: dict[str, Any]) -> None:
+    """What an accepted record must satisfy, checked independently of the validator."""
+    seeds = [str(s) for s in record["seeds"]]
+    for name, m in record["metrics"].items():
+        values = [record["per_seed"][s]["metrics"][name] for s in seeds]
+        assert all(isinstance(v, (int, float)) and not isinstance(v, bool) and -1e-9 <= v <= 1 + 1e-9 for v in values)
+        assert m["per_seed"] == values and math.isclose(m["mean"], sum(values) / len(values), abs_tol=1e-9)
+        assert 0 <= m["std"] <= 1 and math.isfinite(m["std"])
+    assert set(record["metrics"]) == set(genuine_record()["metrics"])
+    assert record["task"] == genuine_record()["task"]
+
+
+def test_a_genuine_record_is_valid(board):
+    """The base of the generated cases passes, so every refusal above is due to its mutation."""
+    path = _write(json.dumps(genuine_record()).encode())
+    validate(path)
+    written = submit(path, "genuine", root=board)
+    written.unlink()
+    shutil.rmtree(path.parent)
+
+
+SLOW_SHAPES = {  # inputs that were quadratic (or worse) in the checks that run before any model
+    "escaped quotes in an unterminated string": lambda r: json.dumps(r)[:-1] + ', "x": "' + '\\"' * 100_000 + "}",
+    "many seeds of mixed types": lambda r: json.dumps(r | {"seeds": [*range(100_000), "x"]}),
+    "an integer of 5,000 digits": lambda r: json.dumps(r)[:-1] + ', "batch_size": ' + "9" * 5000 + "}",
+}
+
+
+@pytest.mark.parametrize("shape", SLOW_SHAPES, ids=lambda s: s.replace(" ", "-"))
+def test_records_shaped_to_be_slow_are_refused_quickly(board, shape):
+    path = _write(SLOW_SHAPES[shape](genuine_record()).encode())
+    before = snapshot(board)
+    for command in (lambda: validate(path), lambda: submit(path, "slow", root=board)):
+        with bounded(seconds=5):
+            with pytest.raises(Exception) as refused:  # noqa: B017
+                command()
+        one_line_error(refused.value)
+    assert snapshot(board) == before
+    shutil.rmtree(path.parent)
