@@ -33,9 +33,14 @@ from fmbench.leaderboard import submit
 from fmbench.results import MAX_RECORD_BYTES, aggregate, validate
 
 settings.register_profile(
-    "ci", max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+    "ci",
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    database=None,  # nothing written into the checkout
+    suppress_health_check=[HealthCheck.too_slow],
 )
-settings.register_profile("dev", max_examples=500, deadline=None)
+settings.register_profile("dev", max_examples=500, deadline=None, database=None)
 settings.load_profile("ci")
 
 TASK = "fmbench/ComposeDirect-v0"
@@ -361,3 +366,117 @@ def test_records_shaped_to_be_slow_are_refused_quickly(board, shape):
         one_line_error(refused.value)
     assert snapshot(board) == before
     shutil.rmtree(path.parent)
+
+
+# --- leaderboard folders: leaderboard, render, check, submit --------------------------------------------------
+
+GOOD_ENTRIES = sorted(p.stem for p in (SHIPPED / TASK).glob("*.json"))
+JUNK_NAMES = st.from_regex(r"\.?[a-z0-9][a-z0-9._-]{0,10}(\.json|\.txt|)", fullmatch=True).filter(
+    lambda n: Path(n).stem not in GOOD_ENTRIES and n not in ("README.md", "hostile-new.json")
+)
+
+
+def _entry_bytes(**changes: Any) -> bytes:
+    entry = json.loads(GENUINE.read_text())
+    entry.update(changes)
+    return json.dumps(entry, allow_nan=True).encode()
+
+
+JUNK_CONTENTS = st.one_of(
+    st.binary(max_size=300),
+    st.sampled_from(
+        [
+            b"",
+            b"{",
+            b"[]",
+            b"{}",
+            b"null",
+            b'"text"',
+            b'{"submission": {}}',
+            b"\xff\xfe{}",
+            b"[" * 100 + b"]" * 100,
+            b'{"a": 1, "a": 2}',
+            _entry_bytes(),  # a valid entry under another file name
+            _entry_bytes(metrics={}),
+            _entry_bytes(device=math.nan),
+            _entry_bytes(seeds="0,1,2"),
+        ]
+    ),
+    st.integers(0, len(GENUINE.read_bytes()) - 1).map(lambda n: GENUINE.read_bytes()[:n]),
+)
+JUNK = st.one_of(
+    st.tuples(st.just("file"), JUNK_NAMES, JUNK_CONTENTS),
+    st.tuples(st.sampled_from(["dir", "fifo", "link-in", "link-out", "link-dangling", "link-dir"]), JUNK_NAMES),
+)
+
+
+def add_junk(folder: Path, outside: Path, junk: tuple) -> Path:
+    """Put one junk item into a task's leaderboard folder; return its path."""
+    kind, name = junk[0], junk[1]
+    path = folder / name
+    if kind == "file":
+        path.write_bytes(junk[2])
+    elif kind == "dir":
+        path.mkdir()
+        (path / "inner.json").write_bytes(GENUINE.read_bytes())
+    elif kind == "fifo":
+        import os
+
+        os.mkfifo(path)  # a reader that opened it would wait forever
+    elif kind == "link-in":
+        path.symlink_to(folder / f"{GOOD_ENTRIES[0]}.json")
+    elif kind == "link-out":
+        target = outside / f"{path.stem}.json"
+        target.write_bytes(_entry_bytes(submission={"name": path.stem, "submitted": "2026-01-01T00:00:00+00:00"}))
+        path.symlink_to(target)
+    elif kind == "link-dangling":
+        path.symlink_to(outside / "missing.json")
+    else:
+        path.symlink_to(outside, target_is_directory=True)
+    return path
+
+
+@settings(max_examples=20)
+@given(junk=st.lists(JUNK, min_size=1, max_size=6, unique_by=lambda j: j[1]))
+def test_a_folder_with_junk_keeps_its_good_rows_and_lists_every_bad_file(fmbench_cli, junk):
+    from fmbench.leaderboard import check, ranked_rows, render, scan
+
+    work = Path(tempfile.mkdtemp(prefix="hostile-folder-"))
+    root, outside = work / "leaderboards", work / "outside"
+    shutil.copytree(SHIPPED / TASK, root / TASK)
+    outside.mkdir()
+    folder = root / TASK
+    added = [add_junk(folder, outside, j) for j in junk]
+    event(f"{len(added)} junk items")
+    before = snapshot(folder)
+    with bounded():
+        good, bad = scan(TASK, root)
+        rows = ranked_rows(TASK, root)
+        listed = check(root)
+        written = render(root)
+    assert sorted(r["submission"]["name"] for r in good) == GOOD_ENTRIES == sorted(r["name"] for r in rows)
+    expected_bad = {p for p in added if p.name.endswith(".json")}
+    assert {b.path for b in bad} == expected_bad
+    inner = {p / "inner.json" for p, j in zip(added, junk) if j[0] == "dir"}  # JSON outside a task's folder
+    assert {b.path for b in listed} == expected_bad | inner | {p for p in added if p.is_symlink()}
+    assert all(b.reason and "\n" not in b.reason for b in bad + listed)
+    readme = (folder / "README.md").read_text()
+    assert folder / "README.md" in written and all(f"| {name} " in readme for name in GOOD_ENTRIES)
+    shown = fmbench_cli("leaderboard", TASK, "--leaderboards", root)
+    assert (
+        shown.returncode == 0
+        and shown.stderr == ""
+        and len(shown.stdout.splitlines()) == (1 + len(GOOD_ENTRIES) + (1 + len(bad) if bad else 0))
+    )
+
+    record = genuine_record()
+    result = work / "result.json"
+    result.write_text(json.dumps(record))
+    with bounded():
+        entry = submit(result, "hostile-new", root=root)
+    assert json.loads(entry.read_text())["submission"]["name"] == "hostile-new"
+    after = snapshot(folder)
+    del after["README.md"], before["README.md"], after["hostile-new.json"]
+    assert after == before  # nothing else written, moved or removed
+    assert set(outside.iterdir()) == {outside / f"{p.stem}.json" for p, j in zip(added, junk) if j[0] == "link-out"}
+    shutil.rmtree(work)
