@@ -13,6 +13,7 @@ Examples are derandomised (the same cases on every run; ``HYPOTHESIS_PROFILE=dev
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import shutil
@@ -480,3 +481,145 @@ def test_a_folder_with_junk_keeps_its_good_rows_and_lists_every_bad_file(fmbench
     assert after == before  # nothing else written, moved or removed
     assert set(outside.iterdir()) == {outside / f"{p.stem}.json" for p, j in zip(added, junk) if j[0] == "link-out"}
     shutil.rmtree(work)
+
+
+# --- model files: safetensors headers and sidecars, pickles ----------------------------------------------------
+
+
+def _tiny_checkpoint() -> bytes:
+    """A genuine 2-layer GPT checkpoint of the built-in architecture (a few KB)."""
+    import torch
+
+    from fmbench.checkpoints import save_checkpoint
+    from fmbench.nn.gpt import GPT, GPTConfig
+
+    folder = Path(tempfile.mkdtemp(prefix="hostile-model-"))
+    model = GPT(GPTConfig(vocab_size=7, context_size=8, n_embd=8), generator=torch.Generator().manual_seed(0))
+    save_checkpoint(model, folder / "m.safetensors")
+    data = (folder / "m.safetensors").read_bytes()
+    shutil.rmtree(folder)
+    return data
+
+
+GENUINE_MODEL = _tiny_checkpoint()
+_HEADER_SIZE = int.from_bytes(GENUINE_MODEL[:8], "little")
+GENUINE_HEADER = json.loads(GENUINE_MODEL[8 : 8 + _HEADER_SIZE])
+GENUINE_META = json.loads(GENUINE_HEADER["__metadata__"]["fmbench"])
+TENSORS = sorted(k for k in GENUINE_HEADER if k != "__metadata__")
+SMALL_CONFIG_VALUES = st.one_of(st.integers(-3, 40), st.floats(allow_nan=True), st.none(), st.text(max_size=4))
+
+
+def _with_header(header: dict, data: bytes | None = None) -> bytes:
+    raw = json.dumps(header).encode()
+    return len(raw).to_bytes(8, "little") + raw + (GENUINE_MODEL[8 + _HEADER_SIZE :] if data is None else data)
+
+
+@st.composite
+def model_files(draw) -> tuple[str, bytes, bytes | None]:
+    """``(what was done, safetensors bytes, sidecar bytes or None)``: a genuine checkpoint, damaged."""
+    kind = draw(
+        st.sampled_from(
+            ["bytes", "truncated", "header-size", "dtype", "shape", "offsets", "entry", "config", "sidecar"]
+        )
+    )
+    header, sidecar = copy.deepcopy(GENUINE_HEADER), None
+    tensor = draw(st.sampled_from(TENSORS))
+    if kind == "bytes":
+        return kind, draw(st.binary(max_size=400)), None
+    if kind == "truncated":
+        return kind, GENUINE_MODEL[: draw(st.integers(0, len(GENUINE_MODEL) - 1))], None
+    if kind == "header-size":
+        size = draw(st.sampled_from([0, 1, _HEADER_SIZE - 1, _HEADER_SIZE + 1, len(GENUINE_MODEL), 2**40, 2**64 - 1]))
+        return kind, size.to_bytes(8, "little") + GENUINE_MODEL[8:], None
+    if kind == "dtype":
+        header[tensor]["dtype"] = draw(st.sampled_from(["F16", "F64", "I64", "BOOL", "U8", "X", "", "F8_E4M3"]))
+    elif kind == "shape":
+        header[tensor]["shape"] = draw(
+            st.lists(st.integers(0, 2**40), max_size=4) | st.sampled_from([[-1], ["8"], [2**63], None])
+        )
+    elif kind == "offsets":
+        header[tensor]["data_offsets"] = draw(st.lists(st.integers(-1, 2**64 + 1), min_size=0, max_size=3))
+    elif kind == "entry":  # the fmbench entry: not JSON, or JSON of any type
+        header["__metadata__"]["fmbench"] = draw(
+            st.text(max_size=30) | HOSTILE_VALUES.map(lambda v: json.dumps(v, allow_nan=True))
+        )
+    elif kind == "config":  # a config of small but wrong values (a large one is the bounded-memory case below)
+        meta = copy.deepcopy(GENUINE_META)
+        key = draw(st.sampled_from([*meta["config"], "extra"]))
+        meta["config"][key] = draw(SMALL_CONFIG_VALUES)
+        meta["architecture"] = draw(st.sampled_from(["gpt", "gpt", "gin", "cnn", "", "GPT", "__class__"]))
+        header["__metadata__"]["fmbench"] = json.dumps(meta, allow_nan=True)
+    else:  # no entry in the header: the sidecar is read
+        del header["__metadata__"]
+        sidecar = draw(
+            st.binary(max_size=50)
+            | HOSTILE_VALUES.map(lambda v: json.dumps(v, allow_nan=True).encode())
+            | st.just(json.dumps({**GENUINE_META, "config": []}).encode())
+        )
+    return kind, _with_header(header), sidecar
+
+
+@pytest.fixture(scope="module")
+def direct_task():
+    import fmbench
+
+    return fmbench.make_task(TASK)
+
+
+@settings(max_examples=60)
+@given(case=model_files())
+def test_damaged_model_files_are_refused_in_one_line(direct_task, case):
+    from fmbench.models import load_model
+
+    kind, data, sidecar = case
+    event(kind)
+    folder = Path(tempfile.mkdtemp(prefix="hostile-model-"))
+    path = folder / "m.safetensors"
+    path.write_bytes(data)
+    if sidecar is not None:
+        (folder / "m.safetensors.json").write_bytes(sidecar)
+    try:
+        with bounded():
+            loaded = load_model(f"safetensors:{path}", direct_task)
+            direct_task.check_model(loaded)
+        event("loaded: a damage the model survives")  # e.g. an unused config key set to a harmless value
+    except Exception as e:  # noqa: BLE001 (checked to be a one-line fmbench error)
+        one_line_error(e)
+    finally:
+        shutil.rmtree(folder)
+
+
+class _Payload:
+    """Pickles as a call to ``print``: what a hostile checkpoint could hold instead of tensors."""
+
+    def __reduce__(self):
+        return (print, ("this must never run",))
+
+
+def test_a_pickle_in_place_of_a_safetensors_file_is_refused(direct_task, tmp_path, capsys):
+    import torch
+
+    from fmbench.models import load_model
+
+    torch.save({"wte.weight": _Payload()}, tmp_path / "m.safetensors")
+    with pytest.raises(Exception) as refused:  # noqa: B017
+        load_model(f"safetensors:{tmp_path / 'm.safetensors'}", direct_task)
+    assert "not a readable safetensors file" in one_line_error(refused.value)
+    assert "this must never run" not in capsys.readouterr().out
+
+
+@pytest.mark.xfail(
+    strict=True, reason="issue 13 item 4 (loader helper): safetensors configs are checked against the tensor bytes"
+)
+def test_a_tiny_file_claiming_a_large_config_stays_within_bounded_memory(direct_task, tmp_path):
+    from fmbench.models import load_model
+
+    header = copy.deepcopy(GENUINE_HEADER)  # the same few KB of tensors, a config of 150M parameters (600 MB)
+    header["__metadata__"]["fmbench"] = json.dumps(
+        GENUINE_META | {"config": GENUINE_META["config"] | {"n_embd": 2048, "n_layer": 3}}
+    )
+    (tmp_path / "m.safetensors").write_bytes(_with_header(header))
+    with bounded():
+        with pytest.raises(Exception) as refused:  # noqa: B017
+            load_model(f"safetensors:{tmp_path / 'm.safetensors'}", direct_task)
+    one_line_error(refused.value)
