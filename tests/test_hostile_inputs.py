@@ -623,3 +623,63 @@ def test_a_tiny_file_claiming_a_large_config_stays_within_bounded_memory(direct_
         with pytest.raises(Exception) as refused:  # noqa: B017
             load_model(f"safetensors:{tmp_path / 'm.safetensors'}", direct_task)
     one_line_error(refused.value)
+
+
+FOMO_TASK = "fmbench/FoMoRewardPickup-v0"
+
+
+def _tiny_captioner(folder: Path) -> None:
+    """A tiny image-to-text model folder (ViT encoder, GPT-2 decoder, word-level tokenizer, image processor)."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import (
+        GPT2Config,
+        PreTrainedTokenizerFast,
+        VisionEncoderDecoderConfig,
+        VisionEncoderDecoderModel,
+        ViTConfig,
+        ViTImageProcessor,
+    )
+
+    words = Tokenizer(models.WordLevel({w: i for i, w in enumerate(["[PAD]", "[UNK]", "a"])}, unk_token="[UNK]"))
+    words.pre_tokenizer = pre_tokenizers.Whitespace()
+    PreTrainedTokenizerFast(tokenizer_object=words, pad_token="[PAD]", unk_token="[UNK]").save_pretrained(folder)
+    ViTImageProcessor(size={"height": 16, "width": 16}).save_pretrained(folder)
+    encoder = ViTConfig(
+        image_size=16, patch_size=8, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=8
+    )
+    decoder = GPT2Config(vocab_size=3, n_positions=8, n_embd=8, n_layer=1, n_head=2)
+    torch.manual_seed(0)
+    config = VisionEncoderDecoderConfig.from_encoder_decoder_configs(encoder, decoder)
+    VisionEncoderDecoderModel(config).save_pretrained(folder)
+
+
+@pytest.mark.slow  # imports open_clip, transformers and the FoMo task (about 30 s on a loaded 2-core machine)
+def test_pickled_fomo_clip_and_captioner_checkpoints_are_one_line_errors(fmbench_cli, tmp_path):
+    """A pickle that ``torch.load(weights_only=True)`` refuses, in a CLIP checkpoint or an image-to-text model's
+    ``pytorch_model.bin``, is a one-line error of ``fmbench eval`` (a ``reward:`` model spec), and never runs."""
+    open_clip = pytest.importorskip("open_clip")
+    pytest.importorskip("transformers")
+    import torch
+
+    config = {
+        "embed_dim": 16,
+        "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 16},
+        "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
+    }
+    (tmp_path / "hostile-clip.json").write_text(json.dumps(config))
+    open_clip.add_model_config(tmp_path / "hostile-clip.json")
+    torch.save({"state_dict": {"positional_embedding": _Payload()}}, tmp_path / "clip.pt")
+    captioner = tmp_path / "captioner"
+    _tiny_captioner(captioner)
+    (captioner / "model.safetensors").unlink()
+    torch.save({"encoder.embeddings.cls_token": _Payload()}, captioner / "pytorch_model.bin")
+
+    for spec, problem in [
+        (f"reward:clip:hostile-clip:{tmp_path / 'clip.pt'}", "cannot load CLIP model hostile-clip from "),
+        (f"reward:hf:{captioner}+minilm", f"cannot load image-to-text model {captioner}: "),
+    ]:
+        proc = fmbench_cli("eval", "--task", FOMO_TASK, "--model", spec, "--seeds", "0", "--no-progress")
+        assert proc.returncode == 1 and proc.stdout == "", proc.stdout
+        assert proc.stderr.count("\n") == 1 and proc.stderr.startswith(f"fmbench eval: error: {problem}")
+        assert "Weights only load failed" in proc.stderr and "this must never run" not in proc.stderr
