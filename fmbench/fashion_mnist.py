@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import gzip
+import math
 import os
 import zlib
 from pathlib import Path
@@ -68,10 +69,9 @@ def _read_idx(path: Path, magic: int, ndim: int) -> np.ndarray:
     found, *dims = (int(v) for v in np.frombuffer(data, ">u4", 1 + ndim))
     if found != magic:
         raise DataError(f"{path}: IDX magic number {found}, expected {magic}")
-    if len(data) != header + int(np.prod(dims)):
-        raise DataError(
-            f"{path}: {len(data) - header} data bytes, but the header's dimensions {dims} need {int(np.prod(dims))}"
-        )
+    need = math.prod(dims)  # exact: numpy's product of 32-bit dimensions can overflow (to 0, say)
+    if len(data) != header + need:
+        raise DataError(f"{path}: {len(data) - header} data bytes, but the header's dimensions {dims} need {need}")
     return np.frombuffer(data, np.uint8, offset=header).reshape(dims)
 
 
