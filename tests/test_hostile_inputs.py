@@ -269,7 +269,7 @@ def _write(data: bytes) -> Path:
 
 @settings(max_examples=100)
 @given(case=refused_records())
-def test_hostile_records_are_refused_in_one_line_and_change_nothing(board, case):
+def test_hostile_records_are_refused_in_one_line_and_change_nothing(fmbench_cli, board, case):
     kind, data = case
     event(kind)
     path = _write(data)
@@ -282,8 +282,26 @@ def test_hostile_records_are_refused_in_one_line_and_change_nothing(board, case)
         with pytest.raises(Exception) as refused:  # noqa: B017
             submit(path, "hostile", root=board)
     one_line_error(refused.value)
+    proc = fmbench_cli("submit", path, "--name", "hostile", "--leaderboards", board)
+    assert proc.returncode == 1 and proc.stderr.startswith("fmbench submit: error: ") and proc.stderr.count("\n") == 1
     assert snapshot(board) == before
     shutil.rmtree(path.parent)
+
+
+@pytest.mark.slow  # two real processes (seconds of imports each)
+def test_hostile_records_never_show_a_traceback_from_the_real_cli(fmbench_process, board, tmp_path):
+    text = json.dumps(genuine_record())
+    for command, data in [
+        ("validate", text.replace('"device": ', '"device": "x", "device": ', 1).encode()),
+        ("submit", text[:100].encode() + b"\xff" + text[100:].encode()),
+    ]:
+        path = tmp_path / f"{command}.json"
+        path.write_bytes(data)
+        before = snapshot(board)
+        options = ["--name", "x", "--leaderboards", board] if command == "submit" else []
+        proc = fmbench_process(command, path, *options)
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+        assert proc.stderr.startswith(f"fmbench {command}: error: ") and snapshot(board) == before
 
 
 @st.composite
