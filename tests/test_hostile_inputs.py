@@ -645,6 +645,113 @@ def test_a_tiny_file_claiming_a_large_config_stays_within_bounded_memory(direct_
     one_line_error(refused.value)
 
 
+POLICY_TASK = "fmbench/ComposeTokensPolicy-v0"
+SB3_KEYS = [
+    *(
+        f"mlp_extractor.{net}_net.{i}.{kind}"
+        for net in ("policy", "value")
+        for i in (0, 2)
+        for kind in ("weight", "bias")
+    ),
+    *(f"{head}.{kind}" for head in ("action_net", "value_net") for kind in ("weight", "bias")),
+]
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    return buffer.getvalue()
+
+
+def _state_bytes(state: dict) -> bytes:
+    import io
+
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getvalue()
+
+
+@st.composite
+def sb3_zips(draw) -> tuple[str, bytes]:
+    """``(what was done, zip bytes)``: not SB3 policies, or policies of random small shapes."""
+    import torch
+
+    kind = draw(st.sampled_from(["bytes", "members", "policy-bytes", "state", "data"]))
+    if kind == "bytes":
+        return kind, draw(st.binary(max_size=300))
+    if kind == "members":
+        names = st.sampled_from(["policy.pth", "data", "pytorch_variables.pth", "../x"]) | st.text(
+            min_size=1, max_size=8
+        )
+        return kind, _zip(draw(st.dictionaries(names, st.binary(max_size=40), max_size=3)))
+    if kind == "policy-bytes":
+        return kind, _zip({"policy.pth": draw(st.binary(max_size=200))})
+    shapes = st.lists(st.integers(0, 40), min_size=0, max_size=3)
+    state = {k: torch.zeros(draw(shapes)) for k in draw(st.lists(st.sampled_from(SB3_KEYS), unique=True))}
+    data = draw(HOSTILE_VALUES).__repr__().encode() if kind == "data" else None
+    return kind, _zip({"policy.pth": _state_bytes(state), **({"data": data} if data is not None else {})})
+
+
+@pytest.fixture(scope="module")
+def policy_task():
+    pytest.importorskip("stable_baselines3")
+    import fmbench
+
+    return fmbench.make_task(POLICY_TASK)
+
+
+@settings(max_examples=40)
+@given(case=sb3_zips())
+def test_damaged_sb3_zips_are_refused_in_one_line(policy_task, case):
+    from fmbench.models import load_model
+
+    kind, data = case
+    event(kind)
+    folder = Path(tempfile.mkdtemp(prefix="hostile-sb3-"))
+    (folder / "policy.zip").write_bytes(data)
+    try:
+        with bounded():
+            load_model(f"sb3:{folder / 'policy.zip'}", policy_task)
+        event("loaded")  # random shapes that happen to make a valid policy
+    except FmbenchError as e:
+        one_line_error(e)
+    finally:
+        shutil.rmtree(folder)
+
+
+def test_an_sb3_policy_declaring_a_huge_layer_in_empty_weights_stays_within_bounded_memory(policy_task):
+    """Empty weight matrices (shapes like ``(0, n)`` cost no bytes) declare a layer of 100 million units."""
+    import gymnasium as gym
+    import torch
+    from stable_baselines3.common.preprocessing import get_flattened_obs_dim
+
+    from fmbench.models import load_model
+
+    env = gym.make(policy_task.spec.params["env"])
+    features, actions = get_flattened_obs_dim(env.observation_space), int(env.action_space.n)
+    env.close()
+    width, state = 100_000_000, {}
+    for net in ("policy", "value"):
+        shapes = {0: (0, features), 2: (width, 0), 4: (0, width)}
+        state |= {f"mlp_extractor.{net}_net.{i}.weight": torch.zeros(shape) for i, shape in shapes.items()}
+    state |= {"action_net.weight": torch.zeros(actions, 0), "value_net.weight": torch.zeros(1, 0)}
+    folder = Path(tempfile.mkdtemp(prefix="hostile-sb3-"))
+    (folder / "policy.zip").write_bytes(_zip({"policy.pth": _state_bytes(state)}))
+    try:
+        with bounded(), pytest.raises(Exception) as refused:  # noqa: B017
+            load_model(f"sb3:{folder / 'policy.zip'}", policy_task)
+    finally:
+        shutil.rmtree(folder)
+    assert "imply 200,000," in one_line_error(refused.value)
+
+
 FOMO_TASK = "fmbench/FoMoRewardPickup-v0"
 
 
