@@ -31,7 +31,7 @@ from hypothesis import strategies as st
 
 from fmbench.errors import FmbenchError
 from fmbench.leaderboard import submit
-from fmbench.results import MAX_RECORD_BYTES, aggregate, validate
+from fmbench.results import MAX_RECORD_BYTES, validate
 
 settings.register_profile(
     "fmbench-hostile",
@@ -146,10 +146,6 @@ def _delete(record: dict, path: tuple) -> None:
     del record[path[-1]]
 
 
-def _reaggregate(record: dict) -> None:
-    record["metrics"] = aggregate(record, {k: v["higher_is_better"] for k, v in record["metrics"].items()})
-
-
 @st.composite
 def refused_records(draw) -> tuple[str, bytes]:
     """A record that must be refused, as ``(what was done, file bytes)``."""
@@ -206,9 +202,8 @@ def refused_records(draw) -> tuple[str, bytes]:
     text = json.dumps(record, allow_nan=True)
     if kind == "non-utf8":
         at = draw(st.integers(0, len(text)))
-        return kind, text[:at].encode() + draw(st.sampled_from([b"\xff", b"\xc3\x28", b"\xed\xa0\x80", b"\x80"])) + (
-            text[at:].encode()
-        )
+        bad = draw(st.sampled_from([b"\xff", b"\xc3\x28", b"\xed\xa0\x80", b"\x80"]))
+        return kind, text[:at].encode() + bad + text[at:].encode()
     if kind == "duplicate-key":  # a second "device" (or metric mean) that a different reader would see first
         key = draw(st.sampled_from(['"device": ', '"mean": ', '"weights_sha256": ']))
         at = text.index(key)
@@ -228,13 +223,11 @@ def _get(record: Any, path: tuple) -> Any:
 
 def _required(path: tuple) -> bool:
     """Whether the schema (or the task) requires the key at ``path``."""
-    if path[0] in ("environment",) or path[:2] == ("timings", "load_seconds"):
+    if path[0] == "environment" or path[:2] == ("timings", "load_seconds"):
         return False
     if path[0] == "per_seed" and len(path) == 2:  # a whole seed: then it is unfinished, which validate allows
         return False
-    if path[0] == "task" and path[1:2] == ("data_hash",) and len(path) == 3:
-        return True
-    return not isinstance(path[-1], int)
+    return not isinstance(path[-1], int)  # an item of a list: what is left may still be consistent
 
 
 def _typed(path: tuple) -> bool:
