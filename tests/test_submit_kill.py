@@ -84,13 +84,15 @@ def test_a_writer_killed_while_writing_leaves_no_entry_and_the_next_submit_clean
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    deadline = time.monotonic() + 300
-    while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert marker.exists(), proc.stderr.read().decode() if proc.poll() is not None else "timed out"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(60)
-    proc.stderr.close()
+    try:
+        deadline = time.monotonic() + 300
+        while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert marker.exists(), proc.stderr.read().decode() if proc.poll() is not None else "timed out"
+    finally:
+        proc.send_signal(signal.SIGKILL)  # held in its fsync (or never got there): kill -9 either way
+        proc.wait(60)
+        proc.stderr.close()
 
     temp = [p for p in folder.iterdir() if p.name not in before]
     assert len(temp) == 1 and temp[0].name.startswith(".killed.json.") and temp[0].name.endswith(".tmp")
