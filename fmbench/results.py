@@ -45,6 +45,22 @@ _STRING = re.compile(r'"(?:[^"\\]|\\.)*+"?', re.DOTALL)
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 
 
+_FORMATS = jsonschema.FormatChecker()  # jsonschema checks "date-time" only with an optional package: done here
+
+
+@_FORMATS.checks("date-time", raises=ValueError)
+def is_date_time(value: object) -> bool:
+    """Whether a JSON value that is a string is a date and time with a UTC offset (RFC 3339, as ``now`` writes).
+
+    Example:
+        >>> is_date_time("2026-11-26T05:18:12+00:00"), is_date_time("2026-11-26"), is_date_time(3)
+        (True, False, True)
+    """
+    if not isinstance(value, str):
+        return True  # the schema's "type" speaks about other types
+    return len(value) >= 20 and value[10] in "Tt" and datetime.fromisoformat(value).tzinfo is not None
+
+
 @lru_cache(maxsize=1)
 def schema() -> dict[str, Any]:
     """The result record's JSON Schema."""
@@ -249,7 +265,7 @@ def check_schema(record: Any, where: str = "record") -> None:
     bad = non_finite(record)
     if bad:
         raise ResultError(f"{where}: {bad} is not a finite number")
-    validator = jsonschema.Draft202012Validator(schema(), format_checker=jsonschema.FormatChecker())
+    validator = jsonschema.Draft202012Validator(schema(), format_checker=_FORMATS)
     error = jsonschema.exceptions.best_match(validator.iter_errors(record))
     if error is not None:
         at = "/".join(str(p) for p in error.absolute_path) or "(top level)"

@@ -21,6 +21,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -349,6 +350,8 @@ def assert_plausible(record: dict[str, Any]) -> None:
         assert m["per_seed"] == values and math.isclose(m["mean"], sum(values) / len(values), abs_tol=1e-9)
         assert 0 <= m["std"] <= 1 and math.isfinite(m["std"])
     assert set(record["metrics"]) == set(genuine_record()["metrics"])
+    for stamp in [record["date"], *(s["finished"] for s in record["per_seed"].values())]:
+        assert datetime.fromisoformat(stamp).tzinfo is not None, stamp
     assert record["task"] == genuine_record()["task"]
 
 
