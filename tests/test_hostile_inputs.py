@@ -777,6 +777,23 @@ def _tiny_captioner(folder: Path) -> None:
     VisionEncoderDecoderModel(config).save_pretrained(folder)
 
 
+def test_terminal_escapes_quoted_from_a_hostile_file_reach_the_terminal_escaped(fmbench_cli, policy_task, tmp_path):
+    """An SB3 zip whose ``data`` names a features extractor made of escape sequences and a second line."""
+    import gymnasium as gym
+    from stable_baselines3.common.policies import ActorCriticPolicy
+
+    env = gym.make(policy_task.spec.params["env"])
+    policy = ActorCriticPolicy(env.observation_space, env.action_space, lambda _: 0.0, net_arch=[4])
+    env.close()
+    hostile = "\x1b]0;owned\x07\x1b[2J\x9b31m\rcleared\nfmbench eval: all good"
+    data = json.dumps({"policy_kwargs": {"features_extractor_class": hostile}}).encode()
+    (tmp_path / "p.zip").write_bytes(_zip({"policy.pth": _state_bytes(policy.state_dict()), "data": data}))
+    proc = fmbench_cli("eval", "--task", POLICY_TASK, "--model", f"sb3:{tmp_path / 'p.zip'}", "--no-progress")
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.endswith("features extractor \\x1b]0;owned\\x07\\x1b[2J\\x9b31m\n")  # up to the \\r
+    assert not any(c in proc.stderr for c in "\x1b\x07\x9b\r")
+
+
 @pytest.mark.slow  # imports open_clip, transformers and the FoMo task (about 30 s on a loaded 2-core machine)
 def test_pickled_fomo_clip_and_captioner_checkpoints_are_one_line_errors(fmbench_cli, tmp_path):
     """A pickle that ``torch.load(weights_only=True)`` refuses, in a CLIP checkpoint or an image-to-text model's
@@ -806,6 +823,7 @@ def test_pickled_fomo_clip_and_captioner_checkpoints_are_one_line_errors(fmbench
         assert proc.returncode == 1 and proc.stdout == "", proc.stdout
         assert proc.stderr.count("\n") == 1 and proc.stderr.startswith(f"fmbench eval: error: {problem}")
         assert "Weights only load failed" in proc.stderr and "this must never run" not in proc.stderr
+        assert "\x1b" not in proc.stderr  # torch's message holds terminal escapes: shown escaped
 
 
 # --- data folders: Fashion-MNIST IDX files, TU datasets ---------------------------------------------------------
