@@ -3,12 +3,13 @@ fmbench error type), writing nothing and staying within bounded memory and time,
 that is genuinely valid, accepts it and round-trips it.
 
 Covered: result records (``validate``, ``submit``), leaderboard folders (``leaderboard``,
-``render``, ``check``, ``submit``), model files (safetensors headers and sidecars, pickles in the
+``render``, ``check``, ``submit``), model files (safetensors headers and sidecars, SB3 zips, pickles in the
 FoMo CLIP and image-to-text checkpoints) and data folders (Fashion-MNIST IDX, TU). Env misuse is
 covered registry-wide by ``test_registry_envs.py``; ``kill -9`` during ``submit`` by
 ``test_submit_kill.py``.
 
-Examples are derandomised (the same cases on every run) and hypothesis keeps no database in the checkout.
+Examples are derandomised (the same cases on every run); hypothesis keeps no database and writes nothing into
+the checkout.
 """
 
 from __future__ import annotations
@@ -29,11 +30,13 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
+from hypothesis.configuration import set_hypothesis_home_dir
 
 from fmbench.errors import FmbenchError
 from fmbench.leaderboard import submit
 from fmbench.results import MAX_RECORD_BYTES, validate
 
+set_hypothesis_home_dir(tempfile.mkdtemp(prefix="hypothesis-"))  # its caches go there, not into the checkout
 settings.register_profile(
     "fmbench-hostile",
     max_examples=40,
