@@ -251,6 +251,8 @@ def check(root: Path | None = None) -> list[Invalid]:
         for d in sorted(dirs):
             if (here / d).is_symlink():
                 bad.append(Invalid(here / d, "a symlink (refused)"))
+            elif d.endswith(".json") and rel in tasks:  # as ``scan`` lists it under the task's table
+                bad.append(Invalid(here / d, "not a regular file"))
         dirs.sort()
         if rel in tasks:
             bad += scan(rel, root)[1]  # its entries and verifications, symlinked ones included

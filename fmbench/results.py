@@ -1,9 +1,11 @@
 """Result records: building, aggregating and checking them (schema: ``schemas/result.schema.json``).
 
-Records are strict JSON: ``NaN`` and ``Infinity`` (and numbers that overflow to them) are refused when a
-record is read and never written. A record file may hold at most ``MAX_RECORD_BYTES`` (5 MB; shipped
+Records are strict JSON: ``NaN`` and ``Infinity`` (and numbers that overflow to them), integers beyond 64 bits
+and a key repeated within one object (which readers resolve differently) are refused when a record is read;
+non-finite numbers are never written. A record file may hold at most ``MAX_RECORD_BYTES`` (5 MB; shipped
 records are about 20 KB) and nest arrays and objects at most ``MAX_RECORD_DEPTH`` (32) deep; both are
-checked before the JSON is parsed.
+checked before the JSON is parsed, in time linear in the file's size. A record lists at most ``MAX_SEEDS``
+(256) seeds.
 
 Example:
     >>> record = new_record(task_info={"id": "fmbench/ComposeDirect-v0", "version": 0, "study": "2311.12997"},
@@ -22,6 +24,7 @@ import math
 import platform
 import re
 import subprocess
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -36,8 +39,26 @@ from fmbench.hash_cache import cache_dir, cached_hash, remember_hash
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "result.schema.json"
 MAX_RECORD_BYTES = 5_000_000
 MAX_RECORD_DEPTH = 32
-_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+MAX_SEEDS = 256
+# A JSON string, or an unterminated one up to the end (possessive: no backtracking, so linear in the text)
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*+"?', re.DOTALL)
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+
+
+_FORMATS = jsonschema.FormatChecker()  # jsonschema checks "date-time" only with an optional package: done here
+
+
+@_FORMATS.checks("date-time", raises=ValueError)
+def is_date_time(value: object) -> bool:
+    """Whether a JSON value that is a string is a date and time with a UTC offset (RFC 3339, as ``now`` writes).
+
+    Example:
+        >>> is_date_time("2026-11-26T05:18:12+00:00"), is_date_time("2026-11-26"), is_date_time(3)
+        (True, False, True)
+    """
+    if not isinstance(value, str):
+        return True  # the schema's "type" speaks about other types
+    return len(value) >= 20 and value[10] in "Tt" and datetime.fromisoformat(value).tzinfo is not None
 
 
 @lru_cache(maxsize=1)
@@ -140,7 +161,8 @@ def aggregate(record: dict[str, Any], higher_is_better: dict[str, bool]) -> dict
     for name in sorted(names):
         values = [record["per_seed"][str(s)]["metrics"][name] for s in seeds]
         mean = sum(values) / len(values)
-        std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
+        # (v - mean) * (v - mean): a huge value overflows to inf (refused as a mismatch), where ** raises
+        std = math.sqrt(sum((v - mean) * (v - mean) for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
         out[name] = {"mean": mean, "std": std, "per_seed": values, "higher_is_better": higher_is_better[name]}
     return out
 
@@ -160,13 +182,17 @@ def nesting_depth(text: str) -> int:
 
 
 def parse_strict(text: str, where: str) -> Any:
-    """Parse JSON text, refusing ``NaN``, ``Infinity`` and numbers too large for a float.
+    """Parse JSON text, refusing ``NaN``, ``Infinity``, numbers too large for a float or 64 bits, repeated keys.
 
     Example:
         >>> parse_strict('{"mean": NaN}', "r.json")
         Traceback (most recent call last):
         ...
         fmbench.errors.ResultError: r.json holds NaN: a record's numbers must be finite (strict JSON)
+        >>> parse_strict('{"device": "a", "device": "b"}', "r.json")
+        Traceback (most recent call last):
+        ...
+        fmbench.errors.ResultError: r.json repeats the key 'device' in one object (strict JSON)
     """
 
     def refuse(constant: str) -> float:
@@ -176,8 +202,21 @@ def parse_strict(text: str, where: str) -> Any:
         value = float(number)
         return value if math.isfinite(value) else refuse(number)
 
+    def int64(number: str) -> int:
+        if len(number) <= 20 and -(2**63) <= int(number) < 2**63:
+            return int(number)
+        shown = number if len(number) <= 24 else f"{number[:20]}... ({len(number)} characters)"
+        raise ResultError(f"{where} holds the integer {shown}: too large for 64 bits (strict JSON)")
+
+    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        obj = dict(pairs)
+        if len(obj) < len(pairs):
+            repeated = next(k for k, n in Counter(k for k, _ in pairs).items() if n > 1)
+            raise ResultError(f"{where} repeats the key {repeated[:100]!r} in one object (strict JSON)")
+        return obj
+
     try:
-        return json.loads(text, parse_constant=refuse, parse_float=finite)
+        return json.loads(text, parse_constant=refuse, parse_float=finite, parse_int=int64, object_pairs_hook=unique)
     except json.JSONDecodeError as e:
         raise ResultError(f"{where} is not valid JSON (line {e.lineno}: {e.msg})") from None
 
@@ -220,14 +259,18 @@ def non_finite(value: Any, at: str = "") -> str | None:
 
 def check_schema(record: Any, where: str = "record") -> None:
     """Validate against the JSON Schema and the record's own arithmetic."""
+    seeds = record.get("seeds") if isinstance(record, dict) else None
+    if isinstance(seeds, list) and len(seeds) > MAX_SEEDS:  # before the schema's uniqueItems (quadratic on mixed types)
+        raise ResultError(f"{where}: {len(seeds)} seeds; a record lists at most {MAX_SEEDS}")
     bad = non_finite(record)
     if bad:
         raise ResultError(f"{where}: {bad} is not a finite number")
-    validator = jsonschema.Draft202012Validator(schema(), format_checker=jsonschema.FormatChecker())
+    validator = jsonschema.Draft202012Validator(schema(), format_checker=_FORMATS)
     error = jsonschema.exceptions.best_match(validator.iter_errors(record))
     if error is not None:
         at = "/".join(str(p) for p in error.absolute_path) or "(top level)"
-        raise ResultError(f"{where} violates the result schema at {at}: {error.message}")
+        message = error.message if len(error.message) <= 300 else f"{error.message[:150]}...{error.message[-100:]}"
+        raise ResultError(f"{where} violates the result schema at {at[:200]}: {message}")
     model, key = record["model"], record["model"].get("key")
     if key is None and "submission" in record:
         raise ResultError(f"{where}: a leaderboard entry needs model/key (submitted before keys: submit it again)")

@@ -159,6 +159,20 @@ def _layers(p: Path, state: dict[str, torch.Tensor], net: str) -> list[torch.Ten
     return [layers[i] for i in sorted(layers)]
 
 
+def _implied_parameters(features: int, net_arch: dict[str, list[int]], n_actions: int) -> int:
+    """Parameters of SB3's actor-critic MLP: the policy and value MLPs, then the action and value heads.
+
+    Example:
+        >>> _implied_parameters(4, {"pi": [8], "vf": []}, 3)  # (4*8 + 8) + (8*3 + 3) + (4*1 + 1)
+        72
+    """
+    total = 0
+    for widths, head in ((net_arch["pi"], n_actions), (net_arch["vf"], 1)):
+        sizes = [features, *widths, head]
+        total += sum(n_in * n_out + n_out for n_in, n_out in zip(sizes, sizes[1:]))
+    return total
+
+
 def load_sb3(path: str, task: Task) -> LoadedModel:
     """A PPO/A2C ``MlpPolicy`` from an SB3 zip, as a ``policy`` model of ``task``.
 
@@ -200,6 +214,12 @@ def load_sb3(path: str, task: Task) -> LoadedModel:
             f"has {features} (observation shape {obs_space.shape}) and {action_space.n} actions"
         )
     net_arch = {"pi": [int(w.shape[0]) for w in pi], "vf": [int(w.shape[0]) for w in vf]}
+    implied, held = _implied_parameters(features, net_arch, n_out), sum(v.numel() for v in state.values())
+    if implied > held:  # before building it: empty weight matrices can declare layers of any width
+        raise ModelError(
+            f"sb3: {p}: policy.pth is not an actor-critic MLP state dict (its layer shapes imply "
+            f"{implied:,} parameters; it holds {held:,})"
+        )
     policy = ActorCriticPolicy(
         obs_space, action_space, lambda _: 0.0, net_arch=net_arch, activation_fn=_activation(p, data)
     )

@@ -127,6 +127,8 @@ def _read(path: Path, integers: bool, columns: int | None = None) -> np.ndarray:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "input contained no data"
             table = np.loadtxt(path, delimiter=",", dtype=np.int64 if integers else np.float64, comments=None, ndmin=2)
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not a text file (it holds bytes that are not UTF-8)") from None
     except ValueError as e:
         raise _bad_line(path, integers, columns, str(e)) from None
     if columns is not None and table.shape[1] != columns:
