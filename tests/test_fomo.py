@@ -240,7 +240,7 @@ class _Payload:
 def test_a_pickled_payload_in_pytorch_model_bin_is_one_line(tiny_lm, tmp_path, capsys):
     import shutil
 
-    from fmbench.studies.fomo.lm import load_causal_lm
+    from fmbench.causal_lm import load_causal_lm
 
     folder = tmp_path / "pickled-lm"
     shutil.copytree(tiny_lm, folder)
@@ -268,7 +268,7 @@ def test_tokenizer_without_the_needed_tokens_is_refused(tiny_lm):
 def test_an_env_says_once_per_process_that_its_language_model_is_loading(tiny_lm, capfd):
     import gymnasium as gym
 
-    from fmbench.studies.fomo.lm import load_causal_lm
+    from fmbench.causal_lm import load_causal_lm
     from fmbench.studies.fomo.rewards import shared_scorer
 
     load_causal_lm.cache_clear(), shared_scorer.cache_clear()  # as in a fresh process
