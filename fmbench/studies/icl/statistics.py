@@ -36,7 +36,7 @@ WINDOWS = (5, 10, 15, 20, 25)
 
 def _array(flips: Sequence[int]) -> np.ndarray:
     x = np.asarray(flips, dtype=np.int64)
-    if x.ndim != 1 or not np.isin(x, (0, 1)).all():
+    if x.ndim != 1 or not ((x == 0) | (x == 1)).all():
         raise InputError(f"flips are a sequence of 0 and 1, got {list(flips)[:8]}")
     return x
 
@@ -117,18 +117,20 @@ def levenshtein_ratio(a: str, b: str) -> float:
     """python-Levenshtein's ``ratio``: ``1 - indel distance / (len(a) + len(b))`` (1 for two empty strings).
 
     The indel distance counts insertions and deletions (a substitution costs two), so the ratio is
-    ``2 * LCS / (len(a) + len(b))`` with LCS the longest common subsequence.
+    ``2 * LCS / (len(a) + len(b))``, LCS the longest common subsequence (bit-parallel, Allison-Dix).
     """
     if not a and not b:
         return 1.0
-    prev = np.zeros(len(b) + 1, dtype=np.int64)
-    bb = np.frombuffer(b.encode(), dtype=np.uint8)
-    for ch in a.encode():
-        match = np.concatenate([[0], prev[:-1] + (bb == ch)])
-        cur = np.maximum(match, prev)
-        cur = np.maximum.accumulate(cur)
-        prev = cur
-    return 2 * float(prev[-1]) / (len(a) + len(b))
+    masks: dict[str, int] = {}
+    for i, ch in enumerate(b):
+        masks[ch] = masks.get(ch, 0) | (1 << i)
+    full = (1 << len(b)) - 1
+    v = full
+    for ch in a:
+        u = v & masks.get(ch, 0)
+        v = ((v + u) | (v - u)) & full
+    lcs = len(b) - bin(v).count("1")
+    return 2 * lcs / (len(a) + len(b))
 
 
 def mean_pairwise_levenshtein(sequences: Sequence[Sequence[int]]) -> float:
@@ -155,7 +157,11 @@ def window_p_tails(history: Sequence[int], target: float, window: int = 5) -> fl
         0.0
     """
     last = [target, *_array(history).tolist()][-window:]
-    return float(min(1.0, max(0.0, 2 * target - np.mean(last))))
+    return _window_p(last, target)
+
+
+def _window_p(last: list, target: float) -> float:
+    return float(min(1.0, max(0.0, 2 * target - sum(last) / len(last))))
 
 
 def window_log_likelihood(flips: Sequence[int], target: float, window: int = 5) -> float:
@@ -164,11 +170,11 @@ def window_log_likelihood(flips: Sequence[int], target: float, window: int = 5) 
     The authors' ``log_probability`` puts the predicted flip itself in the window; here each
     flip is predicted from the flips before it only, as the sampler generates them.
     """
-    x = _array(flips)
+    x = [target, *_array(flips).tolist()]
     total = 0.0
-    for t, f in enumerate(x):
-        p = clip_probability(window_p_tails(x[:t], target, window))
-        total += np.log(p if f == 1 else 1 - p)
+    for t in range(1, len(x)):
+        p = clip_probability(_window_p(x[max(0, t - window) : t], target))
+        total += np.log(p if x[t] == 1 else 1 - p)
     return float(total)
 
 
@@ -194,14 +200,27 @@ def markov_p_tails(previous: int | None, p0: float, alt: float) -> float:
 
 
 def markov_log_likelihood(sequences: Sequence[Sequence[int]], p0: float, alt: float) -> float:
-    """Total log-probability of sequences under the two-parameter Markov chain."""
-    total = 0.0
+    """Total log-probability of sequences under the two-parameter Markov chain (from their transition counts)."""
+    return _markov_log_likelihood(_markov_counts(sequences), p0, alt)
+
+
+def _markov_counts(sequences: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """How many sequences start with Heads / Tails, and the (previous, next) transition counts."""
+    first, moves = np.zeros(2), np.zeros((2, 2))
     for flips in sequences:
-        previous = None
-        for f in _array(flips).tolist():
-            p = clip_probability(markov_p_tails(previous, p0, alt))
-            total += np.log(p if f == 1 else 1 - p)
-            previous = f
+        x = _array(flips)
+        if len(x):
+            first[x[0]] += 1
+            np.add.at(moves, (x[:-1], x[1:]), 1)
+    return first, moves
+
+
+def _markov_log_likelihood(counts: tuple[np.ndarray, np.ndarray], p0: float, alt: float) -> float:
+    first, moves = counts
+    total = 0.0
+    for previous, counts in ((None, first), (0, moves[0]), (1, moves[1])):
+        p = clip_probability(markov_p_tails(previous, p0, alt))
+        total += counts[0] * np.log(1 - p) + counts[1] * np.log(p)
     return float(total)
 
 
@@ -214,10 +233,12 @@ def fit_markov(sequences: Sequence[Sequence[int]], prior: float = 5.0) -> tuple[
         (0.5, True)
     """
 
+    counts = _markov_counts(sequences)
+
     def loss(theta: np.ndarray) -> float:
         p0, alt = theta
         log_prior = beta.logpdf(p0, prior, prior) + beta.logpdf(alt, prior, prior)
-        return -(markov_log_likelihood(sequences, p0, alt) + log_prior)
+        return -(_markov_log_likelihood(counts, p0, alt) + log_prior)
 
     found = minimize(loss, np.array([0.5, 0.5]), method="L-BFGS-B", bounds=[(1e-3, 1 - 1e-3)] * 2)
     return float(found.x[0]), float(found.x[1])
