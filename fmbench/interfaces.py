@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 import numpy as np
 import torch
 
-from fmbench.errors import ModelError, first_line
+from fmbench.errors import InputError, ModelError, first_line
 from fmbench.random_access import stream_key
 
 if TYPE_CHECKING:
@@ -434,21 +434,65 @@ class BNClassifier(Interface):
 
 
 class CausalLM(Interface):
-    """Texts -> log-likelihoods and next-token log-probabilities; ``check(model)``.
+    """Texts -> log-probabilities under a causal language model; ``check(model, methods=(...))``.
 
-    The model has ``log_likelihoods(texts) -> (N,)`` (each text's total log-probability, at
-    most 0) and ``next_token_logprobs(texts) -> (N, V)`` (the log-distribution of the token
-    after each text; each row's probabilities sum to 1), both numpy float arrays.
+    The model is any object with (some of) these methods, taking and returning plain lists
+    and numpy float arrays (:class:`fmbench.causal_lm.HFScorer` has them all):
+
+    * ``log_likelihoods(texts) -> (N,)``: each text's total log-probability (<= 0);
+    * ``next_token_logprobs(texts) -> (N, V)``: the log-distribution of the token after each text;
+    * ``continuation_logprobs(pairs) -> [(n_i,), ...]``: per-token log-probabilities of each
+      ``(context, continuation)`` pair's continuation (their sum is its log-likelihood);
+    * ``candidate_logprobs(contexts, candidates) -> (N, K)``: log p(candidate string | context);
+    * ``next_token_mass(contexts, prefixes) -> (N, K)``: probability of the next tokens whose text,
+      leading whitespace stripped, starts with each prefix;
+    * ``sample(prompts, max_new_tokens, temperature, seed) -> [str, ...]``: one seeded continuation each;
+    * optional ``tree_logprobs(context, branches, depth) -> (len(branches) ** depth,)``: log-probability
+      of every path of ``depth`` branch strings after the context, paths in ``itertools.product`` order;
+      without it, :meth:`tree_logprobs` chains ``candidate_logprobs`` level by level.
+
+    Tasks call this interface's wrappers (``CAUSAL_LM.candidate_logprobs(model, ...)``), which
+    refuse malformed output with a one-line ``ModelError`` naming the model, and check only the
+    methods they use (``check(model, methods=("candidate_logprobs",))``).
+
+    Example:
+        >>> from fmbench.models import LoadedModel
+        >>> class Uniform:  # every character has probability 1/2
+        ...     def candidate_logprobs(self, contexts, candidates):
+        ...         return np.array([[-len(c) * np.log(2) for c in candidates] for _ in contexts])
+        >>> m = LoadedModel(Uniform(), "python:uniform", "uniform", "causal-lm", None, None, "none")
+        >>> CAUSAL_LM.check(m, methods=("candidate_logprobs", "tree_logprobs"))
+        >>> np.exp(CAUSAL_LM.tree_logprobs(m, "x", ["a", "bb"], depth=2)).round(4).tolist()
+        [0.25, 0.125, 0.125, 0.0625]
     """
 
     name = "causal-lm"
     description = (
-        "A causal language-model scorer: an object with `log_likelihoods(texts)` -> numpy (N,) total "
-        "log-probability of each text (<= 0) and `next_token_logprobs(texts)` -> numpy (N, V) "
-        "log-distribution of the next token after each text."
+        "A causal language-model scorer: an object with (the methods a task uses of) `log_likelihoods(texts)` "
+        "-> numpy (N,), `next_token_logprobs(texts)` -> (N, V), `continuation_logprobs(pairs)` -> list of "
+        "per-token arrays, `candidate_logprobs(contexts, candidates)` -> (N, K), `next_token_mass(contexts, "
+        "prefixes)` -> (N, K) in [0, 1], `sample(prompts, max_new_tokens, temperature, seed)` -> list of str "
+        "(seeded), and optionally `tree_logprobs(context, branches, depth)`; log-probabilities <= 0."
     )
     module_required = False
+    METHODS = (
+        "log_likelihoods",
+        "next_token_logprobs",
+        "continuation_logprobs",
+        "candidate_logprobs",
+        "next_token_mass",
+        "sample",
+        "tree_logprobs",
+    )
+    DEFAULT_METHODS = ("log_likelihoods", "next_token_logprobs")
     PROBE = ("the cat sat", "a")
+
+    @staticmethod
+    def _logprobs(values: np.ndarray, what: str) -> np.ndarray:
+        """``values`` unless one is above 0 (a log-probability)."""
+        if values.size and (values > 1e-6).any():
+            raise ModelError(f"{what} returned a log-probability above 0 ({values.max():.3g})")
+        return values
 
     def log_likelihoods(self, model: LoadedModel, texts: Sequence[str]) -> np.ndarray:
         """Each text's log-likelihood, refused with ``ModelError`` if malformed, non-finite or positive."""
@@ -475,14 +519,103 @@ class CausalLM(Interface):
             )
         return out
 
+    def continuation_logprobs(self, model: LoadedModel, pairs: Sequence[tuple[str, str]]) -> list[np.ndarray]:
+        """Per-token log-probabilities of each pair's continuation: one non-empty 1-D array per pair."""
+        what = f"{model.spec} scoring {len(pairs)} continuations"
+        out = call_model(what, model.model.continuation_logprobs, [(c, x) for c, x in pairs])
+        if not isinstance(out, list | tuple) or len(out) != len(pairs):
+            size = len(out) if isinstance(out, list | tuple) else type(out).__name__
+            raise ModelError(f"{what} returned {size}; expected a list of {len(pairs)} arrays")
+        checked = []
+        for i, values in enumerate(out):
+            shape = getattr(values, "shape", ())
+            if len(shape) != 1 or not shape[0]:
+                raise ModelError(f"{what} returned shape {shape} for continuation {i}; expected (n_tokens,), n >= 1")
+            checked.append(self._logprobs(_float_array(values, shape, f"{what} (continuation {i})"), what))
+        return checked
+
+    def candidate_logprobs(self, model: LoadedModel, contexts: Sequence[str], candidates: Sequence[str]) -> np.ndarray:
+        """log p(candidate | context) for every context and candidate, ``(N, K)``, finite and <= 0."""
+        what = f"{model.spec} scoring {len(candidates)} candidates after {len(contexts)} contexts"
+        out = call_model(what, model.model.candidate_logprobs, list(contexts), list(candidates))
+        return self._logprobs(_float_array(out, (len(contexts), len(candidates)), what), what)
+
+    def next_token_mass(self, model: LoadedModel, contexts: Sequence[str], prefixes: Sequence[str]) -> np.ndarray:
+        """Next-token probability mass of each prefix after each context, ``(N, K)`` in [0, 1]."""
+        what = f"{model.spec} weighing {len(prefixes)} next-token prefixes after {len(contexts)} contexts"
+        out = call_model(what, model.model.next_token_mass, list(contexts), list(prefixes))
+        out = _float_array(out, (len(contexts), len(prefixes)), what)
+        if out.size and (out.min() < -1e-6 or out.max() > 1 + 1e-6):
+            raise ModelError(f"{what} returned masses in [{out.min():.3g}, {out.max():.3g}]; expected [0, 1]")
+        return out.clip(0.0, 1.0)
+
+    def sample(
+        self, model: LoadedModel, prompts: Sequence[str], max_new_tokens: int, temperature: float, seed: int
+    ) -> list[str]:
+        """One seeded continuation (the generated text only) per prompt, refused unless a list of strings."""
+        what = f"{model.spec} sampling {len(prompts)} continuations (seed {seed})"
+        out = call_model(what, model.model.sample, list(prompts), max_new_tokens, temperature, seed)
+        if not isinstance(out, list | tuple) or len(out) != len(prompts) or not all(isinstance(s, str) for s in out):
+            raise ModelError(f"{what} returned {type(out).__name__}; expected a list of {len(prompts)} strings")
+        return list(out)
+
+    def tree_logprobs(self, model: LoadedModel, context: str, branches: Sequence[str], depth: int) -> np.ndarray:
+        """log p of every path of ``depth`` branches after ``context`` (``itertools.product`` order).
+
+        Uses the model's own ``tree_logprobs`` when it has one; otherwise chains
+        ``candidate_logprobs`` level by level: log p(b1 ... bd | c) = sum over levels of
+        log p(b_i | c b1 ... b_(i-1)).
+        """
+        branches = list(branches)
+        if depth < 1 or not branches:
+            raise InputError(f"a probability tree needs depth >= 1 and at least one branch, got {depth}, {branches}")
+        if callable(getattr(model.model, "tree_logprobs", None)):
+            what = f"{model.spec} scoring a depth-{depth} tree of {len(branches)} branches"
+            out = call_model(what, model.model.tree_logprobs, context, branches, depth)
+            return self._logprobs(_float_array(out, (len(branches) ** depth,), what), what)
+        total = np.zeros(1)
+        prefixes = [""]
+        for _ in range(depth):
+            level = self.candidate_logprobs(model, [context + p for p in prefixes], branches)
+            total = (total[:, None] + level).reshape(-1)
+            prefixes = [p + b for p in prefixes for b in branches]
+        return total
+
+    def _probe(self, model: LoadedModel, method: str) -> None:
+        """One call of ``method`` on a tiny input, through its checking wrapper."""
+        if method == "log_likelihoods":
+            self.log_likelihoods(model, self.PROBE)
+        elif method == "next_token_logprobs":
+            self.next_token_logprobs(model, self.PROBE)
+        elif method == "continuation_logprobs":
+            self.continuation_logprobs(model, [("the cat", " sat"), ("", "a")])
+        elif method == "candidate_logprobs":
+            self.candidate_logprobs(model, ["the cat", "a"], [" sat", " ran"])
+        elif method == "next_token_mass":
+            self.next_token_mass(model, ["the cat", "a"], ["s", "r"])
+        elif method == "sample":
+            first = self.sample(model, self.PROBE, 3, 1.0, 0)
+            if self.sample(model, self.PROBE, 3, 1.0, 0) != first:
+                raise ModelError(f"{model.spec} sampled different texts with the same seed; sampling must be seeded")
+        else:
+            self.tree_logprobs(model, "the cat", [" sat", " ran"], 2)
+
     def check(self, model: LoadedModel, **context: Any) -> None:
-        """Also scores and continues two short texts."""
+        """Also calls each method in ``context["methods"]`` (default :attr:`DEFAULT_METHODS`) on a tiny input.
+
+        ``tree_logprobs`` is optional: a model without it passes if it has ``candidate_logprobs``.
+        """
         super().check(model)
-        for method in ("log_likelihoods", "next_token_logprobs"):
-            if not callable(getattr(model.model, method, None)):
-                raise ModelError(f"{model.spec} has no {method}(texts) method")
-        self.log_likelihoods(model, self.PROBE)
-        self.next_token_logprobs(model, self.PROBE)
+        methods = tuple(context.get("methods", self.DEFAULT_METHODS))
+        unknown = [m for m in methods if m not in self.METHODS]
+        if unknown:
+            raise InputError(f"unknown causal-lm method(s) {unknown}; known: {', '.join(self.METHODS)}")
+        for method in methods:
+            needed = "candidate_logprobs" if method == "tree_logprobs" else method
+            if not callable(getattr(model.model, method, None)) and not callable(getattr(model.model, needed, None)):
+                raise ModelError(f"{model.spec} has no {needed}() method, which this task uses")
+        for method in methods:
+            self._probe(model, method)
 
 
 # ---- the registry ---------------------------------------------------------------------------------

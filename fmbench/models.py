@@ -3,7 +3,8 @@
 A spec is ``<scheme>:<target>``. The core registers these schemes:
     ``baseline:<name>``           a model shipped with the task (``fmbench describe`` lists them)
     ``safetensors:<file>``        weights + architecture config (header or ``<file>.json``)
-    ``hf:<folder or .gguf>``      a Hugging Face causal LM, loaded offline
+    ``hf:<folder or .gguf>``      a Hugging Face causal LM, loaded offline: for a ``causal-lm`` task the
+                                  core scorer (:class:`fmbench.causal_lm.HFScorer`), else token ids -> logits
     ``sb3:<zip>``                 a Stable-Baselines3 actor-critic policy (weights only)
     ``python:<module>:<factory>`` ``factory(task)`` returns the model; needs ``trust_code=True``.
                                   ``<module>`` is imported from the working directory first, as
@@ -215,6 +216,33 @@ def load_hf(path: str) -> LoadedModel:
     return loaded
 
 
+def load_hf_scorer(path: str) -> LoadedModel:
+    """A causal LM from a local folder or ``.gguf`` file as the ``causal-lm`` scorer (float32 on the CPU).
+
+    The evaluator's ``LoadedModel.to("cuda")`` moves it to the GPU in bfloat16.
+    """
+    from fmbench.causal_lm import HFScorer
+
+    p = existing_path(path, "Hugging Face model")
+    scorer = HFScorer.from_path(p)
+    return LoadedModel(
+        model=scorer,
+        spec=f"hf:{path}",
+        name=scorer.name,
+        interface="causal-lm",
+        n_params=count_parameters(scorer.model),
+        weights_sha256=file_sha256(p) if p.is_file() else weights_sha256(scorer.model),
+        dtype=str(next(scorer.model.parameters()).dtype).removeprefix("torch."),
+        vocab_size=scorer.vocab_size,
+        context_length=scorer.context_length,
+    )
+
+
+def _load_hf_for(target: str, task: Task) -> LoadedModel:
+    """``hf:`` specs: the scorer for a ``causal-lm`` task, token ids -> logits for any other."""
+    return load_hf_scorer(target) if task.spec.interface == "causal-lm" else load_hf(target)
+
+
 def _import_from_working_directory(module: str) -> Any:
     """Import ``module`` with the working directory first on ``sys.path`` (as ``python -m`` does)."""
     cwd = os.getcwd()
@@ -322,6 +350,6 @@ def _load_sb3(target: str, task: Task) -> LoadedModel:
 
 register_scheme("baseline", lambda target, task: task.load_baseline(target))
 register_scheme("safetensors", lambda target, task: load_safetensors(target))
-register_scheme("hf", lambda target, task: load_hf(target))
+register_scheme("hf", _load_hf_for)
 register_scheme("sb3", _load_sb3)
 register_scheme("python", load_python, runs_code=True)
