@@ -324,3 +324,19 @@ def markov(task: object = None) -> LoadedModel:
 def model_selection(task: object = None) -> LoadedModel:
     """``python:fmbench.studies.icl.references:model_selection``."""
     return load_reference("model-selection")
+
+
+LMS = {"smollm2": "smollm2_path"}
+"""The local LMs the study ships as baselines, by name: the :mod:`fmbench.causal_lm` function locating its weights."""
+
+
+def load_lm(name: str, spec: str | None = None) -> LoadedModel:
+    """A shipped local LM (:data:`LMS`) through the core causal-LM scorer, loaded offline."""
+    import fmbench.causal_lm
+    from fmbench.models import load_hf_scorer
+
+    if name not in LMS:
+        raise ModelError(f"unknown ICL baseline LM {name!r}; known: {', '.join(LMS)}")
+    loaded = load_hf_scorer(str(getattr(fmbench.causal_lm, LMS[name])()))
+    loaded.spec = spec or loaded.spec
+    return loaded

@@ -37,7 +37,7 @@ from fmbench.random_access import check_seed, integers, stream_key
 from fmbench.stats import auroc
 from fmbench.studies.icl import prompts
 from fmbench.studies.icl import statistics as st
-from fmbench.studies.icl.references import REFERENCES, load_reference
+from fmbench.studies.icl.references import LMS, REFERENCES, load_lm, load_reference
 from fmbench.task import POSITIVE, Task, params_of, stratified_subset
 
 CONCEPT_LIST = {"type": "array", "minItems": 1, "uniqueItems": True, "items": {"type": "string", "pattern": "^[01]+$"}}
@@ -58,8 +58,9 @@ class ICLTask(Task):
     """Shared by the ICL tasks: one ``test`` split of prompts, hashed and exported as rows."""
 
     splits = ("test",)
-    baseline_schema = {"reference": {"enum": sorted(REFERENCES)}}
-    """``reference``: an analytic model (:mod:`~fmbench.studies.icl.references`)."""
+    baseline_schema = {"reference": {"enum": sorted(REFERENCES)}, "lm": {"enum": sorted(LMS)}}
+    """``reference``: an analytic model (:mod:`~fmbench.studies.icl.references`); ``lm``: a local LM
+    (:data:`~fmbench.studies.icl.references.LMS`)."""
     methods: tuple[str, ...] = ()
     """The ``causal-lm`` methods the task calls (checked before scoring)."""
 
@@ -107,7 +108,10 @@ class ICLTask(Task):
         self.interface.check(model, methods=self.methods)
 
     def load_baseline(self, name: str) -> LoadedModel:
-        return load_reference(self.baseline_entry(name)["reference"], spec=f"baseline:{name}")
+        entry = self.baseline_entry(name)
+        if "reference" in entry:
+            return load_reference(entry["reference"], spec=f"baseline:{name}")
+        return load_lm(entry["lm"], spec=f"baseline:{name}")
 
 
 def _mean(values: list[float], empty: float) -> float:
@@ -174,22 +178,28 @@ class GenerationTask(ICLTask):
         limit: int | None = None,
         progress: bool = False,
     ) -> dict[str, float]:
+        flips = self.generate(model, self.subset(seed, limit), batch_size, progress)
+        targets = {g: int(g.split("=")[1]) / 100 for g in flips}
+        return generation_metrics(flips, targets, self.spec.params["flips"])
+
+    def generate(
+        self, model: LoadedModel, items: list[Item], batch_size: int = 256, progress: bool = False
+    ) -> dict[str, list[list[int]]]:
+        """The parsed flips of each item's sample, grouped by target (``"p_tails=<t>"``), in item order."""
         p = self.spec.params
-        items = self.subset(seed, limit)
         by_seed: dict[int, list[Item]] = {}
         for it in items:
             by_seed.setdefault(it.sample_seed, []).append(it)
-        flips: dict[str, list[list[int]]] = {}
-        for s, group in tqdm(by_seed.items(), disable=not progress, desc=f"seed {seed}", unit="sample", leave=False):
+        flips: dict[str, list[list[int]]] = {it.group: [] for it in items}
+        for s, group in tqdm(by_seed.items(), disable=not progress, unit="sample", leave=False):
             for start in range(0, len(group), batch_size):
                 chunk = group[start : start + batch_size]
                 texts = self.interface.sample(
                     model, [it.prompt for it in chunk], p["max_new_tokens"], p["temperature"], s
                 )
                 for it, text in zip(chunk, texts):
-                    flips.setdefault(it.group, []).append(prompts.parse_flips(text, limit=p["flips"]))
-        targets = {g: int(g.split("=")[1]) / 100 for g in flips}
-        return generation_metrics(flips, targets, p["flips"])
+                    flips[it.group].append(prompts.parse_flips(text, limit=p["flips"]))
+        return flips
 
 
 def generation_metrics(flips: dict[str, list[list[int]]], targets: dict[str, float], length: int) -> dict[str, float]:
