@@ -136,6 +136,8 @@ def test_reference_tree_matches_scoring_each_path(name):
     paths = ["".join(p) for p in product(prompts.BRANCHES, repeat=3)]
     tree = model.tree_logprobs(context, list(prompts.BRANCHES), 3)
     np.testing.assert_allclose(tree, model.candidate_logprobs([context], paths)[0], atol=1e-12)
+    each = [lp.sum() for lp in model.continuation_logprobs([(context, p) for p in paths])]
+    np.testing.assert_allclose(tree, each, atol=1e-12)
     assert np.exp(tree).sum() == pytest.approx(1.0)
 
 

@@ -9,6 +9,8 @@ it scores the three tasks at their registered sizes and writes to ``--out`` (def
 * ``concepts.png``: p(continue concept | x) against |x|, averaged over the four concepts;
 * ``results.md`` (a table of each task's metrics per model) and ``curves.json`` (every curve's numbers).
 
+A model already in ``curves.json`` for the same seed is kept, not scored again (delete the file to redo all).
+
 Example:
     >>> rows = reproduce(["bernoulli"], seed=0, out=None)  # doctest: +SKIP
 """
@@ -153,10 +155,15 @@ def table(results: dict[str, dict[str, Any]], seed: int) -> str:
 
 def reproduce(models: list[str], seed: int, out: Path | None) -> dict[str, dict[str, Any]]:
     """Score every model, then write the figures, the table and the curves to ``out`` (nothing when ``None``)."""
+    done = json.loads((out / "curves.json").read_text()) if out is not None and (out / "curves.json").is_file() else {}
     results = {}
     for name in models:
+        if done.get(name, {}).get("seed") == seed:
+            print(f"{name}: kept from {out / 'curves.json'}", file=sys.stderr)
+            results[name] = done[name]
+            continue
         print(f"{name}: scoring the three tasks on seed {seed}", file=sys.stderr)
-        results[name] = score(load(name), seed)
+        results[name] = {"seed": seed, **score(load(name), seed)}
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         plot(results, out)

@@ -368,7 +368,7 @@ class ConceptTask(ICLTask):
         {"concepts": CONCEPT_LIST, "max_length": {"type": "integer", "minimum": 2}, "depth": POSITIVE},
         required=("concepts", "max_length", "depth"),
     )
-    methods = ("tree_logprobs",)
+    methods = ("candidate_logprobs",)
 
     def __init__(self, spec) -> None:
         super().__init__(spec)
@@ -401,7 +401,8 @@ class ConceptTask(ICLTask):
     def input_format(self) -> str:
         p = self.spec.params
         return (
-            "A causal LM with `tree_logprobs(context, branches, depth)`. Context: the authors' "
+            "A causal LM with `candidate_logprobs(contexts, candidates)`: the probability tree's paths "
+            "(`tree_logprobs(context, branches, depth)`'s numbers) scored as candidates. Context: the authors' "
             f"{prompts.CONCEPT!r} with a concept repeated to |x| = 1..{p['max_length']} flips, each followed "
             f"by a comma; branches {list(prompts.BRANCHES)}, depth {p['depth']} (all {2 ** p['depth']} paths). "
             "p(continue concept | x) = the probability of the paths equal to a cyclic rotation of the concept "
@@ -412,19 +413,31 @@ class ConceptTask(ICLTask):
             "fit. Seed 0 scores the paper's concepts, other seeds as many drawn non-constant concepts."
         )
 
-    def curve(self, model: LoadedModel, items: list[Item], progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """p(continue concept | x) and the total probability of flip paths, per item."""
+    def curve(
+        self, model: LoadedModel, items: list[Item], batch_size: int = 64, progress: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """p(continue concept | x) and the total probability of flip paths, per item.
+
+        Every path of the tree is one candidate string after its context, scored with
+        ``candidate_logprobs`` for ``batch_size`` contexts at a time: the numbers ``tree_logprobs``
+        gives (paths in ``itertools.product`` order), and a scorer that walks one token trie shares
+        the contexts' common prefixes too.
+        """
         depth = self.spec.params["depth"]
         paths = list(product((0, 1), repeat=depth))
-        cont, mass = [], []
-        for it in tqdm(items, disable=not progress, unit="context", leave=False):
-            logp = self.interface.tree_logprobs(model, it.prompt, list(prompts.BRANCHES), depth)
-            top = logp.max()
-            w = np.exp(logp - top)
-            hits = st.rotations(prompts.parse_concept(it.group), depth)
-            cont.append(float(sum(wi for wi, path in zip(w, paths) if path in hits) / w.sum()))
-            mass.append(float(np.exp(top) * w.sum()))
-        return np.array(cont), np.array(mass)
+        texts = ["".join(prompts.BRANCHES[f] for f in path) for path in paths]
+        logp = np.concatenate(
+            [
+                self.interface.candidate_logprobs(model, [it.prompt for it in items[i : i + batch_size]], texts)
+                for i in tqdm(range(0, len(items), batch_size), disable=not progress, unit="batch", leave=False)
+            ]
+        )
+        top = logp.max(1, keepdims=True)
+        w = np.exp(logp - top)
+        hits = np.array(
+            [[path in st.rotations(prompts.parse_concept(it.group), depth) for path in paths] for it in items]
+        )
+        return (w * hits).sum(1) / w.sum(1), np.exp(top[:, 0]) * w.sum(1)
 
     def evaluate(
         self,
@@ -437,7 +450,7 @@ class ConceptTask(ICLTask):
         progress: bool = False,
     ) -> dict[str, float]:
         items = self.subset(seed, limit)
-        cont, mass = self.curve(model, items, progress)
+        cont, mass = self.curve(model, items, batch_size, progress)
         return concept_metrics(items, cont, mass, self.spec.params["max_length"])
 
 
