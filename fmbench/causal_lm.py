@@ -89,22 +89,51 @@ def default_dtype(device: str) -> torch.dtype:
     return torch.bfloat16 if str(device).startswith("cuda") else torch.float32
 
 
+MODEL_CACHE_ENV = "FMBENCH_MODEL_CACHE"
+
+
+def gguf_cache_folder(path: Path) -> Path:
+    """Where the de-quantised copy of GGUF file ``path`` is kept: ``<model cache>/gguf/<sha256>-tf<version>``.
+
+    Reading a GGUF file means parsing its metadata and de-quantising every tensor in Python
+    (two minutes for SmolLM2 on a busy 2-core machine); the float32 copy, saved as a model
+    folder, loads in seconds and holds the same numbers. The model cache is
+    ``$FMBENCH_MODEL_CACHE``, else ``$XDG_CACHE_HOME/fmbench/models``, else
+    ``~/.cache/fmbench/models``; never the repository. Its entries are named by the file's
+    content and the transformers version, so every process (and test run) can share them.
+    """
+    import transformers
+
+    from fmbench.checkpoints import file_sha256
+
+    root = os.environ.get(MODEL_CACHE_ENV)
+    cache = Path(root).expanduser() if root else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    cache = cache if root else cache / "fmbench" / "models"
+    return cache / "gguf" / f"{file_sha256(path)}-tf{transformers.__version__}"
+
+
 @lru_cache(maxsize=4)
 def load_causal_lm(path: str, dtype: str = "float32") -> tuple[torch.nn.Module, Any]:
     """A Hugging Face causal LM and its tokenizer from a local folder or ``.gguf`` file (cached per process).
 
-    Loading says so on stderr, once per file and process: de-quantising SmolLM2's GGUF takes
-    about a minute on a CPU, which a first score would otherwise spend silently. A missing
-    path, a file that is not a model, or one transformers cannot read is a one-line
-    ``ModelError`` naming the path.
+    A GGUF file is de-quantised once per machine and kept as a model folder
+    (:func:`gguf_cache_folder`; an unwritable cache is skipped). Loading says so on stderr,
+    once per file and process. A missing path, a file that is not a model, or one
+    transformers cannot read is a one-line ``ModelError`` naming the path.
     """
     from fmbench.models import existing_path, loading
 
     p = existing_path(path, "language model")
     if p.is_file() and p.suffix != ".gguf":
         raise ModelError(f"a language model is a model folder or a .gguf file, got {path}")
-    where, extra = (str(p.parent), {"gguf_file": p.name}) if p.is_file() else (str(p), {})
-    with loading(f"language model {p.name} (once per process; about a minute for SmolLM2 on a CPU)"):
+    cached = gguf_cache_folder(p) if p.is_file() else None
+    if cached is not None and (cached / "config.json").is_file():
+        where, extra, note = str(cached), {}, f"de-quantised copy {cached}"
+    elif cached is not None:
+        where, extra, note = str(p.parent), {"gguf_file": p.name}, "de-quantising: minutes, once per machine"
+    else:
+        where, extra, note = str(p), {}, "once per process"
+    with loading(f"language model {p.name} ({note})"):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from transformers import AutoModelForCausalLM, AutoTokenizer
         from transformers.utils import logging as hf_logging
@@ -119,7 +148,41 @@ def load_causal_lm(path: str, dtype: str = "float32") -> tuple[torch.nn.Module, 
                 )
         except (OSError, ValueError, KeyError, RuntimeError, pickle.UnpicklingError) as e:  # pickles: weights_only
             raise ModelError(f"cannot load language model {path}: {type(e).__name__}: {first_line(e)}") from None
+        if extra and dtype == "float32":
+            _keep_copy(model, tokenizer, cached)
     return model.eval(), tokenizer
+
+
+def _keep_copy(model: torch.nn.Module, tokenizer: Any, folder: Path) -> None:
+    """Save the de-quantised model and tokenizer to ``folder`` (atomically).
+
+    Skipped when the cache is unwritable, or when transformers kept some weights packed
+    (GGUF kernels): then there is no plain float copy to keep.
+    """
+    import shutil
+    import tempfile
+
+    if any(type(m).__name__.startswith("Gguf") for m in model.modules()):
+        return
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".partial-"))
+    except OSError:
+        return
+    quantizer, config = getattr(model, "hf_quantizer", None), getattr(model.config, "quantization_config", None)
+    try:  # the weights are plain floats now: saved as an ordinary model, without the GGUF loader's marks
+        model.hf_quantizer = None
+        if config is not None:
+            del model.config.quantization_config
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        tmp.rename(folder)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+    finally:
+        model.hf_quantizer = quantizer
+        if config is not None:
+            model.config.quantization_config = config
 
 
 def byte_tokenizer() -> Any:
@@ -207,16 +270,23 @@ class HFScorer:
         tokenizer: its tokenizer.
         name: how errors and results name the model.
         batch_size: sequences per forward pass.
-        device: where the model runs (float32 on a CPU, bfloat16 on CUDA); default: where it is.
+        device: where the model runs; default: where it is.
+        dtype: the model's dtype; default: float32 on a CPU, bfloat16 on CUDA (:func:`default_dtype`).
     """
 
     def __init__(
-        self, model: torch.nn.Module, tokenizer: Any, name: str, batch_size: int = 32, device: str | None = None
+        self,
+        model: torch.nn.Module,
+        tokenizer: Any,
+        name: str,
+        batch_size: int = 32,
+        device: str | None = None,
+        dtype: torch.dtype | None = None,
     ):
         if batch_size < 1:
             raise InputError(f"batch_size must be at least 1, got {batch_size}")
         self.model, self.tokenizer, self.name, self.batch_size = model.eval(), tokenizer, name, batch_size
-        self.device = str(next(model.parameters()).device)
+        self.device, self.dtype = str(next(model.parameters()).device), dtype
         self.to(device or self.device)
         params = inspect.signature(model.forward).parameters
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
@@ -226,9 +296,7 @@ class HFScorer:
         limits = [getattr(cfg, k, None) for k in ("max_position_embeddings", "n_positions", "n_ctx")]
         self.context_length = next((int(v) for v in limits if isinstance(v, int)), None)
         start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
-        if start is None:
-            raise ModelError(f"{name}: its tokenizer has neither a BOS nor an EOS token to start a text with")
-        self.start_id = int(start)
+        self._start_id = None if start is None else int(start)
         self._auto_text = self._decode(tokenizer.encode(""))  # the special tokens the tokenizer adds by itself
         self._token_texts: list[str] | None = None
 
@@ -245,12 +313,22 @@ class HFScorer:
         return cls.from_path(smollm2_path(), batch_size=batch_size, device=device)
 
     def to(self, device: str) -> HFScorer:
-        """Move the model to ``device``: float32 on a CPU, bfloat16 on CUDA (moving back keeps bfloat16's rounding)."""
-        self.model = self.model.to(device=device, dtype=default_dtype(device))
+        """Move the model to ``device``, in float32 on a CPU and bfloat16 on CUDA unless a ``dtype`` was given.
+
+        Moving back from CUDA to the CPU keeps bfloat16's rounding of the weights.
+        """
+        self.model = self.model.to(device=device, dtype=self.dtype or default_dtype(device))
         self.device = str(device)
         return self
 
     # ---- tokenisation --------------------------------------------------------------------------
+    @property
+    def start_id(self) -> int:
+        """The token an empty context stands for: BOS, else EOS (``ModelError`` if the tokenizer has neither)."""
+        if self._start_id is None:
+            raise ModelError(f"{self.name}: its tokenizer has no BOS or EOS token to stand for an empty text")
+        return self._start_id
+
     def encode(self, text: str) -> list[int]:
         """Token ids of ``text`` as a context (``""``: the start token), with the tokenizer's own special tokens.
 
@@ -277,7 +355,7 @@ class HFScorer:
         if context == "":
             ids = list(self.tokenizer.encode(continuation, add_special_tokens=False))
             self._check_represents(continuation, ids)
-            return ([self.start_id], ids) if ids[0] != self.start_id else (ids[:1], ids[1:])
+            return ([self.start_id], ids) if ids[0] != self._start_id else (ids[:1], ids[1:])
         n_spaces = len(context) - len(context.rstrip())
         if n_spaces:
             context, continuation = context[:-n_spaces], context[-n_spaces:] + continuation

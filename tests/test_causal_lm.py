@@ -209,3 +209,49 @@ def test_missing_and_unreadable_models_are_one_line(tmp_path):
     with pytest.raises(ModelError, match=f"cannot load language model {bad}") as e:
         load_model(f"hf:{bad}", task)
     assert "\n" not in str(e.value)
+
+
+# ---- cross-check with lm-evaluation-harness --------------------------------------------------
+CROSS_CHECK = [
+    ("Generate a sequence of random coin flips: Heads, Tails, Heads,", " Tails"),
+    ("Generate a sequence of random coin flips: Heads, Tails, Heads,", " Heads, Heads, Tails"),
+    ("H, T, H, T, T, H ", "T"),  # a trailing space: lm_eval moves it to the continuation
+    ("", "The agent went to the red ball."),  # an empty context: the start token
+    ("Description of what the agent did: The agent opened the blue door.", "\nopen the blue door"),
+    ("Is this sequence random or non-random? 0 1 0 1 0 1\nAnswer:", " non-random"),
+]
+
+
+def _cross_check(model: torch.nn.Module, tokenizer, batch_size: int) -> np.ndarray:
+    """|our log-likelihood - lm_eval's HFLM log-likelihood| for each request of :data:`CROSS_CHECK`.
+
+    The scorer follows lm_eval's ``loglikelihood`` conventions (the context's trailing
+    whitespace moves to the continuation; context + continuation is encoded as one text and
+    split after the context's own tokens; an empty context is the BOS token, else EOS; the
+    tokenizer's own special-token settings), so the requests may be anything, an empty
+    context and a trailing space included. lm_eval gets the already-loaded model and
+    tokenizer objects: nothing is fetched.
+    """
+    pytest.importorskip("lm_eval")
+    from lm_eval.api.instance import Instance
+    from lm_eval.models.huggingface import HFLM
+
+    lm = HFLM(pretrained=model, tokenizer=tokenizer, backend="causal", device="cpu", batch_size=batch_size)
+    requests = [Instance("loglikelihood", {}, pair, i) for i, pair in enumerate(CROSS_CHECK)]
+    theirs = np.array([r[0] for r in lm.loglikelihood(requests, disable_tqdm=True)])
+    ours = HFScorer(model, tokenizer, "m", batch_size=batch_size).continuation_logprobs(CROSS_CHECK)
+    return np.abs(theirs - [x.sum() for x in ours])
+
+
+def test_log_likelihoods_agree_with_lm_eval_on_a_tiny_random_gpt2(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert _cross_check(_tiny_gpt2(), byte_tokenizer(), batch_size=4).max() <= 1e-4
+
+
+@pytest.mark.slow  # loads SmolLM2 (seconds once its de-quantised copy is cached; two minutes the first time)
+def test_log_likelihoods_agree_with_lm_eval_on_smollm2(monkeypatch):
+    from fmbench.causal_lm import load_causal_lm, smollm2_path
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    model, tokenizer = load_causal_lm(str(smollm2_path()))
+    assert _cross_check(model, tokenizer, batch_size=4).max() <= 1e-4
