@@ -204,3 +204,25 @@ def test_a_model_returning_nan_is_named_not_scored():
     model = LoadedModel(_Broken(), "python:broken", "broken", "causal-lm", None, None, "none")
     with pytest.raises(ModelError, match="python:broken"):
         task.evaluate(model, 0, limit=2)
+
+
+@pytest.mark.slow
+def test_smollm2_scores_the_concept_and_judgment_tasks():
+    """SmolLM2 through the core scorer: finite metrics in range, and the paths as candidates are tree_logprobs."""
+    from fmbench.interfaces import CAUSAL_LM
+    from fmbench.studies.icl.references import load_lm
+
+    model = load_lm("smollm2")
+    concepts, judgment = fmbench.make_task(CONCEPTS), fmbench.make_task(JUDGMENT)
+    context = prompts.concept_context(prompts.repeat_concept("001", 6))
+    paths = ["".join(p) for p in product(prompts.BRANCHES, repeat=2)]
+    np.testing.assert_allclose(
+        CAUSAL_LM.tree_logprobs(model, context, list(prompts.BRANCHES), 2),
+        CAUSAL_LM.candidate_logprobs(model, [context], paths)[0],
+        atol=1e-6,
+    )
+    scores = concepts.evaluate(model, 0, limit=8) | judgment.evaluate(model, 0, limit=2)
+    for name in ("transition_point", "flip_mass", "randomness_gap", "answer_mass"):
+        low, high = (concepts.spec.metrics | judgment.spec.metrics)[name].range
+        assert low <= scores[name] <= high, name
+    assert scores["flip_mass"] > 0.5  # it continues a flip list with flips
