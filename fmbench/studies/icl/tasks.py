@@ -258,8 +258,12 @@ def generation_metrics(flips: dict[str, list[list[int]]], targets: dict[str, flo
     for w in st.WINDOWS:
         out[f"distinct_substrings|window={w}"] = _mean(distinct[w], 0.0)
     out["distinct_substrings"] = out["distinct_substrings|window=10"]
-    for group in flips:
-        out[f"calibration_error|{group}"] = errors[list(flips).index(group)]
+    bias = {g: float(np.mean([f for s in seqs for f in s])) - targets[g] for g, seqs in flips.items() if any(seqs)}
+    out["tails_bias"] = _mean(list(bias.values()), 0.0)
+    for group, error in zip(flips, errors):
+        out[f"calibration_error|{group}"] = error
+        if group in bias:
+            out[f"tails_bias|{group}"] = bias[group]
     return out
 
 
@@ -355,8 +359,11 @@ def judgment_metrics(items: list[Item], p_random: np.ndarray, answer_mass: np.nd
     out["randomness_gap"] = round(out["p_random_random"] - out["p_random_concept"], 12)
     for n in sorted(set(lengths.tolist())):
         at = lengths == n
+        for name, rows in (("p_random_random", at & random), ("p_random_concept", at & ~random)):
+            if rows.any():
+                out[f"{name}|length={n}"] = float(p_random[rows].mean())
         if (at & random).any() and (at & ~random).any():
-            out[f"randomness_gap|length={n}"] = float(p_random[at & random].mean() - p_random[at & ~random].mean())
+            out[f"randomness_gap|length={n}"] = out[f"p_random_random|length={n}"] - out[f"p_random_concept|length={n}"]
     return out
 
 
@@ -459,7 +466,8 @@ def concept_metrics(items: list[Item], cont: np.ndarray, mass: np.ndarray, max_l
 
     Per concept: the transition point (first |x| where the curve reaches 0.5, ``max_length + 1`` if
     never), the logistic fit's midpoint and slope, the curve's mean and its last value; each
-    averaged over concepts and broken down as ``<metric>|concept=<c>``.
+    averaged over concepts and broken down as ``<metric>|concept=<c>``; the curve averaged over
+    concepts is ``p_continue_mean|length=<n>``.
 
     Example:
         >>> items = [Item("", "01", n) for n in (1, 2, 3, 4)]
@@ -486,4 +494,7 @@ def concept_metrics(items: list[Item], cont: np.ndarray, mass: np.ndarray, max_l
     for k, vs in per.items():
         out[k] = _mean(vs, {"sigmoid_midpoint": 2.0 * max_length, "sigmoid_slope": 0.0}.get(k, 0.0))
     out["flip_mass"] = float(mass.mean())
+    lengths = np.array([it.length for it in items])
+    for n in sorted(set(lengths.tolist())):
+        out[f"p_continue_mean|length={n}"] = float(cont[lengths == n].mean())
     return out
