@@ -342,7 +342,7 @@ def model_selection(task: object = None) -> LoadedModel:
     return load_reference("model-selection")
 
 
-LMS = {"smollm2": "smollm2_path"}
+LMS = {"smollm2": "smollm2_path", "gemma3-270m": "gemma3_path"}
 """The local LMs the study ships as baselines, by name: the :mod:`fmbench.causal_lm` function locating its weights."""
 
 
