@@ -87,8 +87,9 @@ def test_spec_contract(task):
 
 
 def _loads_smollm2(tid: str, baseline: str) -> bool:
-    """Whether a baseline's reward model runs SmolLM2 (loading it takes about a minute)."""
-    return "smollm2" in task_spec(tid).baselines[baseline].get("reward", "")
+    """Whether a baseline runs a local LM: a reward model on SmolLM2, or an ICL task's ``lm`` (a minute to load)."""
+    entry = task_spec(tid).baselines[baseline]
+    return "smollm2" in entry.get("reward", "") or "lm" in entry
 
 
 BASELINES = [
