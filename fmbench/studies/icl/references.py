@@ -34,6 +34,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from itertools import product
+from pathlib import Path
 
 import numpy as np
 from scipy.stats import binom
@@ -346,13 +347,19 @@ LMS = {"smollm2": "smollm2_path", "gemma3-270m": "gemma3_path"}
 """The local LMs the study ships as baselines, by name: the :mod:`fmbench.causal_lm` function locating its weights."""
 
 
-def load_lm(name: str, spec: str | None = None) -> LoadedModel:
-    """A shipped local LM (:data:`LMS`) through the core causal-LM scorer, loaded offline."""
+def lm_path(name: str) -> Path:
+    """The weights file of shipped local LM ``name`` (:data:`LMS`), found offline without loading it."""
     import fmbench.causal_lm
-    from fmbench.models import load_hf_scorer
 
     if name not in LMS:
         raise ModelError(f"unknown ICL baseline LM {name!r}; known: {', '.join(LMS)}")
-    loaded = load_hf_scorer(str(getattr(fmbench.causal_lm, LMS[name])()))
+    return Path(getattr(fmbench.causal_lm, LMS[name])())
+
+
+def load_lm(name: str, spec: str | None = None) -> LoadedModel:
+    """A shipped local LM (:data:`LMS`) through the core causal-LM scorer, loaded offline."""
+    from fmbench.models import load_hf_scorer
+
+    loaded = load_hf_scorer(str(lm_path(name)))
     loaded.spec = spec or loaded.spec
     return loaded

@@ -31,13 +31,15 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from fmbench.checkpoints import file_sha256
 from fmbench.errors import InputError
+from fmbench.model_key import weights_key
 from fmbench.models import LoadedModel
 from fmbench.random_access import check_seed, integers, stream_key
 from fmbench.stats import auroc
 from fmbench.studies.icl import prompts
 from fmbench.studies.icl import statistics as st
-from fmbench.studies.icl.references import LMS, REFERENCES, load_lm, load_reference
+from fmbench.studies.icl.references import LMS, REFERENCES, lm_path, load_lm, load_reference
 from fmbench.task import POSITIVE, Task, params_of, stratified_subset
 
 CONCEPT_LIST = {"type": "array", "minItems": 1, "uniqueItems": True, "items": {"type": "string", "pattern": "^[01]+$"}}
@@ -112,6 +114,13 @@ class ICLTask(Task):
         if "reference" in entry:
             return load_reference(entry["reference"], spec=f"baseline:{name}")
         return load_lm(entry["lm"], spec=f"baseline:{name}")
+
+    def baseline_key(self, name: str) -> dict[str, str]:
+        """A shipped LM's key is its weights file's hash (as loading it gives), without loading the LM."""
+        entry = self.baseline_entry(name)
+        if "lm" in entry:
+            return weights_key(file_sha256(lm_path(entry["lm"])))
+        return super().baseline_key(name)
 
 
 def _mean(values: list[float], empty: float) -> float:
