@@ -31,6 +31,7 @@ Example:
 
 from __future__ import annotations
 
+import abc
 import re
 from collections.abc import Sequence
 from itertools import product
@@ -58,14 +59,14 @@ def _flips_in(text: str) -> list[int]:
     return [FLIP_WORDS.index(w) for w in _FLIP.findall(text)]
 
 
-class FlipModel:
+class FlipModel(abc.ABC):
     """Base class: a reference model is its next-flip probability and its judgment of randomness."""
 
     name = "flip-model"
 
+    @abc.abstractmethod
     def p_tails(self, history: Sequence[int], target: float, stated: bool) -> float:
         """p(Tails) of the next flip after ``history`` (``stated``: the prompt named the target)."""
-        raise NotImplementedError
 
     def p_random(self, flips: Sequence[int]) -> float:
         """p(random | flips), the judgment's answer."""

@@ -22,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+import abc
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -66,9 +67,9 @@ class ICLTask(Task):
     methods: tuple[str, ...] = ()
     """The ``causal-lm`` methods the task calls (checked before scoring)."""
 
+    @abc.abstractmethod
     def items(self, seed: int) -> list[Item]:
         """Every item of a seed, in order."""
-        raise NotImplementedError
 
     def subset(self, seed: int, limit: int | None) -> list[Item]:
         """The items a ``limit``-ed evaluation scores: ``limit`` in all, shared among the groups."""
