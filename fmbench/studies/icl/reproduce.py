@@ -2,8 +2,9 @@
 
 Each model (the references, and each shipped LM, :data:`~fmbench.studies.icl.references.LMS`) is
 evaluated on the three tasks at their registered sizes with the ordinary runner, one result
-record per model and task in ``--runs`` (default ``runs/icl``; an interrupted run resumes, and a
-finished record is reused, so ``python -m fmbench.baselines``'s records serve too). The curves are
+record per model and task at ``--runs``/<task id>/<model>.json (default ``runs/baselines``, the
+layout ``python -m fmbench.baselines`` writes, so its records serve here; a finished record is
+reused and an interrupted run resumes). The curves are
 the records' per-seed breakdowns of seed ``--seed``; written to ``--out`` (default ``docs/icl``):
 
 * ``generation.png``: generated p(Tails) against the stated target (the diagonal is calibrated);
@@ -61,7 +62,7 @@ def evaluate(name: str, seeds: list[int], runs: Path) -> dict[str, dict[str, Any
     records: dict[str, dict[str, Any]] = {}
     model = None
     for key, tid in TASKS.items():
-        out = runs / name / f"{tid.split('/')[-1]}.json"
+        out = runs / tid / f"{name}.json"
         if out.is_file():
             record = json.loads(out.read_text(encoding="utf-8"))
             if all(str(s) in record.get("per_seed", {}) for s in seeds):
@@ -150,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--models", default=",".join([*REFERENCES, *LMS]), help="comma-separated reference or LM names")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--runs", default="runs/icl", help="folder of the result records (reused when finished)")
+    p.add_argument("--runs", default="runs/baselines", help="folder of the result records (reused when finished)")
     p.add_argument("--out", default="docs/icl")
     args = p.parse_args(argv)
     models = [m for m in args.models.split(",") if m]
