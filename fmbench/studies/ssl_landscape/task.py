@@ -8,8 +8,9 @@ Two sources share the evaluator (:mod:`~fmbench.studies.ssl_landscape.evaluate`)
 * :class:`FashionLandscapeTask`: Fashion-MNIST pixels average-pooled to ``(28 / pool)^2`` values in
   [0, 1]; the pretraining distribution is the whole training set with the task's augmentation
   applied to the centred pixels (``mask`` sets a pixel to its mean), so the closed-form optimum uses
-  the training set's empirical covariance. ``train``: ``n_train`` labelled training images per seed
-  (10% of them per class, drawn from the seed); ``test``: the test set.
+  the training set's empirical covariance. Per seed, ``pretrain`` holds ``n_pretrain`` training images
+  (samples of that distribution, for encoders trained on samples), ``train`` ``n_train`` labelled
+  training images (10% of them per class) and ``test`` ``n_test`` test images, all drawn from the seed.
 
 Baselines: ``optimum`` (the closed-form global minimum), ``gd`` (full-batch gradient descent on the
 expected loss from seed 0, :mod:`~fmbench.studies.ssl_landscape.train`) and ``random`` (Gaussian
@@ -44,7 +45,7 @@ from fmbench.studies.ssl_landscape.evaluate import agreement_metrics, collapse_m
 from fmbench.studies.ssl_landscape.problems import AUGMENTATIONS, Setting
 from fmbench.studies.ssl_landscape.theory import LOSSES, NoPredictionError, Prediction
 from fmbench.studies.ssl_landscape.train import train
-from fmbench.task import BOOLEAN, INTEGER, POSITIVE, Task, evaluation_subset, params_of
+from fmbench.task import BOOLEAN, INTEGER, POSITIVE, Task, params_of, stratified_subset
 
 NUMBER = {"type": "number", "minimum": 0}
 SIZES = {"n_train": POSITIVE, "n_test": POSITIVE}
@@ -85,7 +86,9 @@ class _EncoderTask(Task):
     """The evaluator shared by both sources; a source provides inputs, labels and its setting."""
 
     splits = ("pretrain", "train", "test")
-    min_limit = 2
+    baseline_schema = {"steps": POSITIVE}
+    """``steps``: the ``gd`` baseline's budget of gradient steps (default 200,000, or a gradient norm of 1e-9)."""
+    min_limit = 10  # one test item of each class (at most 10 classes), so every probe metric is defined
 
     @property
     @abc.abstractmethod
@@ -158,7 +161,7 @@ class _EncoderTask(Task):
             p = self.prediction()
             module = _module(p.weights, p.bias, p.layers, centre)
         elif name == "gd":
-            fit = _fit(s)
+            fit = _fit(s, self.baseline_entry(name).get("steps", 200_000))
             module = _module(fit.weights, fit.bias, fit.layers, centre)
         else:  # random
             w = normals(stream_key("ssl_landscape.random", self.id), np.arange(s.width), s.dim) / np.sqrt(s.dim)
@@ -176,7 +179,8 @@ class _EncoderTask(Task):
         progress: bool = False,
     ) -> dict[str, float]:
         seed = check_seed(seed)
-        x, y = self.inputs("test", seed, evaluation_subset(self.split_size("test"), limit))
+        labels = self.inputs("test", seed, np.arange(self.split_size("test")))[1]
+        x, y = self.inputs("test", seed, stratified_subset(labels, limit))
         z = embed(model, x, device)
         out = collapse_metrics(z, min(z.shape[1], self.setting.dim))
         metrics = self.spec.metrics
@@ -201,8 +205,8 @@ def _prediction(setting: Setting) -> Prediction:
 
 
 @lru_cache(maxsize=64)
-def _fit(setting: Setting):  # noqa: ANN202 - a Fit, cached per setting
-    return train(setting, seed=0, tol=1e-9)
+def _fit(setting: Setting, steps: int):  # noqa: ANN202 - a Fit, cached per setting
+    return train(setting, seed=0, tol=1e-9, max_steps=steps)
 
 
 def _module(w: np.ndarray, bias: np.ndarray | None, layers: tuple | None, centre: np.ndarray) -> torch.nn.Module:
@@ -216,7 +220,6 @@ class LandscapeTask(_EncoderTask):
     """A generated linear-SSL problem; its parameters are :class:`Setting`'s fields plus the split sizes."""
 
     params_schema = params_of({**SETTING_PARAMS, **SIZES, "n_pretrain": POSITIVE}, required=("n_pretrain", *SIZES))
-    baseline_schema = {}
 
     @cached_property
     def setting(self) -> Setting:
@@ -270,7 +273,6 @@ class FashionLandscapeTask(_EncoderTask):
         },
         required=("pool", "width", "n_pretrain", *SIZES),
     )
-    baseline_schema = {}
 
     @cached_property
     def setting(self) -> Setting:
@@ -289,15 +291,15 @@ class FashionLandscapeTask(_EncoderTask):
         return min(n, len(pooled_fashion_mnist("test" if split == "test" else "train", self.spec.params["pool"])[1]))
 
     def rows(self, split: str, seed: int) -> np.ndarray:
-        """Which images of the source split make up ``split`` for ``seed`` (``pretrain``: the first ``n_pretrain``;
-        ``train``: a class-balanced draw from the seed; ``test``: the first ``n_test``)."""
+        """Which images of the source split make up ``split`` for ``seed``: a seeded draw of ``n_<split>``
+        training images (``train``: the same number of each class) or test images (``test``)."""
         labels = pooled_fashion_mnist("test" if split == "test" else "train", self.spec.params["pool"])[1]
         n = self.split_size(split)
+        order = np.argsort(normals(stream_key("ssl_landscape.fashion", seed, split), np.arange(len(labels)), 1)[:, 0])
         if split != "train":
-            return np.arange(n)
-        order = np.argsort(normals(stream_key("ssl_landscape.fashion", seed), np.arange(len(labels)), 1)[:, 0])
+            return order[:n]
         per_class = [order[labels[order] == c][: -(-n // 10)] for c in range(10)]
-        return np.sort(np.stack(per_class, axis=1).reshape(-1)[:n])
+        return np.stack(per_class, axis=1).reshape(-1)[:n]
 
     def inputs(self, split: str, seed: int, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         x, y = pooled_fashion_mnist("test" if split == "test" else "train", self.spec.params["pool"])
