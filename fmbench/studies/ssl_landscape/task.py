@@ -20,7 +20,7 @@ Example:
     >>> import fmbench
     >>> task = fmbench.make_task("fmbench/SSLSpectralNoise-v0")
     >>> scores = task.evaluate(task.load_baseline("optimum"), seed=0, limit=200)
-    >>> scores["rank_agreement"], scores["spectrum_error"]
+    >>> scores["rank_agreement"], round(scores["spectrum_error"], 6)  # float32 weights against float64 theory
     (1.0, 0.0)
 """
 
