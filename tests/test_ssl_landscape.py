@@ -93,6 +93,7 @@ def test_spectral_bias_takes_a_direction_when_the_width_is_full():
     assert linear_optimum(land, 0.2, width=4, bias=True, bias_decay=1.9).rank == 4  # a decayed bias loses it
 
 
+@pytest.mark.slow
 def test_two_layer_transition_is_first_order_and_depends_on_augmentation():
     q, b = -2.0, 1.5
     glob, spinodal = two_layer_thresholds(q, 1.0, b)
@@ -149,6 +150,7 @@ def moment_terms(land, w):
     return np.trace(land.q @ g), land.quartic * np.trace(land.b @ g @ land.b @ g)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("augmentation", ["additive", "mask"])
 def test_closed_form_losses_match_monte_carlo(augmentation):
     """Each term of the spectral and non-contrastive expected losses against 60,000 sampled pairs (2%: the
@@ -170,6 +172,7 @@ def test_closed_form_losses_match_monte_carlo(augmentation):
     assert closed == pytest.approx(nc, rel=0.02)
 
 
+@pytest.mark.slow
 def test_infonce_with_many_negatives_matches_its_closed_form_on_gaussian_views():
     """``log E' exp(z1.z2'/tau)`` is ``z1^T M z1 / (2 tau^2)`` for Gaussian views (small logits: the sampled
     mean over 19,600 negatives is then accurate)."""
@@ -186,6 +189,7 @@ def test_infonce_with_many_negatives_matches_its_closed_form_on_gaussian_views()
 
 
 # ---- gradient descent (a cheap subset; the grid is in test_ssl_landscape_training.py) ------------
+@pytest.mark.slow
 @pytest.mark.parametrize("kw", [dict(), dict(loss="noncontrastive", mu=0.5, strength=0.6, weight_decay=0.05)])
 def test_gradient_descent_reaches_the_predicted_optimum(kw):
     s = Setting(dim=4, width=3, **{"weight_decay": 0.3, **kw})
@@ -206,6 +210,7 @@ def test_collapse_metrics_tell_complete_dimensional_and_none():
     assert spectrum_error(np.array([1.0, 0.5]), np.array([1.0, 0.5, 0.0])) == 0.0
 
 
+@pytest.mark.slow
 def test_collapse_helps_a_few_label_probe_more_than_per_feature_standardising_would_hide():
     task = fmbench.make_task("fmbench/SSLNonContrastiveNoise-v0")
     opt = task.evaluate(task.load_baseline("optimum"), seed=0, limit=400)
@@ -269,3 +274,12 @@ def test_a_broken_encoder_is_refused_in_one_line(mode, message):
     with pytest.raises(ModelError, match=message) as e:
         task.evaluate(model, seed=0, limit=100)
     assert "\n" not in str(e.value)
+
+
+@pytest.mark.slow
+def test_a_tiny_phase_diagram_agrees_with_gradient_descent(tmp_path):
+    from fmbench.studies.ssl_landscape.reproduce import main
+
+    out = main(["--out", str(tmp_path), "--grid", "4", "--checks", "2", "--only", "phase"])["phase"]
+    assert all(panel["agree"] == panel["checked"] == 4 for panel in out.values()), out
+    assert (tmp_path / "phase.png").stat().st_size > 10_000

@@ -14,12 +14,9 @@ Figures (PNG) and ``results.json`` (every number the page quotes):
 * ``fashion.png``: the real-data track: rank and probe accuracy of the closed-form optimum against
   weight decay on pooled Fashion-MNIST, with gradient descent at three weight decays.
 
-Example (the tiny run the tests use):
-    >>> import tempfile
-    >>> with tempfile.TemporaryDirectory() as d:
-    ...     out = main(["--out", d, "--grid", "6", "--checks", "2", "--only", "phase"])
-    >>> sorted(out)
-    ['phase']
+Example (``tests/test_ssl_landscape.py`` runs a tiny phase diagram):
+    >>> FIGURES
+    ('phase', 'bias', 'imbalance', 'collapse_helps', 'fashion')
 """
 
 from __future__ import annotations
@@ -44,6 +41,7 @@ PANELS = {
 }
 GAMMAS = {"spectral, linear": 2.2, "non-contrastive (mu 0.5), linear": 1.1, "spectral, two-layer (isotropic data)": 0.6}
 STRENGTH_MAX = 2.0
+FIGURES = ("phase", "bias", "imbalance", "collapse_helps", "fashion")
 
 
 def _plt() -> Any:
@@ -242,7 +240,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--grid", type=int, default=40, help="theory grid per axis")
     p.add_argument("--checks", type=int, default=6, help="gradient-descent checks per axis")
     p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--only", help="comma-separated figures (phase, bias, imbalance, collapse_helps, fashion)")
+    p.add_argument("--only", help=f"comma-separated figures ({', '.join(FIGURES)})")
     args = p.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -253,7 +251,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "collapse_helps": lambda: collapse_helps(out, args.seeds),
         "fashion": lambda: fashion(out),
     }
-    only = args.only.split(",") if args.only else list(jobs)
+    only = args.only.split(",") if args.only else list(FIGURES)
     results = {name: jobs[name]() for name in only}
     if not args.only:
         (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
