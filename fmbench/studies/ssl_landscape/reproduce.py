@@ -33,6 +33,7 @@ from fmbench.probes import linear_probe
 from fmbench.studies.ssl_landscape.evaluate import covariance_spectrum, numerical_rank
 from fmbench.studies.ssl_landscape.phase import theory_ranks, trained_rank, trained_ranks
 from fmbench.studies.ssl_landscape.problems import Setting
+from fmbench.studies.ssl_landscape.theory import two_layer_thresholds
 
 PANELS = {
     "spectral, linear": Setting(dim=8, width=8, loss="spectral"),
@@ -67,6 +68,15 @@ def phase(out: Path, grid: int, checks: int) -> dict[str, Any]:
         init = 3.0 if base.hidden else 1.0  # a two-layer encoder from a large start: the origin is a local minimum
         trained = trained_ranks(base, gammas, strengths, cells, init_scale=init)
         agree = sum(trained[c] == ranks[c] for c in cells)
+        metastable = 0
+        if base.hidden:  # the first-order transition's spinodal: above the global threshold, a local minimum
+            a = base.within_class()[0]
+            spin = np.array([two_layer_thresholds(-2 * a, 1.0, a + s)[1] for s in strengths])
+            ax.plot(strengths, spin, "w--", label="spinodal: rank 4 still a local minimum below")
+            ax.legend(loc="upper right", fontsize=7)
+            metastable = sum(
+                trained[(i, j)] == base.width and ranks[i, j] == 0 and gammas[i] < spin[j] for i, j in cells
+            )
         ax.imshow(
             ranks,
             origin="lower",
@@ -79,12 +89,23 @@ def phase(out: Path, grid: int, checks: int) -> dict[str, Any]:
         for (i, j), r in trained.items():
             colour = "white" if r == ranks[i, j] else "red"
             ax.text(strengths[j], gammas[i], str(r), color=colour, ha="center", va="center", fontsize=8)
+        extra = f"; {metastable} more in a predicted metastable minimum" if metastable else ""
         ax.set(
-            title=f"{name}\nGD agrees at {agree}/{len(cells)}",
+            title=f"{name}\nGD agrees at {agree}/{len(cells)}{extra}",
             xlabel="augmentation strength (noise variance s)",
             ylabel="weight decay gamma",
         )
-        result[name] = {"agree": agree, "checked": len(cells), "ranks": sorted(set(ranks.ravel().tolist()))}
+        result[name] = {
+            "agree": agree,
+            "metastable": metastable,
+            "checked": len(cells),
+            "ranks": sorted(set(ranks.ravel().tolist())),
+            "disagree": [
+                (round(float(gammas[i]), 3), round(float(strengths[j]), 3), int(ranks[i, j]), r)
+                for (i, j), r in trained.items()
+                if r != ranks[i, j]
+            ],
+        }
     fig.suptitle("Rank of the optimum (colour: theory; numbers: gradient descent, red where they differ)")
     fig.tight_layout()
     fig.savefig(out / "phase.png", dpi=110)
