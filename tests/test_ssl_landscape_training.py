@@ -25,7 +25,7 @@ def _grid() -> list[Setting]:
     ):
         extra = {"temperature": 0.5} if loss == "infonce" else {"mu": 0.6} if loss == "noncontrastive" else {}
         out.append(Setting(**base, width=width, loss=loss, weight_decay=gamma, strength=strength, **extra))
-    for gamma, width in itertools.product((0.3, 0.6), (3, 5)):  # classes, imbalance, masking, bias
+    for gamma, width in ((0.3, 3), (0.6, 5)):  # classes, imbalance, masking; a bias
         out.append(
             Setting(
                 **base,
@@ -38,7 +38,7 @@ def _grid() -> list[Setting]:
                 strength=0.3,
             )
         )
-        out.append(Setting(**base, width=width, bias=True, weight_decay=gamma, strength=0.5))
+        out.append(Setting(**base, width=width + 1 - width % 2, bias=True, weight_decay=0.6, strength=0.5))
     return out
 
 

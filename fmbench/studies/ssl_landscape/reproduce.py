@@ -67,15 +67,15 @@ def phase(out: Path, grid: int, checks: int) -> dict[str, Any]:
         cells = [(i, j) for i in picks for j in picks]
         init = 3.0 if base.hidden else 1.0  # a two-layer encoder from a large start: the origin is a local minimum
         trained = trained_ranks(base, gammas, strengths, cells, init_scale=init)
-        agree = sum(trained[c] == ranks[c] for c in cells)
+        agree = int(sum(trained[c] == ranks[c] for c in cells))
         metastable = 0
         if base.hidden:  # the first-order transition's spinodal: above the global threshold, a local minimum
             a = base.within_class()[0]
             spin = np.array([two_layer_thresholds(-2 * a, 1.0, a + s)[1] for s in strengths])
             ax.plot(strengths, spin, "w--", label="spinodal: rank 4 still a local minimum below")
             ax.legend(loc="upper right", fontsize=7)
-            metastable = sum(
-                trained[(i, j)] == base.width and ranks[i, j] == 0 and gammas[i] < spin[j] for i, j in cells
+            metastable = int(
+                sum(trained[(i, j)] == base.width and ranks[i, j] == 0 and gammas[i] < spin[j] for i, j in cells)
             )
         ax.imshow(
             ranks,
