@@ -89,7 +89,7 @@ def phase(out: Path, grid: int, checks: int) -> dict[str, Any]:
         for (i, j), r in trained.items():
             colour = "white" if r == ranks[i, j] else "red"
             ax.text(strengths[j], gammas[i], str(r), color=colour, ha="center", va="center", fontsize=8)
-        extra = f"; {metastable} more in a predicted metastable minimum" if metastable else ""
+        extra = f" (+{metastable} metastable)" if metastable else ""
         ax.set(
             title=f"{name}\nGD agrees at {agree}/{len(cells)}{extra}",
             xlabel="augmentation strength (noise variance s)",
