@@ -13,7 +13,7 @@ Example:
     >>> s = Setting(dim=4, width=2, strength=0.5, weight_decay=1.0)
     >>> np.round(np.diag(s.data_moment()), 3).tolist()
     [1.0, 0.5, 0.333, 0.25]
-    >>> s.predict().rank  # 2 a_i > 1 for a = 1 and 0.5... only a = 1
+    >>> s.predict().rank  # 2 a_i > gamma = 1 holds for a_1 = 1 only (2 x 0.5 is not > 1)
     1
 """
 
