@@ -301,6 +301,26 @@ class ImageEncoder(Interface):
             )
 
 
+class VectorEncoder(Interface):
+    """Float vectors ``(B, dim)`` -> ``(B, k)``; ``check(model, inputs=tensor)``."""
+
+    name = "vector-encoder"
+    description = (
+        "A vector encoder: a torch.nn.Module mapping float32 vectors (B, dim) to float embeddings (B, k), k fixed; "
+        "used frozen (eval mode, no gradients)."
+    )
+
+    def check(self, model: LoadedModel, **context: Any) -> None:
+        """Also embeds ``inputs`` (a few of the task's vectors as a float tensor)."""
+        super().check(model)
+        inputs: torch.Tensor = context["inputs"]
+        model.model.eval()
+        with torch.no_grad():
+            encode(
+                model.model, inputs.to(device_of(model.model)), len(inputs), None, f"{model.spec}: a batch of inputs"
+            )
+
+
 class Policy(Interface):
     """Observations ``(B, ...)`` -> integer actions ``(B,)``; ``check(model, observations=..., n_actions=...)``."""
 
@@ -665,6 +685,7 @@ def list_interfaces() -> list[str]:
 SEQUENCE_MODEL = register_interface(SequenceModel())
 GRAPH_ENCODER = register_interface(GraphEncoder())
 IMAGE_ENCODER = register_interface(ImageEncoder())
+VECTOR_ENCODER = register_interface(VectorEncoder())
 POLICY = register_interface(Policy())
 REWARD_MODEL = register_interface(RewardModel())
 IMAGE_GENERATOR = register_interface(ImageGenerator())

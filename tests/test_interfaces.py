@@ -126,6 +126,12 @@ CASES = {  # interface: (context, a conforming model, a wrong one, what the refu
         Shaped(lambda x: (len(x) + 1, 4)),
         r"batch of images 0-1: the encoder returned shape \(3, 4\)",
     ),
+    "vector-encoder": (
+        {"inputs": torch.rand(2, 5)},
+        torch.nn.Linear(5, 3),
+        Shaped(lambda x: (len(x) + 1, 3)),
+        r"a batch of inputs: the encoder returned shape \(3, 3\)",
+    ),
     "policy": (
         {"observations": np.zeros((2, 5), np.int64), "n_actions": 3},
         lambda obs: np.ones(len(obs), int),

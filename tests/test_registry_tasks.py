@@ -101,11 +101,17 @@ def _left_to_study_tests(tid: str, baseline: str) -> bool:
     return "lm" in entry and (entry["lm"] != "smollm2" or not tid.startswith("fmbench/ICLRandomnessJudgment"))
 
 
+def _trains_at_load(tid: str, baseline: str) -> bool:
+    """The SSL-landscape ``gd`` baselines: gradient descent on the expected loss when loaded (seconds; their
+    agreement with theory is tested in tests/test_ssl_landscape_training.py)."""
+    return baseline == "gd" and task_spec(tid).entry_point.startswith("fmbench.studies.ssl_landscape.")
+
+
 BASELINES = [
     pytest.param(
         t,
         b,
-        marks=[pytest.mark.slow] * _loads_smollm2(t, b)
+        marks=[pytest.mark.slow] * (_loads_smollm2(t, b) or _trains_at_load(t, b))
         + [pytest.mark.skip(reason="an ICL LM run of minutes; see _left_to_study_tests")] * _left_to_study_tests(t, b),
     )
     for t in TASKS

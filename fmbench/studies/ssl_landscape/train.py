@@ -1,0 +1,116 @@
+"""Full-batch gradient descent on the closed-form expected loss (exact expected gradients, no sampling).
+
+The expected loss of a linear encoder ``z = W v (+ b)`` is ``tr(Q G) + quartic tr(B G B G) + gamma |W|^2``
+with ``G = W^T W`` (:mod:`~fmbench.studies.ssl_landscape.theory`); its gradient is
+``2 W (Q + gamma) + 4 quartic W B G B``. A two-layer encoder ``W = W2 W1`` takes the chain rule with
+weight decay on both factors. The spectral loss's bias is a constant input feature (``Q = -2``,
+``B = 1``); the other losses' optimal bias is 0, so their trained encoders have none.
+
+Example:
+    >>> import numpy as np
+    >>> from fmbench.studies.ssl_landscape.problems import Setting
+    >>> s = Setting(dim=3, width=3, spectrum=(2.0, 1.0, 0.2), strength=0.5, weight_decay=1.0)
+    >>> fit = train(s, seed=0)
+    >>> fit.converged, np.round(fit.singular_values ** 2, 3).tolist()
+    (True, [0.24, 0.222, 0.0])
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from fmbench.random_access import normals, stream_key
+from fmbench.studies.ssl_landscape.problems import Setting
+from fmbench.studies.ssl_landscape.theory import Landscape, NoPredictionError
+
+
+@dataclass(frozen=True)
+class Fit:
+    """A trained encoder: ``weights`` (end-to-end ``W``), ``bias``, the two-layer ``layers``, and how training went."""
+
+    weights: np.ndarray
+    bias: np.ndarray | None
+    layers: tuple[np.ndarray, np.ndarray] | None
+    steps: int
+    converged: bool
+
+    @property
+    def singular_values(self) -> np.ndarray:
+        """``W``'s singular values, descending."""
+        return np.linalg.svd(self.weights, compute_uv=False)
+
+
+def _augmented(land: Landscape, setting: Setting) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(Q~, B~, decay~)``: the spectral loss's bias appended as a constant input feature when the setting has one."""
+    d = land.q.shape[0]
+    decay = np.full(d, setting.weight_decay)
+    if not (setting.bias and land.bias_q is not None):
+        return land.q, land.b, decay
+    q = np.zeros((d + 1, d + 1))
+    b = np.zeros((d + 1, d + 1))
+    q[:d, :d], q[d, d] = land.q, land.bias_q
+    b[:d, :d], b[d, d] = land.b, 1.0
+    return q, b, np.append(decay, setting.bias_decay)
+
+
+def train(setting: Setting, seed: int, *, init_scale: float = 1.0, max_steps: int = 200_000, tol: float = 1e-10) -> Fit:
+    """Gradient descent from a seeded Gaussian initialisation until the gradient's norm is below ``tol``.
+
+    ``init_scale`` multiplies the initial weights (entries ``N(0, init_scale^2 / dim)``; a two-layer
+    encoder starts at a balanced factorisation of such weights). Refuses normalised representations
+    (no closed-form expected loss).
+    """
+    if setting.normalise:
+        raise NoPredictionError("no closed-form expected loss for normalised representations: train on samples")
+    land = setting.landscape()
+    q, b, decay = _augmented(land, setting)
+    d, k, h = q.shape[0], setting.width, setting.hidden
+    key = stream_key("ssl_landscape.init", seed)
+    scale = init_scale / np.sqrt(d)
+    two_layer = h > 0
+    w = normals(key, np.arange(k), d) * scale
+    if two_layer:  # a balanced factorisation of w (W1 W1^T = W2^T W2), which gradient descent keeps balanced
+        u, sv, vt = np.linalg.svd(w, full_matrices=False)
+        m = min(len(sv), h)
+        w1, w2 = np.zeros((h, d)), np.zeros((k, h))
+        w1[:m], w2[:, :m] = np.sqrt(sv[:m])[:, None] * vt[:m], u[:, :m] * np.sqrt(sv[:m])
+
+    # The Hessian of tr(Q G) + quartic tr(B G B G) is bounded by 2 |Q + gamma| + 12 quartic |B|^2 |G|; steps stay
+    # below 1 / that bound taken at twice the current |G| (recomputed at every step: large weights need small steps).
+    qn = float(np.abs(np.linalg.eigvalsh(q + np.diag(0 * decay if two_layer else decay))).max())
+    bn = float(np.linalg.eigvalsh(b).max())
+
+    def step_size() -> float:
+        ww = w2 @ w1 if two_layer else w
+        lr = 0.5 / (2 * qn + 24 * land.quartic * bn**2 * max(float(np.linalg.norm(ww, 2) ** 2), 1e-3))
+        if two_layer:  # the factors' Hessian carries |W1|^2 + |W2|^2 on top
+            lr /= 1 + float(np.linalg.norm(w1, 2) ** 2 + np.linalg.norm(w2, 2) ** 2)
+        return lr
+
+    gamma = setting.weight_decay
+    steps, converged = 0, False
+    for steps in range(1, max_steps + 1):
+        lr = step_size()
+        ww = w2 @ w1 if two_layer else w
+        wb = ww @ b
+        grad = 2 * ww @ q + 4 * land.quartic * (wb @ ww.T) @ wb  # W B G B = (W B W^T)(W B): O(k d^2)
+        if two_layer:
+            g1 = w2.T @ grad + 2 * gamma * w1
+            g2 = grad @ w1.T + 2 * gamma * w2
+            norm = np.sqrt((g1**2).sum() + (g2**2).sum())
+            w1, w2 = w1 - lr * g1, w2 - lr * g2
+        else:
+            grad = grad + 2 * ww * decay
+            norm = np.sqrt((grad**2).sum())
+            w = w - lr * grad
+        if not np.isfinite(norm):
+            raise FloatingPointError(f"gradient descent diverged at step {steps} (step size {lr:.3g})")
+        if norm < tol:
+            converged = True
+            break
+    ww = w2 @ w1 if two_layer else w
+    dim = setting.dim
+    bias = ww[:, dim] if ww.shape[1] > dim else None
+    return Fit(ww[:, :dim], bias, (w1, w2) if two_layer else None, steps, converged)
