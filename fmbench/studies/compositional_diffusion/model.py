@@ -95,8 +95,8 @@ class ConceptUNet(nn.Module):
         self.out = nn.Sequential(nn.Conv2d(2 * w, w, 3, padding=1), nn.SiLU(), nn.Conv2d(w, 3, 3, padding=1))
         self.t1, self.t2 = _embed(16, 2 * w), _embed(16, w)
         self.c1, self.c2 = _embed(cond, 2 * w), _embed(cond, w)
-        t = torch.linspace(1e-4, 0.02, config.timesteps, dtype=torch.float64)
-        self.register_buffer("alpha_bar", torch.cumprod(1 - t, 0).float(), persistent=False)
+        alpha_bar = np.cumprod(1 - np.linspace(1e-4, 0.02, config.timesteps))  # numpy: cheap on the meta device
+        self.register_buffer("alpha_bar", torch.tensor(alpha_bar, dtype=torch.float32), persistent=False)
 
     def _time(self, t: torch.Tensor) -> torch.Tensor:
         freqs = torch.exp(torch.arange(8, device=t.device) * (-math.log(1000.0) / 8))
