@@ -34,7 +34,7 @@ def main() -> None:
     torch.set_num_threads(1)
     task = fmbench.make_task("fmbench/ConceptGenH32Train1-v0")
     model = task.load_baseline("ddpm").to(args.device)
-    classes = eval_classes(task.split, task.per_class, np.arange(args.batch) * (task.split_size("eval") // args.batch))
+    classes = eval_classes(task.split, task.per_class, 0, np.arange(args.batch))
     conditions = torch.from_numpy(classes).to(args.device)
 
     def sample() -> torch.Tensor:

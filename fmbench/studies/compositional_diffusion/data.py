@@ -2,8 +2,9 @@
 
 Training item ``i`` of a split is training class ``i mod k`` (``k`` training classes, in id order),
 rendered with jitter draw ``i`` of the stream ``(seed, split)``: any slice renders alone. Evaluation
-item ``i`` asks the generator for class ``i // per_class`` (every class of the concept space, the
-training ones included, as the authors' learning curves do).
+items ask the generator for ``per_class`` images of every class of the concept space (the training
+ones included, as the authors' learning curves do), in an order drawn from the seed (so batches mix
+classes, and each seed draws other batches).
 
 Example:
     >>> import numpy as np
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fmbench.random_access import check_seed, stream_key
+from fmbench.random_access import bits, check_seed, stream_key
 from fmbench.studies.compositional_diffusion.concepts import space_of, train_ids
 from fmbench.studies.compositional_diffusion.render import render
 
@@ -34,9 +35,11 @@ def train_images(split: str, seed: int, index: np.ndarray) -> np.ndarray:
     return render(space_of(split), train_classes(split, index), key, np.asarray(index))
 
 
-def eval_classes(split: str, per_class: int, index: np.ndarray) -> np.ndarray:
-    """Class ids of evaluation items ``index``: ``per_class`` items of each class of the space, in id order."""
-    return np.asarray(index, dtype=np.int64) // per_class
+def eval_classes(split: str, per_class: int, seed: int, index: np.ndarray) -> np.ndarray:
+    """Class ids of evaluation items ``index`` for ``seed``: ``per_class`` items of each class, in a seeded order."""
+    n = eval_size(split, per_class)
+    keys = bits(stream_key("compositional_diffusion", check_seed(seed), split, "eval"), np.arange(n), 1)[:, 0]
+    return np.argsort(keys, kind="stable")[np.asarray(index, dtype=np.int64)] // per_class
 
 
 def eval_size(split: str, per_class: int) -> int:

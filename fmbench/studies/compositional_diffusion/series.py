@@ -81,7 +81,8 @@ def evaluate_series(
 ) -> dict[str, Any]:
     """Per-class and per-concept learning curves of the checkpoints in ``folder`` on ``task``'s evaluation items."""
     checkpoints = checkpoint_steps(folder)
-    items = stratified_subset(eval_classes(task.split, task.per_class, np.arange(task.split_size("eval"))), limit)
+    all_classes = eval_classes(task.split, task.per_class, seed, np.arange(task.split_size("eval")))
+    items = stratified_subset(all_classes, limit)
     space, dist = task.space, distances(task.split)
     names = [class_name(c, space.n_concepts) for c in range(space.n_classes)]
     joint = {n: [] for n in names}

@@ -91,7 +91,7 @@ class ConceptGenTask(Task):
                 classes = train_classes(self.split, index)
                 extra = {"image": to_uint8(train_images(self.split, check_seed(seed), index))}
             else:
-                classes = eval_classes(self.split, self.per_class, index)
+                classes = eval_classes(self.split, self.per_class, seed, index)
                 extra = {"distance": np.array([dist[class_name(c, self.space.n_concepts)] for c in classes])}
             names = np.array([class_name(c, self.space.n_concepts) for c in classes])
             yield {"ids": index, "class_id": classes, "class": names, **extra}
@@ -157,8 +157,7 @@ class ConceptGenTask(Task):
 
         Batch ``b`` is generated with seed ``stream_key(task, seed, first item of b)`` (below 2**63).
         """
-        check_seed(seed)
-        classes = eval_classes(self.split, self.per_class, items)
+        classes = eval_classes(self.split, self.per_class, seed, items)
         right = np.zeros((len(items), self.space.n_concepts), dtype=bool)
         for start in range(0, len(items), batch_size):
             ids = classes[start : start + batch_size]
@@ -179,7 +178,7 @@ class ConceptGenTask(Task):
         limit: int | None = None,
         progress: bool = False,
     ) -> dict[str, float]:
-        all_classes = eval_classes(self.split, self.per_class, np.arange(self.split_size("eval")))
+        all_classes = eval_classes(self.split, self.per_class, seed, np.arange(self.split_size("eval")))
         items = stratified_subset(all_classes, limit)
         classes, right = self.correct(model, seed, items, device, batch_size)
         return summarise(self.split, classes, right)
