@@ -4,7 +4,7 @@ Scores every shipped checkpoint of the DDPM trained on the main split (checkpoin
 :mod:`~fmbench.studies.compositional_diffusion.series`), then writes to ``--out``:
 
 * ``series.json``: per class, the joint and per-concept accuracy at every step and the first
-  steps reaching 50 / 80 / 99%;
+  steps reaching 50 / 80 / 99% (a rerun scores only the checkpoints it does not hold yet);
 * ``results.md``: the emergence table beside the authors' first epoch reaching 80% (STUDIES.md,
   from their project page; 78 steps per epoch), the rank correlation of the two orders, and the
   fits of the multiplicative model;
@@ -155,8 +155,10 @@ def main(argv: list[str] | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     if not args.report_only:
         task = make_task(TASK)
-        series = evaluate_series(task, checkpoint_dir(task.split), args.seed, limit=args.per_class * 8)
-        write_json_atomic(out / "series.json", series)
+        path = out / "series.json"
+        previous = json.loads(path.read_text()) if path.is_file() else None
+        series = evaluate_series(task, checkpoint_dir(task.split), args.seed, limit=args.per_class * 8, previous=previous)
+        write_json_atomic(path, series)
     print(report(json.loads((out / "series.json").read_text()), out))
 
 

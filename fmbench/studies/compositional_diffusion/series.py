@@ -78,16 +78,30 @@ def evaluate_series(
     device: str = "cpu",
     limit: int | None = None,
     log: Callable[[str], None] = print,
+    previous: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Per-class and per-concept learning curves of the checkpoints in ``folder`` on ``task``'s evaluation items."""
+    """Per-class and per-concept learning curves of the checkpoints in ``folder`` on ``task``'s evaluation items.
+
+    ``previous``: an earlier series of the same task, seed and items per class (a run interrupted or
+    made before more checkpoints were written); the steps it holds are taken from it, not scored again.
+    """
     checkpoints = checkpoint_steps(folder)
     all_classes = eval_classes(task.split, task.per_class, seed, np.arange(task.split_size("eval")))
     items = stratified_subset(all_classes, limit)
     space, dist = task.space, distances(task.split)
     names = [class_name(c, space.n_concepts) for c in range(space.n_classes)]
+    per_class = int(len(items) // space.n_classes)
+    same = previous and (previous["task"], previous["seed"], previous["items_per_class"]) == (task.id, seed, per_class)
+    done = {s: i for i, s in enumerate(previous["steps"])} if same else {}
     joint = {n: [] for n in names}
     concepts = {n: {c: [] for c in space.names} for n in names}
     for step, path in checkpoints:
+        if step in done:
+            for n in names:
+                joint[n].append(previous["classes"][n]["accuracy"][done[step]])
+                for concept in space.names:
+                    concepts[n][concept].append(previous["classes"][n]["concepts"][concept][done[step]])
+            continue
         model = load_safetensors(str(path)).to(device)
         task.check_model(model)
         classes, right = task.correct(model, seed, items, device)
@@ -101,7 +115,7 @@ def evaluate_series(
     return {
         "task": task.id,
         "seed": seed,
-        "items_per_class": int(len(items) // space.n_classes),
+        "items_per_class": per_class,
         "steps": steps,
         "classes": {
             n: {
