@@ -157,7 +157,8 @@ def main(argv: list[str] | None = None) -> None:
         task = make_task(TASK)
         path = out / "series.json"
         previous = json.loads(path.read_text()) if path.is_file() else None
-        series = evaluate_series(task, checkpoint_dir(task.split), args.seed, limit=args.per_class * 8, previous=previous)
+        folder = checkpoint_dir(task.split)
+        series = evaluate_series(task, folder, args.seed, limit=args.per_class * 8, previous=previous)
         write_json_atomic(path, series)
     print(report(json.loads((out / "series.json").read_text()), out))
 
