@@ -172,3 +172,10 @@ def test_checkpoint_series_reports_curves_and_first_steps(task, tiny_series):
 def test_checkpoint_series_refuses_an_empty_folder(tmp_path):
     with pytest.raises(InputError, match="no .safetensors checkpoints"):
         checkpoint_steps(tmp_path)
+
+
+def test_a_generator_ignoring_its_condition_scores_only_the_class_it_draws(task):
+    """Audit: always drawing 111 gets every held-out class but 111 wrong: accuracy 1/4, seen classes 0."""
+    always = _generator(lambda c, s: torch.from_numpy(render(THREE, np.full(len(c), 7), s % 997, np.arange(len(c)))))
+    scores = task.evaluate(always, seed=0)
+    assert scores["accuracy"] == 0.25 and scores["accuracy_seen"] == 0.0 and scores["accuracy|distance=2"] == 1.0
