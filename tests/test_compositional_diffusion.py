@@ -179,3 +179,10 @@ def test_a_generator_ignoring_its_condition_scores_only_the_class_it_draws(task)
     always = _generator(lambda c, s: torch.from_numpy(render(THREE, np.full(len(c), 7), s % 997, np.arange(len(c)))))
     scores = task.evaluate(always, seed=0)
     assert scores["accuracy"] == 0.25 and scores["accuracy_seen"] == 0.0 and scores["accuracy|distance=2"] == 1.0
+
+
+def test_checkpoint_series_takes_the_steps_a_previous_series_holds(task, tiny_series):
+    first = evaluate_series(task, tiny_series, limit=16, log=lambda _: None)
+    first["classes"]["000"]["accuracy"][0] = 0.123  # a score it can only have taken from the previous series
+    again = evaluate_series(task, tiny_series, limit=16, log=lambda _: None, previous=first)
+    assert again["classes"]["000"]["accuracy"][0] == 0.123 and again["steps"] == first["steps"]

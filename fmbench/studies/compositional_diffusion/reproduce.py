@@ -146,7 +146,7 @@ def report(series: dict[str, Any], out: Path) -> str:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default="docs/compositional_diffusion")
-    p.add_argument("--per-class", type=int, default=32, help="samples per class at each checkpoint")
+    p.add_argument("--per-class", type=int, default=16, help="samples per class at each checkpoint")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--report-only", action="store_true", help="redraw from the existing series.json")
     args = p.parse_args(argv)
