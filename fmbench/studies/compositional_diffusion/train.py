@@ -36,7 +36,7 @@ from fmbench.studies.compositional_diffusion.data import train_classes, train_im
 from fmbench.studies.compositional_diffusion.model import ConceptUNet, ConceptUNetConfig
 
 HERE = Path(__file__).parent
-SAVE_AT = (100, 200, 300, 400, 500, 600, 800, 1000, 1250, 1500, 1750, 2000)
+SAVE_AT = (100, 200, 300, 400, 500, 600, 800, 1000, 1250, 1500)
 
 
 def checkpoint_dir(split: str) -> Path:
