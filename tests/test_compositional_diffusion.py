@@ -147,6 +147,7 @@ def test_conditions_outside_the_concept_space_are_refused(task):
 
 
 # ---- the DDPM and the checkpoint series ---------------------------------------------------------------
+@pytest.mark.slow  # two DDIM samplings of 50 steps: ~4 s
 def test_shipped_ddpm_is_a_seeded_image_generator(task):
     model = task.load_baseline("ddpm")
     task.check_model(model)  # generates twice with one seed

@@ -101,11 +101,17 @@ def _left_to_study_tests(tid: str, baseline: str) -> bool:
     return "lm" in entry and (entry["lm"] != "smollm2" or not tid.startswith("fmbench/ICLRandomnessJudgment"))
 
 
+def _samples_a_diffusion_model(tid: str, baseline: str) -> bool:
+    """The compositional-diffusion DDPM: 50 DDIM steps per image, ~5 s even at the minimum limit (16 images);
+    its path is tested in tests/test_compositional_diffusion.py."""
+    return tid.startswith("fmbench/ConceptGen") and baseline == "ddpm"
+
+
 BASELINES = [
     pytest.param(
         t,
         b,
-        marks=[pytest.mark.slow] * _loads_smollm2(t, b)
+        marks=[pytest.mark.slow] * (_loads_smollm2(t, b) or _samples_a_diffusion_model(t, b))
         + [pytest.mark.skip(reason="an ICL LM run of minutes; see _left_to_study_tests")] * _left_to_study_tests(t, b),
     )
     for t in TASKS
