@@ -54,7 +54,7 @@ def condition_vectors(space: ConceptSpace, class_ids: np.ndarray) -> np.ndarray:
 
     Example:
         >>> from fmbench.studies.compositional_diffusion.concepts import THREE
-        >>> condition_vectors(THREE, np.array([3])).round(2).tolist()
+        >>> condition_vectors(THREE, np.array([3])).astype(float).round(2).tolist()
         [[1.0, 0.0, 0.1, 0.1, 0.9, 1.6]]
     """
     v = space.values(class_ids)
