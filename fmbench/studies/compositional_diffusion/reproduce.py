@@ -119,10 +119,9 @@ def report(series: dict[str, Any], out: Path) -> str:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     colours = {0: "tab:grey", 1: "tab:blue", 2: "tab:red"}
-    for name, c in classes.items():
-        ax.plot(
-            steps, c["accuracy"], marker="o", ms=3, color=colours[c["distance"]], label=f"{name} (d={c['distance']})"
-        )
+    for (name, c), marker in zip(classes.items(), "os^vD<>p"):
+        label = f"{name} (d={c['distance']})"
+        ax.plot(steps, c["accuracy"], marker=marker, ms=4, lw=1, color=colours[c["distance"]], label=label)
     ax.set(xlabel="training step", ylabel="accuracy (all concepts right)", ylim=(-0.02, 1.02),
            title="DDPM on the main split: per-class accuracy")  # fmt: skip
     ax.legend(fontsize=7, ncol=2)
