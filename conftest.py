@@ -18,6 +18,7 @@ PACKAGE = Path(__file__).parent / "fmbench"
 SLOW_DOCTESTS = {
     "fmbench.studies.compositional.reproduce.execute": "trains a GPT and evaluates it (~40 s)",
     "fmbench.studies.compositional.reproduce.run_all": "trains a GPT and evaluates it (~20 s)",
+    "fmbench.studies.compositional_diffusion.train": "trains a DDPM two steps and writes a checkpoint (~2-9 s)",
 }
 
 _left_out: list[str] = []

@@ -107,11 +107,17 @@ def _trains_at_load(tid: str, baseline: str) -> bool:
     return baseline == "gd" and task_spec(tid).entry_point.startswith("fmbench.studies.ssl_landscape.")
 
 
+def _samples_a_diffusion_model(tid: str, baseline: str) -> bool:
+    """The compositional-diffusion DDPM: 50 DDIM steps per image, ~5 s even at the minimum limit (16 images);
+    its path is tested in tests/test_compositional_diffusion.py."""
+    return tid.startswith("fmbench/ConceptGen") and baseline == "ddpm"
+
+
 BASELINES = [
     pytest.param(
         t,
         b,
-        marks=[pytest.mark.slow] * (_loads_smollm2(t, b) or _trains_at_load(t, b))
+        marks=[pytest.mark.slow] * (_loads_smollm2(t, b) or _trains_at_load(t, b) or _samples_a_diffusion_model(t, b))
         + [pytest.mark.skip(reason="an ICL LM run of minutes; see _left_to_study_tests")] * _left_to_study_tests(t, b),
     )
     for t in TASKS
