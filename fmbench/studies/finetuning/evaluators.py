@@ -6,7 +6,7 @@
 - :func:`block_probes` fits a linear probe on each block's residual stream at the ``<art>`` token for
   the pretraining task's answer.
 - :func:`reverse_finetune_steps` trains a copy on the pretraining task and counts the steps until its
-  accuracy reaches a threshold.
+  accuracy reaches a threshold (:func:`reverse_finetune_curve`: the accuracy along the way).
 
 Units are the output features of every ``nn.Linear`` that an activation follows inside an
 ``nn.Sequential`` (the GPT's MLP hidden units); probes read a model's ``blocks``.
@@ -26,6 +26,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
 import torch
@@ -218,6 +219,46 @@ def block_probes(
     return [float((linear_probe(a, y_train, b) == y_test).mean()) for a, b in zip(train, test)]
 
 
+def reverse_finetune_curve(
+    model: nn.Module,
+    documents: Callable[[np.ndarray], np.ndarray],
+    n_documents: int,
+    eval_docs: torch.Tensor,
+    position: int,
+    max_steps: int,
+    every: int,
+    learning_rate: float = 1e-3,
+    batch_size: int = 64,
+    seed: int = 0,
+    device: str = "cpu",
+    stop_at: float | None = None,
+) -> list[tuple[int, float]]:
+    """``(step, answer accuracy on eval_docs)`` every ``every`` steps from 0 while AdamW trains a copy of ``model``
+    (next-token loss on ``documents``, batches drawn with ``seed``); it stops early once accuracy reaches
+    ``stop_at``. The model itself is left untouched."""
+    net = copy.deepcopy(model).to(device)
+    opt = torch.optim.AdamW(net.parameters(), lr=learning_rate, weight_decay=0.0)
+    rng = np.random.default_rng([seed, 17])
+    curve = []
+    for step in range(max_steps + 1):
+        if step % every == 0:
+            net.eval()
+            with torch.inference_mode():
+                curve.append((step, float(answer_correct(net, eval_docs, position, device, 256).mean())))
+            net.train()
+            if stop_at is not None and curve[-1][1] >= stop_at:
+                break
+        if step == max_steps:
+            break
+        batch = torch.from_numpy(documents(np.sort(rng.choice(n_documents, batch_size, replace=False)))).to(device)
+        logits = net(batch[:, :-1])
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return curve
+
+
 def reverse_finetune_steps(
     model: nn.Module,
     documents: Callable[[np.ndarray], np.ndarray],
@@ -227,33 +268,14 @@ def reverse_finetune_steps(
     threshold: float,
     max_steps: int,
     every: int,
-    learning_rate: float = 1e-3,
-    batch_size: int = 64,
-    seed: int = 0,
-    device: str = "cpu",
+    **kwargs: Any,
 ) -> int:
-    """Steps of AdamW on a copy of ``model`` (next-token loss on ``documents``, drawn with ``seed``) until its
-    answer accuracy on ``eval_docs`` reaches ``threshold``, checked every ``every`` steps from step 0;
-    ``max_steps + every`` when it does not within ``max_steps`` (censored)."""
-    net = copy.deepcopy(model).to(device)
-    opt = torch.optim.AdamW(net.parameters(), lr=learning_rate, weight_decay=0.0)
-    rng = np.random.default_rng([seed, 17])
-    for step in range(max_steps + 1):
-        if step % every == 0:
-            net.eval()
-            with torch.inference_mode():
-                if answer_correct(net, eval_docs, position, device, 256).mean() >= threshold:
-                    return step
-            net.train()
-        if step == max_steps:
-            break
-        batch = torch.from_numpy(documents(np.sort(rng.choice(n_documents, batch_size, replace=False)))).to(device)
-        logits = net(batch[:, :-1])
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    return max_steps + every
+    """The first checked step of :func:`reverse_finetune_curve` whose accuracy reaches ``threshold``;
+    ``max_steps + every`` when none does (censored)."""
+    curve = reverse_finetune_curve(
+        model, documents, n_documents, eval_docs, position, max_steps, every, stop_at=threshold, **kwargs
+    )
+    return curve[-1][0] if curve[-1][1] >= threshold else max_steps + every
 
 
 class MajorityAnswer(nn.Module):

@@ -27,6 +27,7 @@ from fmbench.studies.finetuning.grammar import CompiledGrammar
 MAX_ROUNDS = 64
 """Derivation steps before a sample is refused (a grammar whose strings grow without end)."""
 _POSITION_BITS = 20  # symbols an item may hold in a round: 2**20
+_MEAN_LIMIT = 1 << 16  # symbols per item on average in a round (a runaway derivation is refused early)
 _INDEX_LIMIT = 1 << (64 - _POSITION_BITS - 6)  # 6 bits of rounds (MAX_ROUNDS)
 _CHUNK = 1024  # items expanded together (their arrays stay in cache)
 
@@ -37,7 +38,7 @@ def expand(g: CompiledGrammar, key: int, index: np.ndarray, length: int | None =
 
     Raises:
         InputError: an index beyond 2**38, or a derivation longer than ``MAX_ROUNDS`` rounds or
-            2**20 symbols.
+            2**20 symbols (2**16 on average over a chunk of items).
     """
     index = np.asarray(index, dtype=np.int64)
     if len(index) and (index.min() < 0 or index.max() >= _INDEX_LIMIT):
@@ -61,8 +62,8 @@ def _expand_chunk(g: CompiledGrammar, key: int, index: np.ndarray, length: int |
             break
         starts = _starts(owner, n)
         position = np.arange(len(seq)) - starts[owner]
-        if position[-1] >= 1 << _POSITION_BITS or position.max() >= 1 << _POSITION_BITS:
-            raise InputError(f"a derivation holds more than 2**{_POSITION_BITS} symbols in round {r}")
+        if position.max() >= 1 << _POSITION_BITS or len(seq) > n * _MEAN_LIMIT:
+            raise InputError(f"derivations hold more than 2**16 symbols per item in round {r}")
         counter = ((base[owner[nt]] + np.uint64(r)) << np.uint64(_POSITION_BITS)) + position[nt].astype(np.uint64)
         u = (bits(key, counter, 1)[:, 0] >> np.uint64(11)).astype(np.float64) * 2.0**-53
         sym = seq[nt]

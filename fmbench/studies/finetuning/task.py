@@ -249,8 +249,8 @@ class FineTuneTask(_PCFGTask):
         limit: int | None = None,
         progress: bool = False,
     ) -> dict[str, float]:
-        """Every metric; a ``limit``-ed run scores ``limit`` items per split, fits probes on ``limit`` items and
-        reverse fine-tunes for at most ``limit`` evaluation intervals."""
+        """Every metric; a ``limit``-ed run (a smoke check) scores ``limit`` items per split, fits probes on
+        ``limit`` items and reverse fine-tunes for at most ``limit`` steps, checked at every step."""
         p, c = self.spec.params, self.config
         net = model.model.to(device)
         pos = c.answer_position
@@ -278,8 +278,9 @@ class FineTuneTask(_PCFGTask):
             reference = float(
                 self.answer_accuracy(self.pretrained.to(device), cap_test.numpy(), device, batch_size).mean()
             )
-        steps = p.get("reft_steps", 400)
-        every = p.get("reft_every", 25)
+        steps, every = p.get("reft_steps", 400), p.get("reft_every", 25)
+        if limit is not None:
+            steps, every = min(steps, limit), 1
         metrics["reft_steps"] = float(
             evaluators.reverse_finetune_steps(
                 net,
@@ -288,7 +289,7 @@ class FineTuneTask(_PCFGTask):
                 cap_test,
                 pos,
                 threshold=p.get("reft_threshold", 0.9) * reference,
-                max_steps=steps if limit is None else min(steps, limit * every),
+                max_steps=steps,
                 every=every,
                 learning_rate=p.get("reft_learning_rate", 1e-3),
                 seed=seed,

@@ -1,0 +1,120 @@
+"""Reproduce the fine-tuning study's figures and table from the shipped baselines' leaderboard records.
+
+The records come from ``python -m fmbench.baselines --tasks <the four fine-tuning tasks> --seeds 0-2``
+(every shipped checkpoint scored on three evaluation seeds); this script reads them and writes
+``pruning.png`` (count-a accuracy against the number of pruned units, per C_Tr), ``reft.png``
+(reverse fine-tuning steps of the fine-tuned models against the scratch + fine-tune control) and
+``results.md`` (the table) into ``--out``::
+
+    python -m fmbench.baselines --tasks fmbench/PCFGFineTuneCountB0-v0,... --seeds 0-2
+    python -m fmbench.studies.finetuning.reproduce --out docs/finetuning
+
+Example:
+    >>> rows = table_rows()
+    >>> sorted({r["model"] for r in rows}) == ["finetuned", "pretrained", "scratch"] or rows == []
+    True
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from fmbench.leaderboard import entries
+
+TASKS = {c: f"fmbench/PCFGFineTuneCountB{c.replace('.', '')}-v0" for c in ("0", "0.5", "0.8", "1")}
+COLUMNS = (
+    "finetune_accuracy",
+    "finetune_accuracy_spurious",
+    "capability_accuracy",
+    "recovered_accuracy",
+    "probe_accuracy",
+    "reft_steps",
+)
+
+
+def baseline_records(task_id: str, root: Path | None = None) -> dict[str, dict[str, Any]]:
+    """The leaderboard record of each shipped baseline of ``task_id``, by baseline name."""
+    return {
+        e["submission"]["name"].removeprefix("baseline-"): e
+        for e in entries(task_id, root)
+        if e["submission"]["name"].startswith("baseline-")
+    }
+
+
+def table_rows(root: Path | None = None) -> list[dict[str, Any]]:
+    """One row per (C_Tr, baseline): each column's mean and std over the record's seeds."""
+    rows = []
+    for c, tid in TASKS.items():
+        for name, rec in sorted(baseline_records(tid, root).items()):
+            m = rec["metrics"]
+            values = {k: (m[k]["mean"], m[k]["std"]) for k in COLUMNS}
+            rows.append({"c_tr": c, "model": name, "seeds": len(rec["seeds"]), **values})
+    return rows
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    """The table as markdown (mean ± std over seeds)."""
+    head = "| C_Tr | model | seeds | " + " | ".join(COLUMNS) + " |"
+    lines = [head, "|" + " --- |" * (3 + len(COLUMNS))]
+    for r in rows:
+        digits = {k: 0 if k == "reft_steps" else 3 for k in COLUMNS}
+        cells = [f"{r[k][0]:.{digits[k]}f} ± {r[k][1]:.{digits[k]}f}" for k in COLUMNS]
+        lines.append(f"| {r['c_tr']} | {r['model']} | {r['seeds']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(out: Path, root: Path | None = None) -> None:
+    """Write ``pruning.png`` and ``reft.png``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(TASKS), figsize=(4 * len(TASKS), 3.2), sharey=True)
+    for ax, (c, tid) in zip(axes, TASKS.items()):
+        for name, rec in sorted(baseline_records(tid, root).items()):
+            ks = sorted(int(k.split("=")[1]) for k in rec["metrics"] if k.startswith("recovered_accuracy|K="))
+            ax.plot(ks, [rec["metrics"][f"recovered_accuracy|K={k}"]["mean"] for k in ks], marker="o", label=name)
+        ax.set_xscale("symlog", linthresh=1)
+        ax.set_title(f"C_Tr = {c}")
+        ax.set_xlabel("pruned MLP units K")
+    axes[0].set_ylabel("count-a accuracy")
+    axes[0].legend()
+    fig.tight_layout()
+    fig.savefig(out / "pruning.png", dpi=100)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    names = ("pretrained", "finetuned", "scratch")
+    for i, name in enumerate(names):
+        means, stds = [], []
+        for tid in TASKS.values():
+            rec = baseline_records(tid, root).get(name)
+            means.append(rec["metrics"]["reft_steps"]["mean"] if rec else float("nan"))
+            stds.append(rec["metrics"]["reft_steps"]["std"] if rec else 0.0)
+        ax.bar([j + 0.27 * (i - 1) for j in range(len(TASKS))], means, 0.27, yerr=stds, label=name)
+    ax.set_xticks(range(len(TASKS)), [f"C_Tr = {c}" for c in TASKS])
+    ax.set_ylabel("reverse fine-tuning steps")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "reft.png", dpi=100)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", default="docs/finetuning")
+    p.add_argument("--leaderboards", help="leaderboards folder (default: the checkout's)")
+    args = p.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    root = Path(args.leaderboards) if args.leaderboards else None
+    (out / "results.md").write_text(markdown(table_rows(root)))
+    plot(out, root)
+    print(f"wrote {out / 'results.md'}, {out / 'pruning.png'}, {out / 'reft.png'}")
+
+
+if __name__ == "__main__":
+    main()
