@@ -67,7 +67,7 @@ def test_a_pair_of_different_architectures_is_refused_in_one_line(small):
         check_same_architecture(model, other)
     assert "\n" not in str(e.value)
     with pytest.raises(ModelError, match="is a MajorityAnswer, the pretrained one a GPT"):
-        check_same_architecture(model, MajorityAnswer(torch.zeros(2, 2, 2), 4))
+        check_same_architecture(model, MajorityAnswer(torch.zeros(2, 2, 2)))
 
 
 def test_the_task_refuses_a_model_of_another_architecture_or_a_short_context(task):

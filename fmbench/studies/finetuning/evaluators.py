@@ -85,8 +85,8 @@ def unit_saliency(model: nn.Module, docs: torch.Tensor, position: int, device: s
     (one forward and backward pass); units in :func:`unit_layers` order."""
     layers = unit_layers(model)
     params = [p for _, layer in layers for p in (layer.weight, layer.bias) if p is not None]
-    docs = docs.to(device)
-    with torch.enable_grad():
+    with torch.inference_mode(False), torch.enable_grad():  # also under a caller's inference mode
+        docs = docs.to(device).clone()
         logits = model(docs[:, :position])[:, -1]
         loss = F.cross_entropy(logits, docs[:, position])
         grads = iter(torch.autograd.grad(loss, params))
@@ -235,7 +235,38 @@ def reverse_finetune_curve(
 ) -> list[tuple[int, float]]:
     """``(step, answer accuracy on eval_docs)`` every ``every`` steps from 0 while AdamW trains a copy of ``model``
     (next-token loss on ``documents``, batches drawn with ``seed``); it stops early once accuracy reaches
-    ``stop_at``. The model itself is left untouched."""
+    ``stop_at``. The model itself is left untouched (it trains under a caller's inference mode too)."""
+    with torch.inference_mode(False), torch.enable_grad():
+        return _reverse_finetune(
+            model,
+            documents,
+            n_documents,
+            eval_docs,
+            position,
+            max_steps,
+            every,
+            learning_rate,
+            batch_size,
+            seed,
+            device,
+            stop_at,
+        )
+
+
+def _reverse_finetune(
+    model: nn.Module,
+    documents: Callable[[np.ndarray], np.ndarray],
+    n_documents: int,
+    eval_docs: torch.Tensor,
+    position: int,
+    max_steps: int,
+    every: int,
+    learning_rate: float,
+    batch_size: int,
+    seed: int,
+    device: str,
+    stop_at: float | None,
+) -> list[tuple[int, float]]:
     net = copy.deepcopy(model).to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=learning_rate, weight_decay=0.0)
     rng = np.random.default_rng([seed, 17])
@@ -287,18 +318,18 @@ class MajorityAnswer(nn.Module):
         [5, 5, 4]
     """
 
-    def __init__(self, table: torch.Tensor, context_length: int) -> None:
+    def __init__(self, table: torch.Tensor) -> None:
         super().__init__()
         self.register_buffer("table", table)
         self.vocab_size = table.shape[-1]
-        self.context_length = context_length
+        self.context_length = None  # any length
 
     @classmethod
     def fit(cls, docs: np.ndarray, position: int, vocab_size: int) -> MajorityAnswer:
         """Count the answers at ``position`` per operand pair (tokens 2 and 3) of ``docs``."""
         counts = np.zeros((vocab_size, vocab_size, vocab_size))
         np.add.at(counts, (docs[:, 2], docs[:, 3], docs[:, position]), 1)
-        return cls(torch.from_numpy(np.eye(vocab_size)[counts.argmax(-1)]).float(), position)
+        return cls(torch.from_numpy(np.eye(vocab_size)[counts.argmax(-1)]).float())
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         if ids.shape[1] < 4:  # the operands are not in view yet
