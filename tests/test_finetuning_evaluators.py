@@ -42,6 +42,7 @@ def small():
     return c, model.eval(), torch.from_numpy(documents(c, 0, "test", np.arange(64)))
 
 
+@pytest.mark.slow
 def test_the_one_pass_sweep_equals_a_gradient_pass_per_k(task):
     docs = torch.from_numpy(task.documents("capability_test", 0, np.arange(64)))
     pos, ks = task.config.answer_position, (0, 1, 2, 8, 40, 512)
@@ -97,6 +98,7 @@ def test_majority_baseline_answers_from_the_operands_only():
     assert torch.equal(model(docs[:, :pos]).argmax(-1), model(shuffled[:, :pos]).argmax(-1))
 
 
+@pytest.mark.slow
 def test_known_answer_the_untouched_model_has_nothing_to_recover(task):
     """The pretrained model submitted as its own fine-tuned model: pruning finds nothing, reverse FT 0 steps."""
     model = load_model("baseline:pretrained", task)

@@ -62,6 +62,7 @@ def _reference_sample(grammar: Grammar, rng: random.Random) -> list[str]:
     return out
 
 
+@pytest.mark.slow
 def test_the_sampler_draws_the_grammars_distribution():
     """Length and first-terminal distributions match a plain recursive sampler (recursive grammar, unequal rules)."""
     g = Grammar("S", {"S": ((("A", "S"), 0.3), (("A",), 0.7)), "A": ((("a",), 0.6), (("b", "c"), 0.4))})
@@ -130,6 +131,7 @@ def test_the_spurious_rule_holds_at_the_configured_rate(correlation):
     assert ((ans - c.token("0")) == (t == 1).sum(1)).all()  # the answer is still count(b)
 
 
+@pytest.mark.slow
 def test_fine_tuning_task_splits_have_their_correlations():
     task = fmbench.make_task("fmbench/PCFGFineTuneCountB05-v0")
     c = task.config

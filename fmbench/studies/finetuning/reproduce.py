@@ -34,6 +34,13 @@ COLUMNS = (
 )
 
 
+def torch_threads() -> None:
+    """One torch thread (the numbers do not depend on it; a shared machine stays usable)."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 def baseline_records(task_id: str, root: Path | None = None) -> dict[str, dict[str, Any]]:
     """The leaderboard record of each shipped baseline of ``task_id``, by baseline name."""
     return {
@@ -103,13 +110,61 @@ def plot(out: Path, root: Path | None = None) -> None:
     plt.close(fig)
 
 
+def quick_rows(seed: int = 0) -> list[dict[str, Any]]:
+    """Without reverse fine-tuning or probes (minutes, not hours, on a busy CPU): per (C_Tr, baseline), count-b
+    accuracy at C_Te = 0 and 1 and count-a accuracy after pruning each K, on ``seed``'s data, straight from the
+    shipped checkpoints."""
+    import numpy as np
+    import torch
+
+    from fmbench import make_task
+    from fmbench.studies.finetuning.evaluators import answer_correct, prune_sweep
+
+    rows = []
+    for c, tid in TASKS.items():
+        task = make_task(tid)
+        pos = task.config.answer_position
+        docs = {s: torch.from_numpy(task.documents(s, seed, np.arange(task.split_size(s)))) for s in task.splits}
+        for name in task.spec.baselines:
+            model = task.load_baseline(name).model
+            with torch.inference_mode():
+                acc = {
+                    s: float(answer_correct(model, docs[s], pos, "cpu", 256).mean()) for s in ("test", "test_spurious")
+                }
+            ks = tuple(task.spec.params["prune_k"])
+            sweep = prune_sweep(
+                model, docs["train"][: task.spec.params["n_saliency"]], docs["capability_test"], pos, ks
+            )
+            rows.append({"c_tr": c, "model": name, **acc, "sweep": sweep})
+    return rows
+
+
+def quick_markdown(rows: list[dict[str, Any]]) -> str:
+    """The quick table: count-b accuracy (C_Te = 0 / 1) and count-a accuracy at each pruned K."""
+    ks = list(rows[0]["sweep"]) if rows else []
+    lines = [
+        "| C_Tr | model | count b, C_Te = 0 | count b, C_Te = 1 | " + " | ".join(f"count a, K={k}" for k in ks) + " |",
+        "|" + " --- |" * (4 + len(ks)),
+    ]
+    for r in rows:
+        cells = [f"{r['test']:.3f}", f"{r['test_spurious']:.3f}", *(f"{v:.3f}" for v in r["sweep"].values())]
+        lines.append(f"| {r['c_tr']} | {r['model']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default="docs/finetuning")
     p.add_argument("--leaderboards", help="leaderboards folder (default: the checkout's)")
+    p.add_argument("--quick", action="store_true", help="write quick.md (no reverse fine-tuning, no probes, seed 0)")
     args = p.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.quick:
+        torch_threads()
+        (out / "quick.md").write_text(quick_markdown(quick_rows()))
+        print(f"wrote {out / 'quick.md'}")
+        return
     root = Path(args.leaderboards) if args.leaderboards else None
     (out / "results.md").write_text(markdown(table_rows(root)))
     plot(out, root)
