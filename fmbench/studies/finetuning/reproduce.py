@@ -9,6 +9,9 @@ The records come from ``python -m fmbench.baselines --tasks <the four fine-tunin
     python -m fmbench.baselines --tasks fmbench/PCFGFineTuneCountB0-v0,... --seeds 0-2
     python -m fmbench.studies.finetuning.reproduce --out docs/finetuning
 
+``--quick`` skips the records: it scores the shipped checkpoints on seed 0 without probes or
+reverse fine-tuning and writes ``quick.md`` and ``pruning_seed0.png``.
+
 Example:
     >>> rows = table_rows()
     >>> sorted({r["model"] for r in rows}) == ["finetuned", "pretrained", "scratch"] or rows == []
@@ -72,42 +75,56 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(out: Path, root: Path | None = None) -> None:
-    """Write ``pruning.png`` and ``reft.png``."""
+def plot_sweeps(sweeps: dict[str, dict[str, dict[int, float]]], path: Path) -> None:
+    """Count-a accuracy against pruned units K: one panel per C_Tr, one line per model."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(TASKS), figsize=(4 * len(TASKS), 3.2), sharey=True)
-    for ax, (c, tid) in zip(axes, TASKS.items()):
-        for name, rec in sorted(baseline_records(tid, root).items()):
-            ks = sorted(int(k.split("=")[1]) for k in rec["metrics"] if k.startswith("recovered_accuracy|K="))
-            ax.plot(ks, [rec["metrics"][f"recovered_accuracy|K={k}"]["mean"] for k in ks], marker="o", label=name)
+    fig, axes = plt.subplots(1, len(sweeps), figsize=(4 * len(sweeps), 3.2), sharey=True, squeeze=False)
+    for ax, (c, models) in zip(axes[0], sweeps.items()):
+        for name, sweep in models.items():
+            ax.plot(list(sweep), list(sweep.values()), marker="o", label=name)
         ax.set_xscale("symlog", linthresh=1)
         ax.set_title(f"C_Tr = {c}")
         ax.set_xlabel("pruned MLP units K")
-    axes[0].set_ylabel("count-a accuracy")
-    axes[0].legend()
+    axes[0][0].set_ylabel("count-a accuracy")
+    axes[0][0].legend()
     fig.tight_layout()
-    fig.savefig(out / "pruning.png", dpi=100)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
 
+
+def plot_reft(path: Path, root: Path | None = None) -> None:
+    """Reverse fine-tuning steps per C_Tr and baseline (mean and std over the records' seeds)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(6, 3.2))
-    names = ("pretrained", "finetuned", "scratch")
-    for i, name in enumerate(names):
-        means, stds = [], []
-        for tid in TASKS.values():
-            rec = baseline_records(tid, root).get(name)
-            means.append(rec["metrics"]["reft_steps"]["mean"] if rec else float("nan"))
-            stds.append(rec["metrics"]["reft_steps"]["std"] if rec else 0.0)
+    for i, name in enumerate(("pretrained", "finetuned", "scratch")):
+        recs = [baseline_records(tid, root).get(name) for tid in TASKS.values()]
+        means = [r["metrics"]["reft_steps"]["mean"] if r else float("nan") for r in recs]
+        stds = [r["metrics"]["reft_steps"]["std"] if r else 0.0 for r in recs]
         ax.bar([j + 0.27 * (i - 1) for j in range(len(TASKS))], means, 0.27, yerr=stds, label=name)
     ax.set_xticks(range(len(TASKS)), [f"C_Tr = {c}" for c in TASKS])
     ax.set_ylabel("reverse fine-tuning steps")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(out / "reft.png", dpi=100)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def record_sweeps(root: Path | None = None) -> dict[str, dict[str, dict[int, float]]]:
+    """The pruning sweep (mean over seeds) of every baseline record, by C_Tr and baseline."""
+    out: dict[str, dict[str, dict[int, float]]] = {}
+    for c, tid in TASKS.items():
+        for name, rec in sorted(baseline_records(tid, root).items()):
+            ks = sorted(int(k.split("=")[1]) for k in rec["metrics"] if k.startswith("recovered_accuracy|K="))
+            out.setdefault(c, {})[name] = {k: rec["metrics"][f"recovered_accuracy|K={k}"]["mean"] for k in ks}
+    return out
 
 
 def quick_rows(seed: int = 0) -> list[dict[str, Any]]:
@@ -162,12 +179,18 @@ def main(argv: list[str] | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     if args.quick:
         torch_threads()
-        (out / "quick.md").write_text(quick_markdown(quick_rows()))
-        print(f"wrote {out / 'quick.md'}")
+        rows = quick_rows()
+        (out / "quick.md").write_text(quick_markdown(rows))
+        sweeps: dict[str, dict[str, dict[int, float]]] = {}
+        for r in rows:
+            sweeps.setdefault(r["c_tr"], {})[r["model"]] = r["sweep"]
+        plot_sweeps(sweeps, out / "pruning_seed0.png")
+        print(f"wrote {out / 'quick.md'}, {out / 'pruning_seed0.png'}")
         return
     root = Path(args.leaderboards) if args.leaderboards else None
     (out / "results.md").write_text(markdown(table_rows(root)))
-    plot(out, root)
+    plot_sweeps(record_sweeps(root), out / "pruning.png")
+    plot_reft(out / "reft.png", root)
     print(f"wrote {out / 'results.md'}, {out / 'pruning.png'}, {out / 'reft.png'}")
 
 
