@@ -80,6 +80,7 @@ def test_the_task_refuses_a_model_of_another_architecture_or_a_short_context(tas
         task.check_model(from_module(short, "short", "short"))
 
 
+@pytest.mark.slow
 def test_reverse_fine_tuning_of_a_model_already_there_takes_no_step(small):
     c, model, docs = small
     n = reverse_finetune_steps(model, lambda i: documents(c, 0, "test", i), 64, docs, c.answer_position, 0.0, 5, 1)
