@@ -145,9 +145,9 @@ def cfg3(
 
     Level ``l`` holds ``level_sizes[l]`` non-terminals (level 0 is the start ``S``); each has
     ``rules_per_symbol`` distinct rules whose right-hand sides are 2 or 3 symbols drawn uniformly
-    from the next level (the terminals after the last level). Each level uses every symbol of the next (it is
-    redrawn until it does). Every string is then between
-    ``2 ** len(level_sizes)`` and ``3 ** len(level_sizes)`` terminals long.
+    from the next level (the terminals after the last level). Each level uses every symbol of the
+    next (it is redrawn until it does). Every string is then between ``2 ** len(level_sizes)`` and
+    ``3 ** len(level_sizes)`` terminals long.
 
     Example:
         >>> g = cfg3((1, 2), terminals="ab", seed=0)
