@@ -167,6 +167,11 @@ def split_arrays(data: CueData, seed: int, split: str, index: np.ndarray) -> tup
     return _add_cue(data, images[source], cue, draws[:, 0], "test"), y, cue
 
 
+def test_labels(data: CueData, seed: int) -> np.ndarray:
+    """The labels of the test sets' items (the same in all four), without making their images."""
+    return load_fashion_mnist("test")[1][_order(check_seed(seed), "test", 10_000, data.n_test)]
+
+
 @functools.cache
 def _test_by_class() -> tuple[np.ndarray, ...]:
     labels = load_fashion_mnist("test")[1]
