@@ -5,12 +5,14 @@
    relying on the same one (two seeds of each) are; each pair is evaluated linearly and after
    weight matching (the seeds differ in initialisation, so matching comes first, as the paper's LMCP).
 2. **Cue fraction**: cue reliance of models trained at p in {0.6, 0.7, 0.8, 0.9, 1.0}.
-3. **Fine-tuning**: the four methods of :mod:`~fmbench.studies.mode_connectivity.finetune` from the
+3. **Scratch** (the audit's reference): the same CNN trained on the clean fine-tuning split alone.
+4. **Fine-tuning**: the four methods of :mod:`~fmbench.studies.mode_connectivity.finetune` from the
    shipped cue-reliant model, three training seeds each, scored by the task on seed 0's data.
 
-Run (about an hour on one busy CPU core)::
+Run (each part a few minutes to half an hour on one busy CPU core; parts can run as separate processes)::
 
     python -m fmbench.studies.mode_connectivity.reproduce --out docs/mode_connectivity
+    python -m fmbench.studies.mode_connectivity.reproduce --parts fine_tuning:cbft
 """
 
 from __future__ import annotations
@@ -39,8 +41,7 @@ PATH_ITEMS = 2000
 
 def _with_p(task: MechanismTask, p: float) -> MechanismTask:
     """The same task on data cued at fraction ``p`` (``p = 0``: no cue at all)."""
-    twin = MechanismTask(replace(task.spec, params={**task.spec.params, "p": p}))
-    return twin
+    return MechanismTask(replace(task.spec, params={**task.spec.params, "p": p}))
 
 
 def connectivity(task: MechanismTask, out: Path, log) -> dict:
@@ -51,7 +52,7 @@ def connectivity(task: MechanismTask, out: Path, log) -> dict:
     models["clean-0"] = pretrain(clean_task, seed=0)
     models["clean-1"] = pretrain(clean_task, seed=1)
     log(f"trained the connectivity models: {sorted(models)}")
-    sets, bn = task.path_data(0, PATH_ITEMS)
+    sets, _ = task.path_data(0, PATH_ITEMS)
     bn = task.bn_images(0)
     pairs = [("cue-0", "cue-1"), ("clean-0", "clean-1"), ("cue-0", "clean-0"), ("cue-1", "clean-1")]
     results = {}
@@ -59,13 +60,16 @@ def connectivity(task: MechanismTask, out: Path, log) -> dict:
         for match in (False, True):
             r = loss_path(models[a], models[b], sets, bn, ALPHAS, match=match)
             key = f"{a} -> {b}{' (matched)' if match else ''}"
-            results[key] = {"barrier": r.barrier, "accuracy_barrier": r.accuracy_barrier, "loss": r.loss,
-                            "accuracy": r.accuracy}
+            results[key] = {
+                "barrier": r.barrier,
+                "accuracy_barrier": r.accuracy_barrier,
+                "loss": r.loss,
+                "accuracy": r.accuracy,
+            }
             if (a, b) in (("cue-0", "cue-1"), ("cue-0", "clean-0")) and match:
                 r.plot(out / f"path-{a}-{b}.png", title=f"{a} -> {b}, {PATH_ITEMS} test images per set")
             log(f"{key}: barrier on test_cue {r.barrier['test_cue']:.3f}, on test_clean {r.barrier['test_clean']:.3f}")
-    for name in ("clean-0",):
-        results[f"{name} scores"] = task.evaluate(from_module(models[name], name, name, "bn-classifier"), 0)
+    results["clean-0 scores"] = task.evaluate(from_module(models["clean-0"], "clean-0", "clean-0", "bn-classifier"), 0)
     return results
 
 
@@ -81,53 +85,66 @@ def cue_fraction(task: MechanismTask, log) -> dict:
     return out
 
 
-def fine_tuning(task: MechanismTask, out: Path, seeds: list[int], log) -> dict:
-    """Each method's task scores (seed 0's data) for each training seed; paths of seed 0 plotted."""
-    results: dict = {}
-    sets, bn = task.path_data(0, PATH_ITEMS)
-    for method in METHODS:
-        results[method] = []
-        for seed in seeds:
-            start = time.perf_counter()
-            model = fine_tune(task, method, seed=seed)
-            scores = task.evaluate(from_module(model, method, method, "bn-classifier"), 0)
-            results[method].append(scores)
-            log(f"{method} seed {seed} ({time.perf_counter() - start:.0f} s): "
-                f"{json.dumps({k: round(v, 3) for k, v in scores.items()})}")
-            if seed == seeds[0] and method in ("naive-ft", "cbft"):
-                r = loss_path(task.cue_model().model, model, sets, bn, ALPHAS)
-                r.plot(out / f"path-cue-reliant-{method}.png", title=f"shipped cue-reliant -> {method} (seed {seed})")
+def fine_tuning(task: MechanismTask, out: Path, method: str, seeds: list[int], log) -> dict:
+    """``method``'s task scores (seed 0's data) for each training seed; the path of the first seed plotted."""
+    results: dict = {method: []}
+    sets, _ = task.path_data(0, PATH_ITEMS)
+    bn = task.bn_images(0)
+    for seed in seeds:
+        start = time.perf_counter()
+        model = fine_tune(task, method, seed=seed)
+        scores = task.evaluate(from_module(model, method, method, "bn-classifier"), 0)
+        results[method].append(scores)
+        log(f"{method} seed {seed} ({time.perf_counter() - start:.0f} s): {json.dumps(scores)}")
+        if seed == seeds[0]:
+            r = loss_path(task.cue_model().model, model, sets, bn, ALPHAS)
+            r.plot(out / f"path-cue-reliant-{method}.png", title=f"shipped cue-reliant -> {method} (seed {seed})")
+            results["path_seed_" + str(seed)] = {"barrier": r.barrier, "loss": r.loss, "accuracy": r.accuracy}
     return results
+
+
+def scratch(task: MechanismTask, seeds: list[int], log) -> dict:
+    """The audit's reference: mmc-cnn trained from scratch on the clean fine-tuning split alone (20 epochs)."""
+    out = []
+    for seed in seeds:
+        model = pretrain(task, seed=seed, epochs=20, split="finetune")
+        out.append(task.evaluate(from_module(model, "scratch", "scratch", "bn-classifier"), 0))
+        log(f"scratch seed {seed}: {json.dumps(out[-1])}")
+    return {"scratch": out}
 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default="docs/mode_connectivity")
     p.add_argument("--seeds", default="0,1,2", help="training seeds of the fine-tuning methods")
-    p.add_argument("--parts", default="connectivity,cue_fraction,fine_tuning")
+    p.add_argument(
+        "--parts",
+        default="connectivity,cue_fraction," + ",".join(f"fine_tuning:{m}" for m in METHODS),
+        help="comma-separated; each writes OUT/<part>.json (fine_tuning:METHOD: fine_tuning-METHOD.json)",
+    )
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     task = make_task(TASK)
-    results_file = out / "results.json"
-    results = json.loads(results_file.read_text()) if results_file.exists() else {}
 
     def log(line: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {line}", flush=True)
 
     for part in args.parts.split(","):
         if part == "connectivity":
-            results[part] = connectivity(task, out, log)
+            result = connectivity(task, out, log)
         elif part == "cue_fraction":
-            results[part] = cue_fraction(task, log)
-        elif part == "fine_tuning":
-            results[part] = fine_tuning(task, out, [int(s) for s in args.seeds.split(",")], log)
+            result = cue_fraction(task, log)
+        elif part == "scratch":
+            result = scratch(task, [int(s) for s in args.seeds.split(",")], log)
+        elif part.startswith("fine_tuning:") and part.split(":")[1] in METHODS:
+            result = fine_tuning(task, out, part.split(":")[1], [int(s) for s in args.seeds.split(",")], log)
         else:
             raise SystemExit(f"unknown part {part!r}")
-        with atomic_open(results_file, "w") as f:
-            json.dump(results, f, indent=1)
-    log(f"wrote {results_file}")
+        with atomic_open(out / f"{part.replace(':', '-')}.json", "w") as f:
+            json.dump(result, f, indent=1)
+        log(f"wrote {out / part.replace(':', '-')}.json")
 
 
 if __name__ == "__main__":
