@@ -164,12 +164,12 @@ def interpolate_into(target: nn.Module, a: dict[str, torch.Tensor], b: dict[str,
     """Set ``target``'s floating-point tensors to ``(1 - alpha) a + alpha b`` in place (others: ``a``'s)."""
     with torch.no_grad():
         for name, t in target.state_dict().items():
-            if t.is_floating_point():
-                torch.lerp(a[name], b[name], alpha, out=t) if 0 <= alpha <= 1 else t.copy_(
-                    a[name] + alpha * (b[name] - a[name])
-                )
-            else:
+            if not t.is_floating_point():
                 t.copy_(a[name])
+            elif 0 <= alpha <= 1:
+                torch.lerp(a[name], b[name], alpha, out=t)
+            else:  # extrapolation
+                t.copy_(a[name] + alpha * (b[name] - a[name]))
 
 
 def recompute_batchnorm(model: nn.Module, images: torch.Tensor, batch_size: int, device: str = "cpu") -> int:

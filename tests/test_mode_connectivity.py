@@ -52,6 +52,7 @@ def test_counterfactual_sets_share_images_and_conflict_where_randomised():
     assert changed.max() <= BOX * BOX and (clean != other).reshape(len(index), -1).sum(1).min() > BOX * BOX
 
 
+@pytest.mark.slow
 def test_dominoes_stack_a_digit_under_the_image():
     data = CueData("dominoes", p=1.0)
     clean = split_arrays(data, 0, "test_clean", np.arange(20))[0]
@@ -92,6 +93,7 @@ def test_a_submission_must_be_a_copy_of_the_shipped_architecture():
         task.check_model(plain)
 
 
+@pytest.mark.slow
 def test_export_and_stats(fmbench_cli, tmp_path):
     out = tmp_path / "ft.pt"
     r = fmbench_cli("data", "export", TASK, "--split", "finetune", "--seed", "0", "--format", "pt", "--out", out)

@@ -119,6 +119,7 @@ def test_weight_matching_refuses_a_model_that_is_not_a_plain_chain():
         weight_matching(m, m, torch.rand(2, 1, 2, 2))
 
 
+@pytest.mark.slow
 def test_connect_cli_writes_json_and_png_and_errors_are_one_line(fmbench_cli, tmp_path):
     out = tmp_path / "self"
     r = fmbench_cli(

@@ -36,7 +36,8 @@ import torch
 
 from fmbench.checkpoints import file_sha256
 from fmbench.errors import ModelError
-from fmbench.loss_path import ImageSet, loss_path
+from fmbench.loss_path import ImageSet, check_pair, loss_path
+from fmbench.model_key import weights_key
 from fmbench.models import LoadedModel, load_baseline_checkpoint
 from fmbench.studies.mode_connectivity.data import (
     CUES,
@@ -124,8 +125,6 @@ class MechanismTask(Task):
                 f"{model.spec}: a submission is a fine-tuned copy of the shipped {CUE_MODEL} model (mmc-cnn), "
                 f"got {type(model.model).__name__}"
             )
-        from fmbench.loss_path import check_pair
-
         check_pair(self.cue_model().model, model.model)
 
     def checkpoint(self, name: str) -> Path:
@@ -137,8 +136,6 @@ class MechanismTask(Task):
         return load_baseline_checkpoint(self, name, self.checkpoint(name))
 
     def baseline_key(self, name: str) -> dict[str, str]:
-        from fmbench.model_key import weights_key
-
         self.baseline_entry(name)
         return weights_key(file_sha256(self.checkpoint(name)))
 
