@@ -24,7 +24,8 @@ Example:
     >>> images, labels, cues = split_arrays(CueData("box", p=1.0), 0, "test_cue", np.arange(3))
     >>> images.shape, images.dtype, bool((labels == cues).all())
     ((3, 1, 28, 28), dtype('uint8'), True)
-    >>> bool((images[:, 0, :3, :3] == 255).all(axis=(1, 2)).any())  # class 0's box: upper left
+    >>> r, c = BOX_CORNERS[labels[0]]  # the box of the first item's class
+    >>> bool((images[0, 0, r : r + BOX, c : c + BOX] == 255).all())
     True
 """
 
@@ -167,7 +168,7 @@ def split_arrays(data: CueData, seed: int, split: str, index: np.ndarray) -> tup
     return _add_cue(data, images[source], cue, draws[:, 0], "test"), y, cue
 
 
-def test_labels(data: CueData, seed: int) -> np.ndarray:
+def counterfactual_labels(data: CueData, seed: int) -> np.ndarray:
     """The labels of the test sets' items (the same in all four), without making their images."""
     return load_fashion_mnist("test")[1][_order(check_seed(seed), "test", 10_000, data.n_test)]
 

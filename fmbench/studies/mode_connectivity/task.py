@@ -44,9 +44,9 @@ from fmbench.studies.mode_connectivity.data import (
     SPLITS,
     TEST_SETS,
     CueData,
+    counterfactual_labels,
     data_hash,
     split_arrays,
-    test_labels,
 )
 from fmbench.studies.mode_connectivity.model import ConvNet
 from fmbench.task import POSITIVE, Task, params_of, stratified_subset
@@ -202,7 +202,7 @@ class MechanismTask(Task):
 
 
 def _subset(data: CueData, seed: int, limit: int | None) -> np.ndarray:
-    return stratified_subset(test_labels(data, seed), limit)
+    return stratified_subset(counterfactual_labels(data, seed), limit)
 
 
 @lru_cache(maxsize=4)
