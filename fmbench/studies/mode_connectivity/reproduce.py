@@ -113,6 +113,54 @@ def scratch(task: MechanismTask, seeds: list[int], log) -> dict:
     return {"scratch": out}
 
 
+METRICS = ("accuracy_random_cue", "accuracy_clean", "accuracy_cue", "accuracy_random_image", "cue_reliance", "barrier")
+
+
+def _row(name: str, runs: list[dict]) -> str:
+    cells = []
+    for m in METRICS:
+        values = np.array([r[m] for r in runs])
+        cells.append(f"{values.mean():.3f} ± {values.std(ddof=1):.3f}" if len(values) > 1 else f"{values[0]:.3f}")
+    return f"| {name} | {len(runs)} | " + " | ".join(cells) + " |"
+
+
+def tables(out: Path) -> str:
+    """The results found in ``out`` as Markdown tables (what the study page shows)."""
+    lines = []
+    head = "| model | runs | " + " | ".join(METRICS) + " |\n|---|---|" + "---|" * len(METRICS)
+    found = {p.stem: json.loads(p.read_text()) for p in sorted(out.glob("*.json"))}
+    rows = [_row(m, found[f"fine_tuning-{m}"][m]) for m in METHODS if f"fine_tuning-{m}" in found]
+    if "scratch" in found:
+        rows.append(_row("scratch (clean fine-tuning set only)", found["scratch"]["scratch"]))
+    if rows:
+        lines += [
+            "Fine-tuning the shipped cue-reliant model, mean ± std over training seeds (test data of seed 0):",
+            "",
+            head,
+            *rows,
+            "",
+        ]
+    if "connectivity" in found:
+        c = found["connectivity"]
+        lines += [
+            "| pair | mechanisms | barrier test_cue (linear) | barrier test_cue (matched) | "
+            "barrier test_clean (matched) |",
+            "|---|---|---|---|---|",
+        ]
+        for a, b in (("cue-0", "cue-1"), ("clean-0", "clean-1"), ("cue-0", "clean-0"), ("cue-1", "clean-1")):
+            same = "same" if a.split("-")[0] == b.split("-")[0] else "different"
+            lin, mat = c[f"{a} -> {b}"]["barrier"], c[f"{a} -> {b} (matched)"]["barrier"]
+            lines.append(
+                f"| {a} → {b} | {same} | {lin['test_cue']:.3f} | {mat['test_cue']:.3f} | {mat['test_clean']:.3f} |"
+            )
+        lines.append("")
+    if "cue_fraction" in found:
+        lines += ["| p | runs | " + " | ".join(METRICS) + " |", "|---|---|" + "---|" * len(METRICS)]
+        lines += [_row(p, [scores]) for p, scores in found["cue_fraction"].items()]
+        lines.append("")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default="docs/mode_connectivity")
@@ -122,7 +170,11 @@ def main(argv: list[str] | None = None) -> None:
         default="connectivity,cue_fraction," + ",".join(f"fine_tuning:{m}" for m in METHODS),
         help="comma-separated; each writes OUT/<part>.json (fine_tuning:METHOD: fine_tuning-METHOD.json)",
     )
+    p.add_argument("--tables", action="store_true", help="only print the Markdown tables of the results in --out")
     args = p.parse_args(argv)
+    if args.tables:
+        print(tables(Path(args.out)))
+        return
     torch.set_num_threads(1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
