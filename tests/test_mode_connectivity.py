@@ -76,6 +76,7 @@ def test_bad_data_parameters_are_one_line_errors(kwargs, message):
         split_arrays(BOX_DATA, 0, "test_cue", np.array([10_000]))
 
 
+@pytest.mark.slow
 def test_shipped_cue_model_relies_on_the_cue_and_has_no_barrier_to_itself():
     task = fmbench.make_task(TASK)
     scores = task.evaluate(task.load_baseline("cue-reliant"), seed=0, limit=100)
