@@ -6,7 +6,7 @@ straightforward loop (the authors' ``probe_connect``) builds a fresh model per a
 BatchNorm statistics over the whole clean training pool (50,000 Fashion-MNIST images, batches of
 256, exact average), then evaluates each set in batches of 256. ``loss_path`` reuses one model,
 recomputes BatchNorm from the 2,000 clean fine-tuning images (8 batches of 250) and evaluates
-in batches of 2,000 under ``inference_mode``. Reported: seconds per alpha of both, the largest
+in batches of 256 under ``inference_mode``. Reported: seconds per alpha of both, the largest
 difference of their losses, accuracies and barriers (the BatchNorm sample is the one difference),
 and, on a slice, the largest difference when ``loss_path`` is given the loop's BatchNorm images
 and batch size (the same computation: should be ~1e-6)::

@@ -339,7 +339,7 @@ def loss_path(
     bn_batch_size: int = 250,
     match: bool = False,
     extrapolate: bool = False,
-    batch_size: int = 2000,
+    batch_size: int = 256,
     device: str = "cpu",
 ) -> PathResult:
     """Loss and accuracy of ``(1 - alpha) a + alpha b`` on each set at each alpha (module docstring)."""

@@ -57,6 +57,8 @@ CUE_MODEL = "cue-reliant"
 BARRIER_ALPHAS = tuple(float(a) for a in np.linspace(0, 1, 11))
 BARRIER_ITEMS = 2000
 """The barrier is measured on a class-balanced 2,000 of the cued test images ..."""
+BARRIER_BATCH = 2000
+"""Test images per forward pass of the barrier (fixed: the order of summation is part of the scores)."""
 BN_BATCH, BN_BATCHES = 250, 4
 """... with BatchNorm statistics recomputed at each point from 4 batches of 250 clean fine-tuning images."""
 
@@ -177,6 +179,7 @@ class MechanismTask(Task):
             self.bn_images(seed, min(limit or BN_BATCH * BN_BATCHES, BN_BATCH * BN_BATCHES)),
             BARRIER_ALPHAS,
             bn_batch_size=BN_BATCH,
+            batch_size=BARRIER_BATCH,
             device=device,
         )
         model.model.to(device).eval()
