@@ -215,6 +215,63 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def _alphas(text: str) -> list[float]:
+    """``--alphas``: a number of evenly spaced points on [0, 1] (``21``) or a comma-separated list."""
+    import numpy as np
+
+    try:
+        if "," not in text and text.isdigit():
+            if int(text) < 2:
+                raise ValueError
+            return [float(a) for a in np.linspace(0, 1, int(text))]
+        return [float(a) for a in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"alphas must be a count >= 2 or a comma-separated list, got {text!r}"
+        ) from None
+
+
+def cmd_connect(args: argparse.Namespace) -> None:
+    import torch
+
+    from fmbench.loss_path import check_alphas, loss_path
+    from fmbench.models import load_model
+    from fmbench.registry import make_task
+
+    if args.limit is not None and args.limit < 1:
+        raise FmbenchError(f"--limit must be a positive integer, got {args.limit}")
+    check_alphas(args.alphas, args.extrapolate)
+    task = make_task(args.task)
+    if not callable(getattr(task, "path_data", None)):
+        raise FmbenchError(f"{task.id} has no data sets for a loss path; connect works on tasks that define path_data")
+    a = load_model(args.a, task, trust_code=args.trust_code)
+    b = load_model(args.b, task, trust_code=args.trust_code)
+    sets, bn_images = task.path_data(args.seed, args.limit)
+    device = "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device.replace("auto", "cpu")
+    result = loss_path(
+        a.model,
+        b.model,
+        sets,
+        bn_images,
+        args.alphas,
+        recompute_bn=not args.no_bn_recompute,
+        match=args.match,
+        extrapolate=args.extrapolate,
+        device=device,
+    )
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    result.to_json(out.with_suffix(".json"), task=task.id, seed=args.seed, a=args.a, b=args.b, limit=args.limit)
+    result.plot(out.with_suffix(".png"), title=f"{task.id} seed {args.seed}: {a.name} -> {b.name}")
+    for name in result.loss:
+        print(
+            f"{name}: loss barrier {result.barrier[name]:.4f} nats, accuracy barrier "
+            f"{result.accuracy_barrier[name]:.4f}, loss at the ends {result.loss[name][0]:.4f} and "
+            f"{result.loss[name][-1]:.4f}"
+        )
+    print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.png')}")
+
+
 def _verify_entries(args: argparse.Namespace, root: Path | None) -> int:
     from fmbench.leaderboard import verify_entries
 
@@ -326,6 +383,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--leaderboards", help="leaderboards folder (default: the checkout's leaderboards/)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_leaderboard)
+
+    s = sub.add_parser("connect", help="loss and accuracy along the linear path between two classifiers (PNG + JSON)")
+    s.add_argument("--task", required=True, help="a task defining the data sets (e.g. fmbench/MMCFashionBoxFT-v0)")
+    s.add_argument("--a", required=True, help="model at alpha 0 (a model spec, as for eval --model)")
+    s.add_argument("--b", required=True, help="model at alpha 1")
+    s.add_argument("--seed", type=_seed, default=0, help="the task seed whose data sets are used (default 0)")
+    s.add_argument("--alphas", type=_alphas, default="21", help="a count of points on [0, 1] or a list (default 21)")
+    s.add_argument("--extrapolate", action="store_true", help="allow alphas outside [0, 1] (not in the barrier)")
+    s.add_argument("--match", action="store_true", help="permute b's hidden units to a's first (weight matching)")
+    s.add_argument("--no-bn-recompute", action="store_true", help="keep the interpolated BatchNorm statistics")
+    s.add_argument("--limit", type=int, metavar="N", help="N class-balanced items per set (a quick look)")
+    s.add_argument("--out", default="connect", help="output path prefix: writes PREFIX.json and PREFIX.png")
+    s.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    s.add_argument("--trust-code", action="store_true", help="allow python: specs to run their own code")
+    s.set_defaults(func=cmd_connect)
     return p
 
 

@@ -1,0 +1,123 @@
+"""Mode connectivity study (arXiv:2211.08422): cue data, the fine-tuning task, its baselines and methods."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import fmbench
+from fmbench.errors import InputError, ModelError
+from fmbench.models import from_module
+from fmbench.studies.mode_connectivity.data import BOX, BOX_CORNERS, CueData, split_arrays
+from fmbench.studies.mode_connectivity.finetune import fine_tune
+from fmbench.studies.mode_connectivity.model import ConvNet, ConvNetConfig
+
+TASK = "fmbench/MMCFashionBoxFT-v0"
+BOX_DATA = CueData("box", p=1.0)
+
+
+def test_items_are_random_access_and_depend_on_the_seed():
+    index = np.array([5, 17, 1999])
+    for split in ("train", "finetune", "test_random_image"):
+        whole = split_arrays(BOX_DATA, 0, split, np.arange(2000))
+        alone = split_arrays(BOX_DATA, 0, split, index)
+        assert all(np.array_equal(w[index], a) for w, a in zip(whole, alone)), split
+        assert not np.array_equal(split_arrays(BOX_DATA, 1, split, index)[0], alone[0]), split
+
+
+def test_exactly_a_fraction_p_of_each_class_is_cued_with_its_own_box():
+    data = CueData("box", p=0.6, n_train=3000)
+    images, labels, cues = split_arrays(data, 0, "train", np.arange(3000))
+    for c in range(10):
+        assert (cues[labels == c] >= 0).sum() == int(np.floor(0.6 * (labels == c).sum()))
+    assert ((cues == labels) | (cues == -1)).all()
+    for image, cue in zip(images[cues >= 0][:100], cues[cues >= 0][:100]):
+        r, col = BOX_CORNERS[cue]
+        assert (image[0, r : r + BOX, col : col + BOX] == 255).all()
+
+
+def test_counterfactual_sets_share_images_and_conflict_where_randomised():
+    index = np.arange(300)
+    clean, y, no_cue = split_arrays(BOX_DATA, 0, "test_clean", index)
+    cued, y_cued, cue = split_arrays(BOX_DATA, 0, "test_cue", index)
+    moved, y_moved, moved_cue = split_arrays(BOX_DATA, 0, "test_random_cue", index)
+    other, y_other, other_cue = split_arrays(BOX_DATA, 0, "test_random_image", index)
+    assert (no_cue == -1).all() and (cue == y).all() and (other_cue == y).all()
+    assert np.array_equal(y, y_cued) and np.array_equal(y, y_moved) and np.array_equal(y, y_other)
+    assert (moved_cue != y).all() and len(np.unique(moved_cue)) == 10
+    changed = (clean != cued).reshape(len(index), -1).sum(1)
+    assert changed.max() <= BOX * BOX and (clean != other).reshape(len(index), -1).sum(1).min() > BOX * BOX
+
+
+@pytest.mark.slow
+def test_dominoes_stack_a_digit_under_the_image():
+    data = CueData("dominoes", p=1.0)
+    clean = split_arrays(data, 0, "test_clean", np.arange(20))[0]
+    cued = split_arrays(data, 0, "test_cue", np.arange(20))[0]
+    assert clean.shape == (20, 1, 56, 28) and (clean[:, :, 28:] == 0).all()
+    assert np.array_equal(clean[:, :, :28], cued[:, :, :28]) and (cued[:, :, 28:].reshape(20, -1).max(1) > 200).all()
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"cue": "stripe", "p": 1.0}, "unknown cue 'stripe'"),
+        ({"cue": "box", "p": 1.5}, "p must be in"),
+        ({"cue": "box", "p": 1.0, "n_test": 0}, "n_test must be in"),
+    ],
+)
+def test_bad_data_parameters_are_one_line_errors(kwargs, message):
+    with pytest.raises(InputError, match=message):
+        CueData(**kwargs)
+    with pytest.raises(InputError, match=r"item ids of split 'test_cue' must be in \[0, 10000\)"):
+        split_arrays(BOX_DATA, 0, "test_cue", np.array([10_000]))
+
+
+@pytest.mark.slow
+def test_shipped_cue_model_relies_on_the_cue_and_has_no_barrier_to_itself():
+    task = fmbench.make_task(TASK)
+    scores = task.evaluate(task.load_baseline("cue-reliant"), seed=0, limit=100)
+    assert scores["barrier"] == 0.0
+    assert scores["accuracy_cue"] > 0.95 and scores["cue_reliance"] > 0.6 and scores["accuracy_random_cue"] < 0.2
+
+
+def test_a_submission_must_be_a_copy_of_the_shipped_architecture():
+    task = fmbench.make_task(TASK)
+    other = from_module(ConvNet(ConvNetConfig(hidden=32)), "x", "x", interface="bn-classifier")
+    with pytest.raises(ModelError, match="differ in layer shapes: body.9.weight is"):
+        task.check_model(other)
+    plain = from_module(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10)), "y", "y", "bn-classifier")
+    with pytest.raises(ModelError, match="holds no BatchNorm layer"):
+        task.check_model(plain)
+
+
+@pytest.mark.slow
+def test_export_and_stats(fmbench_cli, tmp_path):
+    out = tmp_path / "ft.pt"
+    r = fmbench_cli("data", "export", TASK, "--split", "finetune", "--seed", "0", "--format", "pt", "--out", out)
+    assert r.returncode == 0, r.stderr
+    data = torch.load(out, weights_only=True)
+    assert data["images"].shape == (2000, 1, 28, 28) and (data["cue_class"] == -1).all()
+    r = fmbench_cli("data", "stats", TASK, "--seed", "0", "--json")
+    stats = json.loads(r.stdout)
+    assert stats["train"]["cued_fraction"] == 1.0 and stats["test_random_cue"]["cue_is_label_fraction"] == 0.0
+    assert stats["finetune"]["cued_fraction"] == 0.0 and sum(stats["test_cue"]["class_counts"]) == 10_000
+
+
+@pytest.mark.slow
+def test_fine_tuning_methods_run_seeded_and_change_what_they_should():
+    task = fmbench.make_task(TASK)
+    start = task.cue_model().model
+    llr = fine_tune(task, "llr", seed=0, epochs=1, limit=128)
+    assert torch.equal(llr.body[0].weight, start.body[0].weight) and not torch.equal(
+        llr.linear.weight, start.linear.weight
+    )
+    cbft = fine_tune(task, "cbft", seed=0, epochs=2, limit=128)
+    again = fine_tune(task, "cbft", seed=0, epochs=2, limit=128)
+    assert not torch.equal(cbft.body[0].weight, start.body[0].weight)
+    assert all(torch.equal(a, b) for a, b in zip(cbft.state_dict().values(), again.state_dict().values()))
+    with pytest.raises(InputError, match="unknown fine-tuning method 'sgd'"):
+        fine_tune(task, "sgd")
