@@ -312,7 +312,8 @@ def audit_task(task: Any, seed: int = 0, statistics: Sequence[str] = STATISTICS)
 
 # ---- the audits shipped for describe and the study page -----------------------------------------
 def shipped_audits(path: Path = SHIPPED) -> dict[str, Any]:
-    """``{task id: {"seed", "data_hash", "audit"}}`` as written by ``--write`` (empty if there is no file)."""
+    """``{task id: {"seed", "data_hash", "audit"}}`` as ``python -m fmbench.studies.graphcl.audit`` writes them
+    (``data_hash``: the task's pinned seed-0 hash when audited; empty if there is no file)."""
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
@@ -335,15 +336,40 @@ def write_audits(task_ids: Sequence[str], path: Path = SHIPPED, log: Callable[[s
         task = make_task(tid)
         start = time.perf_counter()
         audit = audit_task(task, 0)
-        audits[tid] = {"seed": 0, "data_hash": task.data_hash(0), "audit": audit.to_dict()}
+        audits[tid] = {"seed": 0, "data_hash": task.spec.data_hashes.get("0"), "audit": audit.to_dict()}
         log(f"{tid} ({time.perf_counter() - start:.1f} s)\n{audit.table()}")
     path.write_text(json.dumps(dict(sorted(audits.items())), indent=1) + "\n")
+
+
+def audits_markdown(audits: dict[str, Any]) -> str:
+    """One Markdown row per task: chance, then each statistic's best accuracy (``n/a``: not applicable).
+
+    Example:
+        >>> row = AuditRow("size", 0.25, 0.5)
+        >>> print(audits_markdown({"t": {"audit": Audit(4, 4, 2, 0.5, (row,)).to_dict()}}).splitlines()[-1])
+        | t | 0.50 | 0.50 | n/a | n/a | n/a | n/a | n/a | n/a |
+    """
+    from fmbench.reporting import markdown_table
+
+    header = ["task", "chance", *STATISTICS]
+    rows = []
+    for tid, entry in audits.items():
+        audit = Audit.from_dict(entry["audit"])
+        names = [r.statistic for r in audit.rows]
+        cells = [audit.accuracy(s) if s in names else None for s in STATISTICS]
+        shown = [f"{c:.2f}" if c is not None else "n/a" for c in cells]
+        rows.append([tid.removeprefix("fmbench/"), f"{audit.chance:.2f}", *shown])
+    return markdown_table(header, rows)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Write the shipped shortcut audits (seed 0) of graph tasks.")
     parser.add_argument("--tasks", help="comma-separated task ids (default: every graph task)")
+    parser.add_argument("--markdown", action="store_true", help="only print the shipped audits as a Markdown table")
     args = parser.parse_args(argv)
+    if args.markdown:
+        print(audits_markdown(shipped_audits()))
+        return
     from fmbench.studies.graphcl.reproduce import graph_tasks
 
     write_audits(args.tasks.split(",") if args.tasks else graph_tasks())
