@@ -150,3 +150,20 @@ def test_shipped_size_and_degree_audits_are_what_the_data_gives(tid):
     shipped = Audit.from_dict(shipped_audits()[tid]["audit"])
     assert fresh.chance == shipped.chance
     assert [fresh.row(s) for s in GATED] == [shipped.row(s) for s in GATED]
+
+
+@pytest.mark.slow  # audits 1,200 graphs (~3 s)
+def test_cli_audit_prints_the_table_the_shipped_audit_holds(capsys):
+    tid = "fmbench/GraphMotifsBAX1-v1"
+    assert main(["audit", tid]) == 0
+    shipped = Audit.from_dict(shipped_audits()[tid]["audit"])
+    assert capsys.readouterr().out.strip() == f"{tid}, seed 0: {shipped.table()}"
+
+
+def test_a_superseded_task_keeps_its_leaderboard_marked_superseded(capsys):
+    assert main(["leaderboard", "fmbench/GraphMotifsBAX1-v0"]) == 0
+    out = capsys.readouterr().out
+    assert "baseline-untrained (baseline)" in out
+    assert out.strip().endswith(
+        "Superseded by fmbench/GraphMotifsBAX1-v1 (rows kept for reference; new entries go there)."
+    )
