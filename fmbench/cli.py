@@ -1,4 +1,4 @@
-"""The ``fmbench`` command line: list, describe, data, eval, validate, submit, leaderboard.
+"""The ``fmbench`` command line: list, describe, audit, data, eval, validate, submit, leaderboard.
 
 Every command has ``--help``; on bad input (an :class:`~fmbench.errors.FmbenchError` or a file
 that cannot be read or written) it prints one line naming the problem to stderr and exits
@@ -105,6 +105,20 @@ def cmd_describe(args: argparse.Namespace) -> None:
         print(f"{key}: {text}")
 
 
+def cmd_audit(args: argparse.Namespace) -> None:
+    from fmbench.registry import make_task
+
+    task = make_task(args.id)
+    shortcut_audit = getattr(task, "shortcut_audit", None)
+    if shortcut_audit is None:
+        raise FmbenchError(f"{args.id} has no shortcut audit: it is not a graph task")
+    audit = shortcut_audit(args.seed)
+    if args.json:
+        _print_json(audit.to_dict())
+        return
+    print(f"{args.id}, seed {args.seed}: {audit.table()}")
+
+
 def cmd_data_export(args: argparse.Namespace) -> None:
     from fmbench.export import export_split
     from fmbench.registry import make_task
@@ -183,7 +197,7 @@ def cmd_submit(args: argparse.Namespace) -> None:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from fmbench.leaderboard import check, format_invalid, format_table, one_line, rank, render, scan
+    from fmbench.leaderboard import check, format_invalid, format_table, one_line, rank, render, scan, superseded_note
     from fmbench.registry import task_spec
 
     root = Path(args.leaderboards) if args.leaderboards else None
@@ -207,7 +221,8 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(rows)
     elif rows:
-        print(format_table(args.target, rows))
+        note = superseded_note(args.target)
+        print(format_table(args.target, rows) + (f"\n{note}" if note else ""))
     else:
         print(f"{args.target} has no entries yet")
     if invalid:
@@ -315,6 +330,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("id")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_describe)
+
+    s = sub.add_parser(
+        "audit", help="shortcut audit of a graph task: simple classifiers on statistics that should not tell the class"
+    )
+    s.add_argument("id")
+    s.add_argument("--seed", type=_seed, default=0)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_audit)
 
     data = sub.add_parser("data", help="export a task's data or show its statistics")
     dsub = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)

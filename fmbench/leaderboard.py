@@ -49,7 +49,7 @@ import jsonschema
 from fmbench.errors import FmbenchError, InputError, ModelError, ResultError, SubmissionError, UnknownIdError
 from fmbench.io import atomic_open, write_json_atomic
 from fmbench.model_key import identity_key, weights_key
-from fmbench.registry import list_tasks, make_task, task_spec
+from fmbench.registry import list_tasks, make_task, superseded_by, task_spec
 from fmbench.results import check_against_registry, check_schema, load_record, now, schema, submittable
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -522,6 +522,19 @@ def _verified(block: dict[str, Any] | None) -> str:
     return f"yes (seed {block['seed']})" if block else "no"
 
 
+def superseded_note(task_id: str) -> str | None:
+    """The line a superseded task's leaderboard opens with, or ``None`` for a current task.
+
+    Example:
+        >>> superseded_note("fmbench/GraphMotifsBAX1-v0")
+        'Superseded by fmbench/GraphMotifsBAX1-v1 (rows kept for reference; new entries go there).'
+    """
+    newer = superseded_by(task_id)
+    if newer is None:
+        return None
+    return f"Superseded by {newer} (rows kept for reference; new entries go there)."
+
+
 def format_table(task_id: str, rows: list[dict[str, Any]], markdown: bool = False) -> str:
     """The ranked table as aligned text or Markdown (free text escaped, or flattened to one line)."""
     spec = task_spec(task_id)
@@ -587,6 +600,7 @@ def render(root: Path | None = None, log: Callable[[str], None] | None = None) -
             [
                 f"# {tid}",
                 "",
+                *([f"**{superseded_note(tid)}**", ""] if superseded_by(tid) else []),
                 spec.summary,
                 "",
                 f"Study: arXiv:{spec.study} — {spec.title}. Primary metric: `{spec.primary_metric}`; "
@@ -606,7 +620,8 @@ def render(root: Path | None = None, log: Callable[[str], None] | None = None) -
             continue
         best = rows[0]
         index.append(
-            f"| [{tid}]({tid}/README.md) | {spec.study} | {len(rows)} | {md_escape(best['name'])} | "
+            f"| [{tid}]({tid}/README.md){' (superseded)' if superseded_by(tid) else ''} | {spec.study} | {len(rows)} | "
+            f"{md_escape(best['name'])} | "
             f"{spec.primary_metric} {best['mean']:.4f} ± {best['std']:.4f} |"
         )
     path = root / "README.md"

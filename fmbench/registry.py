@@ -408,6 +408,19 @@ def current_version(name: str) -> int:
     return max(versions)
 
 
+def superseded_by(id_: str) -> str | None:
+    """The id of the current version of a task when ``id_`` is an older one (kept loadable, with its
+    leaderboard), else ``None``.
+
+    Example:
+        >>> superseded_by("fmbench/GraphMotifsBAX1-v0"), superseded_by("fmbench/GraphMotifsBAX1-v1")
+        ('fmbench/GraphMotifsBAX1-v1', None)
+    """
+    spec = task_spec(id_)
+    latest = current_version(spec.name)
+    return f"fmbench/{spec.name}-v{latest}" if latest > spec.version else None
+
+
 def make_task(id_: str) -> Task:
     """Build a registered task (its class checks the entry's ``params`` and baselines).
 

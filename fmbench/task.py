@@ -271,11 +271,15 @@ class Task(abc.ABC):
 
     def describe(self) -> dict[str, Any]:
         """Plain-data description for ``fmbench describe``."""
+        from fmbench.registry import superseded_by
+
         s = self.spec
+        newer = superseded_by(s.id)
         return {
             "id": s.id,
             "kind": "task",
             "version": s.version,
+            **({"superseded_by": newer} if newer else {}),
             "studies": [x.describe() for x in s.studies],
             "summary": s.summary,
             "params": s.params,

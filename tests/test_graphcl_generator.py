@@ -12,12 +12,17 @@ import torch
 pytest.importorskip("torch_geometric")
 
 from fmbench.studies.graphcl.generator import (  # noqa: E402
+    DEGREE_MATCHED_MOTIFS,
+    MOTIF_SETS,
     MOTIFS,
     GraphConfig,
+    mixed_attachment,
     motif_size,
     random_tree,
     synthetic_graph,
 )
+
+CONFIGS = [("tree", "varied"), ("ba", "varied"), ("ba-mixed", "degree-matched")]  # the registered ones
 
 
 def _digest(g) -> str:
@@ -27,9 +32,9 @@ def _digest(g) -> str:
     return h.hexdigest()
 
 
-@pytest.mark.parametrize("background", ["tree", "ba"])
-def test_graphs_are_random_access_and_seeded(background):
-    cfg = GraphConfig(multiplier=2, background=background)
+@pytest.mark.parametrize("background,motifs", CONFIGS)
+def test_graphs_are_random_access_and_seeded(background, motifs):
+    cfg = GraphConfig(multiplier=2, background=background, motifs=motifs)
     a = synthetic_graph(cfg, seed=0, label=2, index=5)
     assert _digest(a) == _digest(synthetic_graph(cfg, seed=0, label=2, index=5))
     assert _digest(a) != _digest(synthetic_graph(cfg, seed=1, label=2, index=5))
@@ -37,16 +42,16 @@ def test_graphs_are_random_access_and_seeded(background):
 
 
 @pytest.mark.parametrize("multiplier", [1, 2, 4, 8])
-@pytest.mark.parametrize("background", ["tree", "ba"])
-def test_sizes_labels_and_connectivity(multiplier, background):
-    cfg = GraphConfig(multiplier=multiplier, background=background)
-    for label, name in enumerate(MOTIFS):
+@pytest.mark.parametrize("background,motifs", CONFIGS)
+def test_sizes_labels_and_connectivity(multiplier, background, motifs):
+    cfg = GraphConfig(multiplier=multiplier, background=background, motifs=motifs)
+    for label, (name, edges) in enumerate(MOTIF_SETS[motifs].items()):
         for index in range(3):
             g = synthetic_graph(cfg, 0, label, index)
-            size = motif_size(name)
+            size = motif_size(name, motifs)
             content = int((g.edge_label == 1).sum()) // 2
-            copies = content // len(MOTIFS[name])
-            assert copies in (1, 2) and content == copies * len(MOTIFS[name])
+            copies = content // len(edges)
+            assert copies in (1, 2) and content == copies * len(edges)
             n_background = g.num_nodes - copies * size
             assert int(np.floor(copies * size * multiplier)) - 2 <= n_background <= int(copies * size * multiplier) + 1
             assert int(g.y) == label
@@ -57,7 +62,7 @@ def test_sizes_labels_and_connectivity(multiplier, background):
             motif = nx.Graph(g.edge_index[:, g.edge_label == 1].t().tolist())
             parts = [motif.subgraph(c) for c in nx.connected_components(motif)]
             assert len(parts) == copies
-            assert all(nx.is_isomorphic(p, nx.Graph(MOTIFS[name])) for p in parts)
+            assert all(nx.is_isomorphic(p, nx.Graph(edges)) for p in parts)
 
 
 def test_random_tree_is_a_spanning_tree():
@@ -67,11 +72,33 @@ def test_random_tree_is_a_spanning_tree():
         assert tree.number_of_nodes() == n and nx.is_tree(tree)
 
 
+def test_mixed_attachment_is_connected_with_degrees_from_one_and_hubs():
+    rng = np.random.default_rng(0)
+    for n in (2, 3, 10, 120):
+        graph = nx.Graph(list(zip(*mixed_attachment(n, rng))))
+        assert graph.number_of_nodes() == n and nx.is_connected(graph)
+    degrees = [d for _, d in graph.degree()]
+    assert min(degrees) == 1 and degrees.count(2) > 10 and max(degrees) >= 10  # unlike BA m=3 (degree >= 3)
+
+
+def test_degree_matched_motifs_share_one_degree_profile_and_differ_after_two_wl_rounds():
+    import warnings
+
+    graphs = [nx.Graph(edges) for edges in DEGREE_MATCHED_MOTIFS.values()]
+    assert {tuple(sorted(d for _, d in g.degree())) for g in graphs} == {(2, 2, 2, 2, 3, 3, 3, 3)}
+    assert all(nx.is_connected(g) for g in graphs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # networkx notes its hashes changed in 3.5
+        assert len({nx.weisfeiler_lehman_graph_hash(g, iterations=2) for g in graphs}) == len(graphs)
+
+
 def test_bad_parameters_are_refused():
     with pytest.raises(ValueError, match="multiplier"):
         GraphConfig(multiplier=0)
     with pytest.raises(ValueError, match="background"):
         GraphConfig(background="grid")
+    with pytest.raises(ValueError, match="motifs"):
+        GraphConfig(motifs="other")
     with pytest.raises(ValueError, match="label"):
         synthetic_graph(GraphConfig(), 0, label=6, index=0)
     assert torch.is_tensor(synthetic_graph(GraphConfig(), 0, 0, 0).edge_label)

@@ -9,7 +9,7 @@ import pytest
 
 import fmbench
 from fmbench.models import load_model
-from fmbench.registry import task_spec
+from fmbench.registry import superseded_by, task_spec
 from fmbench.results import check_against_registry, check_schema
 from fmbench.runner import run_evaluation
 
@@ -24,7 +24,11 @@ def test_each_task_pins_golden_hashes_unless_it_reads_the_users_data():
         assert bool(spec.data_hashes) != bool(spec.user_data), tid
 
 
-@pytest.fixture(scope="module", params=TASKS)
+@pytest.fixture(
+    scope="module",
+    # a superseded version's data checks run with the slow tests only (its data cannot change: its hashes are pinned)
+    params=[pytest.param(t, marks=[pytest.mark.slow] * bool(superseded_by(t))) for t in TASKS],
+)
 def task(request, user_data):
     return fmbench.make_task(request.param)
 

@@ -1,8 +1,10 @@
 """Synthetic graphs with a class-defining content motif on a style background (arXiv:2208.02810).
 
-Every graph of class ``c`` holds one or two copies of motif ``c`` (8 nodes, :data:`MOTIFS`),
-each joined by one edge to a background graph — a uniformly random labelled tree or a
-Barabási–Albert graph (``m = 3``) — of ``floor(copies * motif_size * multiplier) + eps``
+Every graph of class ``c`` holds one or two copies of motif ``c`` (8 nodes, :data:`MOTIFS`, or
+:data:`DEGREE_MATCHED_MOTIFS`, which share one degree profile), each joined by one edge to a
+background graph — a uniformly random labelled tree, a Barabási–Albert graph (``m = 3``) or a
+preferential-attachment graph with 1 or 2 edges per new node (:func:`mixed_attachment`) — of
+``floor(copies * motif_size * multiplier) + eps``
 nodes, ``eps`` uniform in ``{-2, ..., 1}``. The style:content ``multiplier`` sets how much of
 the graph is irrelevant to the label. Every edge is labelled content (+1, inside a motif copy)
 or style (-1, background and attaching edges); nodes are shuffled so position gives nothing
@@ -41,8 +43,22 @@ MOTIFS: dict[str, list[tuple[int, int]]] = {
 
 All have 8 nodes and 10 edges, so neither a graph's size nor its mean degree gives the class
 away (only structure does), and all are told apart by 1-WL colour refinement (so a GIN can).
+Their degree profiles differ, though (the star's hub, the lollipop's degree-1 tail), which a
+background without such degrees gives away: hence :data:`DEGREE_MATCHED_MOTIFS`.
 """
-BACKGROUNDS = ("tree", "ba")
+DEGREE_MATCHED_MOTIFS: dict[str, list[tuple[int, int]]] = {
+    "ladder": MOTIFS["ladder"],
+    "chorded-cycle": MOTIFS["chorded-cycle"],
+    "barbell": MOTIFS["barbell"],
+    "diamond-handle": [(4, 5), (4, 6), (5, 6), (4, 7), (6, 7), (5, 2), (2, 0), (0, 1), (1, 3), (3, 7)],
+    "diamond-triangle": [(0, 5), (0, 7), (4, 5), (4, 7), (5, 7), (1, 3), (1, 6), (3, 6), (4, 2), (2, 6)],
+    "triangle-square": [(0, 1), (0, 4), (1, 4), (2, 5), (2, 7), (3, 5), (3, 7), (4, 6), (5, 6), (6, 7)],
+}
+"""Six motifs with one degree profile (four nodes of degree 2, four of degree 3; 8 nodes, 10 edges),
+so that no degree count tells the class, on any background; told apart by 2 rounds of 1-WL.
+"""
+MOTIF_SETS = {"varied": MOTIFS, "degree-matched": DEGREE_MATCHED_MOTIFS}
+BACKGROUNDS = ("tree", "ba", "ba-mixed")
 
 
 @dataclass(frozen=True)
@@ -51,7 +67,9 @@ class GraphConfig:
 
     Attributes:
         multiplier: style:content ratio (background nodes per motif node).
-        background: ``"tree"`` (uniform random labelled tree) or ``"ba"`` (Barabási–Albert, m=3).
+        background: ``"tree"`` (uniform random labelled tree), ``"ba"`` (Barabási–Albert, m=3) or
+            ``"ba-mixed"`` (:func:`mixed_attachment`: preferential attachment, 1 or 2 edges per new node).
+        motifs: ``"varied"`` (:data:`MOTIFS`) or ``"degree-matched"`` (:data:`DEGREE_MATCHED_MOTIFS`).
         graphs_per_class: graphs of each of the six classes.
         max_copies: motif copies per graph are uniform in ``[1, max_copies]``.
     """
@@ -60,24 +78,27 @@ class GraphConfig:
     background: str = "tree"
     graphs_per_class: int = 1000
     max_copies: int = 2
+    motifs: str = "varied"
 
     def __post_init__(self) -> None:
         if not self.multiplier > 0:
             raise ValueError(f"multiplier must be > 0, got {self.multiplier}")
         if self.background not in BACKGROUNDS:
             raise ValueError(f"background must be one of {BACKGROUNDS}, got {self.background!r}")
+        if self.motifs not in MOTIF_SETS:
+            raise ValueError(f"motifs must be one of {tuple(MOTIF_SETS)}, got {self.motifs!r}")
         if self.graphs_per_class < 1 or self.max_copies < 1:
             raise ValueError("graphs_per_class and max_copies must be >= 1")
 
 
-def motif_size(name: str) -> int:
-    """Number of nodes of a motif.
+def motif_size(name: str, motifs: str = "varied") -> int:
+    """Number of nodes of a motif of the set ``motifs``.
 
     Example:
         >>> motif_size("ladder")
         8
     """
-    return 1 + max(max(e) for e in MOTIFS[name])
+    return 1 + max(max(e) for e in MOTIF_SETS[motifs][name])
 
 
 def _prufer_tree(n: int, rng: np.random.Generator) -> tuple[list[int], list[int]]:
@@ -122,12 +143,45 @@ def _background(config: GraphConfig, n: int, rng: np.random.Generator) -> tuple[
     """The background's edges as lists of their two end points."""
     if config.background == "tree":
         return _prufer_tree(n, rng)
+    if config.background == "ba-mixed":
+        return mixed_attachment(n, rng)
     edges = list(nx.barabasi_albert_graph(n, min(3, n - 1), seed=int(rng.integers(2**31))).edges())
     return [int(a) for a, _ in edges], [int(b) for _, b in edges]
 
 
-_MOTIF_ENDS = [tuple(map(list, zip(*edges))) for edges in MOTIFS.values()]  # (sources, targets) per class
-_MOTIF_SIZES = [motif_size(name) for name in MOTIFS]
+def mixed_attachment(n: int, rng: np.random.Generator) -> tuple[list[int], list[int]]:
+    """End points of a preferential-attachment graph on ``n`` nodes: node ``i >= 2`` joins ``min(m_i, i)``
+    distinct earlier nodes, ``m_i`` 1 or 2 with equal chance, each picked with probability proportional to
+    its degree (nodes 0 and 1 start joined). Barabási–Albert's growth rule, but where every node of an
+    ``m = 3`` graph has degree 3 or more, degrees here start at 1 and low-degree nodes neighbour each other,
+    as motif nodes do; hubs remain (the degree distribution's tail is a power law).
+
+    Example:
+        >>> src, dst = mixed_attachment(6, np.random.default_rng(0))
+        >>> len(src) >= 5, all(d < s for s, d in zip(src, dst))
+        (True, True)
+    """
+    if n < 2:
+        return [], []
+    ends = [0, 1]  # every edge's two end points: picking from it is picking by degree
+    src, dst = [1], [0]
+    for i in range(2, n):
+        m = min(int(rng.integers(1, 3)), i)
+        targets: list[int] = []
+        while len(targets) < m:
+            t = ends[int(rng.integers(len(ends)))]
+            if t not in targets:
+                targets.append(t)
+        src += [i] * m
+        dst += targets
+        ends += targets + [i] * m
+    return src, dst
+
+
+_MOTIF_TABLES = {
+    key: ([tuple(map(list, zip(*e))) for e in motifs.values()], [motif_size(name, key) for name in motifs])
+    for key, motifs in MOTIF_SETS.items()
+}  # per set: (sources, targets) of each class's motif, and its number of nodes
 
 
 def synthetic_graph(config: GraphConfig, seed: int, label: int, index: int) -> Data:
@@ -140,7 +194,8 @@ def synthetic_graph(config: GraphConfig, seed: int, label: int, index: int) -> D
     if not 0 <= label < len(MOTIFS):
         raise ValueError(f"label must be in [0, {len(MOTIFS)}), got {label}")
     rng = np.random.default_rng([seed, label, index])
-    (motif_src, motif_dst), size = _MOTIF_ENDS[label], _MOTIF_SIZES[label]
+    ends, sizes = _MOTIF_TABLES[config.motifs]
+    (motif_src, motif_dst), size = ends[label], sizes[label]
     u = rng.random(2 + 2 * config.max_copies).tolist()  # copies, eps, then each copy's two attach points
     copies = 1 + int(u[0] * config.max_copies)
     n_background = max(2, math.floor(copies * size * config.multiplier) - 2 + int(u[1] * 4))

@@ -8,7 +8,7 @@ untrained twin (re-initialised with the seed). Writes:
 * ``<out>/runs.jsonl``: one line per (task, augment, seed) with the metrics (a rerun skips
   what is there);
 * ``<out>/results.md``: mean ± sample std over seeds per task and encoder;
-* ``<out>/probe_vs_multiplier.png``: probe accuracy vs multiplier, tree and BA backgrounds.
+* ``<out>/probe_vs_multiplier.png``: probe accuracy vs multiplier, one panel per background.
 
 With ``--ship`` the seed-0 encoders are also written as the shipped baseline checkpoints::
 
@@ -37,6 +37,11 @@ from fmbench.studies.graphcl.train import train_graphcl
 
 AUGMENTS = ("generic", "relevant")
 RUN_KEY = ("task", "augment", "seed")
+PANELS = (  # background: title (one panel each)
+    ("tree", "random tree (v0)"),
+    ("ba", "Barabási–Albert m=3 (v0, superseded)"),
+    ("ba-mixed", "pref. attachment 1-2, degree-matched (v1)"),
+)
 ENCODERS = {"untrained": "untrained GIN", "generic": "GraphCL, generic aug.", "relevant": "GraphCL, task-relevant aug."}
 
 
@@ -114,8 +119,8 @@ def report(rows: list[dict[str, Any]], out: Path) -> None:
     ]
     title = f"# Graph CL reproduction: probe accuracy by encoder (seeds {seeds}, mean ± sample std)"
     (out / "results.md").write_text(f"{title}\n\n{markdown_table(header, table)}\n")
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
-    panels = (("tree", "random-tree background"), ("ba", "Barabási–Albert background"))
+    fig, axes = plt.subplots(1, len(PANELS), figsize=(5 * len(PANELS), 4), sharey=True)
+    panels = PANELS
     for ax, (background, title) in zip(axes, panels):
         ts = [t for t in tasks if make_task(t).spec.params.get("background") == background]
         mult = [make_task(t).spec.params["multiplier"] for t in ts]

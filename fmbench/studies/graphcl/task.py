@@ -6,7 +6,8 @@ A task fixes a graph source and, per evaluation seed, three splits of labelled g
 
 * ``motifs`` (:class:`MotifTask`): fmbench's synthetic content-motif graphs
   (:mod:`~fmbench.studies.graphcl.generator`) at a style:content ``multiplier`` on a
-  ``tree`` or ``ba`` background; the task-relevant augmentation removes style edges.
+  ``tree``, ``ba`` or ``ba-mixed`` background, with the ``varied`` or the ``degree-matched``
+  motif set (default ``varied``); the task-relevant augmentation removes style edges.
 * ``fashion-mnist`` (:class:`SuperpixelTask`): superpixel graphs of Fashion-MNIST images
   (:mod:`~fmbench.studies.graphcl.superpixels`); the generic augmentation drops nodes, the
   task-relevant one drops nodes and jitters intensity (arXiv:2111.03220's colourising).
@@ -42,8 +43,9 @@ from fmbench.interfaces import seeded
 from fmbench.models import LoadedModel, from_module, load_baseline_checkpoint
 from fmbench.nn.gin import GIN, GINConfig
 from fmbench.random_access import check_seed, stream_key
+from fmbench.studies.graphcl.audit import Audit, audit_task, shipped_audit
 from fmbench.studies.graphcl.augment import drop_edges, drop_nodes, drop_style_edges, jitter_features
-from fmbench.studies.graphcl.generator import MOTIFS, GraphConfig, synthetic_graph
+from fmbench.studies.graphcl.generator import BACKGROUNDS, MOTIF_SETS, MOTIFS, GraphConfig, synthetic_graph
 from fmbench.studies.graphcl.protocol import Augmentation, evaluate_encoder
 from fmbench.studies.graphcl.superpixels import superpixel_graphs
 from fmbench.task import POSITIVE, Task, params_of, stratified_subset
@@ -138,6 +140,15 @@ class GraphProbeTask(Task):
             }
         return out
 
+    def shortcut_audit(self, seed: int = 0) -> Audit:
+        """Simple classifiers on statistics that should not tell the class, on ``seed``'s train/test splits
+        (:mod:`~fmbench.studies.graphcl.audit`; ``fmbench audit ID``)."""
+        return audit_task(self, check_seed(seed))
+
+    def describe(self) -> dict[str, Any]:
+        """The task's description, with the shipped shortcut audit of seed 0."""
+        return {**super().describe(), "shortcut_audit": shipped_audit(self)}
+
     # ---- models ---------------------------------------------------------------------------------
     @property
     def feature_dim(self) -> int:
@@ -201,7 +212,8 @@ class MotifTask(GraphProbeTask):
         {
             **COMMON_PARAMS,
             "multiplier": {"type": "number", "exclusiveMinimum": 0},
-            "background": {"enum": ["tree", "ba"]},
+            "background": {"enum": list(BACKGROUNDS)},
+            "motifs": {"enum": list(MOTIF_SETS)},
         },
         required=(*COMMON_PARAMS, "multiplier", "background"),
     )
@@ -209,7 +221,9 @@ class MotifTask(GraphProbeTask):
     @property
     def config(self) -> GraphConfig:
         p = self.spec.params
-        return GraphConfig(multiplier=float(p["multiplier"]), background=p["background"])
+        return GraphConfig(
+            multiplier=float(p["multiplier"]), background=p["background"], motifs=p.get("motifs", "varied")
+        )
 
     def _range(self, split: str) -> tuple[int, int]:
         """The split's first generator index and its number of graphs per class."""
@@ -318,5 +332,7 @@ def augmentation(task: GraphProbeTask, kind: str) -> Augmentation:
 
 
 def checkpoint_path(task: GraphProbeTask, augment: str) -> Path:
-    """Where the shipped GraphCL baseline of ``task`` trained with ``augment`` lives."""
-    return HERE / "checkpoints" / f"{task.spec.name}-{augment}.safetensors"
+    """Where the shipped GraphCL baseline of ``task`` trained with ``augment`` lives (``<name>-<augment>`` for
+    version 0, ``<name>-v<N>-<augment>`` after)."""
+    version = f"-v{task.spec.version}" if task.spec.version else ""
+    return HERE / "checkpoints" / f"{task.spec.name}{version}-{augment}.safetensors"
