@@ -297,7 +297,8 @@ def test_registries_refuse_duplicates_and_name_the_known_entries(fresh_registrie
         register_architecture("gin2", GIN, GINConfig.from_dict, "graph-encoder")
     with pytest.raises(ValueError, match="unknown interface 'no-such'"):
         register_architecture("new", Shaped, dict, "no-such")
-    with pytest.raises(ModelError, match=r"unknown architecture 'gnn'; known: \['cnn', 'gin', 'gpt'"):
+    # the known list grows with the studies imported so far in this process: check the core's three in order
+    with pytest.raises(ModelError, match=r"unknown architecture 'gnn'; known: \['cnn', (.*, )?'gin', (.*, )?'gpt'"):
         get_architecture("gnn")
     with pytest.raises(ValueError, match="scheme 'hf' is already registered"):
         register_scheme("hf", lambda target, task: None)
