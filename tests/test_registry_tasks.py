@@ -61,6 +61,7 @@ def test_different_seeds_give_different_data(task):
         assert any(not same_column(a[k], b[k]) for k in a), split
 
 
+@pytest.mark.slow  # regenerates a seed's first chunk twice per task; the golden hashes cover pinned seeds fast
 def test_an_unpinned_seed_gives_the_same_data_on_a_fresh_instance(task):
     fresh = fmbench.make_task(task.id)
     for split in task.splits:
