@@ -107,13 +107,7 @@ def _retrain_head(model: ConvNet, x: torch.Tensor, y: torch.Tensor, epochs: int,
         head.weight.uniform_(-bound, bound, generator=generator)
         head.bias.uniform_(-bound, bound, generator=generator)
         features = model.eval().features(x)
-    opt, schedule = _sgd(list(head.parameters()), LR["llr"], epochs * -(-len(x) // BATCH))
-    for _ in range(epochs):
-        for fb, yb in _batches(features, y, generator):
-            opt.zero_grad()
-            nn.functional.cross_entropy(head(fb), yb).backward()
-            opt.step()
-            schedule.step()
+    _cross_entropy(head, features, y, list(head.parameters()), LR["llr"], epochs, generator)
     model.linear.load_state_dict(head.state_dict())
 
 
