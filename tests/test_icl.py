@@ -174,6 +174,30 @@ def test_concept_task_known_answers():
     assert toy["transition_point"] < 30 and toy["p_continue_final"] > 0.7 and toy["flip_mass"] == pytest.approx(1)
 
 
+def test_concept_curve_scores_one_context_length_per_call_and_the_split_changes_nothing():
+    """A concept's short contexts are prefixes of its long ones: a call never mixes lengths (one trie as deep
+    as the longest context would keep a key/value cache alive per level)."""
+    task = fmbench.make_task(CONCEPTS)
+    toy = load_reference("model-selection")
+    calls = []
+
+    class Recording:
+        def candidate_logprobs(self, contexts, candidates):
+            calls.append([task_items[c] for c in contexts])
+            return toy.model.candidate_logprobs(contexts, candidates)
+
+    items = [it for it in task.items(0) if it.length <= 8]
+    task_items = {it.prompt: it.length for it in items}
+    model = LoadedModel(Recording(), "python:recording", "recording", "causal-lm", None, None, "none")
+    wide = task.curve(model, items, batch_size=256)
+    assert len(calls) == 8 and all(len(set(lengths)) == 1 and len(lengths) == 4 for lengths in calls)
+    calls.clear()
+    narrow = task.curve(model, items, batch_size=3)
+    assert len(calls) == 16 and max(map(len, calls)) == 3
+    np.testing.assert_array_equal(wide[0], narrow[0])
+    np.testing.assert_array_equal(wide[1], narrow[1])
+
+
 def test_judgment_gap_separates_the_toy_from_a_model_that_calls_everything_random():
     task = fmbench.make_task(JUDGMENT)
     assert task.evaluate(load_reference("bernoulli"), 0, limit=60)["randomness_gap"] == 0.0
