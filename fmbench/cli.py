@@ -178,7 +178,15 @@ def cmd_eval(args: argparse.Namespace) -> None:
 
 
 def cmd_grid(args: argparse.Namespace) -> int:
-    from fmbench.grid import CONNECT_TIMEOUT_S, Grid, connect, disconnect, read_grid_file, run_grid
+    from fmbench.grid import (
+        CONNECT_TIMEOUT_S,
+        Grid,
+        check_reachable,
+        connect,
+        disconnect,
+        read_grid_file,
+        run_grid,
+    )
 
     settings = read_grid_file(args.file) if args.file else {}
     for key in ("tasks", "models"):  # comma-separated on the command line, lists in a file
@@ -192,6 +200,9 @@ def cmd_grid(args: argparse.Namespace) -> int:
     if not settings.get("tasks") or not settings.get("models"):
         raise FmbenchError("a grid needs --tasks and --models (or a --file that lists them)")
     gpus = settings.get("gpus_per_run", 0)
+    address = settings.get("address")
+    if address:  # before loading any model: a cluster that does not answer fails in seconds
+        check_reachable(address, CONNECT_TIMEOUT_S)
     grid = Grid.build(
         settings["tasks"],
         settings["models"],
@@ -203,7 +214,6 @@ def cmd_grid(args: argparse.Namespace) -> int:
     )
     out = Path(settings.get("out", "runs/grid"))
     n = len(grid.cells())
-    address = settings.get("address")
     where = f"the Ray cluster at {address}" if address else "a local Ray instance"
     _progress(f"grid: {len(grid.pairs)} (task, model) pairs, {n} cells; starting {where}")
     seconds = connect(address, timeout=CONNECT_TIMEOUT_S)

@@ -3,6 +3,7 @@ reported, and a real Ray cluster (``ray start --head``) whose records equal a se
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -127,13 +128,13 @@ def test_cells_are_written_as_they_finish_and_a_rerun_resumes(tmp_path):
     assert summary[1]["error"] == "RuntimeError: boom"
     assert "1" in collector.table().splitlines()[1]  # the failed seed is listed
 
-    again = Collector(Grid.build([TASK], ["baselines"], seeds="0-2", limit=64), tmp_path)
+    again = Collector(grid, tmp_path)  # a rerun: reads the records back
     assert again.skipped == 1
     assert [(c.model, c.seed) for c in again.todo] == [("baseline:untrained", 1), ("baseline:untrained", 2)] + [
         ("baseline:trained", seed) for seed in range(3)
     ]
     with pytest.raises(Exception, match="limit 64, not 32"):  # another limit never overwrites finished cells
-        Collector(Grid.build([TASK], ["baselines"], seeds="0-2", limit=32), tmp_path)
+        Collector(dataclasses.replace(grid, limit=32), tmp_path)
     assert load_record(path) == record
 
 
