@@ -261,6 +261,10 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         return _verify_entries(args, root)
     if args.task or args.entry or args.trust_code:
         raise FmbenchError("a task after the target, --entry and --trust-code go with `leaderboard verify` only")
+    if (args.out or args.docs) and args.target != "site":
+        raise FmbenchError("--out and --docs go with `leaderboard site` only")
+    if args.target == "site":
+        return _site(args, root)
     if args.target == "render":
         for path in render(root, log=_progress):
             print(f"wrote {path}")
@@ -283,6 +287,23 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         print(f"{args.target} has no entries yet")
     if invalid:
         print(format_invalid(invalid), file=sys.stderr if args.json else sys.stdout)
+    return 0
+
+
+def _site(args: argparse.Namespace, root: Path | None) -> int:
+    from fmbench.leaderboard import check
+    from fmbench.site import build_site
+
+    if not args.out:
+        raise FmbenchError("leaderboard site needs --out DIR, the folder to write the site into")
+    start = time.perf_counter()
+    files = build_site(args.out, root, Path(args.docs) if args.docs else None)
+    bad = check(root)
+    print(
+        f"wrote {len(files)} files to {args.out} in {time.perf_counter() - start:.1f} s; open {Path(args.out) / 'index.html'}"
+    )
+    if bad:
+        print(f"{len(bad)} invalid leaderboard file(s), shown as invalid on their task's page")
     return 0
 
 
@@ -472,7 +493,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument(
         "target",
-        help="a task id, `render`, `check` (exit status 1 when a file is invalid), or `verify` TASK: re-run each "
+        help="a task id, `render`, `site` (a static web leaderboard: --out DIR), `check` (exit status 1 when a file "
+        "is invalid), or `verify` TASK: re-run each "
         "entry's model on one of its seeds as `submit --verify` does and write <entry>.verified.json beside each "
         "entry that matches (entries are never rewritten; exit status 1 when one does not match)",
     )
@@ -480,6 +502,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--entry", metavar="NAME", help="with verify: only this entry")
     s.add_argument("--trust-code", action="store_true", help="with verify: allow python: models to run their code")
     s.add_argument("--leaderboards", help="leaderboards folder (default: the checkout's leaderboards/)")
+    s.add_argument("--out", help="with site: the folder to write the site into (new, empty, or an earlier site)")
+    s.add_argument("--docs", help="with site: the folder of the study pages (default: the checkout's docs/)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_leaderboard)
 
