@@ -300,7 +300,8 @@ def _site(args: argparse.Namespace, root: Path | None) -> int:
     files = build_site(args.out, root, Path(args.docs) if args.docs else None)
     bad = check(root)
     print(
-        f"wrote {len(files)} files to {args.out} in {time.perf_counter() - start:.1f} s; open {Path(args.out) / 'index.html'}"
+        f"wrote {len(files)} files to {args.out} in {time.perf_counter() - start:.1f} s; "
+        f"open {Path(args.out) / 'index.html'}"
     )
     if bad:
         print(f"{len(bad)} invalid leaderboard file(s), shown as invalid on their task's page")
