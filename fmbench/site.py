@@ -9,9 +9,9 @@ relative and the only script is a small inline one that sorts tables by a clicke
   device, date, verified, code link, baseline marks; a details cell with the task version, fmbench
   version and commit, the model and the data hash of every seed), the files that are not valid entries
   (shown with the reason, never failing the build) and the study's plots;
-- ``studies/<study>/``: each Markdown page of ``docs/<study>/`` rendered to HTML (``README.md`` ->
-  ``index.html``) beside copies of the folder's other files (plots, JSON). A link to a file outside the
-  site (the repository's code, say) is kept as text with the path as its title.
+- ``studies/``: the Markdown pages of ``docs/`` (each study's ``docs/<study>/``, this platform's page, ...)
+  rendered to HTML (``README.md`` -> ``index.html``) beside copies of the other files (plots, JSON). A link
+  to a file outside the site (the repository's code, say) is kept as text with the path as its title.
 
 The site is built in a temporary folder beside ``DIR`` and moved into place when complete; an existing
 ``DIR`` is replaced only if an earlier build made it (it holds ``.fmbench-site``).
@@ -204,7 +204,7 @@ def task_page(task_id: str, records: list[dict[str, Any]], invalid: list[Invalid
         items = "".join(f"<li><code>{_e(b.path.name)}</code>: {_e(b.reason)}</li>" for b in invalid)
         parts.append(f'<h2 class="invalid">Invalid files (not ranked)</h2><ul class="invalid">{items}</ul>')
     if plots:
-        images = "".join(f'<img src="{_e(p)}" alt="{_e(Path(p).name)}" loading="lazy">' for p in plots)
+        images = "".join(f'<img src="{_e(p)}" alt="{_e(Path(p).name)}">' for p in plots)
         parts.append(f'<h2>The study\'s plots</h2><div class="plots">{images}</div>')
     return _page(task_id, "\n".join(parts), "../")
 
@@ -244,11 +244,9 @@ def _rewrite_links(text: str, rel: str, site_files: set[str]) -> str:
 
 
 def docs_pages(docs: Path, out: Path, studies: dict[str, list[str]]) -> list[Path]:
-    """Render ``docs/*.md`` and each study's ``docs/<study>/`` into ``out`` (the same layout, pages as HTML)
-    beside copies of the study folders' other files; a study's index lists its tasks' pages."""
-    files = sorted(docs.glob("*.md")) + [
-        p for s in sorted(studies) if (docs / s).is_dir() for p in sorted((docs / s).rglob("*")) if p.is_file()
-    ]
+    """Render the Markdown pages of ``docs/`` into ``out`` (the same layout, pages as HTML) beside copies of its
+    other files (plots, JSON); a study's index also lists its tasks' pages."""
+    files = sorted(p for p in docs.rglob("*") if p.is_file() and not p.name.startswith(".")) if docs.is_dir() else []
     files = [p for p in files if not p.is_symlink()]
     site_files = {html_name(p.relative_to(docs).as_posix()) for p in files}
     written = []
@@ -298,7 +296,10 @@ def _index(studies: dict[str, list[str]], summary: list[dict[str, Any]], docs_pa
         ]
         for s in summary
     ]
-    other = "".join(f'<li><a href="studies/{_e(p)}.html">{_e(p)}</a></li>' for p in docs_pages)
+    other = "".join(
+        f'<li><a href="studies/{_e(p)}">{_e(p.removesuffix(".html").removesuffix("/index"))}</a></li>'
+        for p in docs_pages
+    )
     return _page(
         "fmbench leaderboards",
         "<h1>fmbench leaderboards</h1><p>Built by <code>fmbench leaderboard site</code> from the leaderboard "
@@ -389,7 +390,11 @@ def _build(out: Path, root: Path, docs: Path, tasks: list[str]) -> list[Path]:
             }
         )
     written += docs_pages(docs, out / "studies", studies)
-    pages = sorted(p.stem for p in docs.glob("*.md")) if docs.is_dir() else []
+    pages = sorted(
+        html_name(p.relative_to(docs).as_posix())
+        for p in (docs.rglob("*.md") if docs.is_dir() else [])
+        if p.relative_to(docs).parts[0] not in studies and (p.parent == docs or p.name == "README.md")
+    )
     index = out / "index.html"
     index.write_text(_index(studies, summary, pages), encoding="utf-8")
     return [index, *written]
