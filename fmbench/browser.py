@@ -4,6 +4,9 @@ It is Debian's ``chromium`` driven through Debian's ``chromium-driver`` by selen
 ``make setup`` installs both packages when ``apt-get`` is there). Nothing is downloaded: both
 executables must be on ``PATH``.
 
+``python -m fmbench.browser --out docs/platform`` builds the site from the checkout's leaderboards and
+writes the README's screenshots (:func:`screenshots`).
+
 Example:
     >>> missing_browser() is None or missing_browser().startswith("no ")
     True
@@ -13,9 +16,12 @@ Example:
 
 from __future__ import annotations
 
+import argparse
 import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from fmbench.errors import FmbenchError
@@ -61,3 +67,44 @@ def chromium(width: int = 1280, height: int = 900) -> Iterator[Any]:
 def console_errors(driver: Any) -> list[str]:
     """The console messages of level ``SEVERE`` (errors, failed loads) since the last call."""
     return [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+
+
+SHOTS = {
+    "site-index.png": "index.html",
+    "site-task.png": "tasks/fmbench__ConceptGenH32Train1-v0.html",
+    "site-study.png": "studies/compositional/index.html",
+}
+"""The screenshots the README shows: file name -> page of the site."""
+
+
+def screenshots(site: Path, out: Path, width: int = 1280, height: int = 900) -> list[Path]:
+    """Photograph the pages of :data:`SHOTS` of a built site into ``out`` (PNG, ``width`` x ``height``; the first
+    entry's details opened)."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    with chromium(width, height) as driver:
+        for name, page in SHOTS.items():
+            driver.get((site / page).as_uri())
+            errors = console_errors(driver)
+            if errors:
+                raise FmbenchError(f"{page}: console errors: {errors[0]}")
+            driver.execute_script("var d = document.querySelector('details'); if (d) { d.open = true; }")
+            driver.save_screenshot(str(out / name))
+            written.append(out / name)
+    return written
+
+
+def main(argv: list[str] | None = None) -> None:
+    from fmbench.site import build_site
+
+    p = argparse.ArgumentParser(description="Build the web leaderboard and write the README's screenshots.")
+    p.add_argument("--out", default="docs/platform", help="folder of the PNG files (default docs/platform)")
+    args = p.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        build_site(Path(tmp) / "site")
+        for path in screenshots(Path(tmp) / "site", Path(args.out)):
+            print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

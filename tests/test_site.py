@@ -14,7 +14,7 @@ from urllib.parse import unquote, urlparse
 
 import pytest
 
-from fmbench.browser import chromium, console_errors, missing_browser
+from fmbench.browser import SHOTS, chromium, console_errors, missing_browser, screenshots
 from fmbench.leaderboard import default_dir, ranked_rows, scan
 from fmbench.registry import list_tasks
 from fmbench.site import build_site, page_name
@@ -72,7 +72,7 @@ def _internal_links(driver) -> list[str]:
 
 @pytest.mark.slow
 @pytest.mark.skipif(missing_browser() is not None, reason=f"no headless browser: {missing_browser()}")
-def test_site_in_a_headless_browser(site):
+def test_site_in_a_headless_browser(site, tmp_path):
     """Every page loads from file:// with no console error, every link and image resolves, each task page shows the
     leaderboard's rows, sorting works; the index and a task page from http.server too. About 10-15 s."""
     pages = sorted(site.rglob("*.html"))
@@ -121,3 +121,7 @@ def test_site_in_a_headless_browser(site):
             assert driver.execute_script("return Array.from(document.images).every(i => i.naturalWidth > 0)")
         finally:
             server.shutdown()
+
+    shots = screenshots(site, tmp_path, width=800, height=600)  # the README's screenshots, as the script writes them
+    assert [p.name for p in shots] == list(SHOTS)
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 10_000 for p in shots)
