@@ -11,7 +11,7 @@ them (timed on its own), then :func:`fmbench.grid.run_grid` runs the 24 cells in
 ``ratio`` = ideal / grid wall time (1 = perfect scaling); goal: grid wall time <= 1.3x the ideal, i.e.
 ratio >= 0.77::
 
-    python benchmarks/platform_grid.py [--seeds 12]
+    python benchmarks/platform_grid.py [--seeds 12] [--limit 64]
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ def _warm(_: int) -> int:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", type=int, default=12, help="seeds per model (2 models: 2x this many cells)")
+    p.add_argument("--limit", type=int, default=64, help="items per cell (default 64: about a second a cell)")
     args = p.parse_args()
 
     import ray
@@ -44,7 +45,7 @@ def main() -> None:
     from fmbench.grid import Grid, connect, disconnect, run_cell, run_grid
 
     torch.set_num_threads(1)
-    grid = Grid.build([TASK], ["baselines"], seeds=list(range(args.seeds)), limit=64)
+    grid = Grid.build([TASK], ["baselines"], seeds=list(range(args.seeds)), limit=args.limit)
     cells = grid.cells()
     run_cell(cells[0])  # warm-up, off the clock
 
@@ -79,6 +80,7 @@ def main() -> None:
         {
             "benchmark": "platform_grid",
             "cells": len(cells),
+            "limit": args.limit,
             "cpus": cpus,
             "serial_s": round(serial_s, 2),
             "ideal_s": round(ideal, 2),
