@@ -76,6 +76,10 @@ def test_unknown_task_or_model_stops_the_grid_before_anything_runs(fmbench_cli, 
     one_line_error(proc, "fmbench/NoSuchTask-v0")
     proc = fmbench_cli("grid", "--tasks", TASK, "--models", "baseline:trained,baseline:nonesuch", "--out", out)
     one_line_error(proc, "nonesuch")
+    spec = tmp_path / "grid.toml"  # the same from a grid file; the command line overrides the file
+    spec.write_text(f'tasks = ["{TASK}"]\nmodels = ["baseline:trained"]\nseeds = [0, 1]\nlimit = 0\n')
+    one_line_error(fmbench_cli("grid", "--file", spec, "--out", out), "limit must be >= 1")
+    one_line_error(fmbench_cli("grid", "--file", spec, "--tasks", "fmbench/NoSuch-v0", "--out", out), "NoSuch")
     assert not out.exists()
 
 
