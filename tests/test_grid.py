@@ -190,7 +190,8 @@ def ray_cluster(tmp_path):
 
 @pytest.mark.slow
 def test_grid_on_a_real_cluster_equals_serial_eval_and_survives_a_failing_cell(ray_cluster, fmbench_cli, tmp_path):
-    """About 30-40 s on the 2-core machine: the cluster's start (10-25 s) and its workers importing torch."""
+    """About 30-60 s on the shared 2-core machine: the cluster's start (10-30 s), its workers importing torch and
+    fmbench (10-25 s), four cells and their rerun."""
     from fmbench.models import load_model
     from fmbench.runner import run_evaluation
 
@@ -198,7 +199,7 @@ def test_grid_on_a_real_cluster_equals_serial_eval_and_survives_a_failing_cell(r
     out = tmp_path / "grid"
     grid_args = [
         "--tasks",
-        f"{TASK},{STEP}",
+        STEP,
         "--models",
         "baseline:trained,python:gridfail:make",
         "--seeds",
@@ -214,29 +215,23 @@ def test_grid_on_a_real_cluster_equals_serial_eval_and_survives_a_failing_cell(r
     ]
     proc = fmbench_cli("grid", *grid_args, cwd=tmp_path)
     assert proc.returncode == 1, proc.stderr  # cells failed
-    assert "6/8 cells finished" not in proc.stdout and "4/8 cells finished" in proc.stdout, proc.stdout
+    assert "2/4 cells finished" in proc.stdout, proc.stdout
     cells = json.loads((out / "grid.json").read_text())["cells"]
     failed = [c for c in cells if c["status"] == "failed"]
-    assert {(c["task"], c["seed"]) for c in failed} == {(TASK, 0), (TASK, 1), (STEP, 0), (STEP, 1)}
+    assert {(c["task"], c["seed"]) for c in failed} == {(STEP, 0), (STEP, 1)}
     assert all(c["model"] == "python:gridfail:make" and "deliberate failure" in c["error"] for c in failed)
 
-    for tid in (TASK, STEP):
-        path = Grid.record_path(out, tid, "baseline:trained")
-        assert fmbench_cli("validate", path).returncode == 0
-        task = make_task(tid)
-        serial = run_evaluation(
-            task,
-            load_model("baseline:trained", task),
-            [0, 1],
-            device="cpu",
-            limit=64,
-            progress=False,
-            log=lambda line: None,
-        )
-        record = load_record(path)
-        assert json.dumps(record["metrics"]) == json.dumps(serial["metrics"])  # byte-identical metrics
-        assert record["task"]["data_hash"] == serial["task"]["data_hash"]
-        assert not Grid.record_path(out, tid, "python:gridfail:make").exists()  # no cell of it finished
+    path = Grid.record_path(out, STEP, "baseline:trained")
+    assert fmbench_cli("validate", path).returncode == 0
+    task = make_task(STEP)
+    serial = run_evaluation(
+        task, load_model("baseline:trained", task), [0, 1], device="cpu", limit=64, progress=False, log=print
+    )
+    record = load_record(path)
+    assert json.dumps(record["metrics"]) == json.dumps(serial["metrics"])  # byte-identical metrics
+    assert record["task"]["data_hash"] == serial["task"]["data_hash"]
+    assert record["metrics"]["exact_match"]["mean"] > 0.9  # a trained model: the metrics say something
+    assert not Grid.record_path(out, STEP, "python:gridfail:make").exists()  # no cell of it finished
 
     rerun = fmbench_cli("grid", *grid_args, cwd=tmp_path)  # resumes: only the failed cells run again
-    assert "resuming" in rerun.stdout and "(4 already done)" in rerun.stdout, rerun.stdout
+    assert "resuming" in rerun.stdout and "(2 already done)" in rerun.stdout, rerun.stdout
