@@ -164,6 +164,17 @@ def ray_cluster(tmp_path):
             f"--port={port}",
             "--num-cpus=2",
             "--node-ip-address=127.0.0.1",
+            # every fixed default port made free: another Ray on the machine (the federated tests') may hold it
+            *(
+                f"--{name}={_free_port()}"
+                for name in (
+                    "ray-client-server-port",
+                    "dashboard-agent-listen-port",
+                    "dashboard-agent-grpc-port",
+                    "runtime-env-agent-port",
+                    "metrics-export-port",
+                )
+            ),
             "--include-dashboard=false",
             "--disable-usage-stats",
             f"--temp-dir={temp}",
