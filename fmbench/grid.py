@@ -333,7 +333,7 @@ def run_grid(
             cell = pending.pop(ready[0])
             try:
                 collector.finished(cell, ray.get(ready[0]))
-            except ray.exceptions.RayError as e:
+            except (ray.exceptions.RayError, FmbenchError) as e:  # raised in the cell, or its metrics refused
                 cause = getattr(e, "cause", None) or e
                 error = f"{type(cause).__name__}: {first_line(cause)}"
                 collector.failed(cell, error)
