@@ -14,11 +14,12 @@ The evaluator's seconds include generating the seed's data; calls an evaluator m
 are not replayed (the overhead is then overstated). Models that are not torch modules (policies, reward
 models built of other parts) have no bare loop: ``overhead`` is null.
 
-Without CUDA the script says so, evaluates on the CPU only (the overhead on the CPU) and reports
-``"cuda": false``: the GPU figures are not measured. Tasks on data the user brings are skipped when their
+Without CUDA the script says so and reports ``"cuda": false``: the GPU figures are not measured; with
+``--cpu`` it still evaluates every task on the CPU (the CPU side and the evaluator's overhead on the CPU,
+a long run on a small machine), else it evaluates nothing. Tasks on data the user brings are skipped when their
 variable is unset. The whole run should fit in 8 minutes on one GPU; ``--tasks`` and ``--limit`` shrink it::
 
-    python benchmarks/gpu_check.py [--tasks ID,...] [--limit 256]
+    python benchmarks/gpu_check.py [--tasks ID,...] [--limit 256] [--cpu]
 """
 
 from __future__ import annotations
@@ -90,12 +91,14 @@ def main() -> None:
     p.add_argument("--limit", type=int, default=256, help="items per evaluation (default 256)")
     p.add_argument("--abs-tol", type=float, default=0.01)
     p.add_argument("--rel-tol", type=float, default=0.001)
+    p.add_argument("--cpu", action="store_true", help="without CUDA: still run the CPU side of every task")
     args = p.parse_args()
     torch.set_num_threads(max(1, min(8, os.cpu_count() or 1)))
     cuda = torch.cuda.is_available()
     note(f"CUDA: {torch.cuda.get_device_name(0) if cuda else 'none -- CPU only, the GPU figures are not measured'}")
     results, start = [], time.perf_counter()
-    for tid in args.tasks.split(",") if args.tasks else list_tasks():
+    chosen = args.tasks.split(",") if args.tasks else list_tasks()
+    for tid in chosen if cuda or args.cpu else []:
         task = make_task(tid)
         if task.user_data() and not os.environ.get(task.user_data()):
             results.append({"task": tid, "skipped": f"${task.user_data()} is not set"})
@@ -130,7 +133,10 @@ def main() -> None:
             "benchmark": "gpu_check",
             "cuda": cuda,
             "device": torch.cuda.get_device_name(0) if cuda else None,
-            "note": None if cuda else "no CUDA on this machine: evaluated on the CPU only; GPU figures not measured",
+            "note": None
+            if cuda
+            else "no CUDA on this machine: GPU figures not measured; "
+            + ("evaluated on the CPU only" if args.cpu else "nothing evaluated (--cpu runs the CPU side)"),
             "tasks": len(results),
             "errors": sum("error" in r for r in results),
             "skipped": sum("skipped" in r for r in results),
