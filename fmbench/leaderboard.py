@@ -452,7 +452,6 @@ def rank(task_id: str, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Table rows of valid entries ranked by the primary metric's mean (then lower std, then earlier submission)."""
     spec = task_spec(task_id)
     higher = spec.metrics[spec.primary_metric].higher_is_better
-    shipped = baseline_keys(task_id) if records else {}
     rows = []
     for r in records:
         m = r["metrics"][spec.primary_metric]
@@ -465,7 +464,7 @@ def rank(task_id: str, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "seeds": len(r["seeds"]),
                 "device": r["device"],
                 "date": r["submission"]["submitted"][:10],
-                "baseline": _is_baseline(r, shipped),
+                "baseline": _is_baseline(r),
                 "verified": r["submission"].get("verified"),
                 "model": r["model"]["spec"],
                 "code_url": r["submission"].get("code_url"),
@@ -497,9 +496,20 @@ def baseline_keys(task_id: str) -> dict[str, str]:
     return found
 
 
-def _is_baseline(record: dict[str, Any], shipped: dict[str, str]) -> bool:
-    """Whether an entry is a baseline the task ships: its key, recomputed at submission, is that baseline's."""
-    return record["submission"]["key"] == "recomputed" and record["model"]["key"]["sha256"] in shipped
+def _is_baseline(record: dict[str, Any]) -> bool:
+    """Whether an entry is a baseline the task ships: its key, recomputed at submission, is that baseline's.
+
+    An entry of spec ``baseline:<name>`` (a shipped name) whose key was recomputed is one by construction:
+    ``submit`` recomputed its key from that very baseline. Only other entries need the shipped baselines'
+    keys (:func:`baseline_keys`, which may load every baseline of the task).
+    """
+    if record["submission"]["key"] != "recomputed":
+        return False
+    scheme, _, name = record["model"]["spec"].partition(":")
+    task_id = record["task"]["id"]
+    if scheme == "baseline" and name in task_spec(task_id).baselines:
+        return True
+    return record["model"]["key"]["sha256"] in baseline_keys(task_id)
 
 
 def entry_name(baseline: str) -> str:

@@ -93,6 +93,55 @@ def score_seed(
     return metrics
 
 
+def prepare_record(
+    task: Task,
+    model: LoadedModel,
+    seeds: list[int],
+    device: str,
+    batch_size: int,
+    out: Path | None = None,
+    limit: int | None = None,
+) -> dict[str, Any]:
+    """The record to fill in: ``out``'s when it holds this task, model and limit (to resume), else a new one.
+
+    ``ResultError`` when ``out`` holds another task, model or limit, or is not a valid record.
+
+    Example:
+        >>> import fmbench
+        >>> from fmbench.models import load_model
+        >>> task = fmbench.make_task("fmbench/ComposeDirect-v0")
+        >>> prepare_record(task, load_model("baseline:untrained", task), [0, 1], "cpu", 256, limit=64)["limit"]
+        64
+    """
+    if limit is not None and limit < task.min_limit:
+        raise FmbenchError(f"--limit must be >= {task.min_limit} on {task.id}, got {limit}")
+    record = (_resume(out, task, model, seeds) if out else None) or new_record(
+        {"id": task.id, "version": task.version, "study": task.spec.study},
+        model.describe(),
+        seeds,
+        task.spec.primary_metric,
+        device,
+        batch_size,
+    )
+    if record.get("limit") != limit:
+        if record["per_seed"]:
+            raise ResultError(
+                f"{out} was evaluated with limit {record.get('limit')}, not {limit}; choose another --out"
+            )
+        record.pop("limit", None)
+        if limit is not None:
+            record["limit"] = limit
+    return record
+
+
+def store_seed(
+    record: dict[str, Any], task: Task, seed: int, data_hash: str, metrics: dict[str, float], seconds: float
+) -> None:
+    """Add one finished seed's metrics to ``record`` (directions from ``task``'s spec)."""
+    directions = {name: task.spec.metric(name).higher_is_better for name in metrics}
+    add_seed(record, seed, data_hash, metrics, directions, seconds)
+
+
 def run_evaluation(
     task: Task,
     model: LoadedModel,
@@ -113,28 +162,11 @@ def run_evaluation(
     """
     if batch_size < 1:
         raise FmbenchError(f"--batch-size must be >= 1, got {batch_size}")
-    if limit is not None and limit < task.min_limit:
-        raise FmbenchError(f"--limit must be >= {task.min_limit} on {task.id}, got {limit}")
     device = resolve_device(device)
     model.to(device)
     task.check_model(model)
     out = Path(out) if out else None
-    record = (_resume(out, task, model, seeds) if out else None) or new_record(
-        {"id": task.id, "version": task.version, "study": task.spec.study},
-        model.describe(),
-        seeds,
-        task.spec.primary_metric,
-        device,
-        batch_size,
-    )
-    if record.get("limit") != limit:
-        if record["per_seed"]:
-            raise ResultError(
-                f"{out} was evaluated with limit {record.get('limit')}, not {limit}; choose another --out"
-            )
-        record.pop("limit", None)
-        if limit is not None:
-            record["limit"] = limit
+    record = prepare_record(task, model, seeds, device, batch_size, out, limit)
     done = set(finished_seeds(record))
     todo = [s for s in seeds if s not in done]
     if done & set(seeds):
@@ -143,8 +175,7 @@ def run_evaluation(
         start = time.perf_counter()
         data_hash = task.data_hash(seed)
         metrics = score_seed(task, model, seed, device, batch_size, limit, progress)
-        directions = {name: task.spec.metric(name).higher_is_better for name in metrics}
-        add_seed(record, seed, data_hash, metrics, directions, time.perf_counter() - start)
+        store_seed(record, task, seed, data_hash, metrics, time.perf_counter() - start)
         if out:
             write_json_atomic(out, record)
         log(f"seed {seed}: " + ", ".join(f"{k}={metrics[k]:.4f}" for k in task.spec.metrics))
