@@ -74,13 +74,22 @@ PROGRAMS = {
 }
 
 
+def compile_program(name: str, program: rasp.SOp, letters: list[str]) -> compiling.assemble.AssembledTransformerModel:
+    """tracr's compiled model of ``program``; a program tracr cannot compile stops the build with one line."""
+    try:
+        return compiling.compile_rasp_to_model(
+            program, vocab=set(letters), max_seq_len=MAX_LEN, causal=False, compiler_bos=BOS, compiler_pad=PAD
+        )
+    except Exception as e:  # tracr raises NotImplementedError, ValueError, KeyError, ... for what it cannot compile
+        line = " ".join(str(e).split())[:300]
+        raise SystemExit(f"tracr cannot compile the {name} program ({type(e).__name__}: {line})") from None
+
+
 def export(name: str, out: Path, n_golden: int, seed: int) -> None:
     spec = PROGRAMS[name]
     letters = list(spec["letters"])
     program = spec["build"]()
-    model = compiling.compile_rasp_to_model(
-        program, vocab=set(letters), max_seq_len=MAX_LEN, causal=False, compiler_bos=BOS, compiler_pad=PAD
-    )
+    model = compile_program(name, program, letters)
     cfg, params, labels = model.model_config, model.params, model.residual_labels
     vocab = ["<bos>", *letters, *spec["outputs"]]
     d = len(labels)
