@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 
@@ -119,14 +120,22 @@ def texts(config: PCFGConfig, seed: int, split: str, index: np.ndarray) -> np.nd
     if config.correlation is None:
         return sample_texts(config.grammar, key, index, config.text_length)
     u = integers(_stream(config, seed, split, "rule"), index, 1, high=1 << 30)[:, 0] / (1 << 30)
-    want = u < config.correlation
-    out = np.zeros((len(index), config.text_length), dtype=np.int64)
+    sample = lambda i: sample_texts(config.grammar, key, i, config.text_length)  # noqa: E731
+    return with_rule(sample, index, u < config.correlation, config.text_length)
+
+
+def with_rule(
+    sample: Callable[[np.ndarray], np.ndarray], index: np.ndarray, want: np.ndarray, length: int
+) -> np.ndarray:
+    """Per item, the first of its candidate texts ``sample(index * MAX_CANDIDATES + j)`` (j = 0, 1, ...; rows of
+    ``length`` terminal ids) for which :func:`spurious_rule_holds` equals ``want``, drawn in growing rounds."""
+    out = np.zeros((len(index), length), dtype=np.int64)
     todo, first, tries = np.arange(len(index)), 0, 4
     while first < MAX_CANDIDATES:  # candidates first .. first + tries - 1 of each open item
         if not len(todo):
             return out
         j, first, tries = first + np.arange(tries), first + tries, min(2 * tries, 64)
-        cand = sample_texts(config.grammar, key, (index[todo, None] * MAX_CANDIDATES + j).ravel(), config.text_length)
+        cand = sample((index[todo, None] * MAX_CANDIDATES + j).ravel())
         ok = (spurious_rule_holds(cand) == np.repeat(want[todo], len(j))).reshape(len(todo), len(j))
         found = ok.any(axis=1)
         pick = cand.reshape(len(todo), len(j), -1)[np.flatnonzero(found), ok[found].argmax(axis=1)]

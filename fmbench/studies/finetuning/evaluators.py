@@ -6,7 +6,8 @@
 - :func:`block_probes` fits a linear probe on each block's residual stream at the ``<art>`` token for
   the pretraining task's answer.
 - :func:`reverse_finetune_steps` trains a copy on the pretraining task and counts the steps until its
-  accuracy reaches a threshold (:func:`reverse_finetune_curve`: the accuracy along the way).
+  accuracy reaches a threshold (:func:`reverse_finetune_curve`: the accuracy along the way;
+  :func:`finetune_copy`: the training loop, also the Tracr models' fine-tuning).
 
 Units are the output features of every ``nn.Linear`` that an activation follows inside an
 ``nn.Sequential`` (the GPT's MLP hidden units); probes read a model's ``blocks``.
@@ -219,6 +220,10 @@ def block_probes(
     return [float((linear_probe(a, y_train, b) == y_test).mean()) for a, b in zip(train, test)]
 
 
+OPTIMIZERS = ("adamw", "sgd")
+LOSSES = ("next_token", "answer")
+
+
 def reverse_finetune_curve(
     model: nn.Module,
     documents: Callable[[np.ndarray], np.ndarray],
@@ -232,62 +237,94 @@ def reverse_finetune_curve(
     seed: int = 0,
     device: str = "cpu",
     stop_at: float | None = None,
+    optimizer: str = "adamw",
+    loss: str = "next_token",
 ) -> list[tuple[int, float]]:
-    """``(step, answer accuracy on eval_docs)`` every ``every`` steps from 0 while AdamW trains a copy of ``model``
-    (next-token loss on ``documents``, batches drawn with ``seed``); it stops early once accuracy reaches
-    ``stop_at``. The model itself is left untouched (it trains under a caller's inference mode too)."""
-    with torch.inference_mode(False), torch.enable_grad():
-        return _reverse_finetune(
-            model,
-            documents,
-            n_documents,
-            eval_docs,
-            position,
-            max_steps,
-            every,
-            learning_rate,
-            batch_size,
-            seed,
-            device,
-            stop_at,
-        )
+    """``(step, answer accuracy on eval_docs)`` every ``every`` steps from 0 while :func:`finetune_copy` trains a
+    copy of ``model``; it stops early once accuracy reaches ``stop_at``. The model itself is left untouched."""
+    return finetune_copy(
+        model,
+        documents,
+        n_documents,
+        max_steps,
+        position,
+        learning_rate=learning_rate,
+        batch_size=batch_size,
+        seed=seed,
+        device=device,
+        optimizer=optimizer,
+        loss=loss,
+        eval_docs=eval_docs,
+        every=every,
+        stop_at=stop_at,
+    )[1]
 
 
-def _reverse_finetune(
+def finetune_copy(
     model: nn.Module,
     documents: Callable[[np.ndarray], np.ndarray],
     n_documents: int,
-    eval_docs: torch.Tensor,
+    steps: int,
     position: int,
-    max_steps: int,
-    every: int,
+    *,
     learning_rate: float,
-    batch_size: int,
-    seed: int,
-    device: str,
-    stop_at: float | None,
-) -> list[tuple[int, float]]:
-    net = copy.deepcopy(model).to(device)
-    opt = torch.optim.AdamW(net.parameters(), lr=learning_rate, weight_decay=0.0)
-    rng = np.random.default_rng([seed, 17])
-    curve = []
-    for step in range(max_steps + 1):
-        if step % every == 0:
-            net.eval()
-            with torch.inference_mode():
-                curve.append((step, float(answer_correct(net, eval_docs, position, device, 256).mean())))
-            net.train()
-            if stop_at is not None and curve[-1][1] >= stop_at:
+    batch_size: int = 64,
+    seed: int = 0,
+    device: str = "cpu",
+    optimizer: str = "adamw",
+    loss: str = "next_token",
+    eval_docs: torch.Tensor | None = None,
+    every: int = 1,
+    stop_at: float | None = None,
+) -> tuple[nn.Module, list[tuple[int, float]]]:
+    """Train a copy of ``model`` for ``steps`` steps on batches of ``documents`` (drawn with ``seed``); return it
+    and its answer accuracy on ``eval_docs`` every ``every`` steps (none without ``eval_docs``).
+
+    ``optimizer``: ``adamw`` (no weight decay) or ``sgd`` (momentum 0.9, the paper's protocol for the
+    Tracr models); ``loss``: ``next_token`` (every position of the documents) or ``answer`` (the answer
+    token at ``position`` alone: a compiled Tracr model predicts nothing else). Trains under a caller's
+    inference mode too.
+
+    Example:
+        >>> from fmbench.nn.gpt import GPT, GPTConfig
+        >>> gpt = GPT(GPTConfig(vocab_size=5, context_size=4, n_embd=8))
+        >>> docs = lambda i: np.tile(np.arange(5)[None], (len(i), 1))
+        >>> net, curve = finetune_copy(gpt, docs, 8, 3, 4, learning_rate=0.1, batch_size=4, loss="answer",
+        ...                            eval_docs=torch.from_numpy(docs(np.arange(2))), every=3)
+        >>> [step for step, _ in curve], net is gpt
+        ([0, 3], False)
+    """
+    if optimizer not in OPTIMIZERS or loss not in LOSSES:
+        raise ModelError(f"optimizer must be one of {OPTIMIZERS} and loss one of {LOSSES}; got {optimizer!r}, {loss!r}")
+    with torch.inference_mode(False), torch.enable_grad():
+        net = copy.deepcopy(model).to(device)
+        if optimizer == "sgd":
+            opt: torch.optim.Optimizer = torch.optim.SGD(net.parameters(), lr=learning_rate, momentum=0.9)
+        else:
+            opt = torch.optim.AdamW(net.parameters(), lr=learning_rate, weight_decay=0.0)
+        rng = np.random.default_rng([seed, 17])
+        curve: list[tuple[int, float]] = []
+        for step in range(steps + 1):
+            if eval_docs is not None and step % every == 0:
+                net.eval()
+                with torch.inference_mode():
+                    curve.append((step, float(answer_correct(net, eval_docs, position, device, 256).mean())))
+                net.train()
+                if stop_at is not None and curve[-1][1] >= stop_at:
+                    break
+            if step == steps:
                 break
-        if step == max_steps:
-            break
-        batch = torch.from_numpy(documents(np.sort(rng.choice(n_documents, batch_size, replace=False)))).to(device)
-        logits = net(batch[:, :-1])
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    return curve
+            idx = np.sort(rng.choice(n_documents, batch_size, replace=False))
+            batch = torch.from_numpy(documents(idx)).to(device)
+            if loss == "answer":
+                value = F.cross_entropy(net(batch[:, :position])[:, -1], batch[:, position])
+            else:
+                logits = net(batch[:, :-1])
+                value = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
+            opt.zero_grad(set_to_none=True)
+            value.backward()
+            opt.step()
+        return net.eval(), curve
 
 
 def reverse_finetune_steps(

@@ -4,10 +4,15 @@ The records come from ``python -m fmbench.baselines --tasks <the four fine-tunin
 (every shipped checkpoint scored on three evaluation seeds); this script reads them and writes
 ``pruning.png`` (count-a accuracy against the number of pruned units, per C_Tr), ``reft.png``
 (reverse fine-tuning steps of the fine-tuned models against the scratch + fine-tune control) and
-``results.md`` (the table) into ``--out``::
+``results.md`` (the table) into ``--out``, and the same with a ``tracr_`` prefix for the four Tracr Counter
+tasks::
 
     python -m fmbench.baselines --tasks fmbench/PCFGFineTuneCountB0-v0,... --seeds 0-2
     python -m fmbench.studies.finetuning.reproduce --out docs/finetuning
+
+``--tracr-lr-sweep`` fine-tunes the compiled Tracr Counter (the shipped recipe but the learning rate) at
+C_Tr = 0 and 1 for each learning rate and writes ``tracr_lr_sweep.md``: count-b accuracy, count-a
+accuracy and count-a accuracy after the pruning sweep, on seed 0.
 
 ``--quick`` skips the records: it scores the shipped checkpoints on seed 0 without probes or
 reverse fine-tuning and writes ``quick.md`` and ``pruning_seed0.png``.
@@ -27,6 +32,7 @@ from typing import Any
 from fmbench.leaderboard import entries
 
 TASKS = {c: f"fmbench/PCFGFineTuneCountB{c.replace('.', '')}-v0" for c in ("0", "0.5", "0.8", "1")}
+TRACR_TASKS = {c: f"fmbench/TracrCounterFineTuneCountB{c.replace('.', '')}-v0" for c in ("0", "0.5", "0.8", "1")}
 COLUMNS = (
     "finetune_accuracy",
     "finetune_accuracy_spurious",
@@ -53,10 +59,10 @@ def baseline_records(task_id: str, root: Path | None = None) -> dict[str, dict[s
     }
 
 
-def table_rows(root: Path | None = None) -> list[dict[str, Any]]:
-    """One row per (C_Tr, baseline): each column's mean and std over the record's seeds."""
+def table_rows(root: Path | None = None, tasks: dict[str, str] = TASKS) -> list[dict[str, Any]]:
+    """One row per (C_Tr, baseline) of ``tasks``: each column's mean and std over the record's seeds."""
     rows = []
-    for c, tid in TASKS.items():
+    for c, tid in tasks.items():
         for name, rec in sorted(baseline_records(tid, root).items()):
             m = rec["metrics"]
             values = {k: (m[k]["mean"], m[k]["std"]) for k in COLUMNS}
@@ -96,7 +102,7 @@ def plot_sweeps(sweeps: dict[str, dict[str, dict[int, float]]], path: Path) -> N
     plt.close(fig)
 
 
-def plot_reft(path: Path, root: Path | None = None) -> None:
+def plot_reft(path: Path, root: Path | None = None, tasks: dict[str, str] = TASKS) -> None:
     """Reverse fine-tuning steps per C_Tr and baseline (mean and std over the records' seeds)."""
     import matplotlib
 
@@ -105,11 +111,11 @@ def plot_reft(path: Path, root: Path | None = None) -> None:
 
     fig, ax = plt.subplots(figsize=(6, 3.2))
     for i, name in enumerate(("pretrained", "finetuned", "scratch")):
-        recs = [baseline_records(tid, root).get(name) for tid in TASKS.values()]
+        recs = [baseline_records(tid, root).get(name) for tid in tasks.values()]
         means = [r["metrics"]["reft_steps"]["mean"] if r else float("nan") for r in recs]
         stds = [r["metrics"]["reft_steps"]["std"] if r else 0.0 for r in recs]
-        ax.bar([j + 0.27 * (i - 1) for j in range(len(TASKS))], means, 0.27, yerr=stds, label=name)
-    ax.set_xticks(range(len(TASKS)), [f"C_Tr = {c}" for c in TASKS])
+        ax.bar([j + 0.27 * (i - 1) for j in range(len(tasks))], means, 0.27, yerr=stds, label=name)
+    ax.set_xticks(range(len(tasks)), [f"C_Tr = {c}" for c in tasks])
     ax.set_ylabel("reverse fine-tuning steps")
     ax.legend()
     fig.tight_layout()
@@ -117,10 +123,10 @@ def plot_reft(path: Path, root: Path | None = None) -> None:
     plt.close(fig)
 
 
-def record_sweeps(root: Path | None = None) -> dict[str, dict[str, dict[int, float]]]:
-    """The pruning sweep (mean over seeds) of every baseline record, by C_Tr and baseline."""
+def record_sweeps(root: Path | None = None, tasks: dict[str, str] = TASKS) -> dict[str, dict[str, dict[int, float]]]:
+    """The pruning sweep (mean over seeds) of every baseline record of ``tasks``, by C_Tr and baseline."""
     out: dict[str, dict[str, dict[int, float]]] = {}
-    for c, tid in TASKS.items():
+    for c, tid in tasks.items():
         for name, rec in sorted(baseline_records(tid, root).items()):
             ks = sorted(int(k.split("=")[1]) for k in rec["metrics"] if k.startswith("recovered_accuracy|K="))
             out.setdefault(c, {})[name] = {k: rec["metrics"][f"recovered_accuracy|K={k}"]["mean"] for k in ks}
@@ -169,14 +175,56 @@ def quick_markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+LR_SWEEP = (1e-2, 1e-3, 1e-4, 1e-5)
+SPLITS = ("test", "test_spurious")
+
+
+def tracr_lr_sweep(rates: tuple[float, ...] = LR_SWEEP, seed: int = 0) -> str:
+    """The Tracr Counter fine-tuned at each learning rate (C_Tr = 0 and 1), scored on ``seed``: a markdown table."""
+    import numpy as np
+    import torch
+
+    from fmbench import make_task
+    from fmbench.studies.finetuning.evaluators import answer_correct, prune_sweep
+    from fmbench.studies.finetuning.train import finetune_tracr
+
+    lines = [
+        "| C_Tr | lr | count b, C_Te = 0 | count b, C_Te = 1 | count a | count a, best K (K) |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for c in ("0", "1"):
+        task = make_task(f"fmbench/TracrCounterFineTuneCountB{c}-v0")
+        pos = task.config.answer_position
+        docs = {s: torch.from_numpy(task.documents(s, seed, np.arange(task.split_size(s)))) for s in task.splits}
+        for lr in rates:
+            net, _ = finetune_tracr(task.id, task.pretrained, seed, learning_rate=lr)
+            with torch.inference_mode():
+                acc = {s: float(answer_correct(net, docs[s], pos, "cpu", 256).mean()) for s in SPLITS}
+            ks = tuple(task.spec.params["prune_k"])
+            sweep = prune_sweep(net, docs["train"][: task.spec.params["n_saliency"]], docs["capability_test"], pos, ks)
+            best = max(sweep, key=sweep.get)
+            lines.append(
+                f"| {c} | {lr:g} | {acc['test']:.3f} | {acc['test_spurious']:.3f} | {sweep[0]:.3f} | "
+                f"{sweep[best]:.3f} ({best}) |"
+            )
+            print(lines[-1], flush=True)
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default="docs/finetuning")
     p.add_argument("--leaderboards", help="leaderboards folder (default: the checkout's)")
     p.add_argument("--quick", action="store_true", help="write quick.md (no reverse fine-tuning, no probes, seed 0)")
+    p.add_argument("--tracr-lr-sweep", action="store_true", help="write tracr_lr_sweep.md (Tracr Counter, seed 0)")
     args = p.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.tracr_lr_sweep:
+        torch_threads()
+        (out / "tracr_lr_sweep.md").write_text(tracr_lr_sweep())
+        print(f"wrote {out / 'tracr_lr_sweep.md'}")
+        return
     if args.quick:
         torch_threads()
         rows = quick_rows()
@@ -188,10 +236,11 @@ def main(argv: list[str] | None = None) -> None:
         print(f"wrote {out / 'quick.md'}, {out / 'pruning_seed0.png'}")
         return
     root = Path(args.leaderboards) if args.leaderboards else None
-    (out / "results.md").write_text(markdown(table_rows(root)))
-    plot_sweeps(record_sweeps(root), out / "pruning.png")
-    plot_reft(out / "reft.png", root)
-    print(f"wrote {out / 'results.md'}, {out / 'pruning.png'}, {out / 'reft.png'}")
+    for prefix, tasks in (("", TASKS), ("tracr_", TRACR_TASKS)):
+        (out / f"{prefix}results.md").write_text(markdown(table_rows(root, tasks)))
+        plot_sweeps(record_sweeps(root, tasks), out / f"{prefix}pruning.png")
+        plot_reft(out / f"{prefix}reft.png", root, tasks)
+        print(f"wrote {out / f'{prefix}results.md'}, {out / f'{prefix}pruning.png'}, {out / f'{prefix}reft.png'}")
 
 
 if __name__ == "__main__":

@@ -25,8 +25,9 @@ import numpy as np
 import torch
 
 from fmbench.models import LoadedModel, from_module, load_baseline_checkpoint, load_safetensors
-from fmbench.studies.finetuning import evaluators
+from fmbench.studies.finetuning import evaluators, tracr_data, tracr_model  # noqa: F401 (registers "tracr")
 from fmbench.studies.finetuning.data import PCFGConfig, data_hash, documents
+from fmbench.studies.finetuning.tracr_data import CounterConfig
 from fmbench.studies.finetuning.train import make_model
 from fmbench.task import INTEGER, POSITIVE, STRING, Task, evaluation_subset, params_of, stratified_subset
 
@@ -180,6 +181,8 @@ class FineTuneTask(_PCFGTask):
             "reft_every": POSITIVE,
             "reft_learning_rate": {"type": "number", "exclusiveMinimum": 0},
             "reft_threshold": {"type": "number", "minimum": 0, "maximum": 1},
+            "reft_optimizer": {"enum": list(evaluators.OPTIMIZERS)},
+            "reft_loss": {"enum": list(evaluators.LOSSES)},
             **COMMON,
         },
         required=("correlation", "pretrained"),
@@ -292,6 +295,8 @@ class FineTuneTask(_PCFGTask):
                 max_steps=steps,
                 every=every,
                 learning_rate=p.get("reft_learning_rate", 1e-3),
+                optimizer=p.get("reft_optimizer", "adamw"),
+                loss=p.get("reft_loss", "next_token"),
                 seed=seed,
                 device=device,
             )
@@ -300,3 +305,80 @@ class FineTuneTask(_PCFGTask):
 
     def _docs(self, split: str, seed: int, limit: int | None) -> np.ndarray:
         return self.documents(split, seed, evaluation_subset(self.split_size(split), limit))
+
+
+class TracrCounterFineTuneTask(FineTuneTask):
+    """A fine-tuning task on the compiled Tracr Counter: the pretrained model counts ``a`` exactly; a model
+    fine-tuned to count ``b`` (spurious rule count(b) = count(a) + 1 at rate ``correlation``) is scored for how
+    much of counting ``a`` survives, with the same evaluators as the PCFG tasks.
+
+    Example:
+        >>> import fmbench
+        >>> task = fmbench.make_task("fmbench/TracrCounterFineTuneCountB1-v0")
+        >>> task.vocab[:3], task.config.answer_position
+        (['<bos>', 'a', 'b'], 11)
+    """
+
+    params_schema = params_of(
+        {
+            "correlation": {"type": "number", "minimum": 0, "maximum": 1},
+            "pretrained": STRING,
+            "length": POSITIVE,
+            "n_train": POSITIVE,
+            "n_test": POSITIVE,
+            "n_capability_train": POSITIVE,
+            "prune_k": {"type": "array", "items": INTEGER},
+            "n_saliency": POSITIVE,
+            "reft_steps": POSITIVE,
+            "reft_every": POSITIVE,
+            "reft_learning_rate": {"type": "number", "exclusiveMinimum": 0},
+            "reft_threshold": {"type": "number", "minimum": 0, "maximum": 1},
+            "reft_optimizer": {"enum": list(evaluators.OPTIMIZERS)},
+            "reft_loss": {"enum": list(evaluators.LOSSES)},
+        },
+        required=("correlation", "pretrained"),
+    )
+
+    def _counter(self, operand: str, correlation: float | None, splits: dict[str, int]) -> CounterConfig:
+        return CounterConfig(
+            operand=operand, length=self.spec.params.get("length", 10), correlation=correlation, splits=splits
+        )
+
+    @cached_property
+    def config(self) -> CounterConfig:  # type: ignore[override]
+        """The capability's config: count ``a`` on uniformly drawn letters."""
+        n = self.spec.params.get("n_capability_train", 4096)
+        return self._counter("a", None, {"capability_train": n, "capability_test": self._n_test})
+
+    @cached_property
+    def finetune_config(self) -> CounterConfig:  # type: ignore[override]
+        """The fine-tuning data: count ``b``, the spurious rule at rate ``correlation``."""
+        return self._counter("b", self.spec.params["correlation"], {"train": self.spec.params.get("n_train", 2048)})
+
+    @cached_property
+    def _tests(self) -> dict[str, CounterConfig]:  # type: ignore[override]
+        return {
+            "test": self._counter("b", 0.0, {"test": self._n_test}),
+            "test_spurious": self._counter("b", 1.0, {"test_spurious": self._n_test}),
+        }
+
+    def documents(self, split: str, seed: int, index: np.ndarray) -> np.ndarray:
+        """Token ids ``(len(index), length + 2)`` of items ``index`` of ``split``."""
+        self.check_split(split)
+        return tracr_data.documents(self._config_of(split), seed, split, index)
+
+    def data_hash(self, seed: int) -> str:
+        import hashlib
+
+        h = hashlib.sha256()
+        for config in {id(c): c for c in map(self._config_of, self.splits)}.values():
+            h.update(tracr_data.data_hash(config, seed).encode())
+        return h.hexdigest()
+
+    def input_format(self) -> str:
+        c = self.config
+        return (
+            f"A sequence model of the compiled Tracr Counter's architecture: LongTensor (B, T) of token ids in "
+            f"[0, {len(c.vocab)}) with T <= {c.document_length - 1} -> logits (B, T, V). Documents are '<bos> "
+            f"x_1 ... x_{c.length} answer' (letters a-i); the answer is the argmax of the logits at the last letter."
+        )
