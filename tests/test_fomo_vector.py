@@ -24,7 +24,9 @@ N_ENVS, STEPS = 3, 70  # GoToRedBall truncates at 64 steps: every sub-env ends a
 
 def _tiny_reward(normalisation: str = "pmi") -> FMReward:
     """Oracle captions + a random one-layer GPT-2 over bytes: a fresh model and memo per call."""
-    cfg = GPT2Config(vocab_size=257, n_positions=1024, n_layer=1, n_embd=16, n_head=2, bos_token_id=256, eos_token_id=256)
+    cfg = GPT2Config(
+        vocab_size=257, n_positions=1024, n_layer=1, n_embd=16, n_head=2, bos_token_id=256, eos_token_id=256
+    )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         model = GPT2LMHeadModel(cfg).eval()
@@ -105,11 +107,13 @@ def test_bad_sub_envs_are_refused():
 
 
 def test_an_lm_lacking_mission_words_is_refused():
-    vocab = ["[UNK]", "[PAD]", *"Description of what the agent did : go to the red ball".split()]
+    vocab = ["[UNK]", "[PAD]", *"Description of what the agent did: go to the red ball".split()]
     words = Tokenizer(models.WordLevel({w: i for i, w in enumerate(vocab)}, unk_token="[UNK]"))
     words.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=words, unk_token="[UNK]", pad_token="[PAD]")
-    cfg = GPT2Config(vocab_size=len(vocab), n_positions=64, n_layer=1, n_embd=8, n_head=2)
+    cfg = GPT2Config(
+        vocab_size=len(vocab), n_positions=64, n_layer=1, n_embd=8, n_head=2, bos_token_id=0, eos_token_id=0
+    )
     reward = FMReward(OracleVision(), LMScorer(GPT2LMHeadModel(cfg).eval(), tokenizer, "words-lm"), "sum")
-    with pytest.raises(ModelError, match=r"^words-lm: its tokenizer has no tokens for the mission words \['after', "):
+    with pytest.raises(ModelError, match=r"^words-lm: its tokenizer has no tokens for the mission words \['a', 'af"):
         FoMoVectorEnv([lambda: gym.make(ENV, reward_model=reward)])

@@ -101,8 +101,11 @@ def _left_to_study_tests(tid: str, baseline: str) -> bool:
     """ICL LM baselines other than SmolLM2 on the judgment task (one next-token pass per item): sampling and
     the probability tree take minutes per LM even at the minimum limit, and Gemma's first load de-quantises
     for minutes. Their paths are tested in tests/test_icl.py (SmolLM2 on concepts and judgment) and
-    tests/test_causal_lm.py (sampling, trees, both LMs' locators)."""
+    tests/test_causal_lm.py (sampling, trees, both LMs' locators). FoMo reward models on Gemma-3-270M likewise
+    (the same scorer as their SmolLM2 rows, which run here; the name is tested in tests/test_fomo_compositional.py)."""
     entry = task_spec(tid).baselines[baseline]
+    if "+gemma3" in entry.get("reward", ""):
+        return True
     return "lm" in entry and (entry["lm"] != "smollm2" or not tid.startswith("fmbench/ICLRandomnessJudgment"))
 
 
