@@ -53,6 +53,7 @@ def _actions(steps: int) -> np.ndarray:
     return np.random.default_rng(1).integers(0, 3, (steps, N_ENVS))  # turn and move
 
 
+@pytest.mark.slow  # 70 vector steps of 3 envs, twice, with a tiny LM: ~2-4 s each
 @pytest.mark.parametrize("mode", ["episode", "dense"])
 def test_gymnasium_vector_env_matches_per_env_rewards(mode):
     reference = SyncVectorEnv(_fns(mode))  # each sub-env scores itself (its own model and memo)
@@ -73,6 +74,7 @@ def test_gymnasium_vector_env_matches_per_env_rewards(mode):
         assert counted.scored == ends
 
 
+@pytest.mark.slow  # as above
 @pytest.mark.parametrize("mode", ["episode", "dense"])
 def test_sb3_vec_env_matches_per_env_rewards(mode):
     reference = DummyVecEnv(_fns(mode))
