@@ -24,10 +24,14 @@ def test_each_task_pins_golden_hashes_unless_it_reads_the_users_data():
         assert bool(spec.data_hashes) != bool(spec.user_data), tid
 
 
+SLOW_DATA = {"fmbench/FoMoRewardCompositional-v0"}
+
+
 @pytest.fixture(
     scope="module",
     # a superseded version's data checks run with the slow tests only (its data cannot change: its hashes are pinned)
-    params=[pytest.param(t, marks=[pytest.mark.slow] * bool(superseded_by(t))) for t in TASKS],
+    # so does a task whose two seeds take several seconds to generate (FoMo compositional: ~8 s of BabyAI-bot runs)
+    params=[pytest.param(t, marks=[pytest.mark.slow] * bool(superseded_by(t) or t in SLOW_DATA)) for t in TASKS],
 )
 def task(request, user_data):
     return fmbench.make_task(request.param)
@@ -121,12 +125,13 @@ def _samples_a_diffusion_model(tid: str, baseline: str) -> bool:
     return tid.startswith("fmbench/ConceptGen") and baseline == "ddpm"
 
 
+LM_SKIP = "an LM run of minutes (ICL LMs, FoMo on Gemma); see _left_to_study_tests"
 BASELINES = [
     pytest.param(
         t,
         b,
         marks=[pytest.mark.slow] * (_loads_smollm2(t, b) or _trains_at_load(t, b) or _samples_a_diffusion_model(t, b))
-        + [pytest.mark.skip(reason="an ICL LM run of minutes; see _left_to_study_tests")] * _left_to_study_tests(t, b),
+        + [pytest.mark.skip(reason=LM_SKIP)] * _left_to_study_tests(t, b),
     )
     for t in TASKS
     for b in task_spec(t).baselines
