@@ -19,7 +19,7 @@ from fmbench.studies.fomo.vector import FoMoVecEnv, FoMoVectorEnv
 from fmbench.studies.fomo.vision import OracleVision
 
 ENV = "fmbench/FoMoGoToRedBall-v0"
-N_ENVS, STEPS = 3, 70  # GoToRedBall truncates at 64 steps: every sub-env ends at least once
+N_ENVS, STEPS = 2, 70  # GoToRedBall truncates at 64 steps: every sub-env ends at least once
 
 
 def _tiny_reward(normalisation: str = "pmi") -> FMReward:
@@ -53,7 +53,7 @@ def _actions(steps: int) -> np.ndarray:
     return np.random.default_rng(1).integers(0, 3, (steps, N_ENVS))  # turn and move
 
 
-@pytest.mark.slow  # 70 vector steps of 3 envs, twice, with a tiny LM: ~2-4 s each
+@pytest.mark.slow  # 70 vector steps of 2 envs, twice, with a tiny LM: ~2-3 s each
 @pytest.mark.parametrize("mode", ["episode", "dense"])
 def test_gymnasium_vector_env_matches_per_env_rewards(mode):
     reference = SyncVectorEnv(_fns(mode))  # each sub-env scores itself (its own model and memo)
