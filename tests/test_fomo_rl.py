@@ -47,3 +47,10 @@ def test_random_success_is_a_seeded_rate():
 def test_eval_interval_must_divide_into_env_steps():
     with pytest.raises(ValueError, match="multiple of n_envs"):
         train_ppo("true", seed=0, cfg=PPOConfig(steps=64, n_envs=3, eval_every=64))
+
+
+@pytest.mark.slow  # PPO training
+def test_fm_reward_ppo_scores_episode_ends_in_batches():
+    record = train_ppo("random", seed=0, cfg=TINY)  # a cheap reward model through the same FoMoVecEnv path
+    vector_steps = TINY.steps // TINY.n_envs
+    assert 0 < record["fm_reward_batches"] <= min(record["fm_reward_calls"], vector_steps)

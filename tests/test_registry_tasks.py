@@ -24,10 +24,14 @@ def test_each_task_pins_golden_hashes_unless_it_reads_the_users_data():
         assert bool(spec.data_hashes) != bool(spec.user_data), tid
 
 
+SLOW_DATA = {"fmbench/FoMoRewardCompositional-v0"}
+
+
 @pytest.fixture(
     scope="module",
     # a superseded version's data checks run with the slow tests only (its data cannot change: its hashes are pinned)
-    params=[pytest.param(t, marks=[pytest.mark.slow] * bool(superseded_by(t))) for t in TASKS],
+    # so does a task whose two seeds take several seconds to generate (FoMo compositional: ~8 s of BabyAI-bot runs)
+    params=[pytest.param(t, marks=[pytest.mark.slow] * bool(superseded_by(t) or t in SLOW_DATA)) for t in TASKS],
 )
 def task(request, user_data):
     return fmbench.make_task(request.param)
@@ -101,8 +105,11 @@ def _left_to_study_tests(tid: str, baseline: str) -> bool:
     """ICL LM baselines other than SmolLM2 on the judgment task (one next-token pass per item): sampling and
     the probability tree take minutes per LM even at the minimum limit, and Gemma's first load de-quantises
     for minutes. Their paths are tested in tests/test_icl.py (SmolLM2 on concepts and judgment) and
-    tests/test_causal_lm.py (sampling, trees, both LMs' locators)."""
+    tests/test_causal_lm.py (sampling, trees, both LMs' locators). FoMo reward models on Gemma-3-270M likewise
+    (the same scorer as their SmolLM2 rows, which run here; the name is tested in tests/test_fomo_compositional.py)."""
     entry = task_spec(tid).baselines[baseline]
+    if "+gemma3" in entry.get("reward", ""):
+        return True
     return "lm" in entry and (entry["lm"] != "smollm2" or not tid.startswith("fmbench/ICLRandomnessJudgment"))
 
 
@@ -118,12 +125,13 @@ def _samples_a_diffusion_model(tid: str, baseline: str) -> bool:
     return tid.startswith("fmbench/ConceptGen") and baseline == "ddpm"
 
 
+LM_SKIP = "an LM run of minutes (ICL LMs, FoMo on Gemma); see _left_to_study_tests"
 BASELINES = [
     pytest.param(
         t,
         b,
         marks=[pytest.mark.slow] * (_loads_smollm2(t, b) or _trains_at_load(t, b) or _samples_a_diffusion_model(t, b))
-        + [pytest.mark.skip(reason="an ICL LM run of minutes; see _left_to_study_tests")] * _left_to_study_tests(t, b),
+        + [pytest.mark.skip(reason=LM_SKIP)] * _left_to_study_tests(t, b),
     )
     for t in TASKS
     for b in task_spec(t).baselines

@@ -186,6 +186,17 @@ class FoMoEnv(gym.Env):
         self._candidates: tuple[str, ...] = ()
         self._last_score = 0.0
         self._episode_over = True
+        self._deferred = False
+
+    def defer_rewards(self):
+        """Leave scoring to a batching wrapper (:mod:`fmbench.studies.fomo.vector`): FM rewards become 0.
+
+        Returns the reward model, which the wrapper calls on :meth:`trajectory` for many envs at once.
+        """
+        if self.reward_model is None:
+            raise InputError(f"{self.env_id}: the true reward has nothing to batch; use reward=<FM reward name>")
+        self._deferred = True
+        return self.reward_model
 
     @property
     def reward_model(self):
@@ -223,7 +234,8 @@ class FoMoEnv(gym.Env):
         self._candidates = candidates(self.level, self.level.instrs)
         self._mission_ids = encode_mission(self.level.mission)
         self._record()
-        self._last_score = self._score() if self.reward_model is not None and self.reward_mode == "dense" else 0.0
+        dense = self.reward_model is not None and self.reward_mode == "dense" and not self._deferred
+        self._last_score = self._score() if dense else 0.0
         raw = self.level.gen_obs()
         return self._obs(raw), {
             "mission": self.level.mission,
@@ -240,6 +252,8 @@ class FoMoEnv(gym.Env):
         success = bool(terminated and true_reward > 0)
         if self.reward_model is None:
             reward = float(true_reward)
+        elif self._deferred:
+            reward = 0.0
         elif self.reward_mode == "dense":
             score = self._score()
             reward, self._last_score = score - self._last_score, score

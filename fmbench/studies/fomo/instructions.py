@@ -22,12 +22,24 @@ from __future__ import annotations
 from itertools import product
 
 from minigrid.core.constants import COLOR_NAMES
-from minigrid.envs.babyai.core.verifier import GoToInstr, ObjDesc, OpenInstr, PickupInstr, PutNextInstr
+from minigrid.envs.babyai.core.verifier import (
+    AfterInstr,
+    AndInstr,
+    BeforeInstr,
+    GoToInstr,
+    ObjDesc,
+    OpenInstr,
+    PickupInstr,
+    PutNextInstr,
+    SeqInstr,
+)
 
 from fmbench.studies.fomo.scene import COLOURS, DOOR, MOVABLE, TYPES, scene_of
 
 FAMILIES = ("goto", "pickup", "open", "putnext")
-INCORRECT = ("colour", "type", "action", "target", "swapped", "truncated", "random")
+COMPOSED_INCORRECT = ("order", "one-part", "swapped-objects", "sibling-object")
+"""Near misses of a two-part mission (:func:`composed_siblings`)."""
+INCORRECT = ("colour", "type", "action", "target", "swapped", "truncated", "random", *COMPOSED_INCORRECT)
 MOVABLE_TYPES = tuple(TYPES[t] for t in sorted(MOVABLE))
 
 
@@ -83,8 +95,11 @@ def siblings(env, instr) -> list[tuple[str, object]]:
     Families: ``colour``, ``type`` (of an object the instruction names), ``action`` (go to
     the object instead of picking it up / opening it; for put-next, pick up the object
     without putting it down, or go to the target), ``target`` (put-next: another fixed
-    object) and ``swapped`` (put-next: the two objects exchanged).
+    object) and ``swapped`` (put-next: the two objects exchanged). A two-part mission has
+    the families of :func:`composed_siblings` instead.
     """
+    if isinstance(instr, SeqInstr):
+        return composed_siblings(env, instr)
     objs = layout_objects(env)
     kind = family_of(instr)
     out: list[tuple[str, object]] = []
@@ -113,8 +128,77 @@ def siblings(env, instr) -> list[tuple[str, object]]:
     return out
 
 
+def _main_desc(part) -> ObjDesc:
+    """The object a part acts on (for put-next, the object moved)."""
+    return part.desc_move if isinstance(part, PutNextInstr) else part.desc
+
+
+def _can_act(part, desc: ObjDesc) -> bool:
+    """Whether ``part``'s action applies to the object ``desc`` (only go to applies to doors)."""
+    return isinstance(part, GoToInstr) or desc.type in MOVABLE_TYPES
+
+
+def _on(part, desc: ObjDesc):
+    """The same action as ``part`` on another object (put-next keeps its fixed object)."""
+    if isinstance(part, PutNextInstr):
+        return PutNextInstr(ObjDesc(desc.type, desc.color), ObjDesc(part.desc_fixed.type, part.desc_fixed.color))
+    return type(part)(ObjDesc(desc.type, desc.color))
+
+
+def composed_siblings(env, instr: SeqInstr) -> list[tuple[str, object]]:
+    """Near misses of a two-part mission ``A <connective> B`` (parts are go to / pick up / put next to).
+
+    Families: ``order`` (both parts, in the wrong order: for ``and`` every order is right, so
+    none), ``one-part`` (``A`` alone or ``B`` alone), ``swapped-objects`` (each part's action on
+    the other part's object) and ``sibling-object`` (one part on an object of another colour or
+    type that the layout holds).
+
+    Example:
+        >>> from fmbench.studies.fomo.levels import make_level, reset_quietly
+        >>> env = make_level("ComposedLocal")
+        >>> reset_quietly(env, 0)
+        >>> env.mission
+        'pick up the green ball, then go to the yellow key'
+        >>> near = composed_siblings(env, env.instrs)
+        >>> near[0][0], near[0][1].surface(env)
+        ('order', 'go to the yellow key, then pick up the green ball')
+        >>> sorted({family for family, _ in near})
+        ['one-part', 'order', 'sibling-object', 'swapped-objects']
+    """
+    a, b = instr.instr_a, instr.instr_b
+    if not all(isinstance(p, (GoToInstr, PickupInstr, PutNextInstr)) for p in (a, b)):
+        raise ValueError("fmbench's two-part missions join two go to / pick up / put next to instructions")
+    da, db = _main_desc(a), _main_desc(b)
+    out: list[tuple[str, object]] = []
+    if isinstance(instr, BeforeInstr):
+        out.append(("order", BeforeInstr(_on(b, db), _on(a, da))))
+    elif isinstance(instr, AfterInstr):
+        out.append(("order", AfterInstr(_on(b, db), _on(a, da))))
+    out += [("one-part", _on(a, da)), ("one-part", _on(b, db))]
+    fixed = {(p.desc_fixed.type, p.desc_fixed.color) for p in (a, b) if isinstance(p, PutNextInstr)}
+    if _can_act(a, db) and _can_act(b, da) and not fixed & {(da.type, da.color), (db.type, db.color)}:
+        out.append(("swapped-objects", type(instr)(_on(a, db), _on(b, da))))
+    objs = layout_objects(env)
+    taken = {(da.type, da.color), (db.type, db.color)} | fixed
+    for which, (part, desc) in enumerate(((a, da), (b, db))):
+        for variant in [d for ds in _variants(objs, desc, MOVABLE_TYPES + ("door",)).values() for d in ds]:
+            if (variant.type, variant.color) in taken or not _can_act(part, variant):
+                continue
+            parts = (_on(a, variant), _on(b, db)) if which == 0 else (_on(a, da), _on(b, variant))
+            out.append(("sibling-object", type(instr)(*parts)))
+    return out
+
+
+def _composed_candidates(env, instr: SeqInstr) -> tuple[str, ...]:
+    a, b = instr.instr_a, instr.instr_b
+    made = [cls(*pair) for cls in (AndInstr, BeforeInstr, AfterInstr) for pair in ((a, b), (b, a))]
+    return tuple(sorted({i.surface(env) for i in made}))
+
+
 def candidates(env, instr) -> tuple[str, ...]:
     """Every instruction of ``instr``'s form that ``env``'s layout admits, ``instr`` included, sorted.
+
+    For a two-part mission: its two parts joined by each connective, in either order (6).
 
     Example:
         >>> import gymnasium as gym, minigrid
@@ -123,6 +207,8 @@ def candidates(env, instr) -> tuple[str, ...]:
         >>> candidates(env, env.instrs)
         ('go to the red ball',)
     """
+    if isinstance(instr, SeqInstr):
+        return _composed_candidates(env, instr)
     objs = layout_objects(env)
     kind = family_of(instr)
     if kind == "putnext":

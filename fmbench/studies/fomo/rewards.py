@@ -17,7 +17,8 @@ score every prefix (for dense rewards) also have ``score_prefixes(trajectory)``.
 Names (:func:`build_reward`): ``<vision>+<language model>[+<normalisation>]`` with vision
 ``oracle`` / ``learned`` (``-final`` or ``-events`` for one part of the caption only) or
 ``hf:<folder>`` (any Hugging Face image-to-text model),
-language model ``smollm2``, ``hf:<folder or .gguf>`` or ``minilm``; ``clip:<model>:<checkpoint>``
+language model ``smollm2`` (SmolLM2-135M-Instruct), ``gemma3`` (Gemma-3-270M), ``hf:<folder or .gguf>``
+or ``minilm``; ``clip:<model>:<checkpoint>``
 (the VLM-RM reward, the ``clip`` extra); ``random``.
 
 Example:
@@ -262,8 +263,8 @@ def check_reward_name(name: str) -> None:
         if len(parts) == 3:
             raise ModelError(f"{name!r}: the MiniLM similarity takes no normalisation")
         return
-    if parts[1] != "smollm2" and not (parts[1].startswith("hf:") and len(parts[1]) > 3):
-        raise ModelError(f"unknown language model {parts[1]!r} in {name!r}; use smollm2, hf:<path> or minilm")
+    if parts[1] not in ("smollm2", "gemma3") and not (parts[1].startswith("hf:") and len(parts[1]) > 3):
+        raise ModelError(f"unknown language model {parts[1]!r} in {name!r}; use smollm2, gemma3, hf:<path> or minilm")
     if len(parts) == 3:
         _check_normalisation(parts[2])
 
@@ -304,6 +305,6 @@ def shared_scorer(lm: str, batch_size: int = 32, device: str = "cpu"):
     """
     from fmbench.studies.fomo.lm import LMScorer
 
-    if lm == "smollm2":
-        return LMScorer.default(batch_size=batch_size, device=device)
+    if not lm.startswith("hf:"):
+        return LMScorer.offline(lm, batch_size=batch_size, device=device)
     return LMScorer.from_path(lm.removeprefix("hf:"), batch_size=batch_size, device=device)
