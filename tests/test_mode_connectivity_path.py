@@ -66,6 +66,7 @@ def test_extrapolation_only_when_asked(cue_model_and_data):
     assert result.alphas == [-0.5, 0.0, 1.0, 1.5] and result.barrier["test_cue"] == 0.0
 
 
+@pytest.mark.slow  # trains the curve (10 SGD steps): seconds on a busy CPU
 def test_a_bezier_curve_from_a_model_to_itself_has_no_barrier_and_lowers_the_training_loss(cue_model_and_data):
     model, sets, bn = cue_model_and_data
     train = fmbench.make_task(TASK).curve_data(0, limit=128)
