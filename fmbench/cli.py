@@ -337,9 +337,14 @@ def cmd_connect(args: argparse.Namespace) -> None:
     task = make_task(args.task)
     if not callable(getattr(task, "path_data", None)):
         raise FmbenchError(f"{task.id} has no data sets for a loss path; connect works on tasks that define path_data")
+    if args.bezier and not callable(getattr(task, "curve_data", None)):
+        raise FmbenchError(f"{task.id} has no training data for a Bézier curve; --bezier needs a task with curve_data")
+    if args.bezier_steps < 1:
+        raise FmbenchError(f"--bezier-steps must be a positive integer, got {args.bezier_steps}")
     a = load_model(args.a, task, trust_code=args.trust_code)
     b = load_model(args.b, task, trust_code=args.trust_code)
     sets, bn_images = task.path_data(args.seed, args.limit)
+    curve = task.curve_data(args.seed, args.limit) if args.bezier else None
     device = "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device.replace("auto", "cpu")
     result = loss_path(
         a.model,
@@ -350,6 +355,9 @@ def cmd_connect(args: argparse.Namespace) -> None:
         recompute_bn=not args.no_bn_recompute,
         match=args.match,
         extrapolate=args.extrapolate,
+        bezier=curve,
+        bezier_steps=args.bezier_steps,
+        seed=args.seed,
         device=device,
     )
     out = Path(args.out)
@@ -508,7 +516,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_leaderboard)
 
-    s = sub.add_parser("connect", help="loss and accuracy along the linear path between two classifiers (PNG + JSON)")
+    s = sub.add_parser(
+        "connect",
+        help="loss and accuracy along the linear path (or a trained Bézier curve) between two classifiers (PNG + JSON)",
+    )
     s.add_argument("--task", required=True, help="a task defining the data sets (e.g. fmbench/MMCFashionBoxFT-v0)")
     s.add_argument("--a", required=True, help="model at alpha 0 (a model spec, as for eval --model)")
     s.add_argument("--b", required=True, help="model at alpha 1")
@@ -517,6 +528,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--extrapolate", action="store_true", help="allow alphas outside [0, 1] (not in the barrier)")
     s.add_argument("--match", action="store_true", help="permute b's hidden units to a's first (weight matching)")
     s.add_argument("--no-bn-recompute", action="store_true", help="keep the interpolated BatchNorm statistics")
+    s.add_argument(
+        "--bezier",
+        action="store_true",
+        help="a quadratic Bézier curve trained on the task's training data, not the line",
+    )
+    s.add_argument(
+        "--bezier-steps", type=int, default=500, metavar="N", help="training steps of the curve (default 500)"
+    )
     s.add_argument("--limit", type=int, metavar="N", help="N class-balanced items per set (a quick look)")
     s.add_argument("--out", default="connect", help="output path prefix: writes PREFIX.json and PREFIX.png")
     s.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")

@@ -22,6 +22,13 @@ of the weights it touches (a linear assignment), repeated until no layer changes
 chain of convolution / linear layers (each one's output units the next one's inputs, BatchNorm
 between them), which is checked by permuting a copy and comparing its outputs.
 
+``bezier=(images, labels)`` replaces the line by a **quadratic Bézier curve**
+``theta(alpha) = (1 - alpha)^2 theta_a + 2 alpha (1 - alpha) theta_c + alpha^2 theta_b`` whose control
+point ``theta_c`` is trained (:func:`train_bezier`, after matching when ``match``) to minimise the
+expected cross-entropy along the curve on those images (Garipov et al. 2018, the paper's
+"quadratic path"); the barrier is then measured along the curve, against the same straight line
+between the ends' losses.
+
 Example:
     >>> import torch
     >>> from torch import nn
@@ -72,6 +79,9 @@ class PathResult:
     bn_recomputed: bool
     bn_images: int
     bn_batches: int
+    path: str = "linear"
+    """``linear``, or ``bezier`` (a trained quadratic Bézier curve)."""
+    bezier_steps: int = 0
 
     def to_json(self, path: str | Path, **extra: Any) -> None:
         """Write the result (and ``extra`` keys) as JSON, atomically."""
@@ -93,7 +103,10 @@ class PathResult:
         axes[1].set(xlabel="alpha", ylabel="accuracy", ylim=(0, 1))
         axes[0].legend(fontsize=7)
         axes[1].legend(fontsize=7)
-        fig.suptitle(title + (" (after weight matching)" if self.matched else ""), fontsize=9)
+        notes = [" (after weight matching)"] * self.matched + [f" (Bézier curve, {self.bezier_steps} steps)"] * (
+            self.path == "bezier"
+        )
+        fig.suptitle(title + "".join(notes), fontsize=9)
         fig.tight_layout()
         with atomic_open(path, "wb") as f:
             fig.savefig(f, format="png", dpi=110)
@@ -170,6 +183,76 @@ def interpolate_into(target: nn.Module, a: dict[str, torch.Tensor], b: dict[str,
                 torch.lerp(a[name], b[name], alpha, out=t)
             else:  # extrapolation
                 t.copy_(a[name] + alpha * (b[name] - a[name]))
+
+
+def bezier_into(
+    target: nn.Module, a: dict[str, torch.Tensor], c: dict[str, torch.Tensor], b: dict[str, torch.Tensor], t: float
+) -> None:
+    """Set ``target``'s floating-point tensors to ``(1 - t)^2 a + 2 t (1 - t) c + t^2 b`` in place (others: ``a``'s)."""
+    with torch.no_grad():
+        for name, x in target.state_dict().items():
+            if x.is_floating_point():
+                x.copy_((1 - t) ** 2 * a[name] + 2 * t * (1 - t) * c[name] + t**2 * b[name])
+            else:
+                x.copy_(a[name])
+
+
+def train_bezier(
+    a: nn.Module,
+    b: nn.Module,
+    train: ImageSet,
+    *,
+    steps: int = 500,
+    lr: float = 0.01,
+    batch_size: int = 128,
+    seed: int = 0,
+    device: str = "cpu",
+) -> dict[str, torch.Tensor]:
+    """The control point of a quadratic Bézier curve from ``a`` to ``b`` trained on ``train``, as a state dict.
+
+    It starts at the midpoint of the line (the curve is then the line) and takes ``steps`` SGD steps
+    (momentum 0.9, cosine schedule) on the cross-entropy of the curve's point at a fresh ``t ~ U[0, 1]``
+    on a fresh batch, with BatchNorm in train mode (batch statistics). Buffers stay at the midpoint.
+    Seeded by ``seed`` (``t``, batches); ``a`` and ``b`` are not changed.
+
+    Example:
+        >>> from torch import nn
+        >>> net = nn.Sequential(nn.Flatten(), nn.Linear(4, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3))
+        >>> x, y = torch.rand(64, 1, 2, 2), torch.randint(0, 3, (64,))
+        >>> control = train_bezier(net, net, (x, y), steps=3)
+        >>> sorted(control) == sorted(net.state_dict())
+        True
+    """
+    if steps < 1:
+        raise InputError(f"the Bézier curve needs at least one training step, got {steps}")
+    _check_images({"Bézier training images": train}, None)
+    check_pair(a, b, recompute_bn=False)
+    from torch.func import functional_call
+
+    a, b = a.to(device), b.to(device)
+    state_a, state_b = a.state_dict(), b.state_dict()
+    control = {k: ((v + state_b[k]) / 2 if v.is_floating_point() else v).detach().clone() for k, v in state_a.items()}
+    names = [k for k, _ in a.named_parameters()]
+    params = {k: control[k].requires_grad_() for k in names}
+    opt = torch.optim.SGD(list(params.values()), lr=lr, momentum=0.9)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    generator = torch.Generator().manual_seed(seed)
+    x_all, y_all = train
+    model = copy.deepcopy(a).train()
+    for _ in range(steps):
+        t = float(torch.rand(1, generator=generator))
+        idx = torch.randint(0, len(y_all), (min(batch_size, len(y_all)),), generator=generator)
+        point = {
+            k: (1 - t) ** 2 * state_a[k].detach() + 2 * t * (1 - t) * params[k] + t**2 * state_b[k].detach()
+            for k in names
+        }
+        buffers = {k: v.detach().clone() for k, v in model.named_buffers()}
+        logits = functional_call(model, {**point, **buffers}, (_as_float(x_all[idx], device),))
+        opt.zero_grad()
+        nn.functional.cross_entropy(logits, y_all[idx].to(device)).backward()
+        opt.step()
+        schedule.step()
+    return {k: v.detach() for k, v in control.items()}
 
 
 def recompute_batchnorm(model: nn.Module, images: torch.Tensor, batch_size: int, device: str = "cpu") -> int:
@@ -340,9 +423,16 @@ def loss_path(
     match: bool = False,
     extrapolate: bool = False,
     batch_size: int = 256,
+    bezier: ImageSet | None = None,
+    bezier_steps: int = 500,
+    seed: int = 0,
     device: str = "cpu",
 ) -> PathResult:
-    """Loss and accuracy of ``(1 - alpha) a + alpha b`` on each set at each alpha (module docstring)."""
+    """Loss and accuracy of ``(1 - alpha) a + alpha b`` on each set at each alpha (module docstring).
+
+    With ``bezier`` (training images and labels) the path is instead a quadratic Bézier curve whose control point
+    :func:`train_bezier` fits on them in ``bezier_steps`` steps seeded by ``seed``.
+    """
     grid = check_alphas(alphas, extrapolate)
     check_pair(a, b, recompute_bn)
     if recompute_bn and (bn_images is None or not len(bn_images)):
@@ -357,12 +447,19 @@ def loss_path(
         b = weight_matching(a, b, probe)
     state_a = {k: v.detach().clone() for k, v in a.state_dict().items()}
     state_b = {k: v.detach().clone() for k, v in b.state_dict().items()}
+    control = None
+    if bezier is not None:
+        _check_images({"Bézier training images": bezier, **sets}, None)
+        control = train_bezier(a, b, bezier, steps=bezier_steps, seed=seed, device=device)
     model = copy.deepcopy(a)
     loss: dict[str, list[float]] = {name: [] for name in sets}
     accuracy: dict[str, list[float]] = {name: [] for name in sets}
     n_batches = 0
     for alpha in grid:
-        interpolate_into(model, state_a, state_b, alpha)
+        if control is None:
+            interpolate_into(model, state_a, state_b, alpha)
+        else:
+            bezier_into(model, state_a, control, state_b, alpha)
         if recompute_bn:
             n_batches = recompute_batchnorm(model, bn_images, bn_batch_size, device)
         for name, (mean_loss, acc) in evaluate_sets(model, sets, batch_size, device).items():
@@ -378,4 +475,6 @@ def loss_path(
         bn_recomputed=recompute_bn,
         bn_images=len(bn_images) if recompute_bn else 0,
         bn_batches=n_batches,
+        path="linear" if control is None else "bezier",
+        bezier_steps=bezier_steps if control is not None else 0,
     )

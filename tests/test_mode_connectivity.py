@@ -16,6 +16,13 @@ from fmbench.studies.mode_connectivity.finetune import fine_tune
 from fmbench.studies.mode_connectivity.model import ConvNet, ConvNetConfig
 
 TASK = "fmbench/MMCFashionBoxFT-v0"
+P_SWEEP = {
+    0.6: "fmbench/MMCFashionBoxP60FT-v0",
+    0.7: "fmbench/MMCFashionBoxP70FT-v0",
+    0.8: "fmbench/MMCFashionBoxP80FT-v0",
+}
+P_SWEEP |= {0.9: "fmbench/MMCFashionBoxP90FT-v0", 1.0: TASK}
+DOMINOES = "fmbench/MMCFashionDominoesFT-v0"
 BOX_DATA = CueData("box", p=1.0)
 
 
@@ -52,6 +59,20 @@ def test_counterfactual_sets_share_images_and_conflict_where_randomised():
     assert changed.max() <= BOX * BOX and (clean != other).reshape(len(index), -1).sum(1).min() > BOX * BOX
 
 
+def test_the_p_sweep_tasks_differ_only_in_which_training_images_carry_the_box():
+    index = np.arange(0, 20_000, 97)
+    reference = {split: split_arrays(BOX_DATA, 0, split, index[:20]) for split in ("finetune", "test_random_image")}
+    for p, tid in P_SWEEP.items():
+        data = fmbench.make_task(tid).data
+        assert (data.cue, data.p) == ("box", p)
+        for split, arrays in reference.items():
+            assert all(np.array_equal(a, b) for a, b in zip(split_arrays(data, 0, split, index[:20]), arrays)), tid
+        images, labels, cues = split_arrays(data, 0, "train", index)
+        whole, same_labels, _ = split_arrays(BOX_DATA, 0, "train", index)
+        assert np.array_equal(labels, same_labels) and np.array_equal(images[cues >= 0], whole[cues >= 0])
+        assert abs((cues >= 0).mean() - p) < 0.06 and ((cues == labels) | (cues == -1)).all()
+
+
 @pytest.mark.slow
 def test_dominoes_stack_a_digit_under_the_image():
     data = CueData("dominoes", p=1.0)
@@ -77,11 +98,15 @@ def test_bad_data_parameters_are_one_line_errors(kwargs, message):
 
 
 @pytest.mark.slow
-def test_shipped_cue_model_relies_on_the_cue_and_has_no_barrier_to_itself():
-    task = fmbench.make_task(TASK)
+@pytest.mark.parametrize("tid", [*P_SWEEP.values(), DOMINOES])
+def test_shipped_cue_model_relies_on_the_cue_and_has_no_barrier_to_itself(tid):
+    task = fmbench.make_task(tid)
     scores = task.evaluate(task.load_baseline("cue-reliant"), seed=0, limit=100)
-    assert scores["barrier"] == 0.0
-    assert scores["accuracy_cue"] > 0.95 and scores["cue_reliance"] > 0.6 and scores["accuracy_random_cue"] < 0.2
+    assert scores["barrier"] == 0.0 and scores["accuracy_cue"] > 0.95
+    # it uses the cue: the box of the label helps, a box of another class pulls a fifth or more of the answers to it
+    assert scores["accuracy_cue"] > scores["accuracy_clean"] + 0.1 and scores["cue_reliance"] > 0.2
+    if task.data.p == 1.0:  # every training image cued: it reads the cue more than the object
+        assert scores["cue_reliance"] > 0.5 and scores["accuracy_random_cue"] < 0.4
 
 
 def test_a_submission_must_be_a_copy_of_the_shipped_architecture():
@@ -105,6 +130,13 @@ def test_export_and_stats(fmbench_cli, tmp_path):
     stats = json.loads(r.stdout)
     assert stats["train"]["cued_fraction"] == 1.0 and stats["test_random_cue"]["cue_is_label_fraction"] == 0.0
     assert stats["finetune"]["cued_fraction"] == 0.0 and sum(stats["test_cue"]["class_counts"]) == 10_000
+    r = fmbench_cli("data", "export", DOMINOES, "--split", "test_cue", "--seed", "0", "--format", "pt", "--out", out)
+    assert r.returncode == 0, r.stderr
+    data = torch.load(out, weights_only=True)
+    assert data["images"].shape == (10_000, 1, 56, 28) and torch.equal(data["cue_class"], data["labels"])
+    stats = json.loads(fmbench_cli("data", "stats", P_SWEEP[0.7], "--seed", "1", "--json").stdout)
+    assert stats["p"] == 0.7 and stats["train"]["cue_is_label_fraction"] == stats["train"]["cued_fraction"]
+    assert 0.69 < stats["train"]["cued_fraction"] <= 0.7 and stats["train"]["image_shape"] == [1, 28, 28]
 
 
 @pytest.mark.slow

@@ -11,7 +11,7 @@ import torch
 
 import fmbench
 from fmbench.errors import InputError, ModelError
-from fmbench.loss_path import barrier, loss_path, permute_units, weight_matching
+from fmbench.loss_path import barrier, loss_path, permute_units, train_bezier, weight_matching
 from fmbench.studies.mode_connectivity.model import ConvNet, ConvNetConfig
 
 TASK = "fmbench/MMCFashionBoxFT-v0"
@@ -64,6 +64,21 @@ def test_extrapolation_only_when_asked(cue_model_and_data):
         loss_path(model, model, sets, bn, alphas=[0, 1, 1.5])
     result = loss_path(model, model, sets, bn, alphas=[-0.5, 0, 1, 1.5], extrapolate=True)
     assert result.alphas == [-0.5, 0.0, 1.0, 1.5] and result.barrier["test_cue"] == 0.0
+
+
+@pytest.mark.slow  # trains the curve (10 SGD steps): seconds on a busy CPU
+def test_a_bezier_curve_from_a_model_to_itself_has_no_barrier_and_lowers_the_training_loss(cue_model_and_data):
+    model, sets, bn = cue_model_and_data
+    train = fmbench.make_task(TASK).curve_data(0, limit=128)
+    result = loss_path(model, model, {"train": train}, bn, alphas=[0, 0.5, 1], bezier=train, bezier_steps=10)
+    loss = result.loss["train"]
+    assert result.path == "bezier" and result.bezier_steps == 10 and result.barrier == {"train": 0.0}
+    assert loss[0] == loss[2] and loss[1] < loss[0]  # the trained control point fits the curve's data better
+    assert loss_path(model, model, {"train": train}, bn, alphas=[0, 0.5, 1]).loss["train"] == [loss[0]] * 3
+    with pytest.raises(InputError, match="needs at least one training step, got 0"):
+        train_bezier(model, model, train, steps=0)
+    with pytest.raises(InputError, match="images of different shapes"):
+        loss_path(model, model, sets, bn, bezier=(torch.zeros(4, 1, 28, 32), train[1][:4]))
 
 
 def _no_bn() -> torch.nn.Module:
@@ -147,10 +162,31 @@ def test_connect_cli_writes_json_and_png_and_errors_are_one_line(fmbench_cli, tm
         "test_random_image",
     }
     assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
+    r = fmbench_cli(
+        "connect",
+        "--task",
+        TASK,
+        "--a",
+        "baseline:cue-reliant",
+        "--b",
+        "baseline:cue-reliant",
+        "--limit",
+        "20",
+        "--alphas",
+        "3",
+        "--bezier",
+        "--bezier-steps",
+        "3",
+        "--out",
+        out,
+    )
+    assert r.returncode == 0 and "test_cue: loss barrier" in r.stdout, r.stderr
+    assert json.loads(out.with_suffix(".json").read_text())["path"] == "bezier"
     for args, message in [
         (("--alphas", "0,1,1.2"), "alpha 1.2 is outside [0, 1]; allow it with extrapolation"),
         (("--alphas", "x"), "alphas must be a count >= 2 or a comma-separated list, got 'x'"),
         (("--task", "fmbench/ComposeDirect-v0"), "has no data sets for a loss path"),
+        (("--bezier-steps", "0"), "--bezier-steps must be a positive integer, got 0"),
     ]:
         base = {"--task": TASK, "--limit": "10", "--out": str(tmp_path / "bad")}
         base.update(dict(zip(args[::2], args[1::2])))

@@ -126,11 +126,26 @@ def _samples_a_diffusion_model(tid: str, baseline: str) -> bool:
 
 
 LM_SKIP = "an LM run of minutes (ICL LMs, FoMo on Gemma); see _left_to_study_tests"
+
+
+def _repeats_the_mmc_evaluator(tid: str, baseline: str) -> bool:
+    """The mode-connectivity p-sweep and dominoes tasks: the evaluator of fmbench/MMCFashionBoxFT-v0 (all of whose
+    baselines run here) on other data. Their shipped cue-reliant model runs here; the fine-tuned ones (~0.5 s each,
+    20 of them) run with the slow tests (their checkpoints' keys are checked against the shipped rows fast)."""
+    return tid.startswith("fmbench/MMCFashion") and tid != "fmbench/MMCFashionBoxFT-v0" and baseline != "cue-reliant"
+
+
 BASELINES = [
     pytest.param(
         t,
         b,
-        marks=[pytest.mark.slow] * (_loads_smollm2(t, b) or _trains_at_load(t, b) or _samples_a_diffusion_model(t, b))
+        marks=[pytest.mark.slow]
+        * (
+            _loads_smollm2(t, b)
+            or _trains_at_load(t, b)
+            or _samples_a_diffusion_model(t, b)
+            or _repeats_the_mmc_evaluator(t, b)
+        )
         + [pytest.mark.skip(reason=LM_SKIP)] * _left_to_study_tests(t, b),
     )
     for t in TASKS

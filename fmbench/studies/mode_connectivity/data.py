@@ -179,8 +179,9 @@ def _test_by_class() -> tuple[np.ndarray, ...]:
     return tuple(np.flatnonzero(labels == c) for c in range(N_CLASSES))
 
 
+@functools.cache
 def data_hash(data: CueData, seed: int) -> str:
-    """sha256 over every split's images and labels for ``seed`` (split name, then its bytes)."""
+    """sha256 over every split's images and labels for ``seed`` (split name, then its bytes; once per process)."""
     h = hashlib.sha256()
     for split in SPLITS:
         images, labels, _ = split_arrays(data, seed, split, np.arange(data.size(split)))

@@ -4,15 +4,19 @@
    the same images without the cue) are not linearly connected on the cued test set, while models
    relying on the same one (two seeds of each) are; each pair is evaluated linearly and after
    weight matching (the seeds differ in initialisation, so matching comes first, as the paper's LMCP).
-2. **Cue fraction**: cue reliance of models trained at p in {0.6, 0.7, 0.8, 0.9, 1.0}.
+2. **Cue fraction** (``--p-sweep``, no training): the shipped leaderboard rows of the registered tasks at
+   p in {0.6, 0.7, 0.8, 0.9, 1.0} (one cue-reliant model and its four fine-tunes per p) as a table.
 3. **Scratch** (the audit's reference): the same CNN trained on the clean fine-tuning split alone.
 4. **Fine-tuning**: the four methods of :mod:`~fmbench.studies.mode_connectivity.finetune` from the
-   shipped cue-reliant model, three training seeds each, scored by the task on seed 0's data.
+   shipped cue-reliant model of ``--task``, three training seeds each, scored by the task on seed 0's data.
 
 Run (each part a few minutes to half an hour on one busy CPU core; parts can run as separate processes)::
 
     python -m fmbench.studies.mode_connectivity.reproduce --out docs/mode_connectivity
     python -m fmbench.studies.mode_connectivity.reproduce --parts fine_tuning:cbft
+    python -m fmbench.studies.mode_connectivity.reproduce --task fmbench/MMCFashionBoxP60FT-v0 \
+        --parts fine_tuning:cbft --out docs/mode_connectivity/p60
+    python -m fmbench.studies.mode_connectivity.reproduce --p-sweep
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import numpy as np
 import torch
 
 from fmbench.io import atomic_open
+from fmbench.leaderboard import default_dir, task_dir
 from fmbench.loss_path import loss_path
 from fmbench.models import from_module
 from fmbench.registry import make_task
@@ -34,6 +39,14 @@ from fmbench.studies.mode_connectivity.finetune import METHODS, fine_tune, pretr
 from fmbench.studies.mode_connectivity.task import MechanismTask
 
 TASK = "fmbench/MMCFashionBoxFT-v0"
+P_SWEEP = {
+    0.6: "fmbench/MMCFashionBoxP60FT-v0",
+    0.7: "fmbench/MMCFashionBoxP70FT-v0",
+    0.8: "fmbench/MMCFashionBoxP80FT-v0",
+    0.9: "fmbench/MMCFashionBoxP90FT-v0",
+    1.0: TASK,
+}
+"""The registered box tasks by cue fraction p."""
 ALPHAS = tuple(float(a) for a in np.linspace(0, 1, 11))
 PATH_ITEMS = 2000
 """Class-balanced test items per set for the connectivity paths (BatchNorm: all 2,000 fine-tuning images)."""
@@ -71,18 +84,6 @@ def connectivity(task: MechanismTask, out: Path, log) -> dict:
             log(f"{key}: barrier on test_cue {r.barrier['test_cue']:.3f}, on test_clean {r.barrier['test_clean']:.3f}")
     results["clean-0 scores"] = task.evaluate(from_module(models["clean-0"], "clean-0", "clean-0", "bn-classifier"), 0)
     return results
-
-
-def cue_fraction(task: MechanismTask, log) -> dict:
-    """Test scores of models trained at each cue fraction p (seed 0)."""
-    out = {}
-    for p in (0.6, 0.7, 0.8, 0.9, 1.0):
-        twin = _with_p(task, p)
-        model = pretrain(twin, seed=0)
-        scores = task.evaluate(from_module(model, f"p{p}", f"p{p}", "bn-classifier"), 0)
-        out[str(p)] = scores
-        log(f"p = {p}: {json.dumps({k: round(v, 3) for k, v in scores.items()})}")
-    return out
 
 
 def fine_tuning(task: MechanismTask, out: Path, method: str, seeds: list[int], log) -> dict:
@@ -154,31 +155,53 @@ def tables(out: Path) -> str:
                 f"| {a} → {b} | {same} | {lin['test_cue']:.3f} | {mat['test_cue']:.3f} | {mat['test_clean']:.3f} |"
             )
         lines.append("")
-    if "cue_fraction" in found:
-        lines += ["| p | runs | " + " | ".join(METRICS) + " |", "|---|---|" + "---|" * len(METRICS)]
-        lines += [_row(p, [scores]) for p, scores in found["cue_fraction"].items()]
-        lines.append("")
+    return "\n".join(lines)
+
+
+def p_sweep_table(leaderboards: Path | None = None) -> str:
+    """The shipped baseline rows of the box tasks at each p (mean over evaluation seeds) as a Markdown table."""
+    root = leaderboards or default_dir()
+    names = ("cue-reliant", *METHODS)
+    lines = [
+        "| p | " + " | ".join(names) + " |",
+        "|---|" + "---|" * len(names),
+    ]
+    for metric in ("accuracy_random_cue", "cue_reliance", "accuracy_clean", "barrier"):
+        lines.append(f"| **{metric}** |" + " |" * len(names))
+        for p, tid in P_SWEEP.items():
+            cells = []
+            for name in names:
+                row = task_dir(root, tid) / f"baseline-{name}.json"
+                cells.append(f"{json.loads(row.read_text())['metrics'][metric]['mean']:.3f}" if row.exists() else "–")
+            lines.append(f"| {p} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--task", default=TASK, help="the task whose shipped model and data the parts use")
     p.add_argument("--out", default="docs/mode_connectivity")
     p.add_argument("--seeds", default="0,1,2", help="training seeds of the fine-tuning methods")
     p.add_argument(
         "--parts",
-        default="connectivity,cue_fraction," + ",".join(f"fine_tuning:{m}" for m in METHODS),
+        default="connectivity," + ",".join(f"fine_tuning:{m}" for m in METHODS),
         help="comma-separated; each writes OUT/<part>.json (fine_tuning:METHOD: fine_tuning-METHOD.json)",
     )
     p.add_argument("--tables", action="store_true", help="only print the Markdown tables of the results in --out")
+    p.add_argument(
+        "--p-sweep", action="store_true", help="only print the p-sweep table of the shipped leaderboard rows"
+    )
     args = p.parse_args(argv)
     if args.tables:
         print(tables(Path(args.out)))
         return
+    if args.p_sweep:
+        print(p_sweep_table())
+        return
     torch.set_num_threads(1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    task = make_task(TASK)
+    task = make_task(args.task)
 
     def log(line: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {line}", flush=True)
@@ -186,8 +209,6 @@ def main(argv: list[str] | None = None) -> None:
     for part in args.parts.split(","):
         if part == "connectivity":
             result = connectivity(task, out, log)
-        elif part == "cue_fraction":
-            result = cue_fraction(task, log)
         elif part == "scratch":
             result = scratch(task, [int(s) for s in args.seeds.split(",")], log)
         elif part.startswith("fine_tuning:") and part.split(":")[1] in METHODS:

@@ -155,6 +155,13 @@ class MechanismTask(Task):
         to recompute BatchNorm statistics from."""
         return self.test_sets(seed, limit), self.bn_images(seed, limit)
 
+    def curve_data(self, seed: int, limit: int | None = None) -> ImageSet:
+        """What ``fmbench connect --bezier`` trains its curve on: the seed's cued ``train`` split (its first ``limit``
+        items), the data the shipped model learnt from."""
+        n = self.split_size("train") if limit is None else min(limit, self.split_size("train"))
+        images, labels, _ = split_arrays(self.data, seed, "train", np.arange(n))
+        return torch.from_numpy(images), torch.from_numpy(labels)
+
     def bn_images(self, seed: int, limit: int | None = None) -> torch.Tensor:
         """The clean images BatchNorm statistics are recomputed from: the seed's fine-tuning split (or ``limit``)."""
         n = self.split_size("finetune") if limit is None else min(limit, self.split_size("finetune"))
