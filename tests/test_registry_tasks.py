@@ -122,7 +122,15 @@ BASELINES = [
     pytest.param(
         t,
         b,
-        marks=[pytest.mark.slow] * (_loads_smollm2(t, b) or _trains_at_load(t, b) or _samples_a_diffusion_model(t, b))
+        # a superseded version's baselines run with the slow tests: its task class and loaders are the current
+        # version's, its data is pinned, and its leaderboard rows are checked by test_shipped_leaderboards
+        marks=[pytest.mark.slow]
+        * (
+            _loads_smollm2(t, b)
+            or _trains_at_load(t, b)
+            or _samples_a_diffusion_model(t, b)
+            or superseded_by(t) is not None
+        )
         + [pytest.mark.skip(reason="an ICL LM run of minutes; see _left_to_study_tests")] * _left_to_study_tests(t, b),
     )
     for t in TASKS

@@ -305,7 +305,7 @@ def audit_task(task: Any, seed: int = 0, statistics: Sequence[str] = STATISTICS)
 
     Example:
         >>> import fmbench
-        >>> audit = audit_task(fmbench.make_task("fmbench/GraphMotifsTreeX1-v0"), statistics=("size",))
+        >>> audit = audit_task(fmbench.make_task("fmbench/GraphMotifsTreeX1-v1"), statistics=("size",))
         >>> audit.n_train, audit.chance
         (600, 0.16666666666666666)
     """
