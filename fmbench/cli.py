@@ -109,15 +109,24 @@ def cmd_describe(args: argparse.Namespace) -> None:
 def cmd_audit(args: argparse.Namespace) -> None:
     from fmbench.registry import make_task
 
-    task = make_task(args.id)
-    shortcut_audit = getattr(task, "shortcut_audit", None)
-    if shortcut_audit is None:
-        raise FmbenchError(f"{args.id} has no shortcut audit: it is not a graph task")
-    audit = shortcut_audit(args.seed)
+    if (args.id is None) == (args.tu_root is None):
+        raise FmbenchError("audit takes a task id or --tu-root DIR (a TU dataset's folder), not both or neither")
+    if args.tu_root is not None:
+        from fmbench.studies.graphcl.audit import audit_tu
+
+        title, audit = audit_tu(args.tu_root, args.name, args.seed)
+    else:
+        if args.name is not None:
+            raise FmbenchError("--name goes with --tu-root (the TU dataset's name), not with a task id")
+        task = make_task(args.id)
+        shortcut_audit = getattr(task, "shortcut_audit", None)
+        if shortcut_audit is None:
+            raise FmbenchError(f"{args.id} has no shortcut audit: it is not a graph task")
+        title, audit = args.id, shortcut_audit(args.seed)
     if args.json:
         _print_json(audit.to_dict())
         return
-    print(f"{args.id}, seed {args.seed}: {audit.table()}")
+    print(f"{title}, seed {args.seed}: {audit.table()}")
 
 
 def cmd_data_export(args: argparse.Namespace) -> None:
@@ -418,9 +427,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_describe)
 
     s = sub.add_parser(
-        "audit", help="shortcut audit of a graph task: simple classifiers on statistics that should not tell the class"
+        "audit",
+        help="shortcut audit of a graph task or a TU dataset on disk: simple classifiers on statistics that should "
+        "not tell the class",
     )
-    s.add_argument("id")
+    s.add_argument("id", nargs="?", help="a graph task id (or give --tu-root)")
+    s.add_argument(
+        "--tu-root",
+        help="a TU-format dataset's folder (NAME_A.txt, ...; or DIR/NAME/raw/): audited on "
+        "a stratified half/half split of its graphs drawn with --seed; nothing is downloaded",
+    )
+    s.add_argument("--name", help="the TU dataset's file prefix, e.g. MUTAG (default: the one dataset in the folder)")
     s.add_argument("--seed", type=_seed, default=0)
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_audit)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -101,14 +103,50 @@ def test_cli_audit_of_a_task_without_graphs_is_a_one_line_error(capsys):
     )
 
 
+def write_tu(folder: Path, labels: list[int], name: str = "TOY") -> None:
+    """A TU-format dataset: graph ``g`` is a 5-7 node cycle if its label is 0, a 12-14 node path if 1."""
+    folder.mkdir(parents=True)
+    edges, indicator, first = [], [], 1
+    for g, label in enumerate(labels):
+        n = (5, 12)[label] + g % 3
+        edges += [(first + i, first + (i + 1) % n) for i in range(n - label)]
+        indicator += [g + 1] * n
+        first += n
+    rows = {"A": [f"{a}, {b}" for a, b in edges], "graph_indicator": indicator, "graph_labels": labels}
+    for suffix, lines in rows.items():
+        (folder / f"{name}_{suffix}.txt").write_text("".join(f"{x}\n" for x in lines))
+
+
+def test_cli_audits_a_tu_dataset_on_disk(tmp_path, capsys):
+    write_tu(tmp_path / "TOY" / "raw", [0, 1] * 12)  # torch_geometric's TUDataset layout; the name is inferred
+    assert main(["audit", "--tu-root", str(tmp_path), "--seed", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "TOY, seed 1: 12 train / 12 test graphs, 2 classes, chance 0.500"
+    assert lines[2].split() == ["size", "1.000", "1.000", "+0.500"]  # paths are longer than cycles
+    assert lines[-1].startswith("background") and lines[-1].endswith("the graphs have no edge labels (edge_label)")
+
+
+@pytest.mark.parametrize(
+    "args,error",
+    [
+        (["--tu-root", "{tmp}/missing"], "{tmp}/missing: no such folder (expected a TU dataset's folder)"),
+        (["--tu-root", "{tmp}/ONE"], "the train graphs hold one class (0); an audit needs at least two"),
+        (["fmbench/GraphMotifsTreeX1-v1", "--tu-root", "{tmp}"], "audit takes a task id or --tu-root DIR"),
+        ([], "audit takes a task id or --tu-root DIR"),
+        (["fmbench/GraphMotifsTreeX1-v1", "--name", "X"], "--name goes with --tu-root"),
+    ],
+)
+def test_cli_tu_audit_bad_input_is_a_one_line_error(tmp_path, capsys, args, error):
+    write_tu(tmp_path / "ONE", [0] * 6)
+    assert main(["audit", *(a.format(tmp=tmp_path) for a in args)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and error.format(tmp=tmp_path) in err, err
+
+
 # ---- every registered graph task ----------------------------------------------------------------
 GRAPH_TASKS = [t for t in list_tasks() if t.startswith("fmbench/Graph")]
 SYNTHETIC = [t for t in GRAPH_TASKS if isinstance(make_task(t), MotifTask)]
-KNOWN_SHORTCUT = {  # current synthetic tasks whose degree counts still classify: fixing them is a new version
-    t: "varied motifs on a random tree: degree counts classify at 0.39-0.55 (the star's hub, the lollipop's tail)"
-    for t in SYNTHETIC
-    if "Tree" in t
-}
+CURRENT_SYNTHETIC = [t for t in SYNTHETIC if superseded_by(t) is None]  # superseded versions are exempt: pinned data
 
 
 def test_every_graph_task_ships_an_audit_of_its_pinned_data_and_describe_shows_it():
@@ -123,28 +161,29 @@ def test_every_graph_task_ships_an_audit_of_its_pinned_data_and_describe_shows_i
     assert "superseded_by" not in make_task("fmbench/GraphMotifsBAX1-v1").describe()
 
 
-@pytest.mark.parametrize(
-    "tid",
-    [
-        pytest.param(t, marks=pytest.mark.xfail(strict=True, reason=KNOWN_SHORTCUT[t])) if t in KNOWN_SHORTCUT else t
-        for t in SYNTHETIC
-        if superseded_by(t) is None
-    ],
-)
+@pytest.mark.parametrize("tid", CURRENT_SYNTHETIC)
 def test_current_synthetic_tasks_have_no_size_or_degree_shortcut(tid):
     audit = Audit.from_dict(shipped_audits()[tid]["audit"])
     for statistic in GATED:
         assert audit.accuracy(statistic) <= audit.chance + MARGIN, f"{tid}: {statistic} classifies"
 
 
-def test_the_superseded_ba_tasks_had_the_degree_shortcut_v1_removes():
+@pytest.mark.parametrize("background", ["BA", "Tree"])
+def test_version_1_removes_the_degree_shortcut_and_wl2_falls_with_the_multiplier(background):
+    """v0 (varied motifs) gave the class away through degree counts on both backgrounds; v1 (degree-matched
+    motifs) does not, and two WL rounds see less of the motif the more background there is."""
+    wl2 = []
     for m in (1, 2, 4, 8):
-        v0, v1 = (Audit.from_dict(shipped_audits()[f"fmbench/GraphMotifsBAX{m}-v{v}"]["audit"]) for v in (0, 1))
-        assert v0.accuracy("degree") > v0.chance + 0.25 and v1.accuracy("degree") <= v1.chance + MARGIN
+        v0, v1 = (
+            Audit.from_dict(shipped_audits()[f"fmbench/GraphMotifs{background}X{m}-v{v}"]["audit"]) for v in (0, 1)
+        )
+        assert v0.accuracy("degree") > v0.chance + 0.2 and v1.accuracy("degree") <= v1.chance + MARGIN
+        wl2.append(v1.accuracy("wl2"))
+    assert wl2 == sorted(wl2, reverse=True) and wl2[0] - wl2[-1] > 0.05, wl2
 
 
 @pytest.mark.slow  # regenerates each current synthetic task's train/test graphs (~1-2 s each)
-@pytest.mark.parametrize("tid", [t for t in SYNTHETIC if superseded_by(t) is None])
+@pytest.mark.parametrize("tid", CURRENT_SYNTHETIC)
 def test_shipped_size_and_degree_audits_are_what_the_data_gives(tid):
     fresh = audit_task(make_task(tid), 0, GATED)
     shipped = Audit.from_dict(shipped_audits()[tid]["audit"])

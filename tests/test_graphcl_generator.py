@@ -22,7 +22,12 @@ from fmbench.studies.graphcl.generator import (  # noqa: E402
     synthetic_graph,
 )
 
-CONFIGS = [("tree", "varied"), ("ba", "varied"), ("ba-mixed", "degree-matched")]  # the registered ones
+CONFIGS = [
+    ("tree", "varied"),
+    ("tree", "degree-matched"),
+    ("ba", "varied"),
+    ("ba-mixed", "degree-matched"),
+]  # registered
 
 
 def _digest(g) -> str:

@@ -21,7 +21,7 @@ from fmbench.nn.gin import GIN, GINConfig  # noqa: E402
 from fmbench.studies.graphcl.train import train_graphcl  # noqa: E402
 from fmbench.task import stratified_subset  # noqa: E402
 
-MOTIF = "fmbench/GraphMotifsTreeX2-v0"
+MOTIF = "fmbench/GraphMotifsTreeX2-v1"
 FASHION = "fmbench/GraphFashionSuperpixels-v0"
 
 

@@ -139,12 +139,15 @@ BASELINES = [
     pytest.param(
         t,
         b,
+        # a superseded version's baselines run with the slow tests: its task class and loaders are the current
+        # version's, its data is pinned, and its leaderboard rows are checked by test_shipped_leaderboards
         marks=[pytest.mark.slow]
         * (
             _loads_smollm2(t, b)
             or _trains_at_load(t, b)
             or _samples_a_diffusion_model(t, b)
             or _repeats_the_mmc_evaluator(t, b)
+            or superseded_by(t) is not None
         )
         + [pytest.mark.skip(reason=LM_SKIP)] * _left_to_study_tests(t, b),
     )

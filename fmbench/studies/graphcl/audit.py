@@ -48,6 +48,8 @@ from scipy.sparse.csgraph import connected_components
 from torch_geometric.data import Data
 
 from fmbench.errors import DataError
+from fmbench.studies.graphcl.protocol import stratified_split
+from fmbench.studies.graphcl.tu import load_tu
 
 STATISTICS = ("size", "degree", "triangles", "cycle_rank", "wl1", "wl2", "background")
 MAX_DEGREE = 16  # degree histogram bins 0..15 and 16+
@@ -303,11 +305,27 @@ def audit_task(task: Any, seed: int = 0, statistics: Sequence[str] = STATISTICS)
 
     Example:
         >>> import fmbench
-        >>> audit = audit_task(fmbench.make_task("fmbench/GraphMotifsTreeX1-v0"), statistics=("size",))
+        >>> audit = audit_task(fmbench.make_task("fmbench/GraphMotifsTreeX1-v1"), statistics=("size",))
         >>> audit.n_train, audit.chance
         (600, 0.16666666666666666)
     """
     return audit_graphs(task.graphs("train", seed), task.graphs("test", seed), statistics)
+
+
+def audit_tu(root: str | Path, name: str | None = None, seed: int = 0, test_fraction: float = 0.5) -> tuple[str, Audit]:
+    """Audit a TU-format dataset on disk (:func:`~fmbench.studies.graphcl.tu.load_tu`: ``root`` is its folder,
+    or a folder holding ``NAME/raw/`` as torch_geometric's ``TUDataset`` lays it out) on a seeded split,
+    ``test_fraction`` of every class in test (:func:`~fmbench.studies.graphcl.protocol.stratified_split`).
+    Returns the dataset's name and the audit. Nothing is downloaded; a missing folder raises ``DataError``.
+
+    Example:
+        >>> audit_tu("/no/such/folder")
+        Traceback (most recent call last):
+        ...
+        fmbench.errors.DataError: /no/such/folder: no such folder (expected a TU dataset's folder)
+    """
+    data = load_tu(root, name)
+    return data.name, audit_graphs(*stratified_split(data.graphs, test_fraction, seed))
 
 
 # ---- the audits shipped for describe and the study page -----------------------------------------

@@ -37,10 +37,11 @@ from fmbench.studies.graphcl.train import train_graphcl
 
 AUGMENTS = ("generic", "relevant")
 RUN_KEY = ("task", "augment", "seed")
-PANELS = (  # background: title (one panel each)
-    ("tree", "random tree (v0)"),
-    ("ba", "Barabási–Albert m=3 (v0, superseded)"),
-    ("ba-mixed", "pref. attachment 1-2, degree-matched (v1)"),
+PANELS = (  # (background, motif set): title (one panel each)
+    (("tree", "varied"), "random tree (v0, superseded)"),
+    (("tree", "degree-matched"), "random tree, degree-matched (v1)"),
+    (("ba", "varied"), "Barabási–Albert m=3 (v0, superseded)"),
+    (("ba-mixed", "degree-matched"), "pref. attachment 1-2, degree-matched (v1)"),
 )
 ENCODERS = {"untrained": "untrained GIN", "generic": "GraphCL, generic aug.", "relevant": "GraphCL, task-relevant aug."}
 
@@ -78,6 +79,11 @@ def run_one(task_id: str, augment: str, seed: int, epochs: int, ship: bool) -> d
     }
 
 
+def _panel(params: dict[str, Any]) -> tuple[str, str]:
+    """The plot panel of a task: its background and motif set (superpixel tasks have neither)."""
+    return params.get("background", ""), params.get("motifs", "varied")
+
+
 def report(rows: list[dict[str, Any]], out: Path) -> None:
     """Write ``results.md`` and ``probe_vs_multiplier.png`` from the run lines."""
     plt = pyplot()
@@ -89,7 +95,11 @@ def report(rows: list[dict[str, Any]], out: Path) -> None:
 
     tasks = sorted(
         {r["task"] for r in rows},
-        key=lambda t: (make_task(t).spec.params.get("background", "~"), make_task(t).spec.params.get("multiplier", 0)),
+        key=lambda t: (
+            not _panel(make_task(t).spec.params)[0],
+            _panel(make_task(t).spec.params),
+            make_task(t).spec.params.get("multiplier", 0),
+        ),
     )
     seeds = sorted({r["seed"] for r in rows})
     table = []
@@ -119,10 +129,9 @@ def report(rows: list[dict[str, Any]], out: Path) -> None:
     ]
     title = f"# Graph CL reproduction: probe accuracy by encoder (seeds {seeds}, mean ± sample std)"
     (out / "results.md").write_text(f"{title}\n\n{markdown_table(header, table)}\n")
-    fig, axes = plt.subplots(1, len(PANELS), figsize=(5 * len(PANELS), 4), sharey=True)
-    panels = PANELS
-    for ax, (background, title) in zip(axes, panels):
-        ts = [t for t in tasks if make_task(t).spec.params.get("background") == background]
+    fig, axes = plt.subplots(1, len(PANELS), figsize=(4.5 * len(PANELS), 4), sharey=True)
+    for ax, (panel, title) in zip(axes, PANELS):
+        ts = [t for t in tasks if _panel(make_task(t).spec.params) == panel]
         mult = [make_task(t).spec.params["multiplier"] for t in ts]
         for enc, label in ENCODERS.items():
             v = [values(t, enc, "probe_accuracy") for t in ts]

@@ -18,7 +18,7 @@ scores beside the model's in every result.
 
 Example:
     >>> import fmbench
-    >>> task = fmbench.make_task("fmbench/GraphMotifsTreeX1-v0")
+    >>> task = fmbench.make_task("fmbench/GraphMotifsTreeX1-v1")
     >>> scores = task.evaluate(task.load_baseline("untrained"), seed=0, limit=12)
     >>> 0 <= scores["probe_accuracy"] <= 1
     True

@@ -11,11 +11,11 @@ Labels are never read.
 
 Run (writes the shipped checkpoint unless ``--out`` is given)::
 
-    python -m fmbench.studies.graphcl.train --task fmbench/GraphMotifsTreeX4-v0 --augment relevant
+    python -m fmbench.studies.graphcl.train --task fmbench/GraphMotifsTreeX4-v1 --augment relevant
 
 Example:
     >>> import fmbench
-    >>> task = fmbench.make_task("fmbench/GraphMotifsTreeX1-v0")
+    >>> task = fmbench.make_task("fmbench/GraphMotifsTreeX1-v1")
     >>> model, losses = train_graphcl(task, "relevant", seed=0, epochs=1, limit=64, log=lambda _: None)
     >>> len(losses), model.embedding_dim
     (1, 160)

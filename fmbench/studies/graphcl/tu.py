@@ -85,7 +85,7 @@ def _find(root: Path, name: str | None) -> tuple[Path, str]:
     if found:
         raise DataError(
             f"{root}: several TU datasets ({', '.join(str(p.relative_to(root)) for p in found)}); "
-            "pass name= to choose one"
+            "pass name= (--name on the command line) to choose one"
         )
     raise DataError(f"{root}: no *_A.txt file in it, in */raw/ or in */ (not a TU dataset folder)")
 
