@@ -159,6 +159,24 @@ class PCFGTask(_PCFGTask):
         return metrics
 
 
+FINETUNE_PARAMS = {
+    "correlation": {"type": "number", "minimum": 0, "maximum": 1},
+    "pretrained": STRING,
+    "n_train": POSITIVE,
+    "n_test": POSITIVE,
+    "n_capability_train": POSITIVE,
+    "prune_k": {"type": "array", "items": INTEGER},
+    "n_saliency": POSITIVE,
+    "reft_steps": POSITIVE,
+    "reft_every": POSITIVE,
+    "reft_learning_rate": {"type": "number", "exclusiveMinimum": 0},
+    "reft_threshold": {"type": "number", "minimum": 0, "maximum": 1},
+    "reft_optimizer": {"enum": list(evaluators.OPTIMIZERS)},
+    "reft_loss": {"enum": list(evaluators.LOSSES)},
+}
+"""The parameters every fine-tuning task takes (PCFG and Tracr): data sizes and the evaluators' settings."""
+
+
 class FineTuneTask(_PCFGTask):
     """Score a fine-tuned model (count ``b``) for how much of its pretrained capability (count ``a``) survives.
 
@@ -170,19 +188,7 @@ class FineTuneTask(_PCFGTask):
     splits = ("train", "test", "test_spurious", "capability_train", "capability_test")
     params_schema = params_of(
         {
-            "correlation": {"type": "number", "minimum": 0, "maximum": 1},
-            "pretrained": STRING,
-            "n_train": POSITIVE,
-            "n_test": POSITIVE,
-            "n_capability_train": POSITIVE,
-            "prune_k": {"type": "array", "items": INTEGER},
-            "n_saliency": POSITIVE,
-            "reft_steps": POSITIVE,
-            "reft_every": POSITIVE,
-            "reft_learning_rate": {"type": "number", "exclusiveMinimum": 0},
-            "reft_threshold": {"type": "number", "minimum": 0, "maximum": 1},
-            "reft_optimizer": {"enum": list(evaluators.OPTIMIZERS)},
-            "reft_loss": {"enum": list(evaluators.LOSSES)},
+            **FINETUNE_PARAMS,
             **COMMON,
         },
         required=("correlation", "pretrained"),
@@ -321,20 +327,8 @@ class TracrCounterFineTuneTask(FineTuneTask):
 
     params_schema = params_of(
         {
-            "correlation": {"type": "number", "minimum": 0, "maximum": 1},
-            "pretrained": STRING,
+            **FINETUNE_PARAMS,
             "length": POSITIVE,
-            "n_train": POSITIVE,
-            "n_test": POSITIVE,
-            "n_capability_train": POSITIVE,
-            "prune_k": {"type": "array", "items": INTEGER},
-            "n_saliency": POSITIVE,
-            "reft_steps": POSITIVE,
-            "reft_every": POSITIVE,
-            "reft_learning_rate": {"type": "number", "exclusiveMinimum": 0},
-            "reft_threshold": {"type": "number", "minimum": 0, "maximum": 1},
-            "reft_optimizer": {"enum": list(evaluators.OPTIMIZERS)},
-            "reft_loss": {"enum": list(evaluators.LOSSES)},
         },
         required=("correlation", "pretrained"),
     )
