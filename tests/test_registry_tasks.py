@@ -106,9 +106,12 @@ def _left_to_study_tests(tid: str, baseline: str) -> bool:
     the probability tree take minutes per LM even at the minimum limit, and Gemma's first load de-quantises
     for minutes. Their paths are tested in tests/test_icl.py (SmolLM2 on concepts and judgment) and
     tests/test_causal_lm.py (sampling, trees, both LMs' locators). FoMo reward models on Gemma-3-270M likewise
-    (the same scorer as their SmolLM2 rows, which run here; the name is tested in tests/test_fomo_compositional.py)."""
+    (the same scorer as their SmolLM2 rows, which run here; the name is tested in tests/test_fomo_compositional.py),
+    and the FoMo ``contrastive`` rewards: one LM pass per candidate instruction (74 s for PutNext at the minimum
+    limit); their formula is tested in tests/test_fomo.py::test_normalisations and the task path by the ``sum``
+    rows, which run here."""
     entry = task_spec(tid).baselines[baseline]
-    if "+gemma3" in entry.get("reward", ""):
+    if "+gemma3" in entry.get("reward", "") or entry.get("reward", "").endswith("+contrastive"):
         return True
     return "lm" in entry and (entry["lm"] != "smollm2" or not tid.startswith("fmbench/ICLRandomnessJudgment"))
 
@@ -125,7 +128,7 @@ def _samples_a_diffusion_model(tid: str, baseline: str) -> bool:
     return tid.startswith("fmbench/ConceptGen") and baseline == "ddpm"
 
 
-LM_SKIP = "an LM run of minutes (ICL LMs, FoMo on Gemma); see _left_to_study_tests"
+LM_SKIP = "an LM run of minutes (ICL LMs, FoMo on Gemma, FoMo contrastive); see _left_to_study_tests"
 
 
 def _repeats_the_mmc_evaluator(tid: str, baseline: str) -> bool:
