@@ -136,7 +136,16 @@ def gguf_cache_folder(path: Path) -> Path:
 
 @lru_cache(maxsize=4)
 def load_causal_lm(path: str, dtype: str = "float32") -> tuple[torch.nn.Module, Any]:
-    """A Hugging Face causal LM and its tokenizer from a local folder or ``.gguf`` file (cached per process).
+    """:func:`read_causal_lm`, cached per process: one shared model per path, for scoring, never to be trained.
+
+    Example:
+        >>> model, tokenizer = load_causal_lm("SmolLM2-135M-Instruct.Q4_1.gguf")  # doctest: +SKIP
+    """
+    return read_causal_lm(path, dtype)
+
+
+def read_causal_lm(path: str, dtype: str = "float32") -> tuple[torch.nn.Module, Any]:
+    """A Hugging Face causal LM and its tokenizer from a local folder or ``.gguf`` file (a fresh copy per call).
 
     A GGUF file is de-quantised once per machine and kept as a model folder
     (:func:`gguf_cache_folder`; an unwritable cache is skipped). Loading says so on stderr,

@@ -262,19 +262,24 @@ def from_pretrained_checked(auto_class: Any, p: Path, **kwargs: Any) -> torch.nn
 
 
 def load_hf(path: str) -> LoadedModel:
-    """A causal LM from a local folder, or a ``.gguf`` file (dequantised by transformers).
+    """A causal LM from a local folder, or a ``.gguf`` file (de-quantised once per machine and kept).
 
     The config is checked against the stored weights before the model is allocated
-    (:func:`check_hf_size`).
+    (:func:`check_hf_size`); a GGUF file goes through :func:`fmbench.causal_lm.read_causal_lm`.
     """
     p = existing_path(path, "Hugging Face model")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from transformers import AutoModelForCausalLM
 
+    from fmbench.causal_lm import read_causal_lm
+
     if p.is_file() and p.suffix != ".gguf":
         raise ModelError(f"hf: expects a model folder or a .gguf file, got {path}")
     try:
-        lm = from_pretrained_checked(AutoModelForCausalLM, p, **({} if p.is_file() else {"use_safetensors": True}))
+        if p.is_file():  # de-quantised once per machine, as the scorer's GGUF files are
+            lm = read_causal_lm(str(p))[0]
+        else:
+            lm = from_pretrained_checked(AutoModelForCausalLM, p, use_safetensors=True)
         tokens = _hf_tokens(p)
         identity = None if p.is_file() else {"scheme": "hf", "files": files_digest(p)}
     except ModelError:
