@@ -61,4 +61,4 @@ bench: setup
 
 # Maintainers: evaluate every shipped baseline and submit it as the first leaderboard rows.
 leaderboards: setup
-	$(BIN)/python -m fmbench.baselines
+	$(BIN)/python -m fmbench.baselines --grid

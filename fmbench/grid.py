@@ -128,6 +128,38 @@ class Grid:
             names[path] = spec
         return grid
 
+    @classmethod
+    def combine(cls, grids: list[Grid]) -> Grid:
+        """One grid holding every (task, model) pair of ``grids`` (built alike: same device, batch size, limit).
+
+        Example:
+            >>> a = Grid.build(["fmbench/ComposeDirect-v0"], ["baseline:untrained"], seeds="0", limit=64)
+            >>> b = Grid.build(["fmbench/ComposeStepByStep-v0"], ["baseline:trained"], seeds="0-1", limit=64)
+            >>> len(Grid.combine([a, b]).cells())
+            3
+        """
+        if not grids:
+            raise InputError("nothing to combine: no grids")
+        first = grids[0]
+        if any(
+            (g.device, g.batch_size, g.limit, g.trust_code)
+            != (first.device, first.batch_size, first.limit, first.trust_code)
+            for g in grids
+        ):
+            raise InputError("grids with different settings (device, batch size, limit, trust) cannot be combined")
+        pairs = [p for g in grids for p in g.pairs]
+        if len(set(pairs)) < len(pairs):
+            raise InputError("a (task, model) pair appears in two of the grids")
+        return cls(
+            pairs,
+            {t: s for g in grids for t, s in g.seeds.items()},
+            first.device,
+            first.batch_size,
+            first.limit,
+            first.trust_code,
+            {k: v for g in grids for k, v in g.models.items()},
+        )
+
     def cells(self) -> list[Cell]:
         """Every cell, task by task, model by model, seed by seed."""
         return [

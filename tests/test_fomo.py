@@ -110,7 +110,6 @@ def test_bad_trajectories_are_refused():
 # ---- the language-model stage --------------------------------------------------------
 @pytest.fixture(scope="module")
 def smollm2() -> LMScorer:
-    torch.set_num_threads(2)
     return LMScorer.default(batch_size=4)
 
 

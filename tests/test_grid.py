@@ -17,7 +17,11 @@ from pathlib import Path
 
 import pytest
 
+from conftest import TINY_TASK
+from fmbench.baselines import main as submit_main
+from fmbench.errors import InputError
 from fmbench.grid import Collector, Grid, read_grid_file
+from fmbench.leaderboard import entries
 from fmbench.registry import make_task
 from fmbench.results import load_record
 
@@ -148,6 +152,17 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def test_combined_grids_keep_every_pair_and_refuse_mixed_settings():
+    a = Grid.build([STEP], ["baseline:untrained"], seeds="0", limit=64)
+    b = Grid.build([STEP], ["baseline:trained"], seeds="0", limit=64)
+    both = Grid.combine([a, b])
+    assert both.pairs == [(STEP, "baseline:untrained"), (STEP, "baseline:trained")] and len(both.cells()) == 2
+    with pytest.raises(InputError, match="appears in two"):
+        Grid.combine([a, a])
+    with pytest.raises(InputError, match="different settings"):
+        Grid.combine([a, Grid.build([STEP], ["baseline:trained"], seeds="0", limit=128)])
+
+
 @pytest.fixture
 def ray_cluster(tmp_path):
     """A real one-node Ray cluster (``ray start --head --block``) whose workers can import ``tmp_path``'s modules;
@@ -199,10 +214,18 @@ def ray_cluster(tmp_path):
         shutil.rmtree(temp, ignore_errors=True)
 
 
+@pytest.fixture
+def tiny_tasks(monkeypatch, tiny_spec_root):
+    """The test-only tiny task registered here and, started after this fixture, in the cluster's workers."""
+    monkeypatch.setenv("FMBENCH_SPEC_PATH", str(tiny_spec_root))
+
+
 @pytest.mark.slow
-def test_grid_on_a_real_cluster_equals_serial_eval_and_survives_a_failing_cell(ray_cluster, fmbench_cli, tmp_path):
+def test_grid_on_a_real_cluster_equals_serial_eval_and_survives_a_failing_cell(
+    tiny_tasks, ray_cluster, fmbench_cli, tmp_path
+):
     """About 30-60 s on the shared 2-core machine: the cluster's start (10-30 s), its workers importing torch and
-    fmbench (10-25 s), four cells and their rerun."""
+    fmbench (10-25 s), four cells and their rerun, and the baselines job (`make leaderboards`) as a grid."""
     from fmbench.models import load_model
     from fmbench.runner import run_evaluation
 
@@ -246,3 +269,14 @@ def test_grid_on_a_real_cluster_equals_serial_eval_and_survives_a_failing_cell(r
 
     rerun = fmbench_cli("grid", *grid_args, cwd=tmp_path)  # resumes: only the failed cells run again
     assert "resuming" in rerun.stdout and "(2 already done)" in rerun.stdout, rerun.stdout
+
+    # `make leaderboards` as a grid: the tiny task's baseline, full evaluations, submitted as the serial job does
+    boards = {}
+    for how, extra in (("grid", ["--grid", "--address", ray_cluster]), ("serial", [])):
+        root = tmp_path / f"leaderboards-{how}"
+        root.mkdir()
+        runs = ["--runs", str(tmp_path / f"runs-{how}"), "--leaderboards", str(root)]
+        submit_main(["--tasks", TINY_TASK, "--seeds", "0-2", *runs, *extra])
+        boards[how] = entries(TINY_TASK, root)
+    assert [e["submission"]["name"] for e in boards["grid"]] == ["baseline-untrained"]
+    assert json.dumps(boards["grid"][0]["metrics"]) == json.dumps(boards["serial"][0]["metrics"])

@@ -24,13 +24,21 @@ def test_each_task_pins_golden_hashes_unless_it_reads_the_users_data():
         assert bool(spec.data_hashes) != bool(spec.user_data), tid
 
 
-SLOW_DATA = {"fmbench/FoMoRewardCompositional-v0"}
+# Tasks whose two seeds take several seconds to generate (BabyAI-bot runs, superpixels, 1,200-graph BA sets)
+SLOW_DATA = {
+    "fmbench/FoMoRewardCompositional-v0",
+    "fmbench/FoMoRewardOpen-v0",
+    "fmbench/FoMoRewardPutNext-v0",
+    "fmbench/GraphFashionSuperpixels-v0",
+    "fmbench/GraphMotifsBAX4-v1",
+    "fmbench/GraphMotifsBAX8-v1",
+}
 
 
 @pytest.fixture(
     scope="module",
     # a superseded version's data checks run with the slow tests only (its data cannot change: its hashes are pinned)
-    # so does a task whose two seeds take several seconds to generate (FoMo compositional: ~8 s of BabyAI-bot runs)
+    # so does a task in SLOW_DATA
     params=[pytest.param(t, marks=[pytest.mark.slow] * bool(superseded_by(t) or t in SLOW_DATA)) for t in TASKS],
 )
 def task(request, user_data):
