@@ -3,7 +3,9 @@
 The authors rendered 3-D spheres and cones in Blender and resized them to 28 px (their repository
 ships the PNGs, no renderer). Here a class is drawn flat: a circle or an upward triangle (the
 silhouettes of sphere and cone), filled with the paper's RGB colour, its circumradius in the
-paper's size ratio 2.7 : 1.6 (8.1 px and 4.8 px), on a background colour. Each image has seeded
+paper's size ratio 2.7 : 1.6 (8.1 px and 4.8 px), on a background colour. The paper's third shape,
+the cube (used by the authors' ``H23`` splits), is drawn as its silhouette, an axis-aligned square
+with the same circumradius. Each image has seeded
 jitter: position (up to 2 px each way), brightness (x 0.9-1.1) and a linear shading gradient of
 up to 15% towards a random light direction; edges are anti-aliased. Image ``i`` depends only on
 its stream key, ``i`` and its class, so any slice renders alone. The pixels are computed in
@@ -63,7 +65,7 @@ def render(space: ConceptSpace, class_ids: np.ndarray, key: int, index: np.ndarr
     radius = np.asarray(SIZES, dtype=np.float32)[values[:, 2]] * PX_PER_SIZE
     lx, ly = np.cos(angle) * SHADING, np.sin(angle) * SHADING
     per_image = {
-        "triangle": values[:, 0] == 1,
+        "shape": np.asarray(space.shapes)[values[:, 0]],  # index into SHAPES
         "radius": radius,
         "dx": _GRID[None, :] - centre[:, :1],  # (N, W)
         "dy": _GRID[None, :] - centre[:, 1:],  # (N, H)
@@ -84,7 +86,7 @@ def render(space: ConceptSpace, class_ids: np.ndarray, key: int, index: np.ndarr
 
 def _draw(
     out: np.ndarray,
-    triangle: np.ndarray,
+    shape: np.ndarray,
     radius: np.ndarray,
     dx: np.ndarray,
     dy: np.ndarray,
@@ -96,15 +98,19 @@ def _draw(
 ) -> None:
     """Draw a chunk of images into ``out`` ``(n, 3, 28, 28)`` from their per-image parameters (``render``'s)."""
     sdf = np.empty(out.shape[:1] + out.shape[2:], dtype=np.float32)
-    if not triangle.all():
-        c = np.flatnonzero(~triangle)
+    if (shape == 0).any():  # circle
+        c = np.flatnonzero(shape == 0)
         sdf[c] = np.sqrt(dy[c, :, None] ** 2 + dx[c, None, :] ** 2) - radius[c, None, None]
-    if triangle.any():
-        t = np.flatnonzero(triangle)
+    if (shape == 1).any():  # upward triangle
+        t = np.flatnonzero(shape == 1)
         # distance past each edge line (inradius = circumradius / 2); the maximum is <= 0 inside
         inner = (radius[t] / 2)[:, None, None]
         edges = [dy[t, :, None] * ny + dx[t, None, :] * nx - inner for nx, ny in _TRIANGLE_NORMALS]
         sdf[t] = np.maximum(np.maximum(edges[0], edges[1]), edges[2])
+    if (shape == 2).any():  # square: half side = circumradius / sqrt(2)
+        q = np.flatnonzero(shape == 2)
+        half = (radius[q] * np.float32(np.sqrt(0.5)))[:, None, None]
+        sdf[q] = np.maximum(np.abs(dy[q, :, None]), np.abs(dx[q, None, :])) - half
     alpha = np.subtract(0.5, sdf, out=sdf)
     np.clip(alpha, 0.0, 1.0, out=alpha)
 
