@@ -3,8 +3,10 @@
 At batch ``--batch`` (256) the shipped DDPM baseline of ``fmbench/ConceptGenH32Train1-v0`` draws
 a batch (DDIM, 50 steps), timed alone; then the evaluator's own work on those images is timed:
 the interface's checks (shape, dtype, finiteness, range), the probes and the per-concept scoring.
-The goal: that work is at most 10% of the sampling time. ``--device cuda`` measures on a GPU
-(1 CPU thread either way)::
+The goal: that work is at most 10% of the sampling time. The evaluator's once-per-run costs are
+timed too (loading the probes; ``check_model``'s seeded-repeat check, which generates two images
+twice) and reported as the overhead of a whole evaluation of the task's ``eval`` split in batches
+of ``--batch``. ``--device cuda`` measures on a GPU (1 CPU thread either way)::
 
     python benchmarks/compositional_diffusion_eval_overhead.py [--batch 256] [--device cpu] [--repeats 3]
 """
@@ -19,6 +21,7 @@ from _common import best_of, emit, note
 
 import fmbench
 from fmbench.interfaces import IMAGE_GENERATOR
+from fmbench.studies.compositional_diffusion.concept_probes import load_probes
 from fmbench.studies.compositional_diffusion.data import eval_classes
 from fmbench.studies.compositional_diffusion.task import IMAGE_SHAPE, score_images
 
@@ -55,16 +58,28 @@ def main() -> None:
 
     own, _ = best_of(evaluator, args.repeats * 3)
     overhead = own / sampling
+
+    def once_per_run() -> None:
+        load_probes.cache_clear()
+        load_probes(task.space)
+        task.check_model(model)
+
+    once, _ = best_of(once_per_run, 1)
+    batches = -(-task.split_size("eval") // args.batch)
+    whole_run = (once + batches * own) / (batches * sampling)
     note(f"sampling {sampling:.3f} s, evaluator {own:.4f} s per batch of {args.batch} on {args.device}")
+    note(f"once per run {once:.3f} s; a whole evaluation ({batches} batches): {whole_run:.2%} overhead")
     emit(
         {
             "benchmark": "compositional_diffusion_eval_overhead",
             "ratio": round(sampling / own, 1),
             "goal": f"evaluator <= {GOAL:.0%} of the generator's sampling time at batch {args.batch}",
-            "goal_met": overhead <= GOAL,
+            "goal_met": max(overhead, whole_run) <= GOAL,
             "overhead": round(overhead, 4),
             "sampling_s": round(sampling, 3),
             "evaluator_s": round(own, 4),
+            "once_per_run_s": round(once, 3),
+            "whole_run_overhead": round(whole_run, 4),
             "device": args.device,
         }
     )

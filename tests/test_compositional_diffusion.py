@@ -12,7 +12,16 @@ from fmbench.errors import InputError, ModelError
 from fmbench.interfaces import IMAGE_GENERATOR
 from fmbench.models import LoadedModel
 from fmbench.studies.compositional_diffusion.concept_probes import check_images, load_probes, predict
-from fmbench.studies.compositional_diffusion.concepts import COLOURS, FOUR, SIZES, THREE, distances, space_of
+from fmbench.studies.compositional_diffusion.concepts import (
+    COLOURS,
+    FOUR,
+    SIZES,
+    THREE,
+    THREE_CUBE,
+    distances,
+    space_of,
+    train_ids,
+)
 from fmbench.studies.compositional_diffusion.model import ConceptUNet, ConceptUNetConfig
 from fmbench.studies.compositional_diffusion.render import render
 from fmbench.studies.compositional_diffusion.series import checkpoint_steps, evaluate_series, first_step
@@ -52,6 +61,24 @@ def test_classes_outside_the_concept_space_are_refused():
         render(THREE, np.array([0, 8]), key=0, index=np.arange(2))
     with pytest.raises(InputError, match="unknown split 'H99'"):
         space_of("H99")
+    for name in ("100", "300", "2x1", "20"):  # a cone, an undefined 4th shape, a bad digit, too short
+        with pytest.raises(InputError, match=f"class '{name}' is not in the space"):
+            THREE_CUBE.class_id(name)
+
+
+def test_the_cube_is_a_square_with_the_same_circumradius():
+    ids = np.full(64, 0b100)  # large red: cube in the H23 space, cone in the H32 one
+    square, triangle = (
+        render(THREE_CUBE, ids, key=2, index=np.arange(64)),
+        render(THREE, ids, key=2, index=np.arange(64)),
+    )
+    coverage = lambda x: (x.max(axis=1) > 0.2).sum(axis=(1, 2)).mean()  # noqa: E731
+    r = SIZES[0] * 3.0  # the renderer's circumradius in px
+    assert coverage(square) == pytest.approx(2 * r**2, rel=0.1)  # side r * sqrt(2)
+    assert not np.array_equal(square, triangle)
+    assert np.array_equal(
+        render(THREE_CUBE, np.arange(4), 2, np.arange(4)), render(THREE, np.arange(4), 2, np.arange(4))
+    )
 
 
 # ---- splits -----------------------------------------------------------------------------------------
@@ -62,6 +89,12 @@ def test_concept_distances_of_the_authors_splits():
     assert distances("H32-fail1")["111"] == 0 and distances("H32-fail1")["011"] == 1
     four = distances("H42-train1")
     assert four["1111"] == 3 and sum(d == 2 for d in four.values()) == 4
+    assert [c for c, d in distances("H32-train10").items() if d] == ["111"]
+    cube = distances("H23-train1")  # the authors' digits: shape 2 is the cube
+    assert (
+        cube["200"] == 1 and cube["000"] == 2 and "100" not in cube and train_ids("H23-train1").tolist() == [3, 5, 6, 7]
+    )
+    assert distances("H23-train2")["000"] == 1
 
 
 def test_train_split_exports_only_training_classes(task):
@@ -82,7 +115,7 @@ def test_data_export_cli_writes_the_training_set(fmbench_cli, tmp_path):
 
 # ---- probes and scoring -----------------------------------------------------------------------------
 def test_shipped_probes_read_fresh_renders_and_report_their_accuracy():
-    for space in (THREE, FOUR):
+    for space in (THREE, FOUR, THREE_CUBE):
         ids = np.arange(space.n_classes * 8) % space.n_classes
         images = render(space, ids, key=12345, index=np.arange(len(ids)))
         assert (predict(load_probes(space), images) == space.values(ids)).mean() > 0.99
@@ -162,12 +195,16 @@ def tiny_series(tmp_path):
     return tmp_path
 
 
-def test_checkpoint_series_reports_curves_and_first_steps(task, tiny_series):
+def test_checkpoint_series_reports_curves_and_first_steps_and_resumes(task, tiny_series):
     series = evaluate_series(task, tiny_series, limit=16, log=lambda _: None)
     assert series["steps"] == [5, 10] and len(series["classes"]) == 8
     one = series["classes"]["111"]
     assert one["distance"] == 2 and len(one["accuracy"]) == 2 and set(one["concepts"]) == {"shape", "colour", "size"}
     assert first_step([1, 2, 3], [0.5, 0.79, 0.99]) == {"50": 1, "80": 3, "99": 3}
+    # resumed: the steps a previous series holds are taken from it, not scored again
+    series["classes"]["000"]["accuracy"][0] = 0.123  # a score it can only have taken from the previous series
+    again = evaluate_series(task, tiny_series, limit=16, log=lambda _: None, previous=series)
+    assert again["classes"]["000"]["accuracy"][0] == 0.123 and again["steps"] == series["steps"]
 
 
 def test_checkpoint_series_refuses_an_empty_folder(tmp_path):
@@ -180,10 +217,3 @@ def test_a_generator_ignoring_its_condition_scores_only_the_class_it_draws(task)
     always = _generator(lambda c, s: torch.from_numpy(render(THREE, np.full(len(c), 7), s % 997, np.arange(len(c)))))
     scores = task.evaluate(always, seed=0)
     assert scores["accuracy"] == 0.25 and scores["accuracy_seen"] == 0.0 and scores["accuracy|distance=2"] == 1.0
-
-
-def test_checkpoint_series_takes_the_steps_a_previous_series_holds(task, tiny_series):
-    first = evaluate_series(task, tiny_series, limit=16, log=lambda _: None)
-    first["classes"]["000"]["accuracy"][0] = 0.123  # a score it can only have taken from the previous series
-    again = evaluate_series(task, tiny_series, limit=16, log=lambda _: None, previous=first)
-    assert again["classes"]["000"]["accuracy"][0] == 0.123 and again["steps"] == first["steps"]

@@ -7,7 +7,8 @@ of ``N_FIT`` renders of uniformly drawn classes of the whole concept space; the 
 the shipped weights, so scoring is one matrix product. Their accuracy on ``N_HELD_OUT`` other
 renders is stored with them and on the study page.
 
-Run (rewrites the shipped ``checkpoints/probes-<3|4>.safetensors``)::
+Run (rewrites the shipped ``checkpoints/probes-3.safetensors``, ``probes-4`` and ``probes-3-shapes02``, the
+sphere-and-cube space)::
 
     python -m fmbench.studies.compositional_diffusion.concept_probes
 
@@ -36,7 +37,7 @@ from threadpoolctl import threadpool_limits
 from fmbench.errors import InputError
 from fmbench.io import atomic_path
 from fmbench.random_access import integers, stream_key
-from fmbench.studies.compositional_diffusion.concepts import FOUR, THREE, ConceptSpace
+from fmbench.studies.compositional_diffusion.concepts import FOUR, THREE, THREE_CUBE, ConceptSpace
 from fmbench.studies.compositional_diffusion.render import render
 
 HERE = Path(__file__).parent
@@ -58,7 +59,8 @@ class Probes:
 
 def probe_path(space: ConceptSpace) -> Path:
     """The shipped probes of a concept space."""
-    return HERE / "checkpoints" / f"probes-{space.n_concepts}.safetensors"
+    shapes = "" if space.shapes == (0, 1) else "-shapes" + "".join(map(str, space.shapes))
+    return HERE / "checkpoints" / f"probes-{space.n_concepts}{shapes}.safetensors"
 
 
 def renders(space: ConceptSpace, purpose: str, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -135,7 +137,7 @@ def predict(probes: Probes, images: np.ndarray) -> np.ndarray:
 
 
 def main() -> None:
-    for space in (THREE, FOUR):
+    for space in (THREE, FOUR, THREE_CUBE):
         probes = fit_probes(space)
         save_probes(probes, probe_path(space))
         print(f"{probe_path(space).name}: held-out accuracy {probes.held_out}")

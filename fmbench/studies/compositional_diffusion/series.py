@@ -32,7 +32,7 @@ from fmbench.errors import InputError
 from fmbench.io import write_json_atomic
 from fmbench.models import load_safetensors
 from fmbench.registry import make_task
-from fmbench.studies.compositional_diffusion.concepts import class_name, distances
+from fmbench.studies.compositional_diffusion.concepts import distances
 from fmbench.studies.compositional_diffusion.data import eval_classes
 from fmbench.studies.compositional_diffusion.task import ConceptGenTask
 from fmbench.task import stratified_subset
@@ -89,7 +89,7 @@ def evaluate_series(
     all_classes = eval_classes(task.split, task.per_class, seed, np.arange(task.split_size("eval")))
     items = stratified_subset(all_classes, limit)
     space, dist = task.space, distances(task.split)
-    names = [class_name(c, space.n_concepts) for c in range(space.n_classes)]
+    names = [space.class_name(c) for c in range(space.n_classes)]
     per_class = int(len(items) // space.n_classes)
     same = previous and (previous["task"], previous["seed"], previous["items_per_class"]) == (task.id, seed, per_class)
     done = {s: i for i, s in enumerate(previous["steps"])} if same else {}

@@ -33,7 +33,7 @@ from fmbench.models import LoadedModel, load_baseline_checkpoint
 from fmbench.random_access import check_seed, stream_key
 from fmbench.studies.compositional_diffusion import model as _model  # noqa: F401  (registers concept-unet)
 from fmbench.studies.compositional_diffusion.concept_probes import load_probes, predict
-from fmbench.studies.compositional_diffusion.concepts import SPLITS, ConceptSpace, class_name, distances, space_of
+from fmbench.studies.compositional_diffusion.concepts import SHAPES, SPLITS, ConceptSpace, distances, space_of
 from fmbench.studies.compositional_diffusion.data import eval_classes, eval_size, train_classes, train_images
 from fmbench.studies.compositional_diffusion.generators import GENERATORS
 from fmbench.studies.compositional_diffusion.render import to_uint8
@@ -92,8 +92,8 @@ class ConceptGenTask(Task):
                 extra = {"image": to_uint8(train_images(self.split, check_seed(seed), index))}
             else:
                 classes = eval_classes(self.split, self.per_class, seed, index)
-                extra = {"distance": np.array([dist[class_name(c, self.space.n_concepts)] for c in classes])}
-            names = np.array([class_name(c, self.space.n_concepts) for c in classes])
+                extra = {"distance": np.array([dist[self.space.class_name(c)] for c in classes])}
+            names = np.array([self.space.class_name(c) for c in classes])
             yield {"ids": index, "class_id": classes, "class": names, **extra}
 
     def data_hash(self, seed: int) -> str:
@@ -116,7 +116,7 @@ class ConceptGenTask(Task):
             "seed": seed,
             "split": self.split,
             "concepts": list(self.space.names),
-            "train_classes": {class_name(c, self.space.n_concepts): int(k) for c, k in zip(*train)},
+            "train_classes": {self.space.class_name(c): int(k) for c, k in zip(*train)},
             "distance": dist,
             "eval_items": self.split_size("eval"),
             "probe_held_out_accuracy": load_probes(self.space).held_out,
@@ -124,12 +124,14 @@ class ConceptGenTask(Task):
 
     # ---- models ------------------------------------------------------------------------------
     def input_format(self) -> str:
-        names = ", ".join(f"{c} (0: {a}, 1: {b})" for c, (a, b) in zip(self.space.names, _VALUE_NAMES))
+        values = (tuple(SHAPES[s] for s in self.space.shapes), *_VALUE_NAMES)
+        names = ", ".join(f"{c} (0: {a}, 1: {b})" for c, (a, b) in zip(self.space.names, values))
         return (
             f"A conditional image generator: generate(conditions, seed) gets a LongTensor (B,) of class ids in "
             f"[0, {self.space.n_classes}) and an int seed and returns float images (B, 3, 28, 28) in [0, 1], the same "
             f"for the same seed. Class id k is the binary string of k, one digit per concept, most significant "
-            f"first: {names}; e.g. {class_name(3, self.space.n_concepts)} is id 3. Train on the train split only."
+            f"first, each digit choosing a value: {names}; e.g. id 5 is the authors' class "
+            f"{self.space.class_name(5)}. Train on the train split only."
         )
 
     def check_model(self, model: LoadedModel) -> None:
@@ -184,7 +186,8 @@ class ConceptGenTask(Task):
         return summarise(self.split, classes, right)
 
 
-_VALUE_NAMES = (("circle", "triangle"), ("red", "blue"), ("large", "small"), ("black", "grey"))
+_VALUE_NAMES = (("red", "blue"), ("large", "small"), ("black", "grey"))
+"""Names of the values of each concept after the shape."""
 
 
 def summarise(split: str, classes: np.ndarray, right: np.ndarray) -> dict[str, float]:
@@ -198,7 +201,7 @@ def summarise(split: str, classes: np.ndarray, right: np.ndarray) -> dict[str, f
     space, dist = space_of(split), distances(split)
     joint = right.all(axis=1)
     present = np.unique(classes)
-    names = {c: class_name(c, space.n_concepts) for c in present}
+    names = {c: space.class_name(c) for c in present}
     per_class = {c: float(joint[classes == c].mean()) for c in present}
     held = [c for c in present if dist[names[c]] > 0]
     seen = [c for c in present if dist[names[c]] == 0]
