@@ -73,3 +73,47 @@ def test_gradient_descent_lands_on_the_predicted_optimum(setting):
     np.testing.assert_allclose(sv, p.singular_values, atol=SV_TOL)
     if p.bias is not None:
         np.testing.assert_allclose(np.linalg.norm(fit.bias), np.linalg.norm(p.bias), atol=SV_TOL)
+
+
+# ---- normalised representations (theory.normalised_optimum) -----------------------------------------
+def _normalised_grid() -> list[Setting]:
+    out = []
+    for loss, normalise, (strength, width) in itertools.product(
+        ("spectral", "infonce", "noncontrastive"), ("batch", "global"), ((0.2, 2), (1.0, 4))
+    ):
+        extra = {"temperature": 10.0} if loss == "infonce" else {"mu": 0.1} if loss == "noncontrastive" else {}
+        out.append(Setting(dim=4, width=width, loss=loss, normalise=normalise, strength=strength, **extra))
+    for normalise in ("batch", "global"):  # classes, imbalance, masking
+        out.append(
+            Setting(
+                dim=4,
+                width=3,
+                loss="noncontrastive",
+                mu=0.15,
+                normalise=normalise,
+                n_classes=2,
+                class_scale=1.5,
+                imbalance=0.3,
+                augmentation="mask",
+                strength=0.3,
+            )
+        )
+    return out
+
+
+NORMALISED = _normalised_grid()
+
+
+def test_the_normalised_grid_has_collapsed_and_full_ranks():
+    assert {(s.predict().rank < s.width) for s in NORMALISED} == {True, False}
+
+
+@pytest.mark.slow
+def test_gradient_descent_on_normalised_representations_lands_on_the_predicted_optimum():
+    """Riemannian gradient descent (heavy ball 0.95) on the normalised encoder, to a gradient norm of 1e-9."""
+    for setting in NORMALISED:
+        p, fit = setting.predict(), train(setting, seed=0, tol=1e-9, max_steps=50_000, momentum=0.95)
+        assert fit.converged, setting
+        sv = fit.singular_values[: len(p.singular_values)]
+        assert int((sv > 1e-4).sum()) == p.rank, setting
+        np.testing.assert_allclose(sv, p.singular_values, atol=SV_TOL, err_msg=str(setting))

@@ -1,6 +1,6 @@
 """Reproduce the study page's figures: ``python -m fmbench.studies.ssl_landscape.reproduce --out docs/ssl_landscape``.
 
-Figures (PNG) and ``results.json`` (every number the page quotes):
+Figures (PNG) and ``results.json`` (every number the page quotes; ``--only`` updates just its figures' entries):
 
 * ``phase.png``: rank against weight decay and augmentation strength for the spectral loss, the
   non-contrastive loss and a two-layer encoder; theory as the background, gradient descent (exact
@@ -11,12 +11,15 @@ Figures (PNG) and ``results.json`` (every number the page quotes):
 * ``collapse_helps.png``: probe accuracy (4 labels per class) and rank against augmentation strength for
   the non-contrastive loss: collapsing the nuisance modes first helps the probe, then complete collapse
   kills it.
+* ``normalisation.png``: rank of a batch-normalised representation against temperature (InfoNCE) or
+  variance weight (non-contrastive) and augmentation strength, theory vs gradient descent; without the
+  normalisation (and without weight decay) both keep every mode.
 * ``fashion.png``: the real-data track: rank and probe accuracy of the closed-form optimum against
   weight decay on pooled Fashion-MNIST, with gradient descent at three weight decays.
 
 Example (``tests/test_ssl_landscape.py`` runs a tiny phase diagram):
     >>> FIGURES
-    ('phase', 'bias', 'imbalance', 'collapse_helps', 'fashion')
+    ('phase', 'bias', 'normalisation', 'imbalance', 'collapse_helps', 'fashion')
 """
 
 from __future__ import annotations
@@ -42,7 +45,19 @@ PANELS = {
 }
 GAMMAS = {"spectral, linear": 2.2, "non-contrastive (mu 0.5), linear": 1.1, "spectral, two-layer (isotropic data)": 0.6}
 STRENGTH_MAX = 2.0
-FIGURES = ("phase", "bias", "imbalance", "collapse_helps", "fashion")
+NORMALISED_PANELS = {
+    "InfoNCE, batch-normalised": (
+        Setting(dim=8, width=8, loss="infonce", normalise="batch"),
+        "temperature",
+        (1.0, 30.0),
+    ),
+    "non-contrastive, batch-normalised": (
+        Setting(dim=8, width=8, loss="noncontrastive", normalise="batch"),
+        "mu",
+        (0.03, 1.0),
+    ),
+}
+FIGURES = ("phase", "bias", "normalisation", "imbalance", "collapse_helps", "fashion")
 
 
 def _plt() -> Any:
@@ -133,6 +148,48 @@ def bias(out: Path) -> dict[str, Any]:
     fig.savefig(out / "bias.png", dpi=110)
     plt.close(fig)
     return rows
+
+
+def normalisation(out: Path, grid: int, checks: int) -> dict[str, Any]:
+    """Rank phase diagrams of batch-normalised representations, theory vs gradient descent (heavy ball 0.95)."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(NORMALISED_PANELS), figsize=(11, 4.6), layout="constrained")
+    result: dict[str, Any] = {}
+    for ax, (name, (base, field, (lo, hi))) in zip(axes, NORMALISED_PANELS.items()):
+        values = np.geomspace(lo, hi, grid)
+        strengths = np.linspace(0.05, STRENGTH_MAX, grid)
+        ranks = theory_ranks(base, values, strengths, field)
+        picks = np.unique(np.linspace(0, grid - 1, checks).astype(int))
+        cells = [(i, j) for i in picks for j in picks]
+        trained = trained_ranks(base, values, strengths, cells, field, momentum=0.95)
+        agree = int(sum(trained[c] == ranks[c] for c in cells))
+        unnormalised = theory_ranks(dataclasses.replace(base, normalise="none"), values, strengths, field)
+        mesh = ax.pcolormesh(strengths, values, ranks, cmap="viridis", vmin=0, vmax=base.width, shading="nearest")
+        for (i, j), r in trained.items():
+            colour = "white" if r == ranks[i, j] else "red"
+            ax.text(strengths[j], values[i], str(r), color=colour, ha="center", va="center", fontsize=8)
+        ax.set(
+            yscale="log",
+            title=f"{name}\nGD agrees at {agree}/{len(cells)}",
+            xlabel="augmentation strength (noise variance s)",
+            ylabel=field,
+        )
+        result[name] = {
+            "agree": agree,
+            "checked": len(cells),
+            "ranks": sorted(set(ranks.ravel().tolist())),
+            "unnormalised_ranks": sorted(set(unnormalised.ravel().tolist())),
+            "disagree": [
+                (round(float(values[i]), 3), round(float(strengths[j]), 3), int(ranks[i, j]), r)
+                for (i, j), r in trained.items()
+                if r != ranks[i, j]
+            ],
+        }
+    fig.colorbar(mesh, ax=axes, label="rank")
+    fig.suptitle("Normalised representations, no weight decay (colour: theory; numbers: gradient descent)")
+    fig.savefig(out / "normalisation.png", dpi=110)
+    plt.close(fig)
+    return result
 
 
 def _probe(setting: Setting, seed: int, n_train: int, n_test: int = 2000) -> tuple[float, float, int]:
@@ -268,14 +325,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     jobs = {
         "phase": lambda: phase(out, args.grid, args.checks),
         "bias": lambda: bias(out),
+        "normalisation": lambda: normalisation(out, args.grid, args.checks),
         "imbalance": lambda: imbalance(out, args.seeds),
         "collapse_helps": lambda: collapse_helps(out, args.seeds),
         "fashion": lambda: fashion(out),
     }
     only = args.only.split(",") if args.only else list(FIGURES)
     results = {name: jobs[name]() for name in only}
-    if not args.only:
-        (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+    path = out / "results.json"
+    merged = json.loads(path.read_text()) if path.exists() else {}  # --only updates its figures' entries
+    merged.update(results)
+    path.write_text(json.dumps({k: merged[k] for k in FIGURES if k in merged}, indent=1) + "\n")
     return results
 
 
