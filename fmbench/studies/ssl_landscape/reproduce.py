@@ -6,6 +6,8 @@ Figures (PNG) and ``results.json`` (every number the page quotes; ``--only`` upd
   non-contrastive loss and a two-layer encoder; theory as the background, gradient descent (exact
   expected gradients, from seed 0) as numbered markers on the same axes.
 * ``bias.png``: rank against width with and without a bias (spectral loss), theory and training.
+* ``minibatch.png``: minibatch SGD on sampled views (finite negatives for InfoNCE) against batch size:
+  the representation spectrum's distance from the infinite-batch closed form, and the rank.
 * ``imbalance.png``: rank, and the few-label probe's accuracy on the rarest class, against the class
   prior ratio, for two weight decays (closed-form optimum).
 * ``collapse_helps.png``: probe accuracy (4 labels per class) and rank against augmentation strength for
@@ -19,7 +21,7 @@ Figures (PNG) and ``results.json`` (every number the page quotes; ``--only`` upd
 
 Example (``tests/test_ssl_landscape.py`` runs a tiny phase diagram):
     >>> FIGURES
-    ('phase', 'bias', 'normalisation', 'imbalance', 'collapse_helps', 'fashion')
+    ('phase', 'bias', 'normalisation', 'minibatch', 'imbalance', 'collapse_helps', 'fashion')
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ from typing import Any
 import numpy as np
 
 from fmbench.probes import linear_probe
-from fmbench.studies.ssl_landscape.evaluate import covariance_spectrum, numerical_rank
+from fmbench.studies.ssl_landscape.evaluate import covariance_spectrum, numerical_rank, spectrum_error
+from fmbench.studies.ssl_landscape.minibatch import train_minibatch
 from fmbench.studies.ssl_landscape.phase import theory_ranks, trained_rank, trained_ranks
 from fmbench.studies.ssl_landscape.problems import Setting
 from fmbench.studies.ssl_landscape.theory import two_layer_thresholds
@@ -57,7 +60,13 @@ NORMALISED_PANELS = {
         (0.03, 1.0),
     ),
 }
-FIGURES = ("phase", "bias", "normalisation", "imbalance", "collapse_helps", "fashion")
+MINIBATCH = {
+    "spectral": Setting(dim=8, width=8, loss="spectral", weight_decay=0.3, strength=0.5),
+    "InfoNCE (tau 0.5)": Setting(dim=8, width=8, loss="infonce", temperature=0.5, weight_decay=0.6, strength=0.5),
+    "non-contrastive (mu 0.5)": Setting(dim=8, width=8, loss="noncontrastive", mu=0.5, weight_decay=0.05, strength=0.3),
+}
+BATCHES = (4, 8, 16, 32, 64, 128, 256)
+FIGURES = ("phase", "bias", "normalisation", "minibatch", "imbalance", "collapse_helps", "fashion")
 
 
 def _plt() -> Any:
@@ -192,6 +201,37 @@ def normalisation(out: Path, grid: int, checks: int) -> dict[str, Any]:
     return result
 
 
+def minibatch(out: Path, seeds: int, steps: int) -> dict[str, Any]:
+    """Spectrum error and rank of minibatch SGD (``steps`` steps, decayed step size) against the batch size."""
+    plt = _plt()
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.2), layout="constrained")
+    result: dict[str, Any] = {"batches": list(BATCHES), "steps": steps}
+    for colour, (name, s) in zip(("C0", "C1", "C2"), MINIBATCH.items()):
+        p, b = s.predict(), s.landscape().b
+        errors, ranks = [], []
+        for batch in BATCHES:
+            fits = [train_minibatch(s, seed, batch=batch, steps=steps) for seed in range(seeds)]
+            spectra = [np.clip(np.linalg.eigvalsh(f.weights @ b @ f.weights.T)[::-1], 0, None) for f in fits]
+            errors.append([spectrum_error(e, p.covariance) for e in spectra])
+            ranks.append([numerical_rank(e) for e in spectra])
+        a1.errorbar(BATCHES, np.mean(errors, 1), yerr=np.std(errors, 1), fmt="-o", color=colour, label=name)
+        a2.errorbar(BATCHES, np.mean(ranks, 1), yerr=np.std(ranks, 1), fmt="-o", color=colour, label=name)
+        a2.axhline(p.rank, color=colour, ls=":", lw=1)
+        result[name] = {"predicted_rank": p.rank, "spectrum_error": errors, "rank": ranks}
+    a1.set(
+        xscale="log",
+        yscale="log",
+        xlabel="batch size",
+        ylabel="spectrum error vs the closed form",
+        title=f"Minibatch SGD ({steps} steps) vs infinite-batch theory",
+    )
+    a2.set(xscale="log", xlabel="batch size", ylabel="rank (dotted: theory)", title="Rank")
+    a1.legend()
+    fig.savefig(out / "minibatch.png", dpi=110)
+    plt.close(fig)
+    return result
+
+
 def _probe(setting: Setting, seed: int, n_train: int, n_test: int = 2000) -> tuple[float, float, int]:
     """Probe accuracy (all, rarest class) and rank of ``setting``'s closed-form optimum."""
     p = setting.predict()
@@ -319,6 +359,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--grid", type=int, default=40, help="theory grid per axis")
     p.add_argument("--checks", type=int, default=6, help="gradient-descent checks per axis")
     p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--steps", type=int, default=4000, help="minibatch SGD steps per run")
     p.add_argument("--only", help=f"comma-separated figures ({', '.join(FIGURES)})")
     args = p.parse_args(argv)
     out = Path(args.out)
@@ -327,6 +368,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "phase": lambda: phase(out, args.grid, args.checks),
         "bias": lambda: bias(out),
         "normalisation": lambda: normalisation(out, args.grid, args.checks),
+        "minibatch": lambda: minibatch(out, args.seeds, args.steps),
         "imbalance": lambda: imbalance(out, args.seeds),
         "collapse_helps": lambda: collapse_helps(out, args.seeds),
         "fashion": lambda: fashion(out),

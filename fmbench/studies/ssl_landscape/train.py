@@ -13,7 +13,7 @@ Example:
     >>> import numpy as np
     >>> from fmbench.studies.ssl_landscape.problems import Setting
     >>> s = Setting(dim=3, width=3, spectrum=(2.0, 1.0, 0.2), strength=0.5, weight_decay=1.0)
-    >>> fit = train(s, seed=0)
+    >>> fit = train(s, seed=0, momentum=0.9)  # heavy ball: 465 steps (plain descent: 1,537)
     >>> fit.converged, np.round(fit.singular_values ** 2, 3).tolist()
     (True, [0.24, 0.222, 0.0])
 """
@@ -58,6 +58,18 @@ def _augmented(land: Landscape, setting: Setting) -> tuple[np.ndarray, np.ndarra
     return q, b, np.append(decay, setting.bias_decay)
 
 
+def safe_step(q_norm: float, b_norm: float, quartic: float, w: np.ndarray) -> float:
+    """A step size for ``tr(Q G) + quartic tr(B G B G)`` at ``W``: the loss's Hessian is bounded by
+    ``2 |Q + gamma| + 12 quartic |B|^2 |G|``; the step stays below 1 / that bound at twice the current ``|G|``
+    (recomputed at every step: large weights need small steps).
+
+    Example:
+        >>> safe_step(1.0, 1.0, 1.0, np.zeros((2, 2)))  # 0.5 / (2 + 24e-3)
+        0.24703557312252963
+    """
+    return 0.5 / (2 * q_norm + 24 * quartic * b_norm**2 * max(float(np.linalg.norm(w, 2) ** 2), 1e-3))
+
+
 def train(
     setting: Setting,
     seed: int,
@@ -90,14 +102,11 @@ def train(
         w1, w2 = np.zeros((h, d)), np.zeros((k, h))
         w1[:m], w2[:, :m] = np.sqrt(sv[:m])[:, None] * vt[:m], u[:, :m] * np.sqrt(sv[:m])
 
-    # The Hessian of tr(Q G) + quartic tr(B G B G) is bounded by 2 |Q + gamma| + 12 quartic |B|^2 |G|; steps stay
-    # below 1 / that bound taken at twice the current |G| (recomputed at every step: large weights need small steps).
     qn = float(np.abs(np.linalg.eigvalsh(q + np.diag(0 * decay if two_layer else decay))).max())
     bn = float(np.linalg.eigvalsh(b).max())
 
     def step_size() -> float:
-        ww = w2 @ w1 if two_layer else w
-        lr = 0.5 / (2 * qn + 24 * land.quartic * bn**2 * max(float(np.linalg.norm(ww, 2) ** 2), 1e-3))
+        lr = safe_step(qn, bn, land.quartic, w2 @ w1 if two_layer else w)
         if two_layer:  # the factors' Hessian carries |W1|^2 + |W2|^2 on top
             lr /= 1 + float(np.linalg.norm(w1, 2) ** 2 + np.linalg.norm(w2, 2) ** 2)
         return lr
@@ -170,7 +179,7 @@ def _train_normalised(
         if norm < tol:
             converged = True
             break
-        lr = 0.5 / (2 * qn + 24 * bn**2 * max(float(np.linalg.norm(w, 2) ** 2), 1e-3))
+        lr = safe_step(qn, bn, 1.0, w)
         velocity = momentum * velocity - lr * grad
         w = _rescale(w + velocity, b, setting.normalise)
     return Fit(w, None, None, steps, converged)
