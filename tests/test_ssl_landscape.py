@@ -192,15 +192,19 @@ def test_infonce_with_many_negatives_matches_its_closed_form_on_gaussian_views()
 # ---- normalised representations -------------------------------------------------------------------
 @pytest.mark.parametrize("normalise", ["batch", "global"])
 def test_normalisation_stops_the_spectral_loss_from_collapsing_dimensionally(normalise):
-    """x_j = eig(B^-1/2 P B^-1/2) lies in [0, 1] and the heights sum to the width, so theta <= 0 < x_j: rank
-    min(width, dim) whatever the data and augmentation."""
+    """x_j = eig(B^-1/2 P B^-1/2) lies in [0, 1] and the heights sum to the width, so theta <= 0 and every
+    h_j = x_j - theta > 0: rank min(width, dim) whatever the data and augmentation, even where P is singular."""
     rng = np.random.default_rng(4)
-    for _ in range(4):
-        m = rng.normal(size=(5, 5))
-        a = m @ m.T / 5
+    for shared in (5, 5, 3, 1):  # the positive pairs share a rank-`shared` signal; the width still fills
+        m = rng.normal(size=(5, shared))
+        a = m @ m.T / shared
         land = landscape("spectral", a, a + np.diag(rng.uniform(0.1, 3.0, 5)))
         for width in (1, 3, 5, 7):
-            assert normalised_optimum(land, width, normalise).rank == min(width, 5)
+            if shared < width < 5:  # the width cap falls inside the unshared directions' tied x_j = 0
+                with pytest.raises(NoPredictionError, match="not unique"):
+                    normalised_optimum(land, width, normalise)
+            else:
+                assert normalised_optimum(land, width, normalise).rank == min(width, 5)
 
 
 @pytest.mark.parametrize("normalise", ["batch", "global"])
