@@ -20,7 +20,7 @@ so that SGD noise anneals away. Linear, bias-free, unnormalised encoders only.
 Example:
     >>> from fmbench.studies.ssl_landscape.problems import Setting
     >>> s = Setting(dim=3, width=3, spectrum=(2.0, 1.0, 0.2), strength=0.5, weight_decay=1.0)
-    >>> fit = train_minibatch(s, seed=0, batch=64, steps=300)
+    >>> fit = train_minibatch(s, seed=0, batch=32, steps=200)
     >>> np.round(fit.singular_values ** 2, 2).tolist()  # the closed form: [0.24, 0.222, 0.0]
     [0.24, 0.23, 0.0]
 """

@@ -44,7 +44,7 @@ from fmbench.random_access import check_seed, normals, stream_key
 from fmbench.studies.ssl_landscape.encoders import linear_encoder, two_layer_encoder
 from fmbench.studies.ssl_landscape.evaluate import agreement_metrics, collapse_metrics, probe_metrics
 from fmbench.studies.ssl_landscape.problems import AUGMENTATIONS, Setting
-from fmbench.studies.ssl_landscape.theory import LOSSES, NoPredictionError, Prediction
+from fmbench.studies.ssl_landscape.theory import LOSSES, NORMALISATIONS, NoPredictionError, Prediction
 from fmbench.studies.ssl_landscape.train import train
 from fmbench.task import BOOLEAN, INTEGER, POSITIVE, Task, params_of, stratified_subset
 
@@ -67,6 +67,7 @@ SETTING_PARAMS = {
     "mu": {"type": "number", "exclusiveMinimum": 0},
     "bias": BOOLEAN,
     "bias_decay": NUMBER,
+    "normalise": {"enum": list(NORMALISATIONS)},
 }
 BATCH = 4096
 
