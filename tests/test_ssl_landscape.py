@@ -14,6 +14,7 @@ from fmbench.studies.ssl_landscape.theory import (
     NoPredictionError,
     landscape,
     linear_optimum,
+    normalised_optimum,
     stationary_points,
     two_layer_optimum,
     two_layer_thresholds,
@@ -188,6 +189,44 @@ def test_infonce_with_many_negatives_matches_its_closed_form_on_gaussian_views()
     assert quartic == pytest.approx(np.log(np.exp(logits).mean(1)).mean(), rel=0.05)
 
 
+# ---- normalised representations -------------------------------------------------------------------
+@pytest.mark.parametrize("normalise", ["batch", "global"])
+def test_normalisation_stops_the_spectral_loss_from_collapsing_dimensionally(normalise):
+    """x_j = eig(B^-1/2 P B^-1/2) lies in [0, 1] and the heights sum to the width, so theta <= 0 and every
+    h_j = x_j - theta > 0: rank min(width, dim) whatever the data and augmentation, even where P is singular."""
+    rng = np.random.default_rng(4)
+    for shared in (5, 5, 3, 1):  # the positive pairs share a rank-`shared` signal; the width still fills
+        m = rng.normal(size=(5, shared))
+        a = m @ m.T / shared
+        land = landscape("spectral", a, a + np.diag(rng.uniform(0.1, 3.0, 5)))
+        for width in (1, 3, 5, 7):
+            if shared < width < 5:  # the width cap falls inside the unshared directions' tied x_j = 0
+                with pytest.raises(NoPredictionError, match="not unique"):
+                    normalised_optimum(land, width, normalise)
+            else:
+                assert normalised_optimum(land, width, normalise).rank == min(width, 5)
+
+
+@pytest.mark.parametrize("normalise", ["batch", "global"])
+def test_the_normalised_minimiser_is_normalised_and_beats_random_normalised_weights(normalise):
+    s = Setting(dim=5, width=4, loss="infonce", temperature=10.0, strength=0.4, normalise=normalise)
+    land, p = s.landscape(), s.predict()
+    w = p.weights
+    m = w @ land.b @ w.T
+    if normalise == "batch":
+        np.testing.assert_allclose(np.diag(m), 1.0, atol=1e-12)
+    assert np.trace(m) == pytest.approx(4.0)
+    np.testing.assert_allclose(np.sort(np.linalg.eigvalsh(m))[::-1], p.covariance, atol=1e-12)
+    assert 0 < p.rank < 4  # x = 10 a_i / (a_i + 0.4): the weakest of the top 4 falls below theta
+    best = expected_loss(land, w)
+    rng = np.random.default_rng(5)
+    for _ in range(50):
+        r = w + 0.3 * rng.normal(size=w.shape)
+        scale = np.sqrt(np.diag(r @ land.b @ r.T)) if normalise == "batch" else np.sqrt(np.trace(r @ land.b @ r.T) / 4)
+        r = r / (scale[:, None] if normalise == "batch" else scale)
+        assert expected_loss(land, r) > best
+
+
 # ---- gradient descent (a cheap subset; the grid is in test_ssl_landscape_training.py) ------------
 @pytest.mark.slow
 @pytest.mark.parametrize("kw", [dict(), dict(loss="noncontrastive", mu=0.5, strength=0.6, weight_decay=0.05)])
@@ -229,6 +268,7 @@ def test_collapse_helps_a_few_label_probe_more_than_per_feature_standardising_wo
         (dict(temperature=0.0), "temperature must be > 0"),
         (dict(augmentation="mask", strength=1.0), "drop probability must be < 1"),
         (dict(imbalance=0.0), "imbalance must be in (0, 1]"),
+        (dict(normalise="layer"), "unknown normalise 'layer'"),
     ],
 )
 def test_bad_settings_are_refused_in_one_line(kw, message):
@@ -240,7 +280,10 @@ def test_bad_settings_are_refused_in_one_line(kw, message):
 @pytest.mark.parametrize(
     "kw,message",
     [
-        (dict(normalise=True), "normalised representations"),
+        (dict(normalise="sample"), "per-sample unit-norm"),
+        (dict(normalise="batch", weight_decay=0.1), "with weight decay > 0 there is no minimiser"),
+        (dict(normalise="global", bias=True), "only for a bias-free linear map"),
+        (dict(normalise="batch", hidden=2, spectrum=(1.0,) * 6), "only for a bias-free linear map"),
         (dict(hidden=3), "two-layer encoder has a prediction only when"),
         (dict(hidden=3, bias=True, spectrum=(1.0,) * 4, dim=4), "two-layer encoder with a bias"),
         (dict(loss="infonce", n_classes=2, class_scale=1.0), "InfoNCE has a closed-form landscape only for Gaussian"),

@@ -6,7 +6,9 @@ Data: ``x = mu_y - m + sqrt(a) * xi`` with ``xi`` standard normal, ``a`` the wit
 priors ``pi_c`` proportional to ``imbalance^(c / (n_classes - 1))`` (``imbalance``: the rarest
 class's prior over the commonest's); ``m = sum_c pi_c mu_c`` centres the data. Augmentation:
 ``additive`` (``v = x + e``, ``e ~ N(0, strength I)``) or ``mask`` (each coordinate of ``x`` zeroed
-with probability ``strength``, no rescaling). The pretraining distribution is imbalanced; the probe's
+with probability ``strength``, no rescaling). Normalisation of the representation (``normalise``):
+``none``, ``batch`` (each feature standardised over the views), ``global`` (one scale for all features)
+or ``sample`` (``z / |z|``, no prediction). The pretraining distribution is imbalanced; the probe's
 ``train`` and ``test`` splits are class-balanced (labels cycle through the classes).
 
 Example:
@@ -29,6 +31,7 @@ from fmbench.errors import InputError
 from fmbench.random_access import check_seed, normals, stream_key
 from fmbench.studies.ssl_landscape.theory import (
     LOSSES,
+    NORMALISATIONS,
     Landscape,
     NoPredictionError,
     Prediction,
@@ -36,6 +39,7 @@ from fmbench.studies.ssl_landscape.theory import (
     check_width,
     landscape,
     linear_optimum,
+    normalised_optimum,
     two_layer_optimum,
 )
 
@@ -62,7 +66,7 @@ class Setting:
     mu: float = 1.0
     bias: bool = False
     bias_decay: float = 0.0
-    normalise: bool = False
+    normalise: str = "none"
 
     def __post_init__(self) -> None:
         check_width(self.dim, "dim")
@@ -91,6 +95,8 @@ class Setting:
             raise InputError(f"unknown loss {self.loss!r}; known: {', '.join(LOSSES)}")
         check_nonnegative(self.weight_decay, "weight_decay")
         check_nonnegative(self.bias_decay, "bias_decay")
+        if self.normalise not in NORMALISATIONS:
+            raise InputError(f"unknown normalise {self.normalise!r}; known: {', '.join(NORMALISATIONS)}")
         for name in ("temperature", "mu"):
             if check_nonnegative(getattr(self, name), name) == 0:
                 raise InputError(f"{name} must be > 0, got {getattr(self, name)}")
@@ -151,8 +157,10 @@ class Setting:
 
     def predict(self) -> Prediction:
         """The closed-form global minimum, or :class:`NoPredictionError` saying why there is none."""
-        if self.normalise:
-            raise NoPredictionError("no closed-form prediction for normalised representations (fmbench derives none)")
+        if self.normalise != "none":
+            if self.hidden or self.bias:
+                raise NoPredictionError("a normalised representation has a prediction only for a bias-free linear map")
+            return normalised_optimum(self.landscape(), self.width, self.normalise, weight_decay=self.weight_decay)
         if self.hidden:
             if self.bias:
                 raise NoPredictionError("no closed-form prediction for a two-layer encoder with a bias")

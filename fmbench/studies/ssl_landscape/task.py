@@ -13,7 +13,8 @@ Two sources share the evaluator (:mod:`~fmbench.studies.ssl_landscape.evaluate`)
   training images (10% of them per class) and ``test`` ``n_test`` test images, all drawn from the seed.
 
 Baselines: ``optimum`` (the closed-form global minimum), ``gd`` (full-batch gradient descent on the
-expected loss from seed 0, :mod:`~fmbench.studies.ssl_landscape.train`) and ``random`` (Gaussian
+expected loss from seed 0, with heavy-ball momentum where the task says so,
+:mod:`~fmbench.studies.ssl_landscape.train`) and ``random`` (Gaussian
 weights, variance ``1 / dim``).
 
 Example:
@@ -43,7 +44,7 @@ from fmbench.random_access import check_seed, normals, stream_key
 from fmbench.studies.ssl_landscape.encoders import linear_encoder, two_layer_encoder
 from fmbench.studies.ssl_landscape.evaluate import agreement_metrics, collapse_metrics, probe_metrics
 from fmbench.studies.ssl_landscape.problems import AUGMENTATIONS, Setting
-from fmbench.studies.ssl_landscape.theory import LOSSES, NoPredictionError, Prediction
+from fmbench.studies.ssl_landscape.theory import LOSSES, NORMALISATIONS, NoPredictionError, Prediction
 from fmbench.studies.ssl_landscape.train import train
 from fmbench.task import BOOLEAN, INTEGER, POSITIVE, Task, params_of, stratified_subset
 
@@ -66,6 +67,7 @@ SETTING_PARAMS = {
     "mu": {"type": "number", "exclusiveMinimum": 0},
     "bias": BOOLEAN,
     "bias_decay": NUMBER,
+    "normalise": {"enum": list(NORMALISATIONS)},
 }
 BATCH = 4096
 
@@ -86,8 +88,9 @@ class _EncoderTask(Task):
     """The evaluator shared by both sources; a source provides inputs, labels and its setting."""
 
     splits = ("pretrain", "train", "test")
-    baseline_schema = {"steps": POSITIVE}
-    """``steps``: the ``gd`` baseline's budget of gradient steps (default 200,000, or a gradient norm of 1e-9)."""
+    baseline_schema = {"steps": POSITIVE, "momentum": {"type": "number", "minimum": 0, "exclusiveMaximum": 1}}
+    """``steps``: the ``gd`` baseline's budget of gradient steps (default 200,000, or a gradient norm of 1e-9);
+    ``momentum``: its heavy-ball momentum (default 0, plain gradient descent)."""
     min_limit = 10  # one test item of each class (at most 10 classes), so every probe metric is defined
 
     @property
@@ -161,7 +164,8 @@ class _EncoderTask(Task):
             p = self.prediction()
             module = _module(p.weights, p.bias, p.layers, centre)
         elif name == "gd":
-            fit = _fit(s, self.baseline_entry(name).get("steps", 200_000))
+            entry = self.baseline_entry(name)
+            fit = _fit(s, entry.get("steps", 200_000), float(entry.get("momentum", 0.0)))
             module = _module(fit.weights, fit.bias, fit.layers, centre)
         else:  # random
             w = normals(stream_key("ssl_landscape.random", self.id), np.arange(s.width), s.dim) / np.sqrt(s.dim)
@@ -205,8 +209,8 @@ def _prediction(setting: Setting) -> Prediction:
 
 
 @lru_cache(maxsize=64)
-def _fit(setting: Setting, steps: int):  # noqa: ANN202 - a Fit, cached per setting
-    return train(setting, seed=0, tol=1e-9, max_steps=steps)
+def _fit(setting: Setting, steps: int, momentum: float):  # noqa: ANN202 - a Fit, cached per setting
+    return train(setting, seed=0, tol=1e-9, max_steps=steps, momentum=momentum)
 
 
 def _module(w: np.ndarray, bias: np.ndarray | None, layers: tuple | None, centre: np.ndarray) -> torch.nn.Module:

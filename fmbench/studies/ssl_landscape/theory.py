@@ -9,7 +9,9 @@ cross moment ``P = E[v1 v2^T]`` (:func:`landscape`). For a linear encoder ``z = 
 minima, every stationary point and its kind follow in closed form from the eigenvalues of
 ``B^-1/2 (Q + gamma I) B^-1/2`` (:func:`linear_optimum`, :func:`stationary_points`); for a two-layer
 linear encoder ``z = W2 W1 v`` with weight decay on both layers they follow when ``B`` is a multiple
-of the identity (:func:`two_layer_optimum`). A setting outside these raises
+of the identity (:func:`two_layer_optimum`); for a normalised representation (each feature standardised
+over the views, or all features scaled by one number) they follow from a projection onto a scaled
+simplex (:func:`normalised_optimum`). A setting outside these raises
 :class:`NoPredictionError`: fmbench never extrapolates.
 
 Example:
@@ -38,6 +40,11 @@ and a non-contrastive alignment + covariance-to-identity loss."""
 
 TIE = 1e-9
 """Relative gap below which two eigenvalues count as tied (the minimiser is then not unique)."""
+
+NORMALISATIONS = ("none", "batch", "global", "sample")
+"""How the representation is normalised: ``batch`` divides each feature by its standard deviation over the views
+(batch normalisation without an affine map, population statistics), ``global`` divides every feature by one
+number so that ``E|z|^2 = width``, ``sample`` divides each ``z`` by its norm (no closed form: refused)."""
 
 MAX_STATIONARY = 4096
 """The most stationary points :func:`stationary_points` lists."""
@@ -340,3 +347,81 @@ def two_layer_optimum(land: Landscape, weight_decay: float, width: int, hidden: 
     cov = np.zeros(width)
     cov[: len(s)] = b * np.sort(s)[::-1] ** 2
     return Prediction(len(alive), sv, cov, w, None, (w1, w2))
+
+
+def _simplex_heights(x: np.ndarray, total: float) -> tuple[np.ndarray, float]:
+    """The projection of ``x`` (descending) onto ``{h >= 0, sum h = total}``: ``max(x - theta, 0)`` and ``theta``."""
+    cums = np.cumsum(x)
+    j = np.arange(1, len(x) + 1)
+    rho = int(np.flatnonzero(x - (cums - total) / j > 0)[-1]) + 1
+    theta = float((cums[rho - 1] - total) / rho)
+    return np.maximum(x - theta, 0.0), theta
+
+
+def _unit_diagonal_rotation(h: np.ndarray) -> np.ndarray:
+    """An orthogonal ``O`` with ``diag(O diag(h) O^T) = 1`` when ``h >= 0`` sums to ``len(h)`` (Schur-Horn, by
+    Givens rotations: each one sets one diagonal entry to 1 between an entry below 1 and one above)."""
+    k = len(h)
+    g, o = np.diag(h.astype(np.float64)), np.eye(k)
+    for _ in range(k - 1):
+        dg = np.diag(g)
+        lo, hi = int(np.argmin(dg)), int(np.argmax(dg))
+        if dg[hi] - 1 <= 1e-12:
+            break
+        a, b, c = g[lo, lo], g[lo, hi], g[hi, hi]
+        t = (b + np.sqrt(b * b - (a - 1) * (c - 1))) / (c - 1)  # (c - 1) t^2 - 2 b t + (a - 1) = 0
+        cos, sin = 1 / np.sqrt(1 + t * t), t / np.sqrt(1 + t * t)
+        r = np.eye(k)
+        r[lo, lo], r[lo, hi], r[hi, lo], r[hi, hi] = cos, -sin, sin, cos
+        g, o = r @ g @ r.T, r @ o
+    return o
+
+
+def normalised_optimum(land: Landscape, width: int, normalise: str, *, weight_decay: float = 0.0) -> Prediction:
+    """The global minimum for a linear encoder whose representation is normalised (``batch`` or ``global``).
+
+    The normalised encoder ``W~`` (each row of unit variance over views, or ``tr(W~ B W~^T) = width``) enters the
+    loss only through ``H = B^1/2 W~^T W~ B^1/2``, which ranges over PSD matrices of rank <= ``width`` and trace
+    ``width`` (for ``batch`` by the Schur-Horn theorem). The loss is ``quartic |H - X|^2 + const`` with
+    ``X = -B^-1/2 Q B^-1/2 / (2 quartic)``, so ``H`` keeps ``X``'s eigenvectors and its ``width`` largest eigenvalues
+    projected onto the simplex of sum ``width``: ``h_j = max(x_j - theta, 0)``. ``weights`` is one minimiser
+    ``W~``, ``singular_values`` its singular values (unique), ``covariance`` the normalised representation's
+    covariance eigenvalues ``h_j``. Weight decay is refused: the normalised loss ignores ``W``'s scale, so with
+    ``gamma > 0`` it has no minimiser (``W -> 0``).
+
+    Example:
+        >>> a = np.array([1.0, 0.5, 0.05])
+        >>> land = landscape("infonce", np.diag(a), np.diag(a + 0.5), temperature=4.0)
+        >>> p = normalised_optimum(land, 3, "batch")  # x = tau a / (a + s) = [2.67, 2, 0.36]: theta = 0.83
+        >>> p.rank, np.round(p.covariance, 3).tolist()
+        (2, [1.833, 1.167, 0.0])
+    """
+    width = check_width(width)
+    if normalise not in NORMALISATIONS or normalise == "none":
+        raise InputError(f"normalise must be one of {', '.join(NORMALISATIONS[1:])}, got {normalise!r}")
+    if normalise == "sample":
+        raise NoPredictionError("no closed-form prediction for per-sample unit-norm representations z/|z|")
+    if check_nonnegative(weight_decay, "weight_decay") > 0:
+        raise NoPredictionError("a normalised loss ignores W's scale: with weight decay > 0 there is no minimiser")
+    d = land.q.shape[0]
+    root = _inverse_sqrt(land.b)
+    x = -root @ land.q @ root / (2 * land.quartic)
+    lam, vec = np.linalg.eigh((x + x.T) / 2)
+    lam, vec = lam[::-1], vec[:, ::-1]
+    top = min(width, d)
+    heights, _ = _simplex_heights(lam[:top], float(width))
+    rank = int((heights > 0).sum())
+    scale = float(np.abs(lam).max())
+    if top < d and rank == top and _tied(lam[top - 1], lam[top], scale):
+        raise NoPredictionError(
+            f"the minimiser is not unique: eigenvalues {top} and {top + 1} of -B^-1/2 Q B^-1/2 tie at the width cap"
+        )
+    h = np.zeros(width)
+    h[:top] = heights
+    y = np.zeros((width, d))
+    y[:top] = np.sqrt(heights)[:, None] * vec[:, :top].T
+    if normalise == "batch":
+        y = _unit_diagonal_rotation(h) @ y
+    w = y @ root
+    sv = np.linalg.svd(w, compute_uv=False)[: min(width, d)]
+    return Prediction(rank, sv, np.sort(h)[::-1], w)
