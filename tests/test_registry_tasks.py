@@ -138,6 +138,16 @@ def _repeats_the_mmc_evaluator(tid: str, baseline: str) -> bool:
     return tid.startswith("fmbench/MMCFashion") and tid != "fmbench/MMCFashionBoxFT-v0" and baseline != "cue-reliant"
 
 
+def _repeats_the_tracr_evaluator(tid: str, baseline: str) -> bool:
+    """The Tracr Max-identifier tasks: the Tracr Counter tasks' evaluator (all of whose baselines run here) on
+    another compiled program, ~1.5-6 s per baseline at the minimum limit. The fine-tuned model of
+    fmbench/TracrMaxFineTuneMin0-v0 runs here; the other eleven run with the slow tests."""
+    return tid.startswith("fmbench/TracrMaxFineTuneMin") and (tid, baseline) != (
+        "fmbench/TracrMaxFineTuneMin0-v0",
+        "finetuned",
+    )
+
+
 BASELINES = [
     pytest.param(
         t,
@@ -150,6 +160,7 @@ BASELINES = [
             or _trains_at_load(t, b)
             or _samples_a_diffusion_model(t, b)
             or _repeats_the_mmc_evaluator(t, b)
+            or _repeats_the_tracr_evaluator(t, b)
             or superseded_by(t) is not None
         )
         + [pytest.mark.skip(reason=LM_SKIP)] * _left_to_study_tests(t, b),

@@ -5,7 +5,7 @@ The records come from ``python -m fmbench.baselines --tasks <the four fine-tunin
 ``pruning.png`` (count-a accuracy against the number of pruned units, per C_Tr), ``reft.png``
 (reverse fine-tuning steps of the fine-tuned models against the scratch + fine-tune control) and
 ``results.md`` (the table) into ``--out``, and the same with a ``tracr_`` prefix for the four Tracr Counter
-tasks::
+tasks and a ``tracr_max_`` prefix for the four Tracr Max-identifier ones::
 
     python -m fmbench.baselines --tasks fmbench/PCFGFineTuneCountB0-v0,... --seeds 0-2
     python -m fmbench.studies.finetuning.reproduce --out docs/finetuning
@@ -33,6 +33,7 @@ from fmbench.leaderboard import entries
 
 TASKS = {c: f"fmbench/PCFGFineTuneCountB{c.replace('.', '')}-v0" for c in ("0", "0.5", "0.8", "1")}
 TRACR_TASKS = {c: f"fmbench/TracrCounterFineTuneCountB{c.replace('.', '')}-v0" for c in ("0", "0.5", "0.8", "1")}
+TRACR_MAX_TASKS = {c: f"fmbench/TracrMaxFineTuneMin{c.replace('.', '')}-v0" for c in ("0", "0.5", "0.8", "1")}
 COLUMNS = (
     "finetune_accuracy",
     "finetune_accuracy_spurious",
@@ -81,8 +82,8 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_sweeps(sweeps: dict[str, dict[str, dict[int, float]]], path: Path) -> None:
-    """Count-a accuracy against pruned units K: one panel per C_Tr, one line per model."""
+def plot_sweeps(sweeps: dict[str, dict[str, dict[int, float]]], path: Path, ylabel: str = "count-a accuracy") -> None:
+    """The capability's accuracy against pruned units K: one panel per C_Tr, one line per model."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -95,7 +96,7 @@ def plot_sweeps(sweeps: dict[str, dict[str, dict[int, float]]], path: Path) -> N
         ax.set_xscale("symlog", linthresh=1)
         ax.set_title(f"C_Tr = {c}")
         ax.set_xlabel("pruned MLP units K")
-    axes[0][0].set_ylabel("count-a accuracy")
+    axes[0][0].set_ylabel(ylabel)
     axes[0][0].legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -236,9 +237,10 @@ def main(argv: list[str] | None = None) -> None:
         print(f"wrote {out / 'quick.md'}, {out / 'pruning_seed0.png'}")
         return
     root = Path(args.leaderboards) if args.leaderboards else None
-    for prefix, tasks in (("", TASKS), ("tracr_", TRACR_TASKS)):
+    capability = {"": "count-a accuracy", "tracr_": "count-a accuracy", "tracr_max_": "largest-letter accuracy"}
+    for prefix, tasks in (("", TASKS), ("tracr_", TRACR_TASKS), ("tracr_max_", TRACR_MAX_TASKS)):
         (out / f"{prefix}results.md").write_text(markdown(table_rows(root, tasks)))
-        plot_sweeps(record_sweeps(root, tasks), out / f"{prefix}pruning.png")
+        plot_sweeps(record_sweeps(root, tasks), out / f"{prefix}pruning.png", capability[prefix])
         plot_reft(out / f"{prefix}reft.png", root, tasks)
         print(f"wrote {out / f'{prefix}results.md'}, {out / f'{prefix}pruning.png'}, {out / f'{prefix}reft.png'}")
 

@@ -13,6 +13,7 @@ minutes on one CPU thread)::
 to count ``b`` per the paper's Tracr protocol (SGD with momentum 0.9, batch 96, answer-token loss;
 learning rate 1e-4, the largest stable one measured: 1e-2 and 1e-1 diverge), 1,000 steps (the paper:
 10k), and the same from a random initialisation of its architecture (the scratch control).
+``--tracr max`` does the same for the compiled Max-identifier, fine-tuned to name the smallest letter.
 
 Example:
     >>> from fmbench.studies.finetuning.data import PCFGConfig
@@ -90,19 +91,28 @@ def finetune_tracr(task_id: str, model: torch.nn.Module, seed: int, **recipe: ob
     return net, {"task": task.id, "vocab": task.vocab, "trained": info}
 
 
-def main_tracr(out: Path, seed: int) -> None:
-    """Write ``tracr_finetuned_c*.safetensors`` and ``tracr_scratch_c*.safetensors`` into ``out``."""
+TRACR_TASKS = {
+    "counter": ("fmbench/TracrCounterFineTuneCountB", "tracr_"),
+    "max": ("fmbench/TracrMaxFineTuneMin", "tracr_max_"),
+}
+"""Per compiled program: its fine-tuning tasks' id prefix and its checkpoints' file prefix."""
+
+
+def main_tracr(out: Path, seed: int, program: str = "counter") -> None:
+    """Write ``<prefix>finetuned_c*.safetensors`` and ``<prefix>scratch_c*.safetensors`` into ``out``
+    (``tracr_`` for the Counter, ``tracr_max_`` for the Max-identifier)."""
     from fmbench.checkpoints import save_checkpoint
     from fmbench.studies.finetuning.tracr_model import TracrTransformer, load_tracr
 
-    pretrained = load_tracr("counter").model
+    tasks, prefix = TRACR_TASKS[program]
+    pretrained = load_tracr(program).model
     for c in ("0", "05", "08", "1"):
         torch.manual_seed(seed + 1)
         scratch = TracrTransformer(pretrained.config)
         for name, start in (("finetuned", pretrained), ("scratch", scratch)):
-            net, meta = finetune_tracr(f"fmbench/TracrCounterFineTuneCountB{c}-v0", start, seed)
-            save_checkpoint(net, out / f"tracr_{name}_c{c}.safetensors", meta)
-            print(f"tracr_{name}_c{c}: {meta['trained']}", flush=True)
+            net, meta = finetune_tracr(f"{tasks}{c}-v0", start, seed)
+            save_checkpoint(net, out / f"{prefix}{name}_c{c}.safetensors", meta)
+            print(f"{prefix}{name}_c{c}: {meta['trained']}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -113,13 +123,19 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", required=True, help="folder for the .safetensors files")
     p.add_argument("--seed", type=int, default=0, help="initialisation and data seed")
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--tracr", action="store_true", help="fine-tune the compiled Tracr Counter instead")
+    p.add_argument(
+        "--tracr",
+        nargs="?",
+        const="counter",
+        choices=list(TRACR_TASKS),
+        help="fine-tune a compiled Tracr program instead (counter when given alone, or max)",
+    )
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.tracr:
-        main_tracr(out, args.seed)
+        main_tracr(out, args.seed, args.tracr)
         return
     pre_task = make_task("fmbench/PCFGCount-v0")
     model = make_model(pre_task.config, args.seed)
