@@ -140,12 +140,9 @@ def _repeats_the_mmc_evaluator(tid: str, baseline: str) -> bool:
 
 def _repeats_the_tracr_evaluator(tid: str, baseline: str) -> bool:
     """The Tracr Max-identifier tasks: the Tracr Counter tasks' evaluator (all of whose baselines run here) on
-    another compiled program, ~1.5-6 s per baseline at the minimum limit. The fine-tuned model of
-    fmbench/TracrMaxFineTuneMin0-v0 runs here; the other eleven run with the slow tests."""
-    return tid.startswith("fmbench/TracrMaxFineTuneMin") and (tid, baseline) != (
-        "fmbench/TracrMaxFineTuneMin0-v0",
-        "finetuned",
-    )
+    another compiled program, ~1.5-2.5 s per baseline at the minimum limit; their twelve baselines run with the
+    slow tests (their data and the compiled Max are tested fast in tests/test_finetuning_tracr.py)."""
+    return tid.startswith("fmbench/TracrMaxFineTuneMin")
 
 
 BASELINES = [
