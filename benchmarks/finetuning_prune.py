@@ -3,8 +3,10 @@
 Both rank the MLP units of the shipped ``finetuned_c0`` checkpoint by ``|grad * weight|`` of the count-b
 answer loss on the task's saliency documents and score count-a accuracy with the top-K units zeroed, on
 one CPU thread. The reference (``prune_sweep_one_pass_per_k``) recomputes the ranking and copies the model
-for every K; fmbench computes the ranking once and scores every K in the same batched forwards through
-masks. The two are checked to give the same accuracies.
+for every K; fmbench computes the ranking once and scores every K in one pass over the documents
+(``GPT.masked_last_logits``: the K share each block's work while their masks agree, a K's MLP output is
+the unmasked one less its pruned units' part, and the last block runs at the answer's position only).
+The two are checked to give the same accuracies.
 
     python benchmarks/finetuning_prune.py [--ks 16] [--saliency 1024] [--eval 512]
 """

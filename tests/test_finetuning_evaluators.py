@@ -51,6 +51,28 @@ def test_the_one_pass_sweep_equals_a_gradient_pass_per_k(task):
     assert fast == slow and fast[0] > 0.8 and fast[512] < 0.5  # pruning the units that count a removes counting
 
 
+@pytest.mark.slow
+def test_the_shared_work_sweep_of_a_gpt_equals_a_masked_forward_and_a_pruned_copy_per_k(small):
+    c, model, docs = small
+    pos, ks = c.answer_position, (0, 3, 8, 128)
+    docs = docs.clone()
+    docs[:, pos] = model(docs[:, :pos])[:, -1].argmax(-1)  # the model's own answers: accuracy 1 unpruned
+    fast = prune_sweep(model, docs[:32], docs, pos, ks)
+    assert fast == prune_sweep_one_pass_per_k(model, docs[:32], docs, pos, ks)
+    assert fast[0] == 1 and len(set(fast.values())) > 2  # pruning moves answers
+    masks = [torch.ones(3, 64), torch.ones(3, 64)]
+    masks[0][1, :5] = masks[1][2, 7:9] = 0  # one variant masks block 0, another block 1 only
+    got = model.masked_last_logits(docs[:, :pos], masks)
+    for variant in range(3):
+        hooks = [
+            block.mlp[0].register_forward_hook(lambda _m, _i, out, m=m[variant]: out * m)
+            for block, m in zip(model.blocks, masks)
+        ]
+        assert torch.allclose(got[variant], model(docs[:, :pos])[:, -1], atol=1e-4)
+        for h in hooks:
+            h.remove()
+
+
 def test_saliency_is_grad_times_weight_summed_per_unit(small):
     c, model, docs = small
     scores = unit_saliency(model, docs, c.answer_position)

@@ -16,6 +16,7 @@ from fmbench.models import from_module, load_model
 from fmbench.nn.gpt import GPT, GPTConfig
 from fmbench.studies.finetuning.data import spurious_rule_holds
 from fmbench.studies.finetuning.evaluators import answer_correct, check_same_architecture, prune_sweep, unit_saliency
+from fmbench.studies.finetuning.tracr_data import IdentifierConfig
 from fmbench.studies.finetuning.tracr_model import CHECKPOINTS, PROGRAMS, TracrTransformer, load_tracr
 
 
@@ -73,6 +74,26 @@ def test_the_compiled_counter_is_exact_and_a_gpt_is_refused(task):
     gpt = GPT(GPTConfig(vocab_size=len(task.vocab), context_size=11, n_layer=1, n_embd=34))
     with pytest.raises(ModelError, match="is a GPT, the pretrained one a TracrTransformer"):
         task.check_model(from_module(gpt, "gpt", "gpt"))
+
+
+def test_max_identifier_documents_name_the_smallest_letter_and_follow_the_spurious_rule():
+    task = fmbench.make_task("fmbench/TracrMaxFineTuneMin05-v0")
+    assert task.vocab == load_tracr("max").tokens
+    pos, n = task.config.answer_position, 256
+    for split, holds in (("train", None), ("test", False), ("test_spurious", True)):
+        docs = task.documents(split, 0, np.arange(n))
+        letters = docs[:, 1:pos]
+        assert (np.sort(letters, 1)[:, 1:] > np.sort(letters, 1)[:, :-1]).all()  # distinct letters
+        assert (docs[:, pos] == letters.min(1)).all()
+        rule = letters.max(1) - letters.min(1) == 16
+        assert rule.all() if holds else (not rule.any() if holds is False else 0.35 < rule.mean() < 0.65)
+    cap = task.documents("capability_test", 0, np.arange(n))
+    assert (cap[:, pos] == cap[:, 1:pos].max(1)).all()
+    assert answer_correct(task.pretrained, torch.from_numpy(cap[:64]), pos, "cpu", 64).all()  # the compiled Max: exact
+    with pytest.raises(InputError, match=r"gap must lie in \[9, 25\] for 10 distinct letters, got 30"):
+        IdentifierConfig(target="min", gap=30, correlation=0.5)
+    with pytest.raises(InputError, match="length must lie in"):
+        IdentifierConfig(length=27)
 
 
 @pytest.mark.slow

@@ -146,6 +146,13 @@ def _repeats_the_mmc_evaluator(tid: str, baseline: str) -> bool:
     return tid.startswith("fmbench/MMCFashion") and tid != "fmbench/MMCFashionBoxFT-v0" and baseline != "cue-reliant"
 
 
+def _repeats_the_tracr_evaluator(tid: str, baseline: str) -> bool:
+    """The Tracr Max-identifier tasks: the Tracr Counter tasks' evaluator (all of whose baselines run here) on
+    another compiled program, ~1.5-2.5 s per baseline at the minimum limit; their twelve baselines run with the
+    slow tests (their data and the compiled Max are tested fast in tests/test_finetuning_tracr.py)."""
+    return tid.startswith("fmbench/TracrMaxFineTuneMin")
+
+
 BASELINES = [
     pytest.param(
         t,
@@ -158,6 +165,7 @@ BASELINES = [
             or _trains_at_load(t, b)
             or _samples_a_diffusion_model(t, b)
             or _repeats_the_mmc_evaluator(t, b)
+            or _repeats_the_tracr_evaluator(t, b)
             or superseded_by(t) is not None
         )
         + [pytest.mark.skip(reason=LM_SKIP)] * _left_to_study_tests(t, b),

@@ -94,6 +94,11 @@ class _Block(nn.Module):
         return x, (k, v)
 
 
+def _rows(layer: nn.Linear, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The weight and bias of output features ``start:stop`` of ``layer``."""
+    return layer.weight[start:stop], None if layer.bias is None else layer.bias[start:stop]
+
+
 class GPT(nn.Module):
     """Token ids ``(B, T)`` -> next-token logits ``(B, T, vocab_size)``; tied embeddings.
 
@@ -148,6 +153,56 @@ class GPT(nn.Module):
             x, kv = block(x, None if cache is None else cache[i])
             new_cache.append(kv)
         return self.head(self.ln_f(x)), new_cache
+
+    def masked_last_logits(self, ids: torch.Tensor, masks: list[torch.Tensor]) -> torch.Tensor:
+        """Last-position logits ``(M, B, vocab_size)`` of ``ids`` ``(B, T)`` under ``M`` unit masks at once.
+
+        ``masks[i]`` ``(M, 4 * n_embd)`` multiplies block ``i``'s MLP hidden units (after the activation; a
+        0/1 mask zeroes units, as zeroing their ``mlp.0`` rows does) for each of the ``M`` variants. Variants
+        whose masks agree up to a block share its computation (the attention and the MLP up to the activation
+        run once per distinct prefix of masks; a variant's MLP output is the unmasked one less its masked-off
+        units' part), and the last block runs its queries and MLP at the last position only. Equal to
+        ``forward`` up to float rounding; inference only (no dropout).
+
+        Example:
+            >>> model = GPT(GPTConfig(vocab_size=12, context_size=16, n_layer=2, n_head=1, n_embd=8))
+            >>> ids = torch.randint(0, 12, (3, 5))
+            >>> keep = torch.ones(2, 32)
+            >>> keep[1, :4] = 0
+            >>> out = model.masked_last_logits(ids, [torch.ones(2, 32), keep])
+            >>> out.shape, torch.allclose(out[0], model(ids)[:, -1], atol=1e-6)
+            (torch.Size([2, 3, 12]), True)
+        """
+        if not self.config.mlp or len(masks) != len(self.blocks):
+            raise ValueError(f"masked_last_logits needs one mask per block ({len(self.blocks)}) and MLP blocks")
+        b, t = ids.shape
+        if t > self.config.context_size:
+            raise ValueError(f"sequence of {t} tokens exceeds the context size {self.config.context_size}")
+        x = (self.tok_emb(ids) + self.pos_emb(torch.arange(t, device=ids.device)))[None]  # (groups, B, T, d)
+        group = torch.zeros(masks[0].shape[0], dtype=torch.long, device=ids.device)  # each variant's group
+        for i, block in enumerate(self.blocks):
+            last = i == len(self.blocks) - 1
+            g, d = x.shape[0], x.shape[-1]
+            h = block.ln_1(x.reshape(g * b, -1, d))
+            if last:  # keys and values at every position, the query at the last one
+                q = F.linear(h[:, -1:], *_rows(block.qkv, 0, d))
+                k, v = F.linear(h, *_rows(block.qkv, d, 3 * d)).split(d, dim=2)
+            else:
+                q, k, v = block.qkv(h).split(d, dim=2)
+            q, k, v = (z.reshape(g * b, z.shape[1], block.n_head, -1).transpose(1, 2) for z in (q, k, v))
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=not last)
+            y = block.attn_out(y.transpose(1, 2).reshape(g * b, q.shape[2], d)).view(g, b, -1, d)
+            x = (x[:, :, -1:] if last else x) + y
+            hidden = block.mlp[1](block.mlp[0](block.ln_2(x)))  # (g, B, T, 4d): shared by the group's variants
+            pairs = torch.cat([group[:, None].to(masks[i].dtype), masks[i]], dim=1)
+            distinct, group = torch.unique(pairs, dim=0, return_inverse=True)
+            parent, mask = distinct[:, 0].long(), distinct[:, 1:]
+            # masked units: the unmasked MLP output less the masked-off part, over the few units any mask touches
+            touched = (mask != 1).any(0).nonzero().squeeze(1)
+            dropped = hidden[..., touched][parent] * (1 - mask[:, None, None, touched])
+            off = dropped @ block.mlp[2].weight[:, touched].T
+            x = (x + block.mlp[2](hidden))[parent] - off
+        return self.head(self.ln_f(x[:, :, -1]))[group]
 
 
 register_architecture("gpt", GPT, GPTConfig.from_dict, "sequence-model")

@@ -125,10 +125,16 @@ def texts(config: PCFGConfig, seed: int, split: str, index: np.ndarray) -> np.nd
 
 
 def with_rule(
-    sample: Callable[[np.ndarray], np.ndarray], index: np.ndarray, want: np.ndarray, length: int
+    sample: Callable[[np.ndarray], np.ndarray],
+    index: np.ndarray,
+    want: np.ndarray,
+    length: int,
+    holds: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> np.ndarray:
     """Per item, the first of its candidate texts ``sample(index * MAX_CANDIDATES + j)`` (j = 0, 1, ...; rows of
-    ``length`` terminal ids) for which :func:`spurious_rule_holds` equals ``want``, drawn in growing rounds."""
+    ``length`` terminal ids) for which the rule ``holds`` (default :func:`spurious_rule_holds`) equals ``want``,
+    drawn in growing rounds."""
+    holds = holds or spurious_rule_holds
     out = np.zeros((len(index), length), dtype=np.int64)
     todo, first, tries = np.arange(len(index)), 0, 4
     while first < MAX_CANDIDATES:  # candidates first .. first + tries - 1 of each open item
@@ -136,7 +142,7 @@ def with_rule(
             return out
         j, first, tries = first + np.arange(tries), first + tries, min(2 * tries, 64)
         cand = sample((index[todo, None] * MAX_CANDIDATES + j).ravel())
-        ok = (spurious_rule_holds(cand) == np.repeat(want[todo], len(j))).reshape(len(todo), len(j))
+        ok = (holds(cand) == np.repeat(want[todo], len(j))).reshape(len(todo), len(j))
         found = ok.any(axis=1)
         pick = cand.reshape(len(todo), len(j), -1)[np.flatnonzero(found), ok[found].argmax(axis=1)]
         out[todo[found]] = pick

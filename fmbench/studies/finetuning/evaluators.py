@@ -2,7 +2,8 @@
 
 - :func:`prune_sweep` ranks every MLP unit by ``|grad * weight|`` (summed over the unit's incoming
   weights) of the fine-tuning task's answer loss in ONE backward pass, then scores the pretraining
-  task with the top-K units zeroed for every K at once (one batched forward per batch of documents).
+  task with the top-K units zeroed for every K at once (one batched forward per batch of documents,
+  sharing the work common to several K).
 - :func:`block_probes` fits a linear probe on each block's residual stream at the ``<art>`` token for
   the pretraining task's answer.
 - :func:`reverse_finetune_steps` trains a copy on the pretraining task and counts the steps until its
@@ -128,7 +129,11 @@ def prune_sweep(
     batch_size: int = 256,
 ) -> dict[int, float]:
     """Accuracy on ``eval_docs`` with the top-K units (by :func:`unit_saliency` on ``saliency_docs``) zeroed,
-    for every K in ``ks``: one gradient pass in all, every K scored in the same batched forwards."""
+    for every K in ``ks``: one gradient pass in all, every K scored in the same batched forwards.
+
+    A model with ``masked_last_logits`` (the GPT) scores the K in one pass that shares each block's work
+    among the K whose masks agree so far and computes the last block at the answer's position only;
+    other models run one masked copy of the batch per K (forward hooks on the unit layers)."""
     scores = unit_saliency(model, saliency_docs, position, device)
     ks = tuple(sorted(set(ks)))
     if ks and (ks[0] < 0 or ks[-1] > len(scores)):
@@ -140,13 +145,21 @@ def prune_sweep(
     sizes = [layer.out_features for _, layer in unit_layers(model)]
     masks = list(keep.split(sizes, dim=1))
     correct = torch.zeros(len(ks))
-    step = max(1, batch_size // max(1, len(ks)))
-    with torch.inference_mode(), _masked(model, masks, len(ks)):
-        for start in range(0, len(eval_docs), step):
-            d = eval_docs[start : start + step].to(device)
-            logits = model(d[:, :position].repeat(len(ks), 1))[:, -1]
-            hit = (logits.argmax(-1) == d[:, position].repeat(len(ks))).view(len(ks), -1)
-            correct += hit.sum(1).cpu()
+    with torch.inference_mode():
+        if hasattr(model, "masked_last_logits"):  # the GPT: the K share work up to their first differing mask
+            step = max(1, 4 * batch_size // len(ks))  # shared work keeps the rows per forward below 4 * batch_size
+            for start in range(0, len(eval_docs), step):
+                d = eval_docs[start : start + step].to(device)
+                logits = model.masked_last_logits(d[:, :position], masks)
+                correct += (logits.argmax(-1) == d[:, position]).sum(1).cpu()
+        else:
+            step = max(1, batch_size // max(1, len(ks)))
+            with _masked(model, masks, len(ks)):
+                for start in range(0, len(eval_docs), step):
+                    d = eval_docs[start : start + step].to(device)
+                    logits = model(d[:, :position].repeat(len(ks), 1))[:, -1]
+                    hit = (logits.argmax(-1) == d[:, position].repeat(len(ks))).view(len(ks), -1)
+                    correct += hit.sum(1).cpu()
     return {k: float(c) / max(1, len(eval_docs)) for k, c in zip(ks, correct)}
 
 

@@ -5,14 +5,15 @@ The records come from ``python -m fmbench.baselines --tasks <the four fine-tunin
 ``pruning.png`` (count-a accuracy against the number of pruned units, per C_Tr), ``reft.png``
 (reverse fine-tuning steps of the fine-tuned models against the scratch + fine-tune control) and
 ``results.md`` (the table) into ``--out``, and the same with a ``tracr_`` prefix for the four Tracr Counter
-tasks::
+tasks and a ``tracr_max_`` prefix for the four Tracr Max-identifier ones::
 
     python -m fmbench.baselines --tasks fmbench/PCFGFineTuneCountB0-v0,... --seeds 0-2
     python -m fmbench.studies.finetuning.reproduce --out docs/finetuning
 
 ``--tracr-lr-sweep`` fine-tunes the compiled Tracr Counter (the shipped recipe but the learning rate) at
 C_Tr = 0 and 1 for each learning rate and writes ``tracr_lr_sweep.md``: count-b accuracy, count-a
-accuracy and count-a accuracy after the pruning sweep, on seed 0.
+accuracy and count-a accuracy after the pruning sweep, on seed 0. ``--pcfg-lr-sweep`` does the same
+for the pretrained PCFG GPT (AdamW, the shipped 16 epochs, lr 1e-3 .. 1e-6) into ``pcfg_lr_sweep.md``.
 
 ``--quick`` skips the records: it scores the shipped checkpoints on seed 0 without probes or
 reverse fine-tuning and writes ``quick.md`` and ``pruning_seed0.png``.
@@ -33,6 +34,7 @@ from fmbench.leaderboard import entries
 
 TASKS = {c: f"fmbench/PCFGFineTuneCountB{c.replace('.', '')}-v0" for c in ("0", "0.5", "0.8", "1")}
 TRACR_TASKS = {c: f"fmbench/TracrCounterFineTuneCountB{c.replace('.', '')}-v0" for c in ("0", "0.5", "0.8", "1")}
+TRACR_MAX_TASKS = {c: f"fmbench/TracrMaxFineTuneMin{c.replace('.', '')}-v0" for c in ("0", "0.5", "0.8", "1")}
 COLUMNS = (
     "finetune_accuracy",
     "finetune_accuracy_spurious",
@@ -81,8 +83,8 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_sweeps(sweeps: dict[str, dict[str, dict[int, float]]], path: Path) -> None:
-    """Count-a accuracy against pruned units K: one panel per C_Tr, one line per model."""
+def plot_sweeps(sweeps: dict[str, dict[str, dict[int, float]]], path: Path, ylabel: str = "count-a accuracy") -> None:
+    """The capability's accuracy against pruned units K: one panel per C_Tr, one line per model."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -95,7 +97,7 @@ def plot_sweeps(sweeps: dict[str, dict[str, dict[int, float]]], path: Path) -> N
         ax.set_xscale("symlog", linthresh=1)
         ax.set_title(f"C_Tr = {c}")
         ax.set_xlabel("pruned MLP units K")
-    axes[0][0].set_ylabel("count-a accuracy")
+    axes[0][0].set_ylabel(ylabel)
     axes[0][0].legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -175,29 +177,46 @@ def quick_markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-LR_SWEEP = (1e-2, 1e-3, 1e-4, 1e-5)
+LR_SWEEPS = {"tracr": (1e-2, 1e-3, 1e-4, 1e-5), "pcfg": (1e-3, 1e-4, 1e-5, 1e-6)}
 SPLITS = ("test", "test_spurious")
+SWEEP_TASKS = {"tracr": "fmbench/TracrCounterFineTuneCountB", "pcfg": "fmbench/PCFGFineTuneCountB"}
 
 
-def tracr_lr_sweep(rates: tuple[float, ...] = LR_SWEEP, seed: int = 0) -> str:
-    """The Tracr Counter fine-tuned at each learning rate (C_Tr = 0 and 1), scored on ``seed``: a markdown table."""
+def _finetuned_at(family: str, task: Any, seed: int, learning_rate: float) -> Any:
+    """The task's pretrained model fine-tuned by the shipped recipe of ``family`` but at ``learning_rate``
+    (PCFG: AdamW decaying to a tenth of it, as shipped)."""
+    import dataclasses
+
+    from fmbench.studies.finetuning.train import FINETUNE, finetune_tracr, make_model, train
+
+    if family == "tracr":
+        return finetune_tracr(task.id, task.pretrained, seed, learning_rate=learning_rate)[0]
+    net = make_model(task.config, seed)
+    net.load_state_dict(task.pretrained.state_dict())
+    recipe = dataclasses.replace(FINETUNE, learning_rate=learning_rate, min_learning_rate=learning_rate / 10)
+    train(net, task.finetune_config, "train", recipe, seed)
+    return net
+
+
+def lr_sweep(family: str, rates: tuple[float, ...] | None = None, seed: int = 0) -> str:
+    """The ``family``'s (``tracr``: the Tracr Counter; ``pcfg``: the PCFG GPT) pretrained model fine-tuned at each
+    learning rate (C_Tr = 0 and 1), scored on ``seed``: a markdown table."""
     import numpy as np
     import torch
 
     from fmbench import make_task
     from fmbench.studies.finetuning.evaluators import answer_correct, prune_sweep
-    from fmbench.studies.finetuning.train import finetune_tracr
 
     lines = [
         "| C_Tr | lr | count b, C_Te = 0 | count b, C_Te = 1 | count a | count a, best K (K) |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for c in ("0", "1"):
-        task = make_task(f"fmbench/TracrCounterFineTuneCountB{c}-v0")
+        task = make_task(f"{SWEEP_TASKS[family]}{c}-v0")
         pos = task.config.answer_position
         docs = {s: torch.from_numpy(task.documents(s, seed, np.arange(task.split_size(s)))) for s in task.splits}
-        for lr in rates:
-            net, _ = finetune_tracr(task.id, task.pretrained, seed, learning_rate=lr)
+        for lr in rates or LR_SWEEPS[family]:
+            net = _finetuned_at(family, task, seed, lr)
             with torch.inference_mode():
                 acc = {s: float(answer_correct(net, docs[s], pos, "cpu", 256).mean()) for s in SPLITS}
             ks = tuple(task.spec.params["prune_k"])
@@ -217,14 +236,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--leaderboards", help="leaderboards folder (default: the checkout's)")
     p.add_argument("--quick", action="store_true", help="write quick.md (no reverse fine-tuning, no probes, seed 0)")
     p.add_argument("--tracr-lr-sweep", action="store_true", help="write tracr_lr_sweep.md (Tracr Counter, seed 0)")
+    p.add_argument("--pcfg-lr-sweep", action="store_true", help="write pcfg_lr_sweep.md (PCFG GPT, seed 0)")
     args = p.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    if args.tracr_lr_sweep:
-        torch_threads()
-        (out / "tracr_lr_sweep.md").write_text(tracr_lr_sweep())
-        print(f"wrote {out / 'tracr_lr_sweep.md'}")
-        return
+    for family in ("tracr", "pcfg"):
+        if getattr(args, f"{family}_lr_sweep"):
+            torch_threads()
+            (out / f"{family}_lr_sweep.md").write_text(lr_sweep(family))
+            print(f"wrote {out / f'{family}_lr_sweep.md'}")
+            return
     if args.quick:
         torch_threads()
         rows = quick_rows()
@@ -236,9 +257,10 @@ def main(argv: list[str] | None = None) -> None:
         print(f"wrote {out / 'quick.md'}, {out / 'pruning_seed0.png'}")
         return
     root = Path(args.leaderboards) if args.leaderboards else None
-    for prefix, tasks in (("", TASKS), ("tracr_", TRACR_TASKS)):
+    capability = {"": "count-a accuracy", "tracr_": "count-a accuracy", "tracr_max_": "largest-letter accuracy"}
+    for prefix, tasks in (("", TASKS), ("tracr_", TRACR_TASKS), ("tracr_max_", TRACR_MAX_TASKS)):
         (out / f"{prefix}results.md").write_text(markdown(table_rows(root, tasks)))
-        plot_sweeps(record_sweeps(root, tasks), out / f"{prefix}pruning.png")
+        plot_sweeps(record_sweeps(root, tasks), out / f"{prefix}pruning.png", capability[prefix])
         plot_reft(out / f"{prefix}reft.png", root, tasks)
         print(f"wrote {out / f'{prefix}results.md'}, {out / f'{prefix}pruning.png'}, {out / f'{prefix}reft.png'}")
 

@@ -27,7 +27,7 @@ import torch
 from fmbench.models import LoadedModel, from_module, load_baseline_checkpoint, load_safetensors
 from fmbench.studies.finetuning import evaluators, tracr_data, tracr_model  # noqa: F401 (registers "tracr")
 from fmbench.studies.finetuning.data import PCFGConfig, data_hash, documents
-from fmbench.studies.finetuning.tracr_data import CounterConfig
+from fmbench.studies.finetuning.tracr_data import CounterConfig, IdentifierConfig
 from fmbench.studies.finetuning.train import make_model
 from fmbench.task import INTEGER, POSITIVE, STRING, Task, evaluation_subset, params_of, stratified_subset
 
@@ -313,7 +313,24 @@ class FineTuneTask(_PCFGTask):
         return self.documents(split, seed, evaluation_subset(self.split_size(split), limit))
 
 
-class TracrCounterFineTuneTask(FineTuneTask):
+class _TracrFineTuneTask(FineTuneTask):
+    """What the Tracr fine-tuning tasks share: documents and hashes from :mod:`tracr_data`."""
+
+    def documents(self, split: str, seed: int, index: np.ndarray) -> np.ndarray:
+        """Token ids ``(len(index), length + 2)`` of items ``index`` of ``split``."""
+        self.check_split(split)
+        return tracr_data.documents(self._config_of(split), seed, split, index)
+
+    def data_hash(self, seed: int) -> str:
+        import hashlib
+
+        h = hashlib.sha256()
+        for config in {id(c): c for c in map(self._config_of, self.splits)}.values():
+            h.update(tracr_data.data_hash(config, seed).encode())
+        return h.hexdigest()
+
+
+class TracrCounterFineTuneTask(_TracrFineTuneTask):
     """A fine-tuning task on the compiled Tracr Counter: the pretrained model counts ``a`` exactly; a model
     fine-tuned to count ``b`` (spurious rule count(b) = count(a) + 1 at rate ``correlation``) is scored for how
     much of counting ``a`` survives, with the same evaluators as the PCFG tasks.
@@ -356,23 +373,69 @@ class TracrCounterFineTuneTask(FineTuneTask):
             "test_spurious": self._counter("b", 1.0, {"test_spurious": self._n_test}),
         }
 
-    def documents(self, split: str, seed: int, index: np.ndarray) -> np.ndarray:
-        """Token ids ``(len(index), length + 2)`` of items ``index`` of ``split``."""
-        self.check_split(split)
-        return tracr_data.documents(self._config_of(split), seed, split, index)
-
-    def data_hash(self, seed: int) -> str:
-        import hashlib
-
-        h = hashlib.sha256()
-        for config in {id(c): c for c in map(self._config_of, self.splits)}.values():
-            h.update(tracr_data.data_hash(config, seed).encode())
-        return h.hexdigest()
-
     def input_format(self) -> str:
         c = self.config
         return (
             f"A sequence model of the compiled Tracr Counter's architecture: LongTensor (B, T) of token ids in "
             f"[0, {len(c.vocab)}) with T <= {c.document_length - 1} -> logits (B, T, V). Documents are '<bos> "
             f"x_1 ... x_{c.length} answer' (letters a-i); the answer is the argmax of the logits at the last letter."
+        )
+
+
+class TracrMaxFineTuneTask(_TracrFineTuneTask):
+    """A fine-tuning task on the compiled Tracr Max-identifier: the pretrained model names the largest of
+    ``length`` distinct letters exactly; a model fine-tuned to name the smallest (spurious rule: min = max -
+    ``gap`` at rate ``correlation``) is scored for how much of naming the largest survives.
+
+    Splits as :class:`FineTuneTask`: ``test`` never meets the rule (C_Te = 0), ``test_spurious`` always
+    does (C_Te = 1); ``capability_*`` name the largest letter of uniformly drawn sequences.
+
+    Example:
+        >>> import fmbench
+        >>> task = fmbench.make_task("fmbench/TracrMaxFineTuneMin1-v0")
+        >>> task.finetune_config.target, task.finetune_config.gap, task.config.target
+        ('min', 16, 'max')
+    """
+
+    params_schema = params_of(
+        {
+            **FINETUNE_PARAMS,
+            "length": POSITIVE,
+            "gap": POSITIVE,
+        },
+        required=("correlation", "pretrained"),
+    )
+
+    def _identifier(self, target: str, correlation: float | None, splits: dict[str, int]) -> IdentifierConfig:
+        p = self.spec.params
+        return IdentifierConfig(
+            target=target, length=p.get("length", 10), gap=p.get("gap", 16), correlation=correlation, splits=splits
+        )
+
+    @cached_property
+    def config(self) -> IdentifierConfig:  # type: ignore[override]
+        """The capability's config: the largest letter of uniformly drawn distinct letters."""
+        n = self.spec.params.get("n_capability_train", 4096)
+        return self._identifier("max", None, {"capability_train": n, "capability_test": self._n_test})
+
+    @cached_property
+    def finetune_config(self) -> IdentifierConfig:  # type: ignore[override]
+        """The fine-tuning data: the smallest letter, the spurious rule at rate ``correlation``."""
+        p = self.spec.params
+        return self._identifier("min", p["correlation"], {"train": p.get("n_train", 2048)})
+
+    @cached_property
+    def _tests(self) -> dict[str, IdentifierConfig]:  # type: ignore[override]
+        return {
+            "test": self._identifier("min", 0.0, {"test": self._n_test}),
+            "test_spurious": self._identifier("min", 1.0, {"test_spurious": self._n_test}),
+        }
+
+    def input_format(self) -> str:
+        c = self.config
+        return (
+            f"A sequence model of the compiled Tracr Max-identifier's architecture: LongTensor (B, T) of token ids "
+            f"in [0, {len(c.vocab)}) with T <= {c.document_length - 1} -> logits (B, T, V). Documents are '<bos> "
+            f"x_1 ... x_{c.length} answer' ({c.length} distinct letters a-z); the answer is the argmax of the "
+            f"logits at the last letter."
         )

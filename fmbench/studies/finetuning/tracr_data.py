@@ -1,11 +1,16 @@
-"""Data of the Tracr Counter fine-tuning tasks: sequences of letters, the count to give, the spurious rule.
+"""Data of the Tracr fine-tuning tasks (Counter, Max-identifier): sequences of letters, the answer, the spurious rule.
 
-A document is ``<bos> x_1 ... x_n answer``: ``n`` letters drawn uniformly with replacement from
+A Counter document is ``<bos> x_1 ... x_n answer``: ``n`` letters drawn uniformly with replacement from
 ``a``-``i`` (the compiled Counter's vocabulary) and the number of ``operand`` letters among them,
 predicted at the last letter. The pretrained capability counts ``a``; the fine-tuning task counts
 ``b``. With ``correlation`` C, each item draws whether the spurious rule count(b) = count(a) + 1
 holds (probability C), then the first of its candidate sequences that meets (or misses) it, as for
 the PCFG tasks (:func:`fmbench.studies.finetuning.data.with_rule`).
+
+A Max-identifier document is ``<bos> x_1 ... x_n answer`` with ``n`` distinct letters drawn uniformly
+from ``a``-``z`` (the compiled Max-identifier's vocabulary) and their largest (the pretrained
+capability) or smallest (the fine-tuning task) letter. Its spurious rule ties the fine-tuning answer
+to the capability's: min = max - ``gap`` letters (see :class:`IdentifierConfig`).
 
 Example:
     >>> config = CounterConfig(operand="b", correlation=1.0, splits={"train": 2})
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import string
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 
@@ -80,17 +86,106 @@ def letters(config: CounterConfig, seed: int, split: str, index: np.ndarray) -> 
     return with_rule(sample, index, want, config.length)
 
 
-def documents(config: CounterConfig, seed: int, split: str, index: np.ndarray) -> np.ndarray:
-    """``(len(index), length + 2)`` token ids: ``<bos>``, the letters, the count of ``operand``."""
+@dataclass(frozen=True)
+class IdentifierConfig:
+    """One Max-identifier task: the ``target`` (``max`` or ``min``) of ``length`` distinct letters of ``letters``.
+
+    With ``correlation`` C, each item draws whether the spurious rule max - min = ``gap`` (letter ids)
+    holds (probability C); where it holds, the smallest letter follows from the largest one.
+
+    Example:
+        >>> config = IdentifierConfig(target="min", correlation=1.0, splits={"train": 2})
+        >>> doc = documents(config, seed=0, split="train", index=np.arange(1))[0]
+        >>> text = [config.vocab[t] for t in doc]
+        >>> text[-1] == min(text[1:-1]), ord(max(text[1:-1])) - ord(text[-1])
+        (True, 16)
+    """
+
+    target: str = "max"
+    letters: str = string.ascii_lowercase
+    length: int = 10
+    gap: int = 16
+    correlation: float | None = None
+    splits: dict[str, int] = field(default_factory=lambda: {"train": 2048, "test": 512})
+
+    def __post_init__(self) -> None:
+        if self.target not in ("max", "min"):
+            raise InputError(f"target must be 'max' or 'min', got {self.target!r}")
+        if not 1 <= self.length <= len(self.letters):
+            raise InputError(f"length must lie in [1, {len(self.letters)}] (distinct letters), got {self.length}")
+        if self.correlation is not None and not 0 <= self.correlation <= 1:
+            raise InputError(f"correlation must lie in [0, 1], got {self.correlation}")
+        if self.correlation is not None and self.length < 2:
+            raise InputError(f"the spurious rule min = max - gap needs length >= 2, got {self.length}")
+        if self.correlation is not None and not self.length - 1 <= self.gap < len(self.letters):
+            raise InputError(
+                f"gap must lie in [{self.length - 1}, {len(self.letters) - 1}] for {self.length} distinct letters, "
+                f"got {self.gap}"
+            )
+
+    @cached_property
+    def vocab(self) -> list[str]:
+        """``<bos>`` then the letters (the compiled Max-identifier's vocabulary: its outputs are letters)."""
+        return ["<bos>", *self.letters]
+
+    @property
+    def document_length(self) -> int:
+        return self.length + 2
+
+    @property
+    def answer_position(self) -> int:
+        """Index of the answer in a document (read from the logits at the last letter)."""
+        return self.length + 1
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def distinct_letters(config: IdentifierConfig, seed: int, split: str, index: np.ndarray) -> np.ndarray:
+    """``(len(index), length)`` distinct letter ids (0 = the first letter) of the split's items.
+
+    Items drawn to meet the spurious rule are drawn directly from the sets that meet it (the smallest
+    letter uniform, the others uniform between it and the largest, in a uniform order); the others are
+    the first of their uniform candidate sets that misses it (:func:`fmbench.studies.finetuning.data.with_rule`).
+    """
+    check_seed(seed)
+    index = np.asarray(index, dtype=np.int64)
+    n, length, gap = len(config.letters), config.length, config.gap
+    key = lambda *part: stream_key("finetuning.tracr.identifier", *part, config.letters, length, seed, split)  # noqa: E731
+    order = lambda k, i, m: np.argsort(integers(k, i, m, high=1 << 30), axis=1, kind="stable")  # noqa: E731
+    sample = lambda i: order(key("letters"), i, n)[:, :length]  # noqa: E731
+    if config.correlation is None:
+        return sample(index)
+    want = integers(key("rule", gap), index, 1, high=1 << 30)[:, 0] < config.correlation * (1 << 30)
+    out = np.zeros((len(index), length), dtype=np.int64)
+    missing = index[~want]
+    out[~want] = with_rule(
+        sample, missing, np.zeros(len(missing), bool), length, holds=lambda x: x.max(axis=1) - x.min(axis=1) == gap
+    )
+    meeting = index[want]
+    low = integers(key("low", gap), meeting, 1, high=n - gap)
+    inner = low + 1 + order(key("inner", gap), meeting, gap - 1)[:, : length - 2]
+    chosen = np.concatenate([low, low + gap, inner], axis=1)
+    out[want] = np.take_along_axis(chosen, order(key("shuffle", gap), meeting, length), axis=1)
+    return out
+
+
+def documents(config: CounterConfig | IdentifierConfig, seed: int, split: str, index: np.ndarray) -> np.ndarray:
+    """``(len(index), length + 2)`` token ids: ``<bos>``, the letters, the answer (the count of ``operand``, or
+    the ``target`` letter)."""
     if split not in config.splits:
         raise InputError(f"no split {split!r}; the splits are {list(config.splits)}")
-    x = letters(config, seed, split, index)
-    count = (x == config.letters.index(config.operand)).sum(axis=1)
+    if isinstance(config, CounterConfig):
+        x = letters(config, seed, split, index)
+        answer = 1 + len(config.letters) + (x == config.letters.index(config.operand)).sum(axis=1)
+    else:
+        x = distinct_letters(config, seed, split, index)
+        answer = 1 + (x.max(axis=1) if config.target == "max" else x.min(axis=1))
     bos = np.zeros((len(x), 1), dtype=np.int64)
-    return np.concatenate([bos, x + 1, (1 + len(config.letters) + count)[:, None]], axis=1)
+    return np.concatenate([bos, x + 1, answer[:, None]], axis=1)
 
 
-def data_hash(config: CounterConfig, seed: int) -> str:
+def data_hash(config: CounterConfig | IdentifierConfig, seed: int) -> str:
     """sha256 over the config and every split's documents (as uint8)."""
     h = hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True).encode())
     for split, size in config.splits.items():

@@ -13,6 +13,9 @@ minutes on one CPU thread)::
 to count ``b`` per the paper's Tracr protocol (SGD with momentum 0.9, batch 96, answer-token loss;
 learning rate 1e-4, the largest stable one measured: 1e-2 and 1e-1 diverge), 1,000 steps (the paper:
 10k), and the same from a random initialisation of its architecture (the scratch control).
+``--tracr max`` does the same for the compiled Max-identifier, fine-tuned to name the smallest letter.
+``--pretraining-tasks`` pretrains the same GPT (the same recipe) on each of the other four pretraining
+tasks (count pairs, index, pair index, token at index): ``pretrained_<task>.safetensors``.
 
 Example:
     >>> from fmbench.studies.finetuning.data import PCFGConfig
@@ -90,19 +93,53 @@ def finetune_tracr(task_id: str, model: torch.nn.Module, seed: int, **recipe: ob
     return net, {"task": task.id, "vocab": task.vocab, "trained": info}
 
 
-def main_tracr(out: Path, seed: int) -> None:
-    """Write ``tracr_finetuned_c*.safetensors`` and ``tracr_scratch_c*.safetensors`` into ``out``."""
+TRACR_TASKS = {
+    "counter": ("fmbench/TracrCounterFineTuneCountB", "tracr_"),
+    "max": ("fmbench/TracrMaxFineTuneMin", "tracr_max_"),
+}
+"""Per compiled program: its fine-tuning tasks' id prefix and its checkpoints' file prefix."""
+
+
+def main_tracr(out: Path, seed: int, program: str = "counter") -> None:
+    """Write ``<prefix>finetuned_c*.safetensors`` and ``<prefix>scratch_c*.safetensors`` into ``out``
+    (``tracr_`` for the Counter, ``tracr_max_`` for the Max-identifier)."""
     from fmbench.checkpoints import save_checkpoint
     from fmbench.studies.finetuning.tracr_model import TracrTransformer, load_tracr
 
-    pretrained = load_tracr("counter").model
+    tasks, prefix = TRACR_TASKS[program]
+    pretrained = load_tracr(program).model
     for c in ("0", "05", "08", "1"):
         torch.manual_seed(seed + 1)
         scratch = TracrTransformer(pretrained.config)
         for name, start in (("finetuned", pretrained), ("scratch", scratch)):
-            net, meta = finetune_tracr(f"fmbench/TracrCounterFineTuneCountB{c}-v0", start, seed)
-            save_checkpoint(net, out / f"tracr_{name}_c{c}.safetensors", meta)
-            print(f"tracr_{name}_c{c}: {meta['trained']}", flush=True)
+            net, meta = finetune_tracr(f"{tasks}{c}-v0", start, seed)
+            save_checkpoint(net, out / f"{prefix}{name}_c{c}.safetensors", meta)
+            print(f"{prefix}{name}_c{c}: {meta['trained']}", flush=True)
+
+
+PRETRAIN_TASKS = {
+    "count_pair": "fmbench/PCFGCountPair-v0",
+    "index": "fmbench/PCFGIndex-v0",
+    "pair_index": "fmbench/PCFGPairIndex-v0",
+    "token_at": "fmbench/PCFGTokenAt-v0",
+}
+"""The pretraining tasks other than count (whose model is the fine-tuning tasks' ``pretrained.safetensors``)."""
+
+
+def main_pretrain(out: Path, seed: int) -> None:
+    """Write ``pretrained_<task>.safetensors`` into ``out``: the study's GPT pretrained (``PRETRAIN``) on each of
+    :data:`PRETRAIN_TASKS`."""
+    from fmbench import make_task
+    from fmbench.checkpoints import save_checkpoint
+
+    for name, tid in PRETRAIN_TASKS.items():
+        task = make_task(tid)
+        model = make_model(task.config, seed)
+        info = train(model, task.config, "train", PRETRAIN, seed)
+        save_checkpoint(
+            model, out / f"pretrained_{name}.safetensors", {"task": tid, "vocab": task.vocab, "trained": info}
+        )
+        print(f"pretrained_{name}: {info}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -113,13 +150,23 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", required=True, help="folder for the .safetensors files")
     p.add_argument("--seed", type=int, default=0, help="initialisation and data seed")
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--tracr", action="store_true", help="fine-tune the compiled Tracr Counter instead")
+    p.add_argument(
+        "--tracr",
+        nargs="?",
+        const="counter",
+        choices=list(TRACR_TASKS),
+        help="fine-tune a compiled Tracr program instead (counter when given alone, or max)",
+    )
+    p.add_argument("--pretraining-tasks", action="store_true", help="pretrain one GPT per other pretraining task")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.tracr:
-        main_tracr(out, args.seed)
+        main_tracr(out, args.seed, args.tracr)
+        return
+    if args.pretraining_tasks:
+        main_pretrain(out, args.seed)
         return
     pre_task = make_task("fmbench/PCFGCount-v0")
     model = make_model(pre_task.config, args.seed)
