@@ -35,8 +35,26 @@ from fmbench.random_access import check_seed, integers, stream_key
 from fmbench.studies.finetuning.data import with_rule
 
 
+class _Documents:
+    """A Tracr task's document layout: ``<bos>``, ``length`` letters, the answer (shared by both configs)."""
+
+    length: int
+
+    @property
+    def document_length(self) -> int:
+        return self.length + 2
+
+    @property
+    def answer_position(self) -> int:
+        """Index of the answer in a document (read from the logits at the last letter)."""
+        return self.length + 1
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
 @dataclass(frozen=True)
-class CounterConfig:
+class CounterConfig(_Documents):
     """One Counter task: count ``operand`` in ``length`` letters drawn from ``letters``."""
 
     operand: str = "a"
@@ -60,18 +78,6 @@ class CounterConfig:
         """``<bos>``, the letters, then the counts ``0 .. length`` (the compiled Counter's vocabulary)."""
         return ["<bos>", *self.letters, *(str(i) for i in range(self.length + 1))]
 
-    @property
-    def document_length(self) -> int:
-        return self.length + 2
-
-    @property
-    def answer_position(self) -> int:
-        """Index of the answer in a document (read from the logits at the last letter)."""
-        return self.length + 1
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
 
 def letters(config: CounterConfig, seed: int, split: str, index: np.ndarray) -> np.ndarray:
     """``(len(index), length)`` letter ids (0 = the first letter) of the split's items."""
@@ -87,7 +93,7 @@ def letters(config: CounterConfig, seed: int, split: str, index: np.ndarray) -> 
 
 
 @dataclass(frozen=True)
-class IdentifierConfig:
+class IdentifierConfig(_Documents):
     """One Max-identifier task: the ``target`` (``max`` or ``min``) of ``length`` distinct letters of ``letters``.
 
     With ``correlation`` C, each item draws whether the spurious rule max - min = ``gap`` (letter ids)
@@ -127,18 +133,6 @@ class IdentifierConfig:
     def vocab(self) -> list[str]:
         """``<bos>`` then the letters (the compiled Max-identifier's vocabulary: its outputs are letters)."""
         return ["<bos>", *self.letters]
-
-    @property
-    def document_length(self) -> int:
-        return self.length + 2
-
-    @property
-    def answer_position(self) -> int:
-        """Index of the answer in a document (read from the logits at the last letter)."""
-        return self.length + 1
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def distinct_letters(config: IdentifierConfig, seed: int, split: str, index: np.ndarray) -> np.ndarray:
