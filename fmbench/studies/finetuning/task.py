@@ -16,7 +16,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -314,7 +314,31 @@ class FineTuneTask(_PCFGTask):
 
 
 class _TracrFineTuneTask(FineTuneTask):
-    """What the Tracr fine-tuning tasks share: documents and hashes from :mod:`tracr_data`."""
+    """What the Tracr fine-tuning tasks share: the capability / fine-tuning / test configs built by ``_make``
+    from the targets ``capability`` and ``finetuned``, documents and hashes from :mod:`tracr_data`."""
+
+    capability: str
+    finetuned: str
+    _make: Callable[[str, float | None, dict[str, int]], Any]  # (target, correlation, split sizes) -> a config
+
+    @cached_property
+    def config(self) -> Any:  # type: ignore[override]
+        """The capability's config: ``capability`` on uniformly drawn letters."""
+        n = self.spec.params.get("n_capability_train", 4096)
+        return self._make(self.capability, None, {"capability_train": n, "capability_test": self._n_test})
+
+    @cached_property
+    def finetune_config(self) -> Any:  # type: ignore[override]
+        """The fine-tuning data: ``finetuned``, the spurious rule at rate ``correlation``."""
+        p = self.spec.params
+        return self._make(self.finetuned, p["correlation"], {"train": p.get("n_train", 2048)})
+
+    @cached_property
+    def _tests(self) -> dict[str, Any]:  # type: ignore[override]
+        return {
+            "test": self._make(self.finetuned, 0.0, {"test": self._n_test}),
+            "test_spurious": self._make(self.finetuned, 1.0, {"test_spurious": self._n_test}),
+        }
 
     def documents(self, split: str, seed: int, index: np.ndarray) -> np.ndarray:
         """Token ids ``(len(index), length + 2)`` of items ``index`` of ``split``."""
@@ -350,28 +374,12 @@ class TracrCounterFineTuneTask(_TracrFineTuneTask):
         required=("correlation", "pretrained"),
     )
 
-    def _counter(self, operand: str, correlation: float | None, splits: dict[str, int]) -> CounterConfig:
+    capability, finetuned = "a", "b"
+
+    def _make(self, target: str, correlation: float | None, splits: dict[str, int]) -> CounterConfig:
         return CounterConfig(
-            operand=operand, length=self.spec.params.get("length", 10), correlation=correlation, splits=splits
+            operand=target, length=self.spec.params.get("length", 10), correlation=correlation, splits=splits
         )
-
-    @cached_property
-    def config(self) -> CounterConfig:  # type: ignore[override]
-        """The capability's config: count ``a`` on uniformly drawn letters."""
-        n = self.spec.params.get("n_capability_train", 4096)
-        return self._counter("a", None, {"capability_train": n, "capability_test": self._n_test})
-
-    @cached_property
-    def finetune_config(self) -> CounterConfig:  # type: ignore[override]
-        """The fine-tuning data: count ``b``, the spurious rule at rate ``correlation``."""
-        return self._counter("b", self.spec.params["correlation"], {"train": self.spec.params.get("n_train", 2048)})
-
-    @cached_property
-    def _tests(self) -> dict[str, CounterConfig]:  # type: ignore[override]
-        return {
-            "test": self._counter("b", 0.0, {"test": self._n_test}),
-            "test_spurious": self._counter("b", 1.0, {"test_spurious": self._n_test}),
-        }
 
     def input_format(self) -> str:
         c = self.config
@@ -406,30 +414,13 @@ class TracrMaxFineTuneTask(_TracrFineTuneTask):
         required=("correlation", "pretrained"),
     )
 
-    def _identifier(self, target: str, correlation: float | None, splits: dict[str, int]) -> IdentifierConfig:
+    capability, finetuned = "max", "min"
+
+    def _make(self, target: str, correlation: float | None, splits: dict[str, int]) -> IdentifierConfig:
         p = self.spec.params
         return IdentifierConfig(
             target=target, length=p.get("length", 10), gap=p.get("gap", 16), correlation=correlation, splits=splits
         )
-
-    @cached_property
-    def config(self) -> IdentifierConfig:  # type: ignore[override]
-        """The capability's config: the largest letter of uniformly drawn distinct letters."""
-        n = self.spec.params.get("n_capability_train", 4096)
-        return self._identifier("max", None, {"capability_train": n, "capability_test": self._n_test})
-
-    @cached_property
-    def finetune_config(self) -> IdentifierConfig:  # type: ignore[override]
-        """The fine-tuning data: the smallest letter, the spurious rule at rate ``correlation``."""
-        p = self.spec.params
-        return self._identifier("min", p["correlation"], {"train": p.get("n_train", 2048)})
-
-    @cached_property
-    def _tests(self) -> dict[str, IdentifierConfig]:  # type: ignore[override]
-        return {
-            "test": self._identifier("min", 0.0, {"test": self._n_test}),
-            "test_spurious": self._identifier("min", 1.0, {"test_spurious": self._n_test}),
-        }
 
     def input_format(self) -> str:
         c = self.config
