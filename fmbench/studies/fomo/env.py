@@ -20,6 +20,7 @@ from gymnasium import spaces
 
 from fmbench.env_contract import check_step, env_label
 from fmbench.errors import InputError, ModelError
+from fmbench.studies.fomo.frames import highlight_mask, render_frame
 from fmbench.studies.fomo.instructions import candidates
 from fmbench.studies.fomo.levels import LEVELS, make_level, reset_quietly
 from fmbench.studies.fomo.rewards import build_reward, check_reward_name, finite
@@ -212,10 +213,11 @@ class FoMoEnv(gym.Env):
             "mission": self._mission_ids.copy(),
         }
 
-    def _record(self) -> None:
-        self._scenes.append(scene_of(self.level))
+    def _record(self, view: np.ndarray) -> None:
+        scene = scene_of(self.level)
+        self._scenes.append(scene)
         if self.reward_model is not None and self.reward_model.needs_frames:
-            self._frames.append(self.level.get_frame(highlight=True, tile_size=self.tile_size))
+            self._frames.append(render_frame(scene, highlight_mask(self.level, view), self.tile_size))
 
     def trajectory(self) -> Trajectory:
         """The episode so far, as the reward model sees it."""
@@ -233,10 +235,10 @@ class FoMoEnv(gym.Env):
         self._episode_over = False
         self._candidates = candidates(self.level, self.level.instrs)
         self._mission_ids = encode_mission(self.level.mission)
-        self._record()
+        raw = self.level.gen_obs()
+        self._record(raw["image"])
         dense = self.reward_model is not None and self.reward_mode == "dense" and not self._deferred
         self._last_score = self._score() if dense else 0.0
-        raw = self.level.gen_obs()
         return self._obs(raw), {
             "mission": self.level.mission,
             "success": False,
@@ -248,7 +250,7 @@ class FoMoEnv(gym.Env):
         check_step(self.env_id, self.action_space, action, self._episode_over)
         raw, true_reward, terminated, truncated, _ = self.level.step(int(action))
         self._episode_over = bool(terminated or truncated)
-        self._record()
+        self._record(raw["image"])
         success = bool(terminated and true_reward > 0)
         if self.reward_model is None:
             reward = float(true_reward)

@@ -1,0 +1,64 @@
+"""The fast frame renderer draws exactly minigrid's ``get_frame(highlight=True)``."""
+
+import gymnasium as gym
+import minigrid  # noqa: F401  (registers the BabyAI levels)
+import numpy as np
+import pytest
+
+from fmbench.studies.fomo.frames import highlight_mask, render_frame
+from fmbench.studies.fomo.scene import scene_of
+
+
+@pytest.mark.parametrize("level", ["BabyAI-GoToLocal-v0", "BabyAI-UnlockLocal-v0"])
+def test_frames_equal_minigrids_along_random_walks(level):
+    # Random walks pick things up, open and unlock doors, face walls and turn: every tile kind
+    # a BabyAI room shows, at two tile sizes.
+    env = gym.make(level).unwrapped
+    rng = np.random.default_rng(0)
+    checked = 0
+    obs, _ = env.reset(seed=0)
+    for _ in range(20):
+        for tile_size in (32, 8):
+            frame = render_frame(scene_of(env), highlight_mask(env, obs["image"]), tile_size)
+            expected = env.get_frame(highlight=True, tile_size=tile_size)
+            assert frame.dtype == np.uint8 and frame.shape == expected.shape
+            assert np.array_equal(frame, expected)
+            checked += 1
+        obs, _, terminated, truncated, _ = env.step(int(rng.integers(0, 6)))
+        if terminated or truncated:
+            break
+    assert checked >= 10
+
+
+def test_highlight_is_what_the_agent_sees():
+    env = gym.make("BabyAI-GoToLocal-v0").unwrapped
+    obs, _ = env.reset(seed=3)
+    mask = highlight_mask(env, obs["image"])
+    assert mask[tuple(env.agent_pos)] and mask[tuple(env.front_pos)]
+    assert 0 < mask.sum() <= 49
+    blind = highlight_mask(env, np.zeros_like(obs["image"]))
+    assert not blind.any()
+
+
+class _ReadsFrames:
+    """A reward model that reads frames (never asked to score here)."""
+
+    name, needs_frames = "reads-frames", True
+
+    def score(self, trajectories):
+        raise AssertionError("rewards are deferred")
+
+
+def test_fomo_env_records_minigrids_frames():
+    from fmbench.studies.fomo.env import FoMoEnv
+
+    env = FoMoEnv("GoToLocal", reward_model=_ReadsFrames(), tile_size=16)
+    env.defer_rewards()
+    env.reset(seed=1)
+    expected = [env.level.get_frame(highlight=True, tile_size=16)]
+    for action in (0, 2, 2, 1, 2, 3):
+        *_, terminated, truncated, _ = env.step(action)
+        expected.append(env.level.get_frame(highlight=True, tile_size=16))
+        if terminated or truncated:
+            break
+    assert np.array_equal(env.trajectory().frames, np.stack(expected))
