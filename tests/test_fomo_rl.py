@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
 pytest.importorskip("stable_baselines3")
 
-from fmbench.studies.fomo.rl import POLICY_KEYS, PPOConfig, make_env, random_success, train_ppo  # noqa: E402
+from fmbench.errors import InputError  # noqa: E402
+from fmbench.studies.fomo.rl import (  # noqa: E402
+    PPOConfig,
+    episode_window,
+    main,
+    make_env,
+    output_files,
+    policy_keys,
+    random_success,
+    train_ppo,
+    write_report,
+)
 
 TINY = PPOConfig(steps=256, n_envs=2, n_steps=64, batch_size=64, n_epochs=1, eval_every=128, eval_episodes=3)
 
@@ -23,8 +36,83 @@ def one_thread():
 
 def test_policy_sees_view_and_direction_only():
     obs, info = make_env().reset(seed=0)
-    assert set(obs) == set(POLICY_KEYS) and obs["view"].shape == (147,)
+    assert set(obs) == set(policy_keys("GoToRedBall")) == {"view", "direction"} and obs["view"].shape == (147,)
     assert info["mission"] == "go to the red ball"
+
+
+def test_policy_sees_the_mission_where_it_varies():
+    env = make_env(level="GoToLocal")
+    missions = {env.reset(seed=s)[1]["mission"] for s in range(5)}
+    obs, _ = env.reset(seed=0)
+    assert set(obs) == {"view", "direction", "mission"} and obs["mission"].shape == (32,)
+    assert len(missions) > 1 and all(m.startswith("go to ") for m in missions)
+
+
+def test_unknown_level_is_one_line_error(capsys, tmp_path):
+    with pytest.raises(InputError, match="no FoMo env for level 'GoToMars'.*GoToLocal"):
+        make_env(level="GoToMars")
+    with pytest.raises(InputError, match="'ComposedLocal'"):  # a level without a registered env
+        train_ppo("true", seed=0, cfg=TINY, level="ComposedLocal")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--level", "GoToMars", "--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert (
+        capsys.readouterr()
+        .err.splitlines()[-1]
+        .endswith(
+            "no FoMo env for level 'GoToMars'; RL runs on "
+            + str(["GoToRedBall", "GoToLocal", "PickupDist", "OpenDoorColor", "PutNextLocal"])
+        )
+    )
+    assert not list(tmp_path.iterdir())
+
+
+def test_episode_window_known_answers():
+    w = episode_window([2.0, -1.0, 0.5, 3.0, 0.5], [True, False, False, True, True])
+    assert w["episodes"] == 5 and w["success"] == 0.6
+    assert w["reward_success"] == pytest.approx(11 / 6) and w["reward_failure"] == -0.25
+    assert w["reward_auroc"] == pytest.approx(5.5 / 6)  # the tie (0.5 vs 0.5) counts one half
+    assert episode_window([1.0, 2.0], [False, False]) == {
+        "episodes": 2,
+        "success": 0.0,
+        "reward_success": None,
+        "reward_failure": 1.5,
+        "reward_auroc": None,
+    }
+    assert episode_window([], [])["success"] is None
+
+
+def test_report_with_windows(tmp_path):
+    def fm_run(seed, aurocs):
+        windows = [
+            {"episodes": 4, "success": 0.5, "reward_success": 1.0, "reward_failure": 0.0, "reward_auroc": a}
+            for a in aurocs
+        ]
+        return {
+            "condition": "fm",
+            "seed": seed,
+            "eval_steps": [0, 8, 16],
+            "success": [0.0, 0.5, 1.0],
+            "final_success": 1.0,
+            "steps_to_0.9": 16,
+            "train_windows": windows,
+        }
+
+    true_run = {**fm_run(0, [1.0, 1.0]), "condition": "true", "final_success": 0.5, "steps_to_0.9": None}
+    results = {
+        "env": "fmbench/FoMoGoToLocal-v0",
+        "fm_reward": "random",
+        "seeds": [0, 1],
+        "eval": {"episodes": 2},
+        "runs": [true_run, {**true_run, "seed": 1}, fm_run(0, [0.5, None]), fm_run(1, [0.75, 0.25])],
+        "random": [{"seed": 0, "success": 0.25}, {"seed": 1, "success": 0.75}],
+    }
+    write_report(results, tmp_path, "GoToLocal")
+    json_file, plot_file = output_files("GoToLocal")
+    summary = json.loads((tmp_path / json_file).read_text())["summary"]
+    assert summary["fm"]["reward_auroc"] == {"mean": 0.5, "std": 0.0, "n": 2}  # means 0.5 and 0.5
+    assert summary["true"]["mean"] == 0.5 and summary["random"]["mean"] == 0.5
+    assert (tmp_path / plot_file).read_bytes()[:4] == b"\x89PNG"
 
 
 @pytest.mark.slow  # PPO training
@@ -36,12 +124,19 @@ def test_train_ppo_record():
     assert all(0.0 <= s <= 1.0 and s * 3 == round(s * 3) for s in record["success"])
     assert record["steps_to_0.9"] in (None, *record["eval_steps"])
     assert record["wall_s"] >= 0 and "fm_reward_calls" not in record
+    windows = record["train_windows"]
+    assert len(windows) == 2 and sum(w["episodes"] for w in windows) > 0
+    # the true reward is 0 on a failure and positive on a success: a perfect separator
+    assert all(w["reward_failure"] in (None, 0.0) and (w["reward_success"] or 1) > 0 for w in windows)
     assert train_ppo("true", seed=0, cfg=TINY)["success"] == record["success"]  # reproducible
 
 
 def test_random_success_is_a_seeded_rate():
     rate = random_success(seed=0, episodes=3)
     assert 0.0 <= rate <= 1.0 and rate == random_success(seed=0, episodes=3)
+    assert random_success(seed=0, episodes=3, level="GoToLocal") == random_success(
+        seed=0, episodes=3, level="GoToLocal"
+    )
 
 
 def test_eval_interval_must_divide_into_env_steps():
@@ -54,3 +149,11 @@ def test_fm_reward_ppo_scores_episode_ends_in_batches():
     record = train_ppo("random", seed=0, cfg=TINY)  # a cheap reward model through the same FoMoVecEnv path
     vector_steps = TINY.steps // TINY.n_envs
     assert 0 < record["fm_reward_batches"] <= min(record["fm_reward_calls"], vector_steps)
+
+
+@pytest.mark.slow  # PPO training
+def test_fm_reward_ppo_on_another_level_logs_its_episodes():
+    record = train_ppo("random", seed=0, cfg=TINY, level="GoToLocal")  # the policy reads the mission too
+    windows = record["train_windows"]
+    assert len(windows) == len(record["eval_steps"]) - 1 == 2
+    assert sum(w["episodes"] for w in windows) == record["fm_reward_calls"]  # every scored episode is logged
