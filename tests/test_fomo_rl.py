@@ -12,12 +12,14 @@ pytest.importorskip("stable_baselines3")
 from fmbench.errors import InputError  # noqa: E402
 from fmbench.studies.fomo.rl import (  # noqa: E402
     PPOConfig,
+    combine,
     episode_window,
     main,
     make_env,
     output_files,
     policy_keys,
     random_success,
+    run,
     train_ppo,
     write_report,
 )
@@ -82,37 +84,75 @@ def test_episode_window_known_answers():
     assert episode_window([], [])["success"] is None
 
 
-def test_report_with_windows(tmp_path):
-    def fm_run(seed, aurocs):
+def fake_results(seeds, aurocs=((0.5, None), (0.75, 0.25)), ppo=None):
+    """Results of PPO runs as :func:`run` records them, with made-up numbers (one FM and one true run per seed)."""
+
+    def ppo_run(condition, seed, window_aurocs):
         windows = [
             {"episodes": 4, "success": 0.5, "reward_success": 1.0, "reward_failure": 0.0, "reward_auroc": a}
-            for a in aurocs
+            for a in window_aurocs
         ]
+        final = 1.0 if condition == "fm" else 0.5
         return {
-            "condition": "fm",
+            "condition": condition,
             "seed": seed,
             "eval_steps": [0, 8, 16],
-            "success": [0.0, 0.5, 1.0],
-            "final_success": 1.0,
-            "steps_to_0.9": 16,
+            "success": [0.0, 0.5, final],
+            "final_success": final,
+            "steps_to_0.9": 16 if final > 0.9 else None,
             "train_windows": windows,
+            "wall_s": 2.0 if condition == "fm" else 1.0,
         }
 
-    true_run = {**fm_run(0, [1.0, 1.0]), "condition": "true", "final_success": 0.5, "steps_to_0.9": None}
-    results = {
+    runs = [ppo_run(c, s, a) for s, a in zip(seeds, aurocs) for c in ("fm", "true")]
+    return {
         "env": "fmbench/FoMoGoToLocal-v0",
+        "level": "GoToLocal",
         "fm_reward": "random",
-        "seeds": [0, 1],
+        "seeds": list(seeds),
+        "ppo": ppo or {"steps": 16},
         "eval": {"episodes": 2},
-        "runs": [true_run, {**true_run, "seed": 1}, fm_run(0, [0.5, None]), fm_run(1, [0.75, 0.25])],
-        "random": [{"seed": 0, "success": 0.25}, {"seed": 1, "success": 0.75}],
+        "wall_s": {"fm": 2.0 * len(seeds), "true": 1.0 * len(seeds), "random": 0.5, "total": 9.0},
+        "runs": runs,
+        "random": [{"seed": s, "success": 0.25 + 0.5 * (s % 2)} for s in seeds],
     }
-    write_report(results, tmp_path, "GoToLocal")
+
+
+def test_report_with_windows(tmp_path):
+    write_report(fake_results([0, 1]), tmp_path, "GoToLocal")
     json_file, plot_file = output_files("GoToLocal")
     summary = json.loads((tmp_path / json_file).read_text())["summary"]
-    assert summary["fm"]["reward_auroc"] == {"mean": 0.5, "std": 0.0, "n": 2}  # means 0.5 and 0.5
+    assert summary["fm"]["reward_auroc"] == {"mean": 0.5, "std": 0.0, "n": 2}  # window means 0.5 and 0.5
     assert summary["true"]["mean"] == 0.5 and summary["random"]["mean"] == 0.5
-    assert (tmp_path / plot_file).read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / plot_file).read_bytes()[:4] == b"\x89PNG" and not (tmp_path / "rl.json").exists()
+
+
+def test_combine_runs_on_disjoint_seeds(tmp_path, capsys):
+    joined = combine([fake_results([2], [(0.5, 0.5)]), fake_results([0, 1])])
+    assert joined["seeds"] == [0, 1, 2] and [r["seed"] for r in joined["random"]] == [0, 1, 2]
+    assert [(r["seed"], r["condition"]) for r in joined["runs"]][:2] == [(0, "true"), (0, "fm")]
+    assert joined["wall_s"] == {"fm": 6.0, "true": 3.0, "random": 1.0, "total": 18.0, "fm_over_true": 2.0}
+    with pytest.raises(InputError, match="seed appears twice"):
+        combine([fake_results([0]), fake_results([0, 1])])
+    with pytest.raises(InputError, match="different ppo"):
+        combine([fake_results([0]), fake_results([1], ppo={"steps": 32})])
+    part = tmp_path / "part.json"
+    part.write_text(json.dumps({**fake_results([0]), "eval": {"episodes": 3}}))
+    (tmp_path / "other.json").write_text(json.dumps(fake_results([1])))
+    with pytest.raises(SystemExit):
+        main(
+            [
+                "--level",
+                "GoToLocal",
+                "--out",
+                str(tmp_path / "out"),
+                "--combine",
+                str(part),
+                str(tmp_path / "other.json"),
+            ]
+        )
+    assert capsys.readouterr().err.splitlines()[-1].endswith("--combine: cannot combine runs with different eval")
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.slow  # PPO training
@@ -152,8 +192,10 @@ def test_fm_reward_ppo_scores_episode_ends_in_batches():
 
 
 @pytest.mark.slow  # PPO training
-def test_fm_reward_ppo_on_another_level_logs_its_episodes():
-    record = train_ppo("random", seed=0, cfg=TINY, level="GoToLocal")  # the policy reads the mission too
-    windows = record["train_windows"]
-    assert len(windows) == len(record["eval_steps"]) - 1 == 2
-    assert sum(w["episodes"] for w in windows) == record["fm_reward_calls"]  # every scored episode is logged
+def test_run_on_another_level_writes_its_own_files(tmp_path):
+    results = run([0], TINY, "random", tmp_path, level="GoToLocal")  # a cheap reward model, the policy reads missions
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rl_gotolocal.json", "rl_gotolocal_curve.png"]
+    assert results["env"] == "fmbench/FoMoGoToLocal-v0" and [r["condition"] for r in results["runs"]] == ["true", "fm"]
+    fm = results["runs"][1]
+    assert len(fm["train_windows"]) == len(fm["eval_steps"]) - 1 == 2
+    assert sum(w["episodes"] for w in fm["train_windows"]) == fm["fm_reward_calls"]  # every scored episode is logged

@@ -31,11 +31,12 @@ the steps at which each run first reached 90% success, the training-episode wind
 times and FM reward calls; ``rl_curve.png`` (``rl_<level>_curve.png``) plots success vs env steps
 (mean ± sample std over seeds) and, when windows are recorded, the FM reward's AUROC on the
 agent's own episodes; ``--report-only`` recomputes the summary and redraws the plot from the runs
-recorded in the JSON::
+recorded in the JSON; ``--combine`` joins the JSONs of runs on disjoint seeds (one process per seed)::
 
     python -m fmbench.studies.fomo.rl --steps 102400 --seeds 0 1 2 --out docs/fomo
-    python -m fmbench.studies.fomo.rl --level GoToLocal --steps 102400 --out docs/fomo
     python -m fmbench.studies.fomo.rl --out docs/fomo --report-only
+    python -m fmbench.studies.fomo.rl --level GoToLocal --seeds 0 --out runs/rl0  # ... runs/rl1, runs/rl2
+    python -m fmbench.studies.fomo.rl --level GoToLocal --out docs/fomo --combine runs/rl?/rl_gotolocal.json
 
 Example:
     >>> random_success(seed=0, episodes=10)
@@ -506,8 +507,40 @@ def run(seeds: Sequence[int], cfg: PPOConfig, fm_reward: str, out: Path, level: 
         "runs": runs,
         "random": random_runs,
     }
-    write_report(results, out)
+    write_report(results, out, level)
     return results
+
+
+def combine(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One results dict from the results of runs on disjoint seeds (e.g. one process per seed).
+
+    The parts must share the env, FM reward, PPO and evaluation settings (``InputError`` otherwise,
+    or for a seed in two parts). Runs are ordered by seed; wall times are summed over the parts
+    (``total``: the parts' totals added, not the elapsed time when they ran side by side), and the
+    load averages kept per part.
+    """
+    if not parts:
+        raise InputError("nothing to combine")
+    same = ("env", "fm_reward", "ppo", "eval")
+    for part in parts[1:]:
+        differ = [k for k in same if part[k] != parts[0][k]]
+        if differ:
+            raise InputError(f"cannot combine runs with different {', '.join(differ)}")
+    seeds = [seed for part in parts for seed in part["seeds"]]
+    if len(set(seeds)) < len(seeds):
+        raise InputError(f"cannot combine runs: a seed appears twice in {seeds}")
+    runs = sorted((r for part in parts for r in part["runs"]), key=lambda r: (r["seed"], r["condition"] != "true"))
+    wall = {k: round(sum(part["wall_s"][k] for part in parts), 1) for k in ("fm", "true", "random", "total")}
+    return {
+        **{k: parts[0][k] for k in ("env", "level", "fm_reward") if k in parts[0]},
+        "seeds": sorted(seeds),
+        **{k: parts[0][k] for k in ("ppo", "eval")},
+        "summary": {},
+        "wall_s": {**wall, "fm_over_true": round(wall["fm"] / wall["true"], 2)},
+        "load_average_1_5_15_min": [part.get("load_average_1_5_15_min") for part in parts],
+        "runs": runs,
+        "random": sorted((r for part in parts for r in part["random"]), key=lambda r: r["seed"]),
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -524,6 +557,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         action="store_true",
         help="only recompute the summary and redraw the plot from the runs in the level's JSON under --out",
     )
+    parser.add_argument(
+        "--combine",
+        type=Path,
+        nargs="+",
+        metavar="JSON",
+        help="write the level's JSON and plot under --out from these results of runs on disjoint seeds",
+    )
     args = parser.parse_args(argv)
     if args.reward == "true":
         parser.error("--reward names the FM reward; the true-reward PPO baseline always runs")
@@ -532,7 +572,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     except InputError as e:
         parser.error(str(e))
     json_file, plot_file = output_files(args.level)
-    if args.report_only:
+    if args.combine:
+        try:
+            results = combine([json.loads(path.read_text()) for path in args.combine])
+        except KeyError as e:
+            parser.error(f"--combine: a results file has no field {e}")
+        except (OSError, ValueError) as e:
+            parser.error(f"--combine: {e}")
+        write_report(results, args.out, args.level)
+    elif args.report_only:
         results = json.loads((args.out / json_file).read_text())
         write_report(results, args.out, args.level)
     else:
@@ -549,7 +597,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     load = results.get("load_average_1_5_15_min", {})
     ratio = results["wall_s"]["fm"] / results["wall_s"]["true"]
     print(f"PPO wall time, FM reward / true reward: {ratio:.2f}x (load average {load})")
-    how = "from the recorded runs" if args.report_only else f"in {results['wall_s']['total']} s"
+    how = "from the recorded runs" if args.report_only or args.combine else f"in {results['wall_s']['total']} s"
     print(f"wrote {args.out / json_file} and {args.out / plot_file} {how}")
 
 
