@@ -422,7 +422,7 @@ def _plot_reward_accuracy(results: dict[str, Any], ax) -> None:
         ax.plot(ends, [w["success"] for w in run["train_windows"]], color=line.get_color(), linestyle=":")
     ax.plot([], [], color="black", linestyle=":", label="success rate of those episodes")
     ax.axhline(0.5, color="grey", linewidth=0.8, linestyle="--")
-    ax.set(xlabel="env steps", ylabel="on the FM agent's own training episodes", ylim=(0, 1.02))
+    ax.set(xlabel="env steps", ylabel="on the FM agent's own training episodes", ylim=(0, 1.02), xlim=(0, None))
     ax.set_title("FM reward: success vs failure AUROC", fontsize=10)
     ax.legend(loc="lower right", fontsize=7)
 
