@@ -149,7 +149,10 @@ def test_combine_runs_on_disjoint_seeds(tmp_path, capsys):
                 str(tmp_path / "other.json"),
             ]
         )
-    assert capsys.readouterr().err.splitlines()[-1].endswith("--combine: cannot combine runs with different eval")
+    assert capsys.readouterr().err.splitlines()[-1].endswith("cannot combine runs with different eval")
+    with pytest.raises(SystemExit):  # GoToLocal runs written as GoToRedBall's (the default level) would replace rl.json
+        main(["--out", str(tmp_path / "out"), "--combine", str(tmp_path / "other.json")])
+    assert "runs are on fmbench/FoMoGoToLocal-v0, not on level 'GoToRedBall'" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 

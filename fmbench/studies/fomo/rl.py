@@ -448,7 +448,9 @@ def plot(results: dict[str, Any], path: Path) -> None:
 
 def write_report(results: dict[str, Any], out: Path, level: str = LEVEL) -> None:
     """Write the level's JSON (its summary recomputed from the runs) and curve PNG under ``out``
-    (:func:`output_files`)."""
+    (:func:`output_files`); ``InputError`` if the runs are of another level's env (nothing is written)."""
+    if results["env"] != env_id(level):
+        raise InputError(f"these runs are on {results['env']}, not on level {level!r} (--level)")
     results["summary"] = summarize(results)
     json_file, plot_file = output_files(level)
     out.mkdir(parents=True, exist_ok=True)
@@ -572,17 +574,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     except InputError as e:
         parser.error(str(e))
     json_file, plot_file = output_files(args.level)
-    if args.combine:
+    if args.combine or args.report_only:
         try:
-            results = combine([json.loads(path.read_text()) for path in args.combine])
+            if args.combine:
+                results = combine([json.loads(path.read_text()) for path in args.combine])
+            else:
+                results = json.loads((args.out / json_file).read_text())
+            write_report(results, args.out, args.level)
         except KeyError as e:
-            parser.error(f"--combine: a results file has no field {e}")
+            parser.error(f"a results file has no field {e}")
         except (OSError, ValueError) as e:
-            parser.error(f"--combine: {e}")
-        write_report(results, args.out, args.level)
-    elif args.report_only:
-        results = json.loads((args.out / json_file).read_text())
-        write_report(results, args.out, args.level)
+            parser.error(str(e))
     else:
         cfg = PPOConfig(steps=args.steps, eval_every=args.eval_every)
         results = run(args.seeds, cfg, args.reward, args.out, args.level)
