@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
 pytest.importorskip("stable_baselines3")
 
-from fmbench.studies.fomo.rl import POLICY_KEYS, PPOConfig, make_env, random_success, train_ppo  # noqa: E402
+from fmbench.errors import InputError  # noqa: E402
+from fmbench.studies.fomo.rl import (  # noqa: E402
+    PPOConfig,
+    combine,
+    episode_window,
+    main,
+    make_env,
+    output_files,
+    policy_keys,
+    random_success,
+    run,
+    summarize,
+    train_ppo,
+)
 
 TINY = PPOConfig(steps=256, n_envs=2, n_steps=64, batch_size=64, n_epochs=1, eval_every=128, eval_episodes=3)
 
@@ -23,8 +38,122 @@ def one_thread():
 
 def test_policy_sees_view_and_direction_only():
     obs, info = make_env().reset(seed=0)
-    assert set(obs) == set(POLICY_KEYS) and obs["view"].shape == (147,)
+    assert set(obs) == set(policy_keys("GoToRedBall")) == {"view", "direction"} and obs["view"].shape == (147,)
     assert info["mission"] == "go to the red ball"
+
+
+def test_policy_sees_the_mission_where_it_varies():
+    env = make_env(level="GoToLocal")
+    missions = {env.reset(seed=s)[1]["mission"] for s in range(5)}
+    obs, _ = env.reset(seed=0)
+    assert set(obs) == {"view", "direction", "mission"} and obs["mission"].shape == (32,)
+    assert len(missions) > 1 and all(m.startswith("go to ") for m in missions)
+
+
+def test_unknown_level_is_one_line_error(capsys, tmp_path):
+    with pytest.raises(InputError, match="no FoMo env for level 'GoToMars'.*GoToLocal"):
+        make_env(level="GoToMars")
+    with pytest.raises(InputError, match="'ComposedLocal'"):  # a level without a registered env
+        train_ppo("true", seed=0, cfg=TINY, level="ComposedLocal")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--level", "GoToMars", "--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert (
+        capsys.readouterr()
+        .err.splitlines()[-1]
+        .endswith(
+            "no FoMo env for level 'GoToMars'; RL runs on "
+            + str(["GoToRedBall", "GoToLocal", "PickupDist", "OpenDoorColor", "PutNextLocal"])
+        )
+    )
+    assert not list(tmp_path.iterdir())
+
+
+def test_episode_window_known_answers():
+    w = episode_window([2.0, -1.0, 0.5, 3.0, 0.5], [True, False, False, True, True])
+    assert w["episodes"] == 5 and w["success"] == 0.6
+    assert w["reward_success"] == pytest.approx(11 / 6) and w["reward_failure"] == -0.25
+    assert w["reward_auroc"] == pytest.approx(5.5 / 6)  # the tie (0.5 vs 0.5) counts one half
+    assert episode_window([1.0, 2.0], [False, False]) == {
+        "episodes": 2,
+        "success": 0.0,
+        "reward_success": None,
+        "reward_failure": 1.5,
+        "reward_auroc": None,
+    }
+    assert episode_window([], [])["success"] is None
+
+
+def fake_results(seeds, aurocs=((0.5, None), (0.75, 0.25)), ppo=None):
+    """Results of PPO runs as :func:`run` records them, with made-up numbers (one FM and one true run per seed)."""
+
+    def ppo_run(condition, seed, window_aurocs):
+        windows = [
+            {"episodes": 4, "success": 0.5, "reward_success": 1.0, "reward_failure": 0.0, "reward_auroc": a}
+            for a in window_aurocs
+        ]
+        final = 1.0 if condition == "fm" else 0.5
+        return {
+            "condition": condition,
+            "seed": seed,
+            "eval_steps": [0, 8, 16],
+            "success": [0.0, 0.5, final],
+            "final_success": final,
+            "steps_to_0.9": 16 if final > 0.9 else None,
+            "train_windows": windows,
+            "wall_s": 2.0 if condition == "fm" else 1.0,
+        }
+
+    runs = [ppo_run(c, s, a) for s, a in zip(seeds, aurocs) for c in ("fm", "true")]
+    return {
+        "env": "fmbench/FoMoGoToLocal-v0",
+        "level": "GoToLocal",
+        "fm_reward": "random",
+        "seeds": list(seeds),
+        "ppo": ppo or {"steps": 16},
+        "eval": {"episodes": 2},
+        "wall_s": {"fm": 2.0 * len(seeds), "true": 1.0 * len(seeds), "random": 0.5, "total": 9.0},
+        "runs": runs,
+        "random": [{"seed": s, "success": 0.25 + 0.5 * (s % 2)} for s in seeds],
+    }
+
+
+def test_summary_of_fm_reward_accuracy():
+    summary = summarize(fake_results([0, 1]))
+    assert summary["fm"]["reward_auroc"] == {"mean": 0.5, "std": 0.0, "n": 2}  # window means 0.5 and 0.5
+    assert summary["fm"]["mean"] == 1.0 and summary["true"]["mean"] == 0.5 and summary["random"]["mean"] == 0.5
+    assert "reward_auroc" not in summarize(fake_results([0], [(None, None)]))["fm"]  # no window had both classes
+
+
+def test_combine_runs_on_disjoint_seeds(tmp_path, capsys):
+    joined = combine([fake_results([2], [(0.5, 0.5)]), fake_results([0, 1])])
+    assert joined["seeds"] == [0, 1, 2] and [r["seed"] for r in joined["random"]] == [0, 1, 2]
+    assert [(r["seed"], r["condition"]) for r in joined["runs"]][:2] == [(0, "true"), (0, "fm")]
+    assert joined["wall_s"] == {"fm": 6.0, "true": 3.0, "random": 1.0, "total": 18.0, "fm_over_true": 2.0}
+    with pytest.raises(InputError, match="seed appears twice"):
+        combine([fake_results([0]), fake_results([0, 1])])
+    with pytest.raises(InputError, match="different ppo"):
+        combine([fake_results([0]), fake_results([1], ppo={"steps": 32})])
+    part = tmp_path / "part.json"
+    part.write_text(json.dumps({**fake_results([0]), "eval": {"episodes": 3}}))
+    (tmp_path / "other.json").write_text(json.dumps(fake_results([1])))
+    with pytest.raises(SystemExit):
+        main(
+            [
+                "--level",
+                "GoToLocal",
+                "--out",
+                str(tmp_path / "out"),
+                "--combine",
+                str(part),
+                str(tmp_path / "other.json"),
+            ]
+        )
+    assert capsys.readouterr().err.splitlines()[-1].endswith("cannot combine runs with different eval")
+    with pytest.raises(SystemExit):  # GoToLocal runs written as GoToRedBall's (the default level) would replace rl.json
+        main(["--out", str(tmp_path / "out"), "--combine", str(tmp_path / "other.json")])
+    assert "runs are on fmbench/FoMoGoToLocal-v0, not on level 'GoToRedBall'" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.slow  # PPO training
@@ -36,6 +165,10 @@ def test_train_ppo_record():
     assert all(0.0 <= s <= 1.0 and s * 3 == round(s * 3) for s in record["success"])
     assert record["steps_to_0.9"] in (None, *record["eval_steps"])
     assert record["wall_s"] >= 0 and "fm_reward_calls" not in record
+    windows = record["train_windows"]
+    assert len(windows) == 2 and sum(w["episodes"] for w in windows) > 0
+    # the true reward is 0 on a failure and positive on a success: a perfect separator
+    assert all(w["reward_failure"] in (None, 0.0) and (w["reward_success"] or 1) > 0 for w in windows)
     assert train_ppo("true", seed=0, cfg=TINY)["success"] == record["success"]  # reproducible
 
 
@@ -54,3 +187,14 @@ def test_fm_reward_ppo_scores_episode_ends_in_batches():
     record = train_ppo("random", seed=0, cfg=TINY)  # a cheap reward model through the same FoMoVecEnv path
     vector_steps = TINY.steps // TINY.n_envs
     assert 0 < record["fm_reward_batches"] <= min(record["fm_reward_calls"], vector_steps)
+
+
+@pytest.mark.slow  # PPO training
+def test_run_on_another_level_writes_its_own_files(tmp_path):
+    results = run([0], TINY, "random", tmp_path, level="GoToLocal")  # a cheap reward model, the policy reads missions
+    assert sorted(p.name for p in tmp_path.iterdir()) == list(output_files("GoToLocal"))
+    assert (tmp_path / "rl_gotolocal_curve.png").read_bytes()[:4] == b"\x89PNG"
+    assert results["env"] == "fmbench/FoMoGoToLocal-v0" and [r["condition"] for r in results["runs"]] == ["true", "fm"]
+    fm = results["runs"][1]
+    assert len(fm["train_windows"]) == len(fm["eval_steps"]) - 1 == 2
+    assert sum(w["episodes"] for w in fm["train_windows"]) == fm["fm_reward_calls"]  # every scored episode is logged

@@ -1,7 +1,8 @@
-"""PPO trained on a foundation-model reward alone (arXiv:2312.03881) on BabyAI GoToRedBall.
+"""PPO trained on a foundation-model reward alone (arXiv:2312.03881) on a BabyAI level.
 
-Three conditions on ``fmbench/FoMoGoToRedBall-v0`` (one room, the red ball, no distractors),
-each over the same seeds:
+Three conditions on ``fmbench/FoMo<level>-v0`` (``--level``; default ``GoToRedBall``: one room,
+the red ball, no distractors; ``GoToLocal``: one room, 8 objects, go to the one named), each
+over the same seeds:
 
 * ``fm``: Stable-Baselines3 PPO whose only reward is the FM reward (default: the envs'
   default pipeline ``learned+smollm2+pmi``: fmbench's learned captioner on the rendered
@@ -16,15 +17,26 @@ on the same held-out episodes (reset seeds ``EVAL_SEED0 ..``, disjoint from the 
 envs' reset seeds ``seed .. seed + n_envs - 1``), with the stochastic policy (actions sampled
 under a fixed torch seed, so evaluation never disturbs training's random streams). PPO is
 evaluated before training and every ``eval_every`` env steps. The policy sees the egocentric view and
-direction only (the mission is constant on this level), through an MLP. The FM reward model
-is loaded once and shared by all FM runs; its LM scores are memoised by caption, so repeated
-captions cost nothing. ``<out>/rl.json`` holds the curves, final success rates, the steps at
-which each run first reached 90% success, wall-clock times and FM reward calls;
-``<out>/rl_curve.png`` plots success vs env steps (mean ± sample std over seeds); ``--report-only``
-recomputes the summary and redraws the plot from the runs recorded in ``rl.json``::
+direction (:func:`policy_keys`; the mission's word ids too on every level but GoToRedBall, whose
+mission is constant), through an MLP. The FM reward model is loaded once and shared by all FM
+runs; its LM scores are memoised by caption, so repeated captions cost nothing.
+
+Between evaluations, every training episode's last reward and ground-truth success are logged
+(:func:`episode_window`): for the FM runs this is how well the FM reward separates the agent's
+*own* successes from its failures as training goes on (AUROC, mean reward of each), the
+measurement that says whether a flat success curve is the reward's fault or the budget's.
+
+``<out>/rl.json`` (``rl_<level>.json`` for another level) holds the curves, final success rates,
+the steps at which each run first reached 90% success, the training-episode windows, wall-clock
+times and FM reward calls; ``rl_curve.png`` (``rl_<level>_curve.png``) plots success vs env steps
+(mean ± sample std over seeds) and, when windows are recorded, the FM reward's AUROC on the
+agent's own episodes; ``--report-only`` recomputes the summary and redraws the plot from the runs
+recorded in the JSON; ``--combine`` joins the JSONs of runs on disjoint seeds (one process per seed)::
 
     python -m fmbench.studies.fomo.rl --steps 102400 --seeds 0 1 2 --out docs/fomo
     python -m fmbench.studies.fomo.rl --out docs/fomo --report-only
+    python -m fmbench.studies.fomo.rl --level GoToLocal --seeds 0 --out runs/rl0  # ... runs/rl1, runs/rl2
+    python -m fmbench.studies.fomo.rl --level GoToLocal --out docs/fomo --combine runs/rl?/rl_gotolocal.json
 
 Example:
     >>> random_success(seed=0, episodes=10)
@@ -52,20 +64,54 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 import fmbench  # noqa: F401  (registers the envs)
+from fmbench.errors import InputError
 from fmbench.reporting import MeanStd, pyplot, save_png
+from fmbench.stats import auroc
+from fmbench.studies.fomo.levels import LEVELS
 from fmbench.studies.fomo.rewards import RewardModel, build_reward
 from fmbench.studies.fomo.vector import FoMoVecEnv
 
-ENV_ID = "fmbench/FoMoGoToRedBall-v0"
+LEVEL = "GoToRedBall"
 FM_REWARD = "learned+smollm2+pmi"
-POLICY_KEYS = ("view", "direction")
 EVAL_SEED0 = 10_000
 REACH = 0.9  # the success rate whose first crossing the summary reports
 REACH_KEY = f"steps_to_{REACH}"
-JSON_FILE = "rl.json"
-PLOT_FILE = "rl_curve.png"
 
 Policy = Callable[[dict], int]
+
+
+def env_id(level: str) -> str:
+    """The registered FoMo env of a level (``InputError`` naming the levels that have one).
+
+    Example:
+        >>> env_id("GoToLocal")
+        'fmbench/FoMoGoToLocal-v0'
+    """
+    levels = [name for name in LEVELS if f"fmbench/FoMo{name}-v0" in gym.registry]
+    if level not in levels:
+        raise InputError(f"no FoMo env for level {level!r}; RL runs on {levels}")
+    return f"fmbench/FoMo{level}-v0"
+
+
+def policy_keys(level: str) -> tuple[str, ...]:
+    """The observation keys the policy sees: the view and direction, and the mission where it varies.
+
+    Example:
+        >>> policy_keys("GoToRedBall"), policy_keys("GoToLocal")
+        (('view', 'direction'), ('view', 'direction', 'mission'))
+    """
+    return ("view", "direction") if level == "GoToRedBall" else ("view", "direction", "mission")
+
+
+def output_files(level: str) -> tuple[str, str]:
+    """The JSON and plot file names of a level's runs (GoToRedBall's keep their original names).
+
+    Example:
+        >>> output_files("GoToRedBall"), output_files("GoToLocal")
+        (('rl.json', 'rl_curve.png'), ('rl_gotolocal.json', 'rl_gotolocal_curve.png'))
+    """
+    stem = "rl" if level == LEVEL else f"rl_{level.lower()}"
+    return f"{stem}.json", f"{stem}_curve.png"
 
 
 @dataclass(frozen=True)
@@ -121,25 +167,26 @@ class CountedReward:
         return scores
 
 
-def make_env(reward: str = "true", reward_model: RewardModel | None = None) -> gym.Env:
-    """The level with the mission dropped from the observation.
+def make_env(reward: str = "true", reward_model: RewardModel | None = None, level: str = LEVEL) -> gym.Env:
+    """The level's FoMo env with the observation cut to :func:`policy_keys`.
 
     Args:
         reward: ``"true"`` or a reward name for :class:`fmbench.studies.fomo.env.FoMoEnv`.
         reward_model: a reward model object to use instead of building ``reward``.
+        level: a level with a registered FoMo env (:func:`env_id`).
     """
-    return FilterObservation(gym.make(ENV_ID, reward=reward, reward_model=reward_model), list(POLICY_KEYS))
+    env = gym.make(env_id(level), reward=reward, reward_model=reward_model)
+    return FilterObservation(env, list(policy_keys(level)))
 
 
-def success_rate(policy: Policy, episodes: int, env: gym.Env | None = None) -> float:
+def success_rate(policy: Policy, episodes: int, env: gym.Env) -> float:
     """Ground-truth success rate of ``policy`` on the held-out reset seeds ``EVAL_SEED0 ..``.
 
     Args:
         policy: maps an observation to an action.
         episodes: how many held-out episodes.
-        env: the env to run (default: a fresh true-reward :func:`make_env`).
+        env: the env to run (e.g. a true-reward :func:`make_env`).
     """
-    env = env or make_env()
     successes = 0
     for k in range(episodes):
         obs, info = env.reset(seed=EVAL_SEED0 + k)
@@ -151,21 +198,22 @@ def success_rate(policy: Policy, episodes: int, env: gym.Env | None = None) -> f
     return successes / episodes
 
 
-def random_success(seed: int, episodes: int) -> float:
-    """Success rate of a uniform random policy (actions drawn from ``default_rng(seed)``)."""
-    env = make_env()
+def random_success(seed: int, episodes: int, level: str = LEVEL) -> float:
+    """Success rate of a uniform random policy (actions drawn from ``default_rng(seed)``) on ``level``."""
+    env = make_env(level=level)
     rng = np.random.default_rng(seed)
     return success_rate(lambda obs: int(rng.integers(env.action_space.n)), episodes, env)
 
 
-def ppo_success(model: PPO, episodes: int, seed: int = 0) -> float:
-    """Success rate of the stochastic PPO policy, sampling under ``torch.manual_seed(seed)``.
+def ppo_success(model: PPO, episodes: int, seed: int = 0, level: str = LEVEL) -> float:
+    """Success rate of the stochastic PPO policy on ``level``, sampling under ``torch.manual_seed(seed)``.
 
     The global torch generator is restored afterwards, so evaluating does not change training.
     """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return success_rate(lambda obs: int(model.predict(obs, deterministic=False)[0]), episodes)
+        env = make_env(level=level)
+        return success_rate(lambda obs: int(model.predict(obs, deterministic=False)[0]), episodes, env)
 
 
 def steps_to_reach(steps: Sequence[int], success: Sequence[float], level: float = REACH) -> int | None:
@@ -178,36 +226,78 @@ def steps_to_reach(steps: Sequence[int], success: Sequence[float], level: float 
     return next((step for step, rate in zip(steps, success) if rate >= level), None)
 
 
+def episode_window(rewards: Sequence[float], successes: Sequence[bool]) -> dict[str, Any]:
+    """How a run's reward judged the training episodes that ended in one window, against ground truth.
+
+    Args:
+        rewards: each episode's reward at its last step (the FM score, for an FM reward at episode end).
+        successes: each episode's ground-truth success (``info["success"]``).
+
+    Returns:
+        ``episodes``, ``success`` (their success rate), ``reward_success`` / ``reward_failure``
+        (mean reward of each; ``None`` when there is none) and ``reward_auroc``: the probability
+        that a success got a higher reward than a failure, ties one half (``None`` without both).
+
+    Example:
+        >>> episode_window([2.0, -1.0, 0.5, 3.0], [True, False, False, True])["reward_auroc"]
+        1.0
+    """
+    r, ok = np.asarray(rewards, dtype=np.float64), np.asarray(successes, dtype=bool)
+    both = ok.any() and (~ok).any()
+    return {
+        "episodes": len(r),
+        "success": float(ok.mean()) if len(r) else None,
+        "reward_success": float(r[ok].mean()) if ok.any() else None,
+        "reward_failure": float(r[~ok].mean()) if (~ok).any() else None,
+        "reward_auroc": auroc(r[ok], r[~ok]) if both else None,
+    }
+
+
 class EvalCallback(BaseCallback):
-    """Evaluates ground-truth success at step 0 and every ``every`` env steps.
+    """Evaluates ground-truth success at step 0 and every ``every`` env steps, and logs training episodes.
 
     Args:
         every: env steps between evaluations.
         episodes: held-out episodes per evaluation.
         seed: the torch seed of the evaluation's action sampling.
+        level: the level to evaluate on.
+
+    Attributes:
+        windows: one :func:`episode_window` per evaluation after the first, of the training
+            episodes that ended since the previous one.
     """
 
-    def __init__(self, every: int, episodes: int, seed: int) -> None:
+    def __init__(self, every: int, episodes: int, seed: int, level: str = LEVEL) -> None:
         super().__init__()
-        self.every, self.episodes, self.seed = every, episodes, seed
+        self.every, self.episodes, self.seed, self.level = every, episodes, seed, level
         self.steps: list[int] = []
         self.success: list[float] = []
+        self.windows: list[dict[str, Any]] = []
+        self._ended: list[tuple[float, bool]] = []
 
     def evaluate(self) -> None:
-        """Append the current step and its success rate."""
+        """Append the current step and its success rate; close the window of training episodes."""
+        if self.steps:
+            self.windows.append(episode_window([r for r, _ in self._ended], [s for _, s in self._ended]))
+            self._ended = []
         self.steps.append(int(self.num_timesteps))
-        self.success.append(ppo_success(self.model, self.episodes, self.seed))
+        self.success.append(ppo_success(self.model, self.episodes, self.seed, self.level))
 
     def _on_training_start(self) -> None:
         self.evaluate()
 
     def _on_step(self) -> bool:
+        for done, reward, info in zip(self.locals["dones"], self.locals["rewards"], self.locals["infos"]):
+            if done:
+                self._ended.append((float(reward), bool(info["success"])))
         if self.num_timesteps % self.every == 0:
             self.evaluate()
         return True
 
 
-def train_ppo(reward: str, seed: int, cfg: PPOConfig, reward_model: RewardModel | None = None) -> dict[str, Any]:
+def train_ppo(
+    reward: str, seed: int, cfg: PPOConfig, reward_model: RewardModel | None = None, level: str = LEVEL
+) -> dict[str, Any]:
     """Train PPO on one reward and seed; return its success curve and costs.
 
     Args:
@@ -215,19 +305,22 @@ def train_ppo(reward: str, seed: int, cfg: PPOConfig, reward_model: RewardModel 
         seed: PPO, torch and training-env seed.
         cfg: PPO and evaluation settings.
         reward_model: the FM reward model (built from ``reward`` when ``None``); shared to load it once.
+        level: a level with a registered FoMo env (:func:`env_id`).
 
     Returns:
         ``reward``, ``seed``, ``eval_steps``, ``success`` (one rate per evaluation),
-        ``final_success``, ``steps_to_0.9`` (:func:`steps_to_reach`), ``wall_s`` and, for an FM
+        ``final_success``, ``steps_to_0.9`` (:func:`steps_to_reach`), ``train_windows`` (one
+        :func:`episode_window` per evaluation after the first), ``wall_s`` and, for an FM
         reward, ``fm_reward_calls`` (episodes scored) and ``fm_reward_s`` (seconds spent scoring).
     """
+    env_id(level)  # refuse an unknown level before anything is built
     if cfg.eval_every % cfg.n_envs:
         raise ValueError(f"eval_every ({cfg.eval_every}) must be a multiple of n_envs ({cfg.n_envs})")
     start = time.perf_counter()
     counted = None
     if reward != "true":
         counted = CountedReward(reward_model or build_reward(reward))
-    fns = [lambda: make_env(reward, counted)] * cfg.n_envs
+    fns = [lambda: make_env(reward, counted, level)] * cfg.n_envs
     envs = DummyVecEnv(fns) if counted is None else FoMoVecEnv(fns)
     model = PPO(
         "MultiInputPolicy",
@@ -244,7 +337,7 @@ def train_ppo(reward: str, seed: int, cfg: PPOConfig, reward_model: RewardModel 
         device="cpu",
         verbose=0,
     )
-    callback = EvalCallback(cfg.eval_every, cfg.eval_episodes, seed)
+    callback = EvalCallback(cfg.eval_every, cfg.eval_episodes, seed, level)
     model.learn(cfg.steps, callback=callback)
     if callback.steps[-1] != model.num_timesteps:
         callback.evaluate()
@@ -255,6 +348,7 @@ def train_ppo(reward: str, seed: int, cfg: PPOConfig, reward_model: RewardModel 
         "success": callback.success,
         "final_success": callback.success[-1],
         REACH_KEY: steps_to_reach(callback.steps, callback.success),
+        "train_windows": callback.windows,
         "wall_s": round(time.perf_counter() - start, 1),
     }
     if counted is not None:
@@ -279,7 +373,8 @@ def summary(values: Sequence[float]) -> dict[str, Any]:
 
 def summarize(results: dict[str, Any]) -> dict[str, Any]:
     """The ``summary`` of ``rl.json`` from its ``runs`` and ``random`` lists: final success per condition
-    (:func:`summary`) and, for PPO, each run's ``steps_to_0.9``."""
+    (:func:`summary`), for PPO each run's ``steps_to_0.9`` and, where training windows are recorded,
+    the FM runs' ``reward_auroc``: each run's mean over its windows' ``reward_auroc`` (those defined)."""
     final = {
         c: {
             **summary([r["final_success"] for r in results["runs"] if r["condition"] == c]),
@@ -287,12 +382,24 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
         }
         for c in ("fm", "true")
     }
+    fm_aurocs = [window_aurocs(r) for r in results["runs"] if r["condition"] == "fm" and "train_windows" in r]
+    if fm_aurocs and all(fm_aurocs):
+        final["fm"]["reward_auroc"] = summary([float(np.mean([x for _, x in a])) for a in fm_aurocs])
     return {**final, "random": summary([r["success"] for r in results["random"]])}
 
 
-def plot(results: dict[str, Any], path: Path) -> None:
-    """Success rate vs env steps: mean ± sample std band over seeds per PPO reward, random as a flat line."""
-    fig, ax = pyplot().subplots(figsize=(6.4, 4.0))
+def window_aurocs(run: dict[str, Any]) -> list[tuple[int, float]]:
+    """A run's ``(step, reward_auroc)`` per training window that has one (the step the window ends at).
+
+    Example:
+        >>> window_aurocs({"eval_steps": [0, 8, 16], "train_windows": [{"reward_auroc": None}, {"reward_auroc": 0.75}]})
+        [(16, 0.75)]
+    """
+    ends = run["eval_steps"][1:]
+    return [(step, w["reward_auroc"]) for step, w in zip(ends, run["train_windows"]) if w["reward_auroc"] is not None]
+
+
+def _plot_success(results: dict[str, Any], ax) -> None:
     for condition, label in (("fm", f"PPO, FM reward ({results['fm_reward']})"), ("true", "PPO, true reward")):
         runs = [r for r in results["runs"] if r["condition"] == condition]
         steps = np.array(runs[0]["eval_steps"])
@@ -303,27 +410,57 @@ def plot(results: dict[str, Any], path: Path) -> None:
     rand = results["summary"]["random"]
     line = ax.axhline(rand["mean"], color="grey", linestyle="--", label="uniform random policy")
     ax.axhspan(rand["mean"] - (rand["std"] or 0), rand["mean"] + (rand["std"] or 0), color=line.get_color(), alpha=0.15)
-    ax.set(
-        xlabel="env steps",
-        ylabel="ground-truth success rate",
-        ylim=(0, 1.02),
-        title=f"{ENV_ID}: {len(results['seeds'])} seeds, {results['eval']['episodes']} held-out episodes",
-    )
-    ax.legend(loc="center right")
+    ax.set(xlabel="env steps", ylabel="ground-truth success rate", ylim=(0, 1.02))
+
+
+def _plot_reward_accuracy(results: dict[str, Any], ax) -> None:
+    for run in (r for r in results["runs"] if r["condition"] == "fm"):
+        points = window_aurocs(run)
+        steps, aurocs = ([p[0] for p in points], [p[1] for p in points])
+        (line,) = ax.plot(steps, aurocs, marker=".", label=f"seed {run['seed']}: FM reward AUROC")
+        ends = run["eval_steps"][1:]
+        ax.plot(ends, [w["success"] for w in run["train_windows"]], color=line.get_color(), linestyle=":")
+    ax.plot([], [], color="black", linestyle=":", label="success rate of those episodes")
+    ax.axhline(0.5, color="grey", linewidth=0.8, linestyle="--")
+    ax.set(xlabel="env steps", ylabel="on the FM agent's own training episodes", ylim=(0, 1.02), xlim=(0, None))
+    ax.set_title("FM reward: success vs failure AUROC", fontsize=10)
+    ax.legend(loc="lower right", fontsize=7)
+
+
+def plot(results: dict[str, Any], path: Path) -> None:
+    """Success rate vs env steps: mean ± sample std band over seeds per PPO reward, random as a flat line;
+    beside it, when the FM runs recorded training windows, the FM reward's AUROC on the agent's own episodes."""
+    title = f"{results['env']}: {len(results['seeds'])} seeds, {results['eval']['episodes']} held-out episodes"
+    if not all("train_windows" in r for r in results["runs"]):  # runs recorded before the windows were
+        fig, ax = pyplot().subplots(figsize=(6.4, 4.0))
+        _plot_success(results, ax)
+        ax.set_title(title)
+        ax.legend(loc="center right")
+    else:
+        fig, (ax, right) = pyplot().subplots(1, 2, figsize=(11.0, 4.0))
+        _plot_success(results, ax)
+        ax.set_title(title, fontsize=10)
+        ax.legend(loc="upper left", fontsize=7)
+        _plot_reward_accuracy(results, right)
     fig.tight_layout()
     save_png(fig, path, dpi=120)
 
 
-def write_report(results: dict[str, Any], out: Path) -> None:
-    """Write ``rl.json`` (with its summary recomputed from the runs) and ``rl_curve.png`` under ``out``."""
+def write_report(results: dict[str, Any], out: Path, level: str = LEVEL) -> None:
+    """Write the level's JSON (its summary recomputed from the runs) and curve PNG under ``out``
+    (:func:`output_files`); ``InputError`` if the runs are of another level's env (nothing is written)."""
+    if results["env"] != env_id(level):
+        raise InputError(f"these runs are on {results['env']}, not on level {level!r} (--level)")
     results["summary"] = summarize(results)
+    json_file, plot_file = output_files(level)
     out.mkdir(parents=True, exist_ok=True)
-    (out / JSON_FILE).write_text(json.dumps(results, indent=1) + "\n")
-    plot(results, out / PLOT_FILE)
+    (out / json_file).write_text(json.dumps(results, indent=1) + "\n")
+    plot(results, out / plot_file)
 
 
-def run(seeds: Sequence[int], cfg: PPOConfig, fm_reward: str, out: Path) -> dict[str, Any]:
-    """Every condition over ``seeds``; writes ``rl.json`` and ``rl_curve.png`` under ``out``."""
+def run(seeds: Sequence[int], cfg: PPOConfig, fm_reward: str, out: Path, level: str = LEVEL) -> dict[str, Any]:
+    """Every condition over ``seeds`` on ``level``; writes its JSON and curve PNG under ``out``."""
+    env_id(level)  # refuse an unknown level before the reward model loads
     torch.set_num_threads(1)
     start, load_before = time.perf_counter(), os.getloadavg()
     model = build_reward(fm_reward)
@@ -333,12 +470,12 @@ def run(seeds: Sequence[int], cfg: PPOConfig, fm_reward: str, out: Path) -> dict
         random_runs.append(
             {
                 "seed": seed,
-                "success": random_success(seed, cfg.eval_episodes),
+                "success": random_success(seed, cfg.eval_episodes, level),
                 "wall_s": round(time.perf_counter() - t, 1),
             }
         )
         for condition, reward in (("true", "true"), ("fm", fm_reward)):
-            runs.append({"condition": condition, **train_ppo(reward, seed, cfg, model)})
+            runs.append({"condition": condition, **train_ppo(reward, seed, cfg, model, level)})
             print(
                 f"seed {seed} {condition:4s}: final success {runs[-1]['final_success']:.2f} "
                 f"(curve {' '.join(f'{s:.2f}' for s in runs[-1]['success'])}), {runs[-1]['wall_s']} s",
@@ -347,7 +484,8 @@ def run(seeds: Sequence[int], cfg: PPOConfig, fm_reward: str, out: Path) -> dict
         print(f"seed {seed} random: success {random_runs[-1]['success']:.2f}", flush=True)
     wall = {c: sum(r["wall_s"] for r in runs if r["condition"] == c) for c in ("fm", "true")}
     results = {
-        "env": ENV_ID,
+        "env": env_id(level),
+        "level": level,
         "fm_reward": fm_reward,
         "seeds": list(seeds),
         "ppo": dataclasses.asdict(cfg),
@@ -371,13 +509,46 @@ def run(seeds: Sequence[int], cfg: PPOConfig, fm_reward: str, out: Path) -> dict
         "runs": runs,
         "random": random_runs,
     }
-    write_report(results, out)
+    write_report(results, out, level)
     return results
 
 
+def combine(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One results dict from the results of runs on disjoint seeds (e.g. one process per seed).
+
+    The parts must share the env, FM reward, PPO and evaluation settings (``InputError`` otherwise,
+    or for a seed in two parts). Runs are ordered by seed; wall times are summed over the parts
+    (``total``: the parts' totals added, not the elapsed time when they ran side by side), and the
+    load averages kept per part.
+    """
+    if not parts:
+        raise InputError("nothing to combine")
+    same = ("env", "fm_reward", "ppo", "eval")
+    for part in parts[1:]:
+        differ = [k for k in same if part[k] != parts[0][k]]
+        if differ:
+            raise InputError(f"cannot combine runs with different {', '.join(differ)}")
+    seeds = [seed for part in parts for seed in part["seeds"]]
+    if len(set(seeds)) < len(seeds):
+        raise InputError(f"cannot combine runs: a seed appears twice in {seeds}")
+    runs = sorted((r for part in parts for r in part["runs"]), key=lambda r: (r["seed"], r["condition"] != "true"))
+    wall = {k: round(sum(part["wall_s"][k] for part in parts), 1) for k in ("fm", "true", "random", "total")}
+    return {
+        **{k: parts[0][k] for k in ("env", "level", "fm_reward") if k in parts[0]},
+        "seeds": sorted(seeds),
+        **{k: parts[0][k] for k in ("ppo", "eval")},
+        "summary": {},
+        "wall_s": {**wall, "fm_over_true": round(wall["fm"] / wall["true"], 2)},
+        "load_average_1_5_15_min": [part.get("load_average_1_5_15_min") for part in parts],
+        "runs": runs,
+        "random": sorted((r for part in parts for r in part["random"]), key=lambda r: r["seed"]),
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    """Command line: ``python -m fmbench.studies.fomo.rl [--steps N] [--seeds ...] [--reward R] [--out DIR]``."""
+    """Command line: ``python -m fmbench.studies.fomo.rl [--level L] [--steps N] [--seeds ...] [--out DIR] ...``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--level", default=LEVEL, help=f"a BabyAI level with a FoMo env (default {LEVEL})")
     parser.add_argument("--steps", type=int, default=PPOConfig.steps, help="env steps of training per run")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--reward", default=FM_REWARD, help="the FM reward's name (see build_reward)")
@@ -386,25 +557,50 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--report-only",
         action="store_true",
-        help="only recompute the summary and redraw the plot from the runs in <out>/rl.json",
+        help="only recompute the summary and redraw the plot from the runs in the level's JSON under --out",
+    )
+    parser.add_argument(
+        "--combine",
+        type=Path,
+        nargs="+",
+        metavar="JSON",
+        help="write the level's JSON and plot under --out from these results of runs on disjoint seeds",
     )
     args = parser.parse_args(argv)
     if args.reward == "true":
         parser.error("--reward names the FM reward; the true-reward PPO baseline always runs")
-    if args.report_only:
-        results = json.loads((args.out / JSON_FILE).read_text())
-        write_report(results, args.out)
+    try:
+        env_id(args.level)
+    except InputError as e:
+        parser.error(str(e))
+    json_file, plot_file = output_files(args.level)
+    if args.combine or args.report_only:
+        try:
+            if args.combine:
+                results = combine([json.loads(path.read_text()) for path in args.combine])
+            else:
+                results = json.loads((args.out / json_file).read_text())
+            write_report(results, args.out, args.level)
+        except KeyError as e:
+            parser.error(f"a results file has no field {e}")
+        except (OSError, ValueError) as e:
+            parser.error(str(e))
     else:
-        results = run(args.seeds, PPOConfig(steps=args.steps, eval_every=args.eval_every), args.reward, args.out)
+        cfg = PPOConfig(steps=args.steps, eval_every=args.eval_every)
+        results = run(args.seeds, cfg, args.reward, args.out, args.level)
     for c in ("fm", "true", "random"):
         s = results["summary"][c]
         reach = f", first reached {REACH} at steps {s[REACH_KEY]}" if c != "random" else ""
         print(f"{c:6s} final success {MeanStd(s['mean'], s['std'] or 0.0, s['n']).format(2)}{reach}")
+    if "reward_auroc" in results["summary"]["fm"]:
+        s = results["summary"]["fm"]["reward_auroc"]
+        auc = MeanStd(s["mean"], s["std"] or 0.0, s["n"]).format(2)
+        print(f"FM reward AUROC, success vs failure on the FM agent's own training episodes: {auc}")
     load = results.get("load_average_1_5_15_min", {})
     ratio = results["wall_s"]["fm"] / results["wall_s"]["true"]
     print(f"PPO wall time, FM reward / true reward: {ratio:.2f}x (load average {load})")
-    how = "from the recorded runs" if args.report_only else f"in {results['wall_s']['total']} s"
-    print(f"wrote {args.out / JSON_FILE} and {args.out / PLOT_FILE} {how}")
+    how = "from the recorded runs" if args.report_only or args.combine else f"in {results['wall_s']['total']} s"
+    print(f"wrote {args.out / json_file} and {args.out / plot_file} {how}")
 
 
 if __name__ == "__main__":
