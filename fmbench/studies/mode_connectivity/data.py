@@ -270,7 +270,7 @@ def split_arrays(data: CueData, seed: int, split: str, index: np.ndarray) -> tup
 
 def counterfactual_labels(data: CueData, seed: int) -> np.ndarray:
     """The labels of the test sets' items (the same in all four), without making their images."""
-    return SOURCES[data.source].load("test")[1][_source_index(data, check_seed(seed), "test")]
+    return SOURCES[data.source].load("test")[1][_source_index(data, check_seed(seed), "test_clean")]
 
 
 @functools.cache
