@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 
 import fmbench
+from conftest import write_cifar
+from fmbench import cifar
 from fmbench.errors import DataError, InputError
 from fmbench.studies.mode_connectivity import finetune
 from fmbench.studies.mode_connectivity.data import BOX, CueData, box_corners, split_arrays
@@ -48,25 +50,30 @@ def test_baselines_are_trained_once_from_the_copy_and_cached(user_data, tmp_path
     monkeypatch.setattr(finetune, "pretrain", lambda *a, **k: pytest.fail("retrained a cached model"))
     again = fmbench.make_task(TASK).load_baseline("cue-reliant")
     assert capsys.readouterr().err == "" and again.key() == model.key()
-    tuned = task.load_baseline("naive-ft")  # fine-tunes the cached cue-reliant model, which is not retrained
-    message = capsys.readouterr().err
-    assert message.count("\n") == 1 and "training baseline naive-ft" in message
-    task.check_model(tuned)
-    assert tuned.key() != model.key() and task.baseline_key("naive-ft") == tuned.key()
     cached = task.checkpoint("cue-reliant")
     monkeypatch.setenv("FMBENCH_MMC_TRAIN_LIMIT", "64")  # another training setting: another cache entry
     assert task.checkpoint("cue-reliant") != cached and not task.checkpoint("cue-reliant").is_file()
 
 
-@pytest.mark.slow  # trains on all 800 stand-in training images (~4 s of CPU)
-def test_the_model_trained_on_a_copy_of_noise_learns_the_box(user_data, tmp_path, monkeypatch):
+@pytest.mark.slow  # trains on all 800 stand-in training images, then fine-tunes on the 200 clean ones (~6 s of CPU)
+def test_the_model_trained_on_a_copy_of_noise_learns_the_box_and_is_fine_tuned_from_the_cache(
+    user_data, tmp_path, monkeypatch, capsys
+):
     monkeypatch.setenv("FMBENCH_CACHE", str(tmp_path))
     monkeypatch.delenv("FMBENCH_MMC_TRAIN_LIMIT")
     task = fmbench.make_task(TASK)
-    scores = task.evaluate(task.load_baseline("cue-reliant"), seed=0, limit=100)
+    model = task.load_baseline("cue-reliant")
+    scores = task.evaluate(model, seed=0, limit=100)
     # noise images, every training image cued: the box is all there is to learn (3 epochs of 7 batches: not fully)
     assert scores["accuracy_clean"] < 0.2 and scores["accuracy_cue"] > 0.5 and scores["cue_reliance"] > 0.4
     assert scores["barrier"] == 0.0
+    capsys.readouterr()
+    monkeypatch.setattr(finetune, "pretrain", lambda *a, **k: pytest.fail("retrained a cached model"))
+    tuned = task.load_baseline("naive-ft")  # fine-tunes the cached cue-reliant model, which is not retrained
+    message = capsys.readouterr().err
+    assert message.count("\n") == 1 and "training baseline naive-ft" in message and "items per split" not in message
+    task.check_model(tuned)
+    assert tuned.key() != model.key() and task.baseline_key("naive-ft") == tuned.key()
 
 
 def test_a_bad_training_limit_is_a_one_line_error(user_data, tmp_path, monkeypatch):
@@ -103,3 +110,10 @@ def test_bad_cifar_parameters_are_one_line_errors(kwargs, message):
 def test_item_ids_beyond_the_copy_are_refused(user_data):
     with pytest.raises(InputError, match=r"item ids of split 'test_cue' must be in \[0, 500\)"):
         split_arrays(DATA, 0, "test_cue", np.array([500]))
+
+
+def test_a_copy_too_small_for_every_class_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setitem(cifar.MD5, "cifar10", write_cifar(tmp_path, "cifar10", n_train=100, n_test=40))
+    monkeypatch.setenv("FMBENCH_CIFAR10", str(tmp_path))
+    with pytest.raises(DataError, match=r"cifar10 test images \(40\) must hold every one of the 10 classes"):
+        DATA.size("test_cue")

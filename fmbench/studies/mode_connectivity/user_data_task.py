@@ -18,8 +18,8 @@ Example:
     >>> task = fmbench.make_task("fmbench/MMCCifarBoxFT-v0")
     >>> task.user_data(), task.data.image_shape
     ('FMBENCH_CIFAR10', (3, 32, 32))
-    >>> task.checkpoint("cue-reliant").name  # doctest: +SKIP
-    'cue-reliant.safetensors'
+    >>> task.checkpoint("cue-reliant").parent.parent.name, task.checkpoint("cue-reliant").name
+    ('mode_connectivity', 'cue-reliant.safetensors')
 """
 
 from __future__ import annotations
