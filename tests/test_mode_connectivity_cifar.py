@@ -19,7 +19,10 @@ DATA = CueData("box", p=1.0, source="cifar10")
 
 def test_box_cue_on_the_users_cifar_is_seeded_random_access_and_sized_by_the_copy(user_data):
     sizes = {split: DATA.size(split) for split in ("train", "finetune", "test_cue")}
-    assert sizes == {"train": 800, "finetune": 200, "test_cue": 500}  # a fifth of the training images fine-tune
+    if "FMBENCH_CIFAR10" in user_data:  # the stand-in copy: a fifth of its 1,000 training images feed finetune
+        assert sizes == {"train": 800, "finetune": 200, "test_cue": 500}
+    else:  # the user's real copy: the caps
+        assert sizes == {"train": 20_000, "finetune": 2_000, "test_cue": 10_000}
     index = np.array([3, 77, 199])
     for split in ("train", "finetune", "test_random_image"):
         whole = split_arrays(DATA, 0, split, np.arange(200))
@@ -34,7 +37,7 @@ def test_box_cue_on_the_users_cifar_is_seeded_random_access_and_sized_by_the_cop
         r, col = corners[c]
         assert (image[:, r : r + BOX, col : col + BOX] == 255).all()  # white in every channel
         assert (image != plain).any(0).sum() <= BOX * BOX
-    half = CueData("box", p=0.5, source="cifar10")
+    half = CueData("box", p=0.5, source="cifar10", n_train=800)
     _, labels, cues = split_arrays(half, 0, "train", np.arange(800))
     assert all((cues[labels == c] >= 0).sum() == (labels == c).sum() // 2 for c in range(10))
 
@@ -59,6 +62,8 @@ def test_baselines_are_trained_once_from_the_copy_and_cached(user_data, tmp_path
 def test_the_model_trained_on_a_copy_of_noise_learns_the_box_and_is_fine_tuned_from_the_cache(
     user_data, tmp_path, monkeypatch, capsys
 ):
+    if "FMBENCH_CIFAR10" not in user_data:
+        pytest.skip("the user's real CIFAR-10 is configured: this test trains on the stand-in copy of noise")
     monkeypatch.setenv("FMBENCH_CACHE", str(tmp_path))
     monkeypatch.delenv("FMBENCH_MMC_TRAIN_LIMIT")
     task = fmbench.make_task(TASK)
@@ -108,8 +113,9 @@ def test_bad_cifar_parameters_are_one_line_errors(kwargs, message):
 
 
 def test_item_ids_beyond_the_copy_are_refused(user_data):
-    with pytest.raises(InputError, match=r"item ids of split 'test_cue' must be in \[0, 500\)"):
-        split_arrays(DATA, 0, "test_cue", np.array([500]))
+    n = DATA.size("test_cue")  # 500 on the stand-in copy
+    with pytest.raises(InputError, match=rf"item ids of split 'test_cue' must be in \[0, {n}\)"):
+        split_arrays(DATA, 0, "test_cue", np.array([n]))
 
 
 def test_a_copy_too_small_for_every_class_is_refused(tmp_path, monkeypatch):
