@@ -37,16 +37,13 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from fmbench.cifar import SOURCES as CIFAR
-from fmbench.cifar import cifar_dir, load_cifar
 from fmbench.errors import DataError, InputError
-from fmbench.fashion_mnist import load_fashion_mnist
+from fmbench.image_sources import IMAGE_SOURCES
 from fmbench.random_access import check_seed, integers, stream_key
 
 CUES = ("box", "dominoes")
@@ -57,29 +54,7 @@ FINETUNE_POOL = 10_000
 """At most this many of the source's last training images (and at most a fifth of them) feed ``finetune``."""
 
 
-@dataclass(frozen=True)
-class ImageSource:
-    """Images a cue data set is made from: loader (split -> uint8 images ``(N, H, W[, C])``, labels), shape ``(C, H,
-    W)``, the published training and test sizes, and the variable naming the user's copy (``None``: fmbench installs
-    it)."""
-
-    load: Callable[[str], tuple[np.ndarray, np.ndarray]]
-    shape: tuple[int, int, int]
-    sizes: dict[str, int]
-    env_var: str | None = None
-    folder: Callable[[], Path] | None = None
-
-
-SOURCES = {
-    "fashion-mnist": ImageSource(load_fashion_mnist, (1, 28, 28), {"train": 60_000, "test": 10_000}),
-    "cifar10": ImageSource(
-        functools.partial(load_cifar, "cifar10"),
-        (3, 32, 32),
-        {"train": 50_000, "test": 10_000},
-        CIFAR["cifar10"].env_var,
-        functools.partial(cifar_dir, "cifar10"),
-    ),
-}
+SOURCES = {name: IMAGE_SOURCES[name] for name in ("fashion-mnist", "cifar10")}
 """The sources a cue data set can draw its images from."""
 BOX = 3
 
@@ -129,10 +104,9 @@ class CueData:
         return SOURCES[self.source].shape if self.cue == "box" else (1, 56, 28)
 
     @property
-    def folder(self) -> Path | None:
-        """The folder of the user's copy the images are read from (``None``: fmbench installs the source)."""
-        source = SOURCES[self.source]
-        return source.folder() if source.folder else None
+    def folder(self) -> Path:
+        """The folder the images are read from (``DataError`` naming its variable where it is missing)."""
+        return SOURCES[self.source].folder()
 
     def size(self, split: str) -> int:
         """Items in ``split``: its cap, or fewer where the source has fewer images (``DataError`` if it is absent)."""
@@ -163,7 +137,7 @@ def _pools(sizes: dict[str, int]) -> dict[str, int]:
 
 
 @functools.cache
-def _source_pools(source: str, folder: Path | None) -> dict[str, int]:
+def _source_pools(source: str, folder: Path) -> dict[str, int]:
     sizes = {split: len(SOURCES[source].load(split)[1]) for split in ("train", "test")}
     for split, n in sizes.items():
         labels = SOURCES[source].load(split)[1]
@@ -212,7 +186,7 @@ def _source_index(data: CueData, seed: int, split: str) -> np.ndarray:
 
 
 @functools.cache
-def _cued(data: CueData, seed: int, folder: Path | None) -> np.ndarray:
+def _cued(data: CueData, seed: int, folder: Path) -> np.ndarray:
     """Which train items carry the cue: exactly ``floor(p * n_c)`` of each class, chosen by the seed."""
     labels = SOURCES[data.source].load("train")[1][_source_index(data, seed, "train")]
     rank = integers(stream_key("mode_connectivity.cued", seed), np.arange(len(labels)), 1, 2**40)[:, 0]
@@ -274,7 +248,7 @@ def counterfactual_labels(data: CueData, seed: int) -> np.ndarray:
 
 
 @functools.cache
-def _test_by_class(source: str, folder: Path | None) -> tuple[np.ndarray, ...]:
+def _test_by_class(source: str, folder: Path) -> tuple[np.ndarray, ...]:
     labels = SOURCES[source].load("test")[1]
     return tuple(np.flatnonzero(labels == c) for c in range(N_CLASSES))
 
@@ -286,7 +260,7 @@ def data_hash(data: CueData, seed: int) -> str:
 
 
 @functools.cache
-def _data_hash(data: CueData, seed: int, folder: Path | None) -> str:
+def _data_hash(data: CueData, seed: int, folder: Path) -> str:
     h = hashlib.sha256()
     for split in SPLITS:
         images, labels, _ = split_arrays(data, seed, split, np.arange(data.size(split)))
