@@ -81,10 +81,14 @@ def test_the_model_trained_on_a_copy_of_noise_learns_the_box_and_is_fine_tuned_f
     assert tuned.key() != model.key() and task.baseline_key("naive-ft") == tuned.key()
 
 
-def test_a_bad_training_limit_is_a_one_line_error(user_data, tmp_path, monkeypatch):
+def test_a_bad_training_limit_or_cache_is_a_one_line_error(user_data, tmp_path, monkeypatch):
     monkeypatch.setenv("FMBENCH_CACHE", str(tmp_path))
     monkeypatch.setenv("FMBENCH_MMC_TRAIN_LIMIT", "ten")
     with pytest.raises(InputError, match=r"\$FMBENCH_MMC_TRAIN_LIMIT must be a positive number of items, got 'ten'"):
+        fmbench.make_task(TASK).cue_model()
+    monkeypatch.setenv("FMBENCH_MMC_TRAIN_LIMIT", "8")
+    (tmp_path / "mode_connectivity").write_text("a file where the cache folder should be")
+    with pytest.raises(DataError, match=r"cannot cache baseline cue-reliant at .*; set \$FMBENCH_CACHE to a writable"):
         fmbench.make_task(TASK).cue_model()
 
 

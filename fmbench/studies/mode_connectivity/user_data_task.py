@@ -116,6 +116,10 @@ class UserDataMechanismTask(MechanismTask):
         self.data.size("train")  # DataError naming the variable if the user's copy is not set
         if name != CUE_MODEL:
             self._train_once(CUE_MODEL)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)  # before training: an unwritable cache wastes none
+        except OSError as e:
+            raise _unwritable(name, path, e) from None
         limit = train_limit()
         few = f" (its first {limit} items per split: ${TRAIN_LIMIT_ENV})" if limit else ""
         print(
@@ -132,5 +136,11 @@ class UserDataMechanismTask(MechanismTask):
                 model = finetune.fine_tune(self, name, limit=limit)
         finally:
             torch.set_num_threads(threads)  # the script trains on one thread (bit-reproducible); restore the caller's
-        path.parent.mkdir(parents=True, exist_ok=True)
-        save_checkpoint(model, path, {"task": self.id, "name": name, "seed": 0, "key": self.training_key()})
+        try:
+            save_checkpoint(model, path, {"task": self.id, "name": name, "seed": 0, "key": self.training_key()})
+        except OSError as e:
+            raise _unwritable(name, path, e) from None
+
+
+def _unwritable(name: str, path: Path, error: OSError) -> DataError:
+    return DataError(f"cannot cache baseline {name} at {path} ({error}); set $FMBENCH_CACHE to a writable folder")
