@@ -42,6 +42,7 @@ def test_box_cue_on_the_users_cifar_is_seeded_random_access_and_sized_by_the_cop
     assert all((cues[labels == c] >= 0).sum() == (labels == c).sum() // 2 for c in range(10))
 
 
+@pytest.mark.slow  # trains (~1 s of CPU, more with torch's first optimizer in the process)
 def test_baselines_are_trained_once_from_the_copy_and_cached(user_data, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("FMBENCH_CACHE", str(tmp_path))
     task = fmbench.make_task(TASK)
