@@ -252,12 +252,14 @@ def user_data(tmp_path_factory) -> Iterator[set[str]]:
 
     Sets ``$FMBENCH_CIFAR10`` / ``$FMBENCH_CIFAR100`` to a stand-in folder (1,000 training and
     500 test images) and its md5s as the expected ones, for the module; yields the environment
-    variables it set (empty where the user's real copies are configured).
+    variables it set (empty where the user's real copies are configured). Models that tasks train
+    from the user's copy on first use train on 32 items per split (``$FMBENCH_MMC_TRAIN_LIMIT``).
     """
     from fmbench import cifar
 
     faked = set()
     with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FMBENCH_MMC_TRAIN_LIMIT", "32")
         for name, source in cifar.SOURCES.items():
             if os.environ.get(source.env_var):
                 continue

@@ -153,3 +153,28 @@ def test_fine_tuning_methods_run_seeded_and_change_what_they_should():
     assert all(torch.equal(a, b) for a, b in zip(cbft.state_dict().values(), again.state_dict().values()))
     with pytest.raises(InputError, match="unknown fine-tuning method 'sgd'"):
         fine_tune(task, "sgd")
+
+
+def test_seed_spread_resumes_what_is_missing_and_tabulates_mean_and_std(tmp_path, monkeypatch):
+    from fmbench.studies.mode_connectivity import reproduce
+
+    task = fmbench.make_task(P_SWEEP[0.6])
+    path = tmp_path / "seed_spread-MMCFashionBoxP60FT.json"
+    done = {name: {m: 0.5 for m in reproduce.METRICS} for name in ("cue-reliant", "naive-ft")}
+    path.write_text(json.dumps({"task": task.id, "seeds": {"1": done}}))
+    trained = []
+    monkeypatch.setattr(reproduce, "pretrain", lambda t, seed: trained.append(("pretrain", seed)) or "anchor")
+    monkeypatch.setattr(reproduce, "fine_tune", lambda t, m, seed, start: trained.append((m, seed, start)) or m)
+    monkeypatch.setattr(type(task), "scores", lambda self, model, seed, anchor: {k: 0.7 for k in reproduce.METRICS})
+    result = reproduce.seed_spread(task, tmp_path, [1], log=lambda _: None)
+    assert trained == [("pretrain", 1), ("llr", 1, "anchor"), ("lp-ft", 1, "anchor"), ("cbft", 1, "anchor")]
+    assert json.loads(path.read_text()) == result and result["seeds"]["1"]["naive-ft"]["barrier"] == 0.5
+    assert result["seeds"]["1"]["cbft"]["barrier"] == 0.7
+    trained.clear()
+    reproduce.seed_spread(task, tmp_path, [1], log=lambda _: None)
+    assert trained == []  # a finished seed is not redone
+    result["seeds"]["2"] = {name: {m: 0.3 for m in reproduce.METRICS} for name in result["seeds"]["1"]}
+    path.write_text(json.dumps(result))
+    table = reproduce.seed_spread_table(tmp_path)
+    assert "| p = 0.6 | 0.400 ± 0.141 (n=2) | 0.400 ± 0.141 (n=2) | 0.500 ± 0.283 (n=2) |" in table
+    assert "| p = 0.7 | – | – | – | – | – |" in table

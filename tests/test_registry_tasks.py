@@ -126,7 +126,11 @@ def _left_to_study_tests(tid: str, baseline: str) -> bool:
 
 def _trains_at_load(tid: str, baseline: str) -> bool:
     """The SSL-landscape ``gd`` baselines: gradient descent on the expected loss when loaded (seconds; their
-    agreement with theory is tested in tests/test_ssl_landscape_training.py)."""
+    agreement with theory is tested in tests/test_ssl_landscape_training.py); the mode-connectivity CIFAR task's
+    baselines, trained from the user's copy on first use (2-5 s with torch's first optimizer; the data, the cache
+    and the errors are tested fast in tests/test_mode_connectivity_cifar.py)."""
+    if tid == "fmbench/MMCCifarBoxFT-v0":
+        return True
     return baseline == "gd" and task_spec(tid).entry_point.startswith("fmbench.studies.ssl_landscape.")
 
 

@@ -30,9 +30,8 @@ from __future__ import annotations
 
 import hashlib
 import weakref
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from functools import lru_cache, partial
+from collections.abc import Iterator
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +39,8 @@ import numpy as np
 import torch
 
 from fmbench.checkpoints import weights_sha256
-from fmbench.cifar import SOURCES as CIFAR
-from fmbench.cifar import cifar_dir, load_cifar
 from fmbench.errors import DataError
-from fmbench.fashion_mnist import fashion_mnist_dir, load_fashion_mnist
+from fmbench.image_sources import IMAGE_SOURCES
 from fmbench.interfaces import encode, seeded
 from fmbench.models import LoadedModel, from_module, load_baseline_checkpoint
 from fmbench.nn.cnn import CNN, CNNConfig
@@ -57,31 +54,7 @@ SPLITS = ("train", "test")
 LABEL_FRACTIONS = {"10pct": 0.1, "1pct": 0.01}
 
 
-@dataclass(frozen=True)
-class ImageSource:
-    """A data set a federated task splits: its loader, its folder, the encoder's input shape, published split sizes."""
-
-    load: Callable[[str], tuple[np.ndarray, np.ndarray]]
-    folder: Callable[[], Path]
-    shape: tuple[int, int, int]
-    sizes: dict[str, int]
-    env_var: str | None = None
-    """The environment variable naming the user's own copy; ``None``: fmbench's setup installs it."""
-
-
-DATASETS = {
-    "fashion-mnist": ImageSource(load_fashion_mnist, fashion_mnist_dir, (1, 28, 28), {"train": 60_000, "test": 10_000}),
-    **{
-        name: ImageSource(
-            partial(load_cifar, name),
-            partial(cifar_dir, name),
-            (3, 32, 32),
-            {"train": 50_000, "test": 10_000},
-            source.env_var,
-        )
-        for name, source in CIFAR.items()
-    },
-}
+DATASETS = IMAGE_SOURCES
 """The data sets a task's ``dataset`` parameter can name."""
 
 

@@ -9,6 +9,9 @@
 3. **Scratch** (the audit's reference): the same CNN trained on the clean fine-tuning split alone.
 4. **Fine-tuning**: the four methods of :mod:`~fmbench.studies.mode_connectivity.finetune` from the
    shipped cue-reliant model of ``--task``, three training seeds each, scored by the task on seed 0's data.
+5. **Training-seed spread** (``--parts seed_spread``): the whole pipeline of ``--task`` per training seed (its
+   cue-reliant model trained with the seed, then each method's fine-tune of it with the seed), scored like 4 with
+   the barrier to that seed's own cue-reliant model; ``--seed-spread`` prints the table.
 
 Run (each part a few minutes to half an hour on one busy CPU core; parts can run as separate processes)::
 
@@ -17,6 +20,8 @@ Run (each part a few minutes to half an hour on one busy CPU core; parts can run
     python -m fmbench.studies.mode_connectivity.reproduce --task fmbench/MMCFashionBoxP60FT-v0 \
         --parts fine_tuning:cbft --out docs/mode_connectivity/p60
     python -m fmbench.studies.mode_connectivity.reproduce --p-sweep
+    python -m fmbench.studies.mode_connectivity.reproduce --task fmbench/MMCFashionBoxP60FT-v0 --parts seed_spread
+    python -m fmbench.studies.mode_connectivity.reproduce --seed-spread
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from fmbench.loss_path import loss_path
 from fmbench.models import from_module
 from fmbench.registry import make_task
 from fmbench.studies.mode_connectivity.finetune import METHODS, fine_tune, pretrain
-from fmbench.studies.mode_connectivity.task import MechanismTask
+from fmbench.studies.mode_connectivity.task import CUE_MODEL, MechanismTask
 
 TASK = "fmbench/MMCFashionBoxFT-v0"
 P_SWEEP = {
@@ -114,6 +119,35 @@ def scratch(task: MechanismTask, seeds: list[int], log) -> dict:
     return {"scratch": out}
 
 
+def seed_spread(task: MechanismTask, out: Path, seeds: list[int], log) -> dict:
+    """The whole pipeline per training seed: the cue-reliant model trained with the seed, then each method's fine-tune
+    of it with the seed, scored on seed 0's data with the barrier to that seed's own cue-reliant model.
+
+    Seed 0 is the shipped checkpoints (the same script and seed). Written to ``out/seed_spread-NAME.json`` after every
+    model and resumed from there, so a stopped run keeps what it finished.
+    """
+    path = out / f"seed_spread-{task.spec.name}.json"
+    results: dict = json.loads(path.read_text()) if path.exists() else {"task": task.id, "seeds": {}}
+    for seed in seeds:
+        done = results["seeds"].setdefault(str(seed), {})
+        if len(done) == 1 + len(METHODS):
+            continue
+        start = time.perf_counter()
+        anchor = task.cue_model().model if seed == 0 else pretrain(task, seed=seed)
+        for name in (CUE_MODEL, *METHODS):
+            if name in done:
+                continue
+            if name == CUE_MODEL:
+                model = anchor
+            else:
+                model = task.load_baseline(name).model if seed == 0 else fine_tune(task, name, seed, start=anchor)
+            done[name] = task.scores(model, 0, anchor)
+            with atomic_open(path, "w") as f:
+                json.dump(results, f, indent=1)
+            log(f"{task.spec.name} seed {seed} {name} ({time.perf_counter() - start:.0f} s): {json.dumps(done[name])}")
+    return results
+
+
 METRICS = ("accuracy_random_cue", "accuracy_clean", "accuracy_cue", "accuracy_random_image", "cue_reliance", "barrier")
 
 
@@ -177,6 +211,32 @@ def p_sweep_table(leaderboards: Path | None = None) -> str:
     return "\n".join(lines)
 
 
+SPREAD_TASKS = {**{f"p = {p}": tid for p, tid in P_SWEEP.items()}, "dominoes": "fmbench/MMCFashionDominoesFT-v0"}
+"""The tasks whose whole pipeline the ``seed_spread`` part repeats over training seeds, as the table labels them."""
+
+
+def seed_spread_table(out: Path) -> str:
+    """The ``seed_spread`` results in ``out`` as a Markdown table: mean ± std over training seeds (the number of seeds
+    after the std where fewer than three finished)."""
+    names = (CUE_MODEL, *METHODS)
+    lines = ["| task | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for metric in ("accuracy_random_cue", "cue_reliance", "accuracy_clean", "barrier"):
+        lines.append(f"| **{metric}** |" + " |" * len(names))
+        for label, tid in SPREAD_TASKS.items():
+            path = out / f"seed_spread-{tid.split('/')[1].removesuffix('-v0')}.json"
+            seeds = json.loads(path.read_text())["seeds"] if path.exists() else {}
+            cells = []
+            for name in names:
+                values = np.array([s[name][metric] for s in seeds.values() if name in s])
+                if len(values) == 0:
+                    cells.append("–")
+                else:
+                    std = f" ± {values.std(ddof=1):.3f}" if len(values) > 1 else ""
+                    cells.append(f"{values.mean():.3f}{std}" + (f" (n={len(values)})" if len(values) < 3 else ""))
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--task", default=TASK, help="the task whose shipped model and data the parts use")
@@ -191,12 +251,20 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--p-sweep", action="store_true", help="only print the p-sweep table of the shipped leaderboard rows"
     )
+    p.add_argument(
+        "--seed-spread",
+        action="store_true",
+        help="only print the training-seed spread table of the seed_spread results in --out",
+    )
     args = p.parse_args(argv)
     if args.tables:
         print(tables(Path(args.out)))
         return
     if args.p_sweep:
         print(p_sweep_table())
+        return
+    if args.seed_spread:
+        print(seed_spread_table(Path(args.out)))
         return
     torch.set_num_threads(1)
     out = Path(args.out)
@@ -211,6 +279,9 @@ def main(argv: list[str] | None = None) -> None:
             result = connectivity(task, out, log)
         elif part == "scratch":
             result = scratch(task, [int(s) for s in args.seeds.split(",")], log)
+        elif part == "seed_spread":
+            seed_spread(task, out, [int(s) for s in args.seeds.split(",")], log)
+            continue
         elif part.startswith("fine_tuning:") and part.split(":")[1] in METHODS:
             result = fine_tuning(task, out, part.split(":")[1], [int(s) for s in args.seeds.split(",")], log)
         else:

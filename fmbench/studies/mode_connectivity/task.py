@@ -41,6 +41,7 @@ from fmbench.model_key import weights_key
 from fmbench.models import LoadedModel, load_baseline_checkpoint
 from fmbench.studies.mode_connectivity.data import (
     CUES,
+    SOURCES,
     SPLITS,
     TEST_SETS,
     CueData,
@@ -74,6 +75,7 @@ class MechanismTask(Task):
             "n_train": POSITIVE,
             "n_finetune": POSITIVE,
             "n_test": POSITIVE,
+            "source": {"enum": sorted(SOURCES)},
         },
         required=("cue", "p"),
     )
@@ -116,8 +118,8 @@ class MechanismTask(Task):
         c, h, w = self.data.image_shape
         return (
             f"A fine-tuned copy of the shipped {CUE_MODEL} classifier (architecture mmc-cnn, same shapes): float "
-            f"images (B, {c}, {h}, {w}) in [0, 1] -> logits (B, 10); its BatchNorm statistics are recomputed along "
-            "the path to the shipped model."
+            f"images (B, {c}, {h}, {w}){' (RGB)' if c == 3 else ''} in [0, 1] -> logits (B, 10); its BatchNorm "
+            "statistics are recomputed along the path to the shipped model."
         )
 
     def check_model(self, model: LoadedModel) -> None:
@@ -177,11 +179,25 @@ class MechanismTask(Task):
         limit: int | None = None,
         progress: bool = False,
     ) -> dict[str, float]:
+        return self.scores(model.model, seed, self.cue_model().model, device=device, batch_size=batch_size, limit=limit)
+
+    def scores(
+        self,
+        model: ConvNet,
+        seed: int,
+        anchor: ConvNet,
+        *,
+        device: str = "cpu",
+        batch_size: int = 256,
+        limit: int | None = None,
+    ) -> dict[str, float]:
+        """``evaluate``'s metrics with the barrier measured from ``anchor`` instead of the shipped model (what the
+        reproduction uses for a cue-reliant model trained with another seed and its fine-tunes)."""
         sets = self.test_sets(seed, limit)
         few = min(limit or BARRIER_ITEMS, BARRIER_ITEMS)
         path = loss_path(
-            self.cue_model().model,
-            model.model,
+            anchor,
+            model,
             {"test_cue": self.test_sets(seed, few)["test_cue"]},
             self.bn_images(seed, min(limit or BN_BATCH * BN_BATCHES, BN_BATCH * BN_BATCHES)),
             BARRIER_ALPHAS,
@@ -189,13 +205,13 @@ class MechanismTask(Task):
             batch_size=BARRIER_BATCH,
             device=device,
         )
-        model.model.to(device).eval()
+        model.to(device).eval()
         predictions = {}
         with torch.inference_mode():
             for name, (x, _) in sets.items():
                 predictions[name] = torch.cat(
                     [
-                        model.model(x[i : i + batch_size].to(device).float().div_(255)).argmax(1).cpu()
+                        model(x[i : i + batch_size].to(device).float().div_(255)).argmax(1).cpu()
                         for i in range(0, len(x), batch_size)
                     ]
                 )
