@@ -8,6 +8,8 @@ facing which way. :class:`LearnedCaptioner` turns whole frames into :class:`Scen
 which :func:`fmbench.studies.fomo.captions.caption` turns into text. The shipped weights
 are trained by :mod:`fmbench.studies.fomo.train_captioner` on frames at tile sizes 8, 16 and
 32, with labels read from the env state (held-out accuracy: ``docs/fomo/captioner.json``).
+A second parser, :data:`EGOCENTRIC_WEIGHTS`, reads the agent's own view
+(:func:`fmbench.studies.fomo.frames.egocentric_frame`; ``docs/fomo/captioner_egocentric.json``).
 
 Example:
     >>> import gymnasium as gym, minigrid
@@ -35,13 +37,16 @@ from safetensors.torch import load_model, save_file
 from fmbench.checkpoints import build_for_file
 from fmbench.errors import ModelError, first_line
 from fmbench.io import atomic_path
-from fmbench.studies.fomo.scene import Scene
+from fmbench.studies.fomo.scene import Scene, egocentric_scene
 
 TILE = 8  # the parser reads every tile area-averaged to TILE x TILE pixels
 MINIGRID_TILE_SIZE = 32  # minigrid's default, used by render_mode="rgb_array"
 # head -> number of classes; "agent" is 0 for no agent, else 1 + direction
 HEADS = {"type": len(OBJECT_TO_IDX), "colour": len(COLOR_TO_IDX), "state": len(STATE_TO_IDX), "agent": 5}
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "checkpoints" / "tile_parser.safetensors"
+EGOCENTRIC_WEIGHTS = DEFAULT_WEIGHTS.with_name("egocentric_parser.safetensors")
+WEIGHTS = {"top-down": DEFAULT_WEIGHTS, "egocentric": EGOCENTRIC_WEIGHTS}
+"""The shipped parser of each view (:data:`fmbench.studies.fomo.rollouts.VIEWS`)."""
 MAX_TILES_PER_PASS = 1 << 15  # bounds memory on long trajectories of large grids
 
 
@@ -186,30 +191,38 @@ class LearnedCaptioner:
         return cls(load_parser(path))
 
     @classmethod
-    def default(cls) -> LearnedCaptioner:
-        """A captioner with the shipped weights (:data:`DEFAULT_WEIGHTS`)."""
-        return cls.from_file(DEFAULT_WEIGHTS)
+    def default(cls, view: str = "top-down") -> LearnedCaptioner:
+        """A captioner with the shipped weights of a view (:data:`WEIGHTS`)."""
+        if view not in WEIGHTS:
+            raise ValueError(f"view must be one of {tuple(WEIGHTS)}, got {view!r}")
+        return cls.from_file(WEIGHTS[view])
 
-    def scenes(self, frames: np.ndarray, tile_size: int) -> list[Scene]:
+    def scenes(self, frames: np.ndarray, tile_size: int, egocentric: bool = False) -> list[Scene]:
         """One :class:`Scene` per frame of ``(T, H, W, 3)`` uint8 ``frames``.
 
         Every cell takes the most likely type, colour and state; the agent stands on the one
-        cell most likely to hold it, facing its most likely direction there.
+        cell most likely to hold it, facing its most likely direction there. ``egocentric``
+        frames show the agent's own view: the agent is where it always is in that view
+        (:func:`~fmbench.studies.fomo.scene.egocentric_scene`), on what it carries.
         """
         _, w, h = _layout(frames, None, tile_size)
+        if egocentric and w != h:
+            raise ValueError(f"an egocentric view is square; frames of {w}x{h} tiles are not")
         step = max(1, MAX_TILES_PER_PASS // (w * h))
         return [
             s
             for i in range(0, len(frames), step)
-            for s in self._parse(tiles_of(frames[i : i + step], tile_size=tile_size))
+            for s in self._parse(tiles_of(frames[i : i + step], tile_size=tile_size), egocentric)
         ]
 
-    def _parse(self, tiles: torch.Tensor) -> list[Scene]:
+    def _parse(self, tiles: torch.Tensor, egocentric: bool) -> list[Scene]:
         n, w, h = tiles.shape[:3]
         with torch.inference_mode():
             out = self.model(tiles.view(-1, 3, TILE, TILE))
         grid = torch.stack([out[k].argmax(1) for k in ("type", "colour", "state")], 1).view(n, w, h, 3)
         grid = grid.to(torch.uint8).numpy()
+        if egocentric:
+            return [egocentric_scene(g) for g in grid]
         agent = out["agent"].view(n, w * h, HEADS["agent"])
         cell = agent.log_softmax(-1)[..., 0].argmin(1)  # least likely to be agent-free
         direction = agent[torch.arange(n), cell, 1:].argmax(-1)

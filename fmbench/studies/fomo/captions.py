@@ -8,6 +8,13 @@ env's symbolic state) and the learned captioner (scenes parsed from frames):
 * ``put X next to Y``: ``X`` reappears, next to ``Y`` (``put down X`` when nothing is near);
 * ``opened X`` / ``closed X``: a door's state changes.
 
+Egocentric scenes (the agent's own view, :func:`~fmbench.studies.fomo.scene.egocentric_scene`)
+move with the agent, so there a step that changes only the cell in front (and the agent's
+own cell, which shows what it carries, and cells a door's opening shows or hides) is an
+interaction, and any other change of view is a move or turn, after which facing an object
+is ``went to X``. Objects are named from the view they are seen in (``the`` unless it shows
+two alike).
+
 The final state says what the agent faces and carries, which doors it opened, and what
 the objects it moved now lie next to. ``content="final"`` describes the last frame alone
 (what the agent faces and what that lies next to, which doors are open: a frame does not
@@ -31,7 +38,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from fmbench.studies.fomo.scene import DOOR, MOVABLE, OPEN, Scene, object_name
+from fmbench.studies.fomo.scene import DOOR, MOVABLE, OPEN, UNSEEN, Scene, object_name
 
 CONTENTS = ("events+final", "events", "final")
 
@@ -73,6 +80,28 @@ def _events_between(before: Scene, after: Scene, step: int, counts, carrying: li
     return out
 
 
+def _egocentric_events_between(before: Scene, after: Scene, step: int) -> list[Event]:
+    """Events between two successive egocentric scenes (the agent at a fixed cell of its own view)."""
+    front, agent = before.front, before.agent_pos
+    changed = {(int(x), int(y)) for x, y in zip(*(before.grid != after.grid).any(axis=2).nonzero())}
+    # opening or closing a door shows or hides what lies behind it; any other change of view is a move
+    hidden = {p for p in changed - {front, agent} if UNSEEN in (before.cell(*p)[0], after.cell(*p)[0])}
+    if not changed <= {front, agent} | hidden:  # the view moved: a step or a turn
+        return [Event(step, f"went to {after.name(*front)}")] if after.is_object(*front) else []
+    t0, c0, s0 = before.cell(*front)
+    t1, c1, s1 = after.cell(*front)
+    if t0 == t1 == DOOR and s0 != s1:
+        verb = "opened" if s1 == OPEN else "closed" if s0 == OPEN else None
+        return [Event(step, f"{verb} {before.name(*front)}")] if verb else []
+    if t0 in MOVABLE and t1 not in MOVABLE:
+        return [Event(step, f"picked up {before.name(*front)}")]
+    if t1 in MOVABLE and t0 not in MOVABLE:
+        near = " and ".join(after.name(*p) for p in after.neighbours(*front))
+        name = after.name(*front)
+        return [Event(step, f"put {name} next to {near}" if near else f"put down {name}", put_at=front)]
+    return []
+
+
 def events(scenes: Sequence[Scene]) -> list[Event]:
     """The ordered events of a trajectory of scenes.
 
@@ -82,6 +111,10 @@ def events(scenes: Sequence[Scene]) -> list[Event]:
     """
     if not scenes:
         return []
+    if scenes[0].egocentric:
+        return [
+            e for step in range(1, len(scenes)) for e in _egocentric_events_between(*scenes[step - 1 : step + 1], step)
+        ]
     counts, carrying = scenes[0].counts(), [None]
     out: list[Event] = []
     for step in range(1, len(scenes)):
@@ -96,7 +129,8 @@ def final_state(last: Scene, first: Scene | None = None, evs: Sequence[Event] = 
     agent carries (inferred from the events: a frame does not show it), which doors it
     opened, and what the objects it moved lie next to. Without them (``first=None``) it says
     only what the last frame shows: what the agent faces and what that lies next to, and
-    which doors are open.
+    which doors are open. An egocentric last scene always says it this way, plus what the
+    agent carries (its view shows it); earlier views do not locate anything in the last one.
 
     Example:
         >>> import numpy as np
@@ -104,8 +138,10 @@ def final_state(last: Scene, first: Scene | None = None, evs: Sequence[Event] = 
         >>> final_state(s)
         'At the end, the agent faces nothing.'
     """
+    if last.egocentric:
+        first, evs = None, ()
     counts = (first or last).counts()
-    carried = None
+    carried = object_name(*last.carried, counts[last.carried]) if last.carried else None
     for ev in evs:
         if ev.text.startswith("picked up "):
             carried = ev.text.removeprefix("picked up ")

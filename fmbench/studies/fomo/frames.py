@@ -7,7 +7,7 @@ FoMo env that feeds a learned captioner needs one per step. Here each distinct t
 ``Grid.render_tile``, into a bank; a frame is then one gather from the bank. The highlight
 (the cells the agent sees) is read off the observation the env computed anyway: the
 agent's view encodes unseen cells as 0. Frames are equal to ``get_frame``'s, byte for byte
-(tests/test_fomo_frames.py).
+(tests/test_fomo_frames.py). :func:`egocentric_frame` draws the agent's own view the same way.
 
 Example:
     >>> import gymnasium as gym, minigrid
@@ -26,7 +26,7 @@ from minigrid.core.constants import COLOR_TO_IDX, OBJECT_TO_IDX, STATE_TO_IDX
 from minigrid.core.grid import Grid
 from minigrid.core.world_object import WorldObj
 
-from fmbench.studies.fomo.scene import EMPTY, Scene
+from fmbench.studies.fomo.scene import EMPTY, UNSEEN, Scene
 
 NO_AGENT = 4
 """The direction code of a cell the agent is not on."""
@@ -97,3 +97,26 @@ def render_frame(scene: Scene, highlight: np.ndarray, tile_size: int) -> np.ndar
         where = bank.index[tuple(np.moveaxis(codes, -1, 0))]
     tiles = bank.tiles[where.T]  # (height, width, tile, tile, 3)
     return tiles.transpose(0, 2, 1, 3, 4).reshape(h * tile_size, w * tile_size, 3)
+
+
+def egocentric_frame(scene: Scene, tile_size: int) -> np.ndarray:
+    """The agent's view as pixels: an egocentric scene drawn with minigrid's tiles.
+
+    Cells the agent sees are lightened, as in minigrid's ``get_pov_render``, and the agent is
+    drawn over what it carries; cells it cannot see are drawn empty and unlit
+    (``get_pov_render`` draws what lies behind walls there, unlit: a camera would not see it).
+
+    Args:
+        scene: an egocentric scene (:func:`~fmbench.studies.fomo.scene.egocentric_scene`).
+        tile_size: pixels per cell.
+
+    Example:
+        >>> import gymnasium as gym, minigrid
+        >>> from fmbench.studies.fomo.scene import egocentric_scene
+        >>> obs, _ = gym.make("BabyAI-GoToLocal-v0").reset(seed=0)
+        >>> egocentric_frame(egocentric_scene(obs["image"]), tile_size=8).shape
+        (56, 56, 3)
+    """
+    if not scene.egocentric:
+        raise ValueError("egocentric_frame draws an egocentric scene; use render_frame for the room")
+    return render_frame(scene, scene.grid[..., 0] != UNSEEN, tile_size)

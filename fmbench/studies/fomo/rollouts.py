@@ -22,8 +22,12 @@ from dataclasses import dataclass, field
 import numpy as np
 from minigrid.utils.baby_ai_bot import BabyAIBot
 
+from fmbench.studies.fomo.frames import egocentric_frame
 from fmbench.studies.fomo.levels import make_level, reset_quietly
-from fmbench.studies.fomo.scene import Scene, scene_of
+from fmbench.studies.fomo.scene import Scene, egocentric_scene, scene_of
+
+VIEWS = ("top-down", "egocentric")
+"""What a run records: the whole room, or the agent's own ``7 x 7`` view."""
 
 
 class BotFailure(RuntimeError):
@@ -46,7 +50,10 @@ class Run:
     extra: dict = field(default_factory=dict)
 
 
-def _record(env, frames: bool, tile_size: int) -> tuple[Scene, np.ndarray | None]:
+def _record(env, frames: bool, tile_size: int, view: str) -> tuple[Scene, np.ndarray | None]:
+    if view == "egocentric":
+        scene = egocentric_scene(env.gen_obs()["image"])
+        return scene, (egocentric_frame(scene, tile_size) if frames else None)
     return scene_of(env), (env.get_frame(highlight=True, tile_size=tile_size) if frames else None)
 
 
@@ -60,6 +67,7 @@ def run_policy(
     max_steps: int | None = None,
     frames: bool = False,
     tile_size: int = 32,
+    view: str = "top-down",
 ) -> Run:
     """Roll out the bot (on ``instr``, default the true mission) or replay fixed ``actions``.
 
@@ -73,7 +81,11 @@ def run_policy(
         max_steps: stop after this many steps (default: the level's limit).
         frames: also render a frame per step.
         tile_size: pixels per cell of the frames.
+        view: ``"top-down"`` (scenes and frames of the room) or ``"egocentric"`` (of the
+            agent's own view, :func:`~fmbench.studies.fomo.scene.egocentric_scene`).
     """
+    if view not in VIEWS:
+        raise ValueError(f"view must be one of {VIEWS}, got {view!r}")
     env = make_level(level)
     reset_quietly(env, seed)
     true_mission = env.mission
@@ -83,13 +95,13 @@ def run_policy(
         env.mission = instr.surface(env)
     limit = env.max_steps if max_steps is None else min(max_steps, env.max_steps)
     bot = BabyAIBot(env) if actions is None else None
-    scene, frame = _record(env, frames, tile_size)
+    scene, frame = _record(env, frames, tile_size, view)
     scenes, shots, taken = [scene], [frame], []
     for step in range(limit if actions is None else min(limit, len(actions))):
         action = _bot_action(bot) if bot is not None else int(actions[step])
         _, _, terminated, truncated, _ = env.step(action)
         taken.append(action)
-        scene, frame = _record(env, frames, tile_size)
+        scene, frame = _record(env, frames, tile_size, view)
         scenes.append(scene)
         shots.append(frame)
         if bot is not None and (terminated or truncated):

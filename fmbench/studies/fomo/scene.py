@@ -2,8 +2,11 @@
 
 A :class:`Scene` holds what a top-down frame shows: every grid cell's object (minigrid's
 ``(type, colour, state)`` encoding) and the agent's position and direction. The object
-the agent carries is not drawn in a frame, so it is not in a scene either; captions
-infer it from objects disappearing in front of the agent.
+the agent carries is not drawn in a top-down frame, so it is not in such a scene either;
+captions infer it from objects disappearing in front of the agent. An *egocentric* scene
+(:func:`egocentric_scene`) holds what the agent sees instead: its ``7 x 7`` view, the agent
+at the bottom middle facing up, cells it cannot see as ``unseen`` and the object it carries
+on its own cell, as minigrid's observation encodes them.
 
 Example:
     >>> import gymnasium as gym, minigrid
@@ -25,6 +28,7 @@ from minigrid.core.constants import COLOR_TO_IDX, DIR_TO_VEC, OBJECT_TO_IDX, STA
 TYPES = {i: t for t, i in OBJECT_TO_IDX.items()}
 COLOURS = {i: c for c, i in COLOR_TO_IDX.items()}
 EMPTY, WALL, DOOR = OBJECT_TO_IDX["empty"], OBJECT_TO_IDX["wall"], OBJECT_TO_IDX["door"]
+UNSEEN = OBJECT_TO_IDX["unseen"]
 MOVABLE = frozenset(OBJECT_TO_IDX[t] for t in ("key", "ball", "box"))
 OPEN = STATE_TO_IDX["open"]
 
@@ -37,11 +41,13 @@ class Scene:
         grid: ``(width, height, 3)`` uint8, minigrid's ``Grid.encode()`` without the agent.
         agent_pos: ``(x, y)`` cell of the agent.
         agent_dir: 0 right, 1 down, 2 left, 3 up (minigrid's convention).
+        egocentric: the grid is the agent's view (:func:`egocentric_scene`), not the room.
     """
 
     grid: np.ndarray
     agent_pos: tuple[int, int]
     agent_dir: int
+    egocentric: bool = False
 
     @property
     def front(self) -> tuple[int, int]:
@@ -78,15 +84,22 @@ class Scene:
         return Counter(map(tuple, flat[keep, :2].astype(int).tolist()))
 
     def neighbours(self, x: int, y: int) -> list[tuple[int, int]]:
-        """The 4-neighbour cells of ``(x, y)`` that hold objects, in a fixed order."""
+        """The 4-neighbour cells of ``(x, y)`` that hold objects, in a fixed order (not what the agent carries)."""
         cells = [(x + 1, y), (x, y + 1), (x - 1, y), (x, y - 1)]
-        return [p for p in cells if self.is_object(*p)]
+        return [p for p in cells if self.is_object(*p) and not (self.egocentric and p == self.agent_pos)]
+
+    @property
+    def carried(self) -> tuple[int, int] | None:
+        """``(type, colour)`` of what an egocentric scene shows the agent carrying (``None``: nothing, or top-down)."""
+        t, c, _ = self.cell(*self.agent_pos)
+        return (t, c) if self.egocentric and t in MOVABLE else None
 
     def same(self, other: Scene) -> bool:
         """Whether two scenes are identical."""
         return (
             self.agent_pos == other.agent_pos
             and self.agent_dir == other.agent_dir
+            and self.egocentric == other.egocentric
             and np.array_equal(self.grid, other.grid)
         )
 
@@ -107,3 +120,24 @@ def scene_of(env) -> Scene:
     return Scene(
         grid=env.grid.encode(), agent_pos=(int(env.agent_pos[0]), int(env.agent_pos[1])), agent_dir=int(env.agent_dir)
     )
+
+
+def egocentric_scene(view: np.ndarray) -> Scene:
+    """The egocentric scene of the agent's ``(v, v, 3)`` view encoding (``obs["image"]``).
+
+    The agent stands at the bottom middle cell ``(v // 2, v - 1)`` facing up, as in minigrid's
+    observation; that cell holds what it carries.
+
+    Example:
+        >>> import gymnasium as gym, minigrid
+        >>> env = gym.make("BabyAI-GoToRedBallNoDists-v0")
+        >>> obs, _ = env.reset(seed=0)
+        >>> s = egocentric_scene(obs["image"])
+        >>> s.grid.shape, s.agent_pos, s.front, s.carried
+        ((7, 7, 3), (3, 6), (3, 5), None)
+    """
+    view = np.asarray(view)
+    if view.ndim != 3 or view.shape[0] != view.shape[1] or view.shape[2] != 3:
+        raise ValueError(f"an agent's view encoding has shape (v, v, 3), got {view.shape}")
+    v = view.shape[0]
+    return Scene(grid=view.astype(np.uint8), agent_pos=(v // 2, v - 1), agent_dir=3, egocentric=True)

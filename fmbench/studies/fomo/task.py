@@ -6,7 +6,9 @@ of each family, the expert cut short, a random policy; see
 :mod:`fmbench.studies.fomo.rollouts`), and asks the submitted reward model to score every
 run against the *true* instruction. An incorrect run that happens to satisfy the true
 instruction (checked by the level's verifier) is dropped from the desired-vs-incorrect
-comparisons, and counted.
+comparisons, and counted. With ``view = "egocentric"`` the reward model sees only the
+agent's own ``7 x 7`` view (scenes and frames); ``appearance`` recolours and noises the
+frames (:mod:`fmbench.studies.fomo.appearance`), a robustness track.
 
 Metrics (each also broken down as ``<metric>|family=<family>``):
 
@@ -45,10 +47,11 @@ from fmbench.model_key import identity_key
 from fmbench.models import LoadedModel, register_scheme
 from fmbench.random_access import check_seed, integers, stream_key
 from fmbench.stats import auroc, spearman
+from fmbench.studies.fomo.appearance import APPEARANCE_SCHEMA, shift_appearance
 from fmbench.studies.fomo.instructions import INCORRECT, candidates, siblings
 from fmbench.studies.fomo.levels import LEVELS, make_level, reset_quietly
 from fmbench.studies.fomo.rewards import build_reward, check_reward_name
-from fmbench.studies.fomo.rollouts import BotFailure, Run, random_actions, run_policy
+from fmbench.studies.fomo.rollouts import VIEWS, BotFailure, Run, random_actions, run_policy
 from fmbench.studies.fomo.trajectory import Trajectory
 from fmbench.task import POSITIVE, Task, evaluation_subset, params_of
 
@@ -77,6 +80,9 @@ class RewardQualityTask(Task):
             "truncate_fraction": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
             "tile_size": {"type": "integer", "minimum": 8},
             "families": {"type": "array", "minItems": 1, "uniqueItems": True, "items": {"enum": list(INCORRECT)}},
+            "view": {"enum": list(VIEWS)},
+            "layouts_from": {"type": "string", "pattern": "^fmbench/"},
+            "appearance": APPEARANCE_SCHEMA,
         },
         required=("level", "layouts", "truncate_fraction", "tile_size", "families"),
     )
@@ -91,10 +97,20 @@ class RewardQualityTask(Task):
     def n_layouts(self) -> int:
         return int(self.spec.params["layouts"])
 
+    @property
+    def view(self) -> str:
+        """What the reward model sees: ``"top-down"`` (the room, the default) or ``"egocentric"``."""
+        return self.spec.params.get("view", "top-down")
+
     # ---- data ------------------------------------------------------------------------
     def layout_seeds(self, seed: int) -> np.ndarray:
-        """The reset seeds of an evaluation seed's layouts (random access: layout i needs only i)."""
-        return integers(stream_key("fomo-reward", self.id, check_seed(seed)), np.arange(self.n_layouts), 1, 2**31)[:, 0]
+        """The reset seeds of an evaluation seed's layouts (random access: layout i needs only i).
+
+        A task with ``layouts_from`` (another task's id) draws that task's layouts, so that the
+        two score the same runs, seen differently.
+        """
+        stream = self.spec.params.get("layouts_from", self.id)
+        return integers(stream_key("fomo-reward", stream, check_seed(seed)), np.arange(self.n_layouts), 1, 2**31)[:, 0]
 
     def layout(self, layout_seed: int) -> Layout:
         """Roll out the desired and incorrect policies on one layout (deterministic)."""
@@ -150,6 +166,11 @@ class RewardQualityTask(Task):
             h.update(f"{lay.seed}|{lay.mission}|{'|'.join(lay.candidates)}".encode())
             for run in lay.runs:
                 h.update(f"{run.policy}|{run.extra.get('pursued', '')}|{run.actions}|{run.success}".encode())
+        if self.view == "egocentric":  # what the reward model sees: the views, and the first layout's frames
+            for i, lay in enumerate(self.layouts(seed)):
+                for t in self.trajectories(lay, needs_frames=i == 0):
+                    h.update(b"".join(s.grid.tobytes() for s in t.scenes))
+                    h.update(b"" if t.frames is None else t.frames.tobytes())
         return h.hexdigest()
 
     def stats(self, seed: int) -> dict[str, Any]:
@@ -169,37 +190,57 @@ class RewardQualityTask(Task):
                 "max": int(max(len(lay.runs[0].actions) for lay in lays)),
             },
             "candidates_per_layout": float(np.mean([len(lay.candidates) for lay in lays])),
+            "view": self.view,
+            "tile_size": int(self.spec.params["tile_size"]),
+            "appearance": self.spec.params.get("appearance"),
         }
 
     # ---- models ----------------------------------------------------------------------
     def input_format(self) -> str:
+        seen = (
+            "the agent's own 7x7 view (`view` 'egocentric': scenes are fmbench.studies.fomo.scene.egocentric_scene "
+            "of its view encoding, frames its view drawn by fmbench.studies.fomo.frames.egocentric_frame)"
+            if self.view == "egocentric"
+            else "the whole room (`view` 'top-down')"
+        )
+        shift = self.spec.params.get("appearance")
         return (
             "A reward model: an object with `needs_frames: bool` and `score(trajectories) -> numpy float "
             "array`, one finite score per fmbench.studies.fomo.trajectory.Trajectory (higher = closer to "
             "the instruction). A Trajectory has `instruction` (the true mission), `scenes` (the symbolic "
             "state after reset and after each step), `candidates` (every instruction of the same form the "
             "layout admits) and, when `needs_frames`, `frames` (T+1, H, W, 3) uint8 top-down renders at "
-            f"`tile_size` {self.spec.params['tile_size']} px per cell. Level: {LEVELS[self.level]['babyai']}. "
+            f"`tile_size` {self.spec.params['tile_size']} px per cell. Scenes and frames show {seen}"
+            + (
+                f"; frames recoloured and noised (fmbench.studies.fomo.appearance.shift_appearance, jitter "
+                f"{shift['jitter']}, noise {shift['noise']}, one seed per run)"
+                if shift
+                else ""
+            )
+            + f". Level: {LEVELS[self.level]['babyai']}. "
             "Build one by name with --model 'reward:<vision>+<lm>[+<normalisation>]' "
             "(fmbench.studies.fomo.rewards.build_reward) or pass your own via python:<module>:<factory>."
         )
 
     def trajectories(self, layout: Layout, needs_frames: bool) -> list[Trajectory]:
-        """Every run of a layout as a trajectory scored against the true mission."""
+        """Every run of a layout as a trajectory scored against the true mission, as the task's view shows it."""
+        tile_size, shift = int(self.spec.params["tile_size"]), self.spec.params.get("appearance")
         out = []
-        for run in layout.runs:
-            frames = None
-            if needs_frames:
-                frames = run_policy(
+        for i, run in enumerate(layout.runs):
+            scenes, frames = run.scenes, None
+            if needs_frames or self.view != "top-down":
+                replay = run_policy(
                     self.level,
                     layout.seed,
                     actions=run.actions,
-                    frames=True,
-                    tile_size=int(self.spec.params["tile_size"]),
-                ).frames
-            out.append(
-                Trajectory(layout.mission, run.scenes, frames, layout.candidates, int(self.spec.params["tile_size"]))
-            )
+                    frames=needs_frames,
+                    tile_size=tile_size,
+                    view=self.view,
+                )
+                scenes, frames = replay.scenes, replay.frames
+            if frames is not None and shift:
+                frames = shift_appearance(frames, **shift, seed=stream_key("fomo-appearance", self.id, layout.seed, i))
+            out.append(Trajectory(layout.mission, scenes, frames, layout.candidates, tile_size, self.view))
         return out
 
     def check_model(self, model: LoadedModel) -> None:

@@ -31,6 +31,8 @@ class Trajectory:
         frames: ``(T + 1, H, W, 3)`` uint8 top-down frames, or ``None`` when not rendered.
         candidates: every instruction of the same form the layout admits (contrastive scores).
         tile_size: pixels per grid cell in ``frames``.
+        view: ``"top-down"`` (scenes and frames of the room) or ``"egocentric"`` (of the agent's
+            own view, :func:`~fmbench.studies.fomo.scene.egocentric_scene`).
     """
 
     instruction: str
@@ -38,6 +40,7 @@ class Trajectory:
     frames: np.ndarray | None = None
     candidates: tuple[str, ...] = ()
     tile_size: int = 32
+    view: str = "top-down"
 
     def __len__(self) -> int:
         return len(self.scenes)
@@ -48,6 +51,10 @@ class Trajectory:
             raise TrajectoryError(f"trajectory has no mission (instruction={self.instruction!r})")
         if not self.scenes:
             raise TrajectoryError(f"empty trajectory for {self.instruction!r}: no scenes")
+        if self.view not in ("top-down", "egocentric"):
+            raise TrajectoryError(f"trajectory view must be 'top-down' or 'egocentric', got {self.view!r}")
+        if any(s.egocentric != (self.view == "egocentric") for s in self.scenes):
+            raise TrajectoryError(f"a {self.view} trajectory holds scenes of the other view")
         if self.candidates and self.instruction not in self.candidates:
             raise TrajectoryError(f"mission {self.instruction!r} is not among the trajectory's candidates")
         if self.frames is None:

@@ -51,7 +51,11 @@ class OracleVision:
 
 
 class LearnedVision(OracleVision):
-    """Captions from scenes that fmbench's learned tile parser reads off the frames."""
+    """Captions from scenes that fmbench's learned tile parser reads off the frames.
+
+    Top-down frames go to the shipped room parser, a trajectory's egocentric frames
+    (``trajectory.view``) to the shipped egocentric one.
+    """
 
     needs_frames = True
 
@@ -60,11 +64,23 @@ class LearnedVision(OracleVision):
         return "learned" if self.content == "events+final" else f"learned-{self.content}"
 
     @cached_property
+    def _parsers(self) -> dict:
+        return {}
+
+    @property
     def parser(self):
+        """The top-down parser (loaded on first use)."""
+        return self.parser_for("top-down")
+
+    def parser_for(self, view: str):
+        """The shipped parser of ``view`` (:data:`fmbench.studies.fomo.captioner.WEIGHTS`), loaded once."""
         from fmbench.studies.fomo.captioner import LearnedCaptioner
 
-        return LearnedCaptioner.default()
+        if view not in self._parsers:
+            self._parsers[view] = LearnedCaptioner.default(view)
+        return self._parsers[view]
 
     def scenes(self, trajectory: Trajectory) -> list[Scene]:
         trajectory.check(need_frames=True)
-        return self.parser.scenes(trajectory.frames, trajectory.tile_size)
+        egocentric = trajectory.view == "egocentric"
+        return self.parser_for(trajectory.view).scenes(trajectory.frames, trajectory.tile_size, egocentric)
