@@ -114,15 +114,29 @@ def test_partial_view_tasks_score_the_compositional_runs_seen_differently():
     top = fmbench.make_task("fmbench/FoMoRewardCompositional-v0")
     ego = fmbench.make_task(PARTIAL)
     jitter = fmbench.make_task("fmbench/FoMoRewardPartialViewJitter-v0")
-    tile20 = fmbench.make_task("fmbench/FoMoRewardPartialViewTile20-v0")
+    tile12 = fmbench.make_task("fmbench/FoMoRewardPartialViewTile12-v0")
     assert np.array_equal(ego.layout_seeds(1), top.layout_seeds(1))
     lay = ego.layouts(0, limit=1)[0]
-    plain, shifted, small = (t.trajectories(lay, needs_frames=True) for t in (ego, jitter, tile20))
+    plain, shifted, small = (t.trajectories(lay, needs_frames=True) for t in (ego, jitter, tile12))
     for p, s, m in zip(plain, shifted, small, strict=True):
         assert p.view == s.view == m.view == "egocentric" and p.scenes[0].grid.shape == (7, 7, 3)
         assert all(a.same(b) for a, b in zip(p.scenes, s.scenes))
-        assert p.frames.shape[1:] == s.frames.shape[1:] == (224, 224, 3) and m.frames.shape[1:] == (140, 140, 3)
+        assert p.frames.shape[1:] == s.frames.shape[1:] == (224, 224, 3) and m.frames.shape[1:] == (84, 84, 3)
         assert not np.array_equal(p.frames, s.frames)
         p.check(need_frames=True), s.check(need_frames=True), m.check(need_frames=True)
     assert "egocentric" in ego.input_format() and "jitter 0.2" in jitter.input_format()
     assert ego.stats(0)["view"] == "egocentric"
+
+
+def test_shortcut_audit_known_answers():
+    from fmbench.studies.fomo.audit import audit
+
+    result = audit(fmbench.make_task("fmbench/FoMoRewardGoTo-v0"), seeds=[0], limit=6)
+    # shorter and longer order every pair oppositely (ties count 1/2 to both)
+    for key, value in result["shorter"].items():
+        if key.startswith("ranking_accuracy"):
+            assert value + result["longer"][key] == pytest.approx(1.0)
+    # a random walk is as long as the expert's run: length cannot tell them apart
+    assert result["shorter"]["ranking_accuracy|family=random"] == 0.5
+    # the bot's run on "go to X" always ends facing X
+    assert result["ends-facing-named"]["ranking_accuracy|family=truncated"] == 1.0
