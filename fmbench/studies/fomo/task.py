@@ -209,7 +209,7 @@ class RewardQualityTask(Task):
             "array`, one finite score per fmbench.studies.fomo.trajectory.Trajectory (higher = closer to "
             "the instruction). A Trajectory has `instruction` (the true mission), `scenes` (the symbolic "
             "state after reset and after each step), `candidates` (every instruction of the same form the "
-            "layout admits) and, when `needs_frames`, `frames` (T+1, H, W, 3) uint8 top-down renders at "
+            "layout admits) and, when `needs_frames`, `frames` (T+1, H, W, 3) uint8 renders at "
             f"`tile_size` {self.spec.params['tile_size']} px per cell. Scenes and frames show {seen}"
             + (
                 f"; frames recoloured and noised (fmbench.studies.fomo.appearance.shift_appearance, jitter "
