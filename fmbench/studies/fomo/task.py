@@ -106,8 +106,8 @@ class RewardQualityTask(Task):
     def layout_seeds(self, seed: int) -> np.ndarray:
         """The reset seeds of an evaluation seed's layouts (random access: layout i needs only i).
 
-        A task with ``layouts_from`` (another task's id) draws that task's layouts, so that the
-        two score the same runs, seen differently.
+        A task with ``layouts_from`` (another task's id) draws that task's stream of layout seeds:
+        with the same level and families, the two score the same runs, seen differently.
         """
         stream = self.spec.params.get("layouts_from", self.id)
         return integers(stream_key("fomo-reward", stream, check_seed(seed)), np.arange(self.n_layouts), 1, 2**31)[:, 0]
