@@ -46,7 +46,7 @@ HEADS = {"type": len(OBJECT_TO_IDX), "colour": len(COLOR_TO_IDX), "state": len(S
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "checkpoints" / "tile_parser.safetensors"
 EGOCENTRIC_WEIGHTS = DEFAULT_WEIGHTS.with_name("egocentric_parser.safetensors")
 WEIGHTS = {"top-down": DEFAULT_WEIGHTS, "egocentric": EGOCENTRIC_WEIGHTS}
-"""The shipped parser of each view (:data:`fmbench.studies.fomo.rollouts.VIEWS`)."""
+"""The shipped parser of each view (:data:`fmbench.studies.fomo.scene.VIEWS`)."""
 MAX_TILES_PER_PASS = 1 << 15  # bounds memory on long trajectories of large grids
 
 

@@ -24,10 +24,7 @@ from minigrid.utils.baby_ai_bot import BabyAIBot
 
 from fmbench.studies.fomo.frames import egocentric_frame
 from fmbench.studies.fomo.levels import make_level, reset_quietly
-from fmbench.studies.fomo.scene import Scene, egocentric_scene, scene_of
-
-VIEWS = ("top-down", "egocentric")
-"""What a run records: the whole room, or the agent's own ``7 x 7`` view."""
+from fmbench.studies.fomo.scene import VIEWS, Scene, egocentric_scene, scene_of
 
 
 class BotFailure(RuntimeError):

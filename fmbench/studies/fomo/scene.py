@@ -29,6 +29,8 @@ TYPES = {i: t for t, i in OBJECT_TO_IDX.items()}
 COLOURS = {i: c for c, i in COLOR_TO_IDX.items()}
 EMPTY, WALL, DOOR = OBJECT_TO_IDX["empty"], OBJECT_TO_IDX["wall"], OBJECT_TO_IDX["door"]
 UNSEEN = OBJECT_TO_IDX["unseen"]
+VIEWS = ("top-down", "egocentric")
+"""What scenes and frames show: the whole room, or the agent's own ``7 x 7`` view."""
 MOVABLE = frozenset(OBJECT_TO_IDX[t] for t in ("key", "ball", "box"))
 OPEN = STATE_TO_IDX["open"]
 

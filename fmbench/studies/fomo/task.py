@@ -51,7 +51,8 @@ from fmbench.studies.fomo.appearance import APPEARANCE_SCHEMA, shift_appearance
 from fmbench.studies.fomo.instructions import INCORRECT, candidates, siblings
 from fmbench.studies.fomo.levels import LEVELS, make_level, reset_quietly
 from fmbench.studies.fomo.rewards import build_reward, check_reward_name
-from fmbench.studies.fomo.rollouts import VIEWS, BotFailure, Run, random_actions, run_policy
+from fmbench.studies.fomo.rollouts import BotFailure, Run, random_actions, run_policy
+from fmbench.studies.fomo.scene import VIEWS
 from fmbench.studies.fomo.trajectory import Trajectory
 from fmbench.task import POSITIVE, Task, evaluation_subset, params_of
 

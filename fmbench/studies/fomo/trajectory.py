@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fmbench.errors import FmbenchError
-from fmbench.studies.fomo.scene import Scene
+from fmbench.studies.fomo.scene import VIEWS, Scene
 
 
 class TrajectoryError(FmbenchError, ValueError):
@@ -28,7 +28,7 @@ class Trajectory:
     Attributes:
         instruction: the mission text (for incorrect policies, still the *true* mission).
         scenes: the symbolic state after reset and after every step (``T + 1`` of them).
-        frames: ``(T + 1, H, W, 3)`` uint8 top-down frames, or ``None`` when not rendered.
+        frames: ``(T + 1, H, W, 3)`` uint8 frames of the view, or ``None`` when not rendered.
         candidates: every instruction of the same form the layout admits (contrastive scores).
         tile_size: pixels per grid cell in ``frames``.
         view: ``"top-down"`` (scenes and frames of the room) or ``"egocentric"`` (of the agent's
@@ -51,8 +51,8 @@ class Trajectory:
             raise TrajectoryError(f"trajectory has no mission (instruction={self.instruction!r})")
         if not self.scenes:
             raise TrajectoryError(f"empty trajectory for {self.instruction!r}: no scenes")
-        if self.view not in ("top-down", "egocentric"):
-            raise TrajectoryError(f"trajectory view must be 'top-down' or 'egocentric', got {self.view!r}")
+        if self.view not in VIEWS:
+            raise TrajectoryError(f"trajectory view must be one of {VIEWS}, got {self.view!r}")
         if any(s.egocentric != (self.view == "egocentric") for s in self.scenes):
             raise TrajectoryError(f"a {self.view} trajectory holds scenes of the other view")
         if self.candidates and self.instruction not in self.candidates:
