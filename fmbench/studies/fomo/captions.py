@@ -52,6 +52,11 @@ class Event:
     put_at: tuple[int, int] | None = None
 
 
+def _door_verb(before: int, after: int) -> str | None:
+    """``opened`` / ``closed`` for a door state change (``None``: locked to closed or back)."""
+    return "opened" if after == OPEN else "closed" if before == OPEN else None
+
+
 def _events_between(before: Scene, after: Scene, step: int, counts, carrying: list) -> list[Event]:
     """Events between two successive scenes; ``carrying`` (a one-item list) is updated in place."""
     out: list[Event] = []
@@ -61,7 +66,7 @@ def _events_between(before: Scene, after: Scene, step: int, counts, carrying: li
         t0, c0, s0 = before.cell(x, y)
         t1, c1, s1 = after.cell(x, y)
         if t0 == t1 == DOOR and s0 != s1:
-            verb = "opened" if s1 == OPEN else "closed" if s0 == OPEN else None
+            verb = _door_verb(s0, s1)
             if verb:
                 out.append(Event(step, f"{verb} {object_name(t0, c0, counts[(t0, c0)])}"))
         elif t0 in MOVABLE and t1 not in MOVABLE and (x, y) == before.front:
@@ -91,7 +96,7 @@ def _egocentric_events_between(before: Scene, after: Scene, step: int) -> list[E
     t0, c0, s0 = before.cell(*front)
     t1, c1, s1 = after.cell(*front)
     if t0 == t1 == DOOR and s0 != s1:
-        verb = "opened" if s1 == OPEN else "closed" if s0 == OPEN else None
+        verb = _door_verb(s0, s1)
         return [Event(step, f"{verb} {before.name(*front)}")] if verb else []
     if t0 in MOVABLE and t1 not in MOVABLE:
         return [Event(step, f"picked up {before.name(*front)}")]

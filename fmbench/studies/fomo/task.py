@@ -163,12 +163,13 @@ class RewardQualityTask(Task):
 
     def data_hash(self, seed: int) -> str:
         h = hashlib.sha256(self.id.encode())
-        for lay in self.layouts(seed):
+        lays = self.layouts(seed)
+        for lay in lays:
             h.update(f"{lay.seed}|{lay.mission}|{'|'.join(lay.candidates)}".encode())
             for run in lay.runs:
                 h.update(f"{run.policy}|{run.extra.get('pursued', '')}|{run.actions}|{run.success}".encode())
         if self.view == "egocentric":  # what the reward model sees: the views, and the first layout's frames
-            for i, lay in enumerate(self.layouts(seed)):
+            for i, lay in enumerate(lays):
                 for t in self.trajectories(lay, needs_frames=i == 0):
                     h.update(b"".join(s.grid.tobytes() for s in t.scenes))
                     h.update(b"" if t.frames is None else t.frames.tobytes())

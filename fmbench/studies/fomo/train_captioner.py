@@ -104,15 +104,17 @@ def scene_for(env: gym.Env, view: str) -> Scene:
     return egocentric_scene(env.unwrapped.gen_obs()["image"]) if view == "egocentric" else scene_of(env)
 
 
-def frames_of(env: gym.Env, scene: Scene) -> dict[tuple[int, bool], np.ndarray]:
+def frames_of(
+    env: gym.Env, scene: Scene, tile_sizes=TILE_SIZES, highlights=(True, False)
+) -> dict[tuple[int, bool], np.ndarray]:
     """The current frame at every tile size: ``{(tile_size, highlight): frame}``.
 
-    Top-down frames are drawn highlighted and not; an egocentric view is always highlighted
-    (the cells the agent sees).
+    Top-down frames are drawn with each of ``highlights``; an egocentric view is always
+    highlighted (the cells the agent sees).
     """
     if scene.egocentric:
-        return {(ts, True): egocentric_frame(scene, ts) for ts in TILE_SIZES}
-    return {(ts, h): env.unwrapped.get_frame(highlight=h, tile_size=ts) for ts in TILE_SIZES for h in (True, False)}
+        return {(ts, True): egocentric_frame(scene, ts) for ts in tile_sizes}
+    return {(ts, h): env.unwrapped.get_frame(highlight=h, tile_size=ts) for ts in tile_sizes for h in highlights}
 
 
 def labels_of(scene: Scene) -> np.ndarray:
@@ -229,18 +231,15 @@ def shifted_accuracy(captioner: LearnedCaptioner, episodes: int, rng: np.random.
     Recoloured episodes take one colour balance each (seeded by level and episode).
     """
     tally: dict = defaultdict(lambda: defaultdict(int))
+    sizes = sorted({ts for ts, _ in SHIFTS.values()})
     for k, level in enumerate(lv for lv in LEVELS if has_bot(lv)):
         env = gym.make(level)
         for i in range(episodes):
             truth, by_size = [], defaultdict(list)
             for _ in states(env, HELD_OUT_SEED + i, 0.0, rng):
                 truth.append(scene_for(env, view))
-                for ts in {ts for ts, _ in SHIFTS.values()}:
-                    by_size[ts].append(
-                        egocentric_frame(truth[-1], ts)
-                        if view == "egocentric"
-                        else env.unwrapped.get_frame(highlight=True, tile_size=ts)
-                    )
+                for (ts, _), frame in frames_of(env, truth[-1], sizes, highlights=(True,)).items():
+                    by_size[ts].append(frame)
             for name, (ts, shift) in SHIFTS.items():
                 frames = np.stack(by_size[ts])
                 if shift:
