@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from fmbench.studies.fomo.frames import highlight_mask, render_frame
-from fmbench.studies.fomo.scene import scene_of
+from fmbench.studies.fomo.scene import encode_grid, scene_of
 
 
 @pytest.mark.parametrize("level", ["BabyAI-GoToLocal-v0", "BabyAI-UnlockLocal-v0"])
@@ -28,6 +28,22 @@ def test_frames_equal_minigrids_along_random_walks(level):
         if terminated or truncated:
             break
     assert checked >= 10
+
+
+@pytest.mark.parametrize("level", ["BabyAI-GoToLocal-v0", "BabyAI-UnlockLocal-v0", "BabyAI-OpenDoorColor-v0"])
+def test_encode_grid_equals_minigrids_encode_along_random_walks(level):
+    # carried and dropped objects, opened and unlocked doors, one room and several
+    env = gym.make(level).unwrapped
+    rng = np.random.default_rng(1)
+    for episode in range(3):
+        env.reset(seed=episode)
+        for _ in range(40):
+            got, expected = encode_grid(env.grid), env.grid.encode()
+            assert got.dtype == np.uint8 and got.shape == expected.shape and got.flags.c_contiguous
+            assert np.array_equal(got, expected)
+            _, _, terminated, truncated, _ = env.step(int(rng.integers(0, 6)))
+            if terminated or truncated:
+                break
 
 
 def test_highlight_is_what_the_agent_sees():

@@ -33,6 +33,7 @@ VIEWS = ("top-down", "egocentric")
 """What scenes and frames show: the whole room, or the agent's own ``7 x 7`` view."""
 MOVABLE = frozenset(OBJECT_TO_IDX[t] for t in ("key", "ball", "box"))
 OPEN = STATE_TO_IDX["open"]
+_EMPTY_CODE = (EMPTY, 0, 0)
 
 
 @dataclass(frozen=True)
@@ -116,12 +117,28 @@ def object_name(type_idx: int, colour_idx: int, count: int = 1) -> str:
     return f"{'the' if count <= 1 else 'a'} {COLOURS[colour_idx]} {TYPES[type_idx]}"
 
 
+def encode_grid(grid) -> np.ndarray:
+    """Minigrid's ``Grid.encode()`` (``(width, height, 3)`` uint8), a few times faster.
+
+    One pass over the grid's cell list instead of a ``get(i, j)`` and three element writes per
+    cell: it runs at every step of an env whose reward model reads scenes or frames.
+
+    Example:
+        >>> import gymnasium as gym, minigrid
+        >>> env = gym.make("BabyAI-GoToLocal-v0").unwrapped
+        >>> _ = env.reset(seed=0)
+        >>> bool((encode_grid(env.grid) == env.grid.encode()).all())
+        True
+    """
+    codes = [_EMPTY_CODE if obj is None else obj.encode() for obj in grid.grid]
+    return np.array(codes, dtype=np.uint8).reshape(grid.height, grid.width, 3).transpose(1, 0, 2).copy()
+
+
 def scene_of(env) -> Scene:
     """The scene of a minigrid env's current state (``env`` unwrapped or not)."""
     env = env.unwrapped
-    return Scene(
-        grid=env.grid.encode(), agent_pos=(int(env.agent_pos[0]), int(env.agent_pos[1])), agent_dir=int(env.agent_dir)
-    )
+    position = (int(env.agent_pos[0]), int(env.agent_pos[1]))
+    return Scene(grid=encode_grid(env.grid), agent_pos=position, agent_dir=int(env.agent_dir))
 
 
 def egocentric_scene(view: np.ndarray) -> Scene:
