@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -11,6 +12,7 @@ pytest.importorskip("stable_baselines3")
 
 from fmbench.errors import InputError  # noqa: E402
 from fmbench.studies.fomo.rl import (  # noqa: E402
+    FRAME_TILE,
     PPOConfig,
     combine,
     episode_window,
@@ -67,6 +69,33 @@ def test_unknown_level_is_one_line_error(capsys, tmp_path):
         )
     )
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal where CUDA is absent")
+def test_cuda_device_without_cuda_is_one_line_error(capsys, tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--device", "cuda", "--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1].endswith("--device cuda: CUDA is not available here")
+    assert not list(tmp_path.iterdir())
+
+
+class FramesReward:
+    """A reward model that reads frames and scores every trajectory 0."""
+
+    name, needs_frames = "frames", True
+
+    def score(self, trajectories):
+        return np.zeros(len(trajectories))
+
+
+def test_fm_reward_frames_are_drawn_at_frame_tile():
+    env = make_env("frames", FramesReward())
+    env.reset(seed=0)
+    env.step(2)
+    trajectory = env.unwrapped.trajectory()
+    assert trajectory.tile_size == FRAME_TILE == 8
+    assert trajectory.frames.shape == (2, 8 * FRAME_TILE, 8 * FRAME_TILE, 3)
 
 
 def test_episode_window_known_answers():
@@ -134,6 +163,8 @@ def test_combine_runs_on_disjoint_seeds(tmp_path, capsys):
         combine([fake_results([0]), fake_results([0, 1])])
     with pytest.raises(InputError, match="different ppo"):
         combine([fake_results([0]), fake_results([1], ppo={"steps": 32})])
+    with pytest.raises(InputError, match="different fm_reward_device"):  # CPU and GPU seconds do not add up
+        combine([fake_results([0]), {**fake_results([1]), "fm_reward_device": "cuda"}])
     part = tmp_path / "part.json"
     part.write_text(json.dumps({**fake_results([0]), "eval": {"episodes": 3}}))
     (tmp_path / "other.json").write_text(json.dumps(fake_results([1])))
