@@ -13,7 +13,8 @@ trajectory that needs a reward in **one** call of the shared reward model:
 
 On top of that call the reward model's own caches apply (the LM's prompt cache and its memo
 of caption texts). The rewards are the per-env ones, up to the float32 spread of different
-LM batch compositions (about 1e-7 on a small model; ~2e-5 nats on SmolLM2).
+LM batch compositions (about 1e-7 on a small model; up to ~3e-5 nats on SmolLM2 on a CPU,
+~6e-5 on CUDA).
 
 * :class:`FoMoVectorEnv`: a gymnasium ``SyncVectorEnv`` (``NEXT_STEP`` autoreset);
 * :class:`FoMoVecEnv`: a Stable-Baselines3 ``DummyVecEnv`` (resets within the step, the
