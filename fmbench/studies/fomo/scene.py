@@ -121,7 +121,7 @@ def encode_grid(grid) -> np.ndarray:
     """Minigrid's ``Grid.encode()`` (``(width, height, 3)`` uint8), a few times faster.
 
     One pass over the grid's cell list instead of a ``get(i, j)`` and three element writes per
-    cell: it runs at every step of an env whose reward model reads scenes or frames.
+    cell: every step of a FoMo env records a scene.
 
     Example:
         >>> import gymnasium as gym, minigrid
