@@ -128,3 +128,32 @@ def test_a_parser_config_bigger_than_its_weights_is_refused(tmp_path):
     save_file(weights, str(tmp_path / "big.safetensors"), metadata={"fmbench": json.dumps(meta)})
     with pytest.raises(ModelError, match=r"weights do not fit the tile parser config \(wrong shapes"):
         load_parser(tmp_path / "big.safetensors")
+
+
+def test_parsed_frames_are_remembered(monkeypatch):
+    env = gym.make("BabyAI-GoToLocal-v0").unwrapped
+    env.reset(seed=FRESH_SEED)
+    frames = [env.get_frame(highlight=True, tile_size=8)]
+    for action in (0, 2, 2, 1):
+        env.step(action)
+        frames.append(env.get_frame(highlight=True, tile_size=8))
+    frames = np.stack(frames)
+    captioner, fresh = LearnedCaptioner.default(), LearnedCaptioner.default()
+    parsed = []
+    parse = captioner._parse
+    monkeypatch.setattr(captioner, "_parse", lambda tiles, ego: parsed.append(len(tiles)) or parse(tiles, ego))
+    first = captioner.scenes(frames[:3], tile_size=8)
+    assert parsed == [3]
+    # the known frames are read from the memo (repeats too), only the new ones are parsed
+    again = captioner.scenes(np.concatenate([frames, frames[:2]]), tile_size=8)
+    assert parsed == [3, 2]
+    expected = fresh.scenes(np.concatenate([frames, frames[:2]]), tile_size=8)
+    assert len(again) == 7 and all(a.same(b) for a, b in zip(again, expected))
+    assert all(a.same(b) for a, b in zip(first, expected))
+    # the same pixels read as another view are parsed anew
+    captioner.scenes(frames[:1], tile_size=8, egocentric=True)
+    assert parsed == [3, 2, 1]
+    # the memo is bounded: past MEMO_FRAMES it starts again
+    monkeypatch.setattr("fmbench.studies.fomo.captioner.MEMO_FRAMES", 6)
+    captioner.scenes(frames[:1][:, :, ::-1].copy(), tile_size=8)
+    assert len(captioner._memo) == 1

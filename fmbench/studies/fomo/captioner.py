@@ -23,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -48,6 +49,7 @@ EGOCENTRIC_WEIGHTS = DEFAULT_WEIGHTS.with_name("egocentric_parser.safetensors")
 WEIGHTS = {"top-down": DEFAULT_WEIGHTS, "egocentric": EGOCENTRIC_WEIGHTS}
 """The shipped parser of each view (:data:`fmbench.studies.fomo.scene.VIEWS`)."""
 MAX_TILES_PER_PASS = 1 << 15  # bounds memory on long trajectories of large grids
+MEMO_FRAMES = 100_000  # parsed frames a captioner remembers (a scene of a 22 x 22 grid holds 1.5 KB)
 
 
 class TileParser(torch.nn.Module):
@@ -118,6 +120,13 @@ def _block_sums(frames: torch.Tensor, k: int) -> torch.Tensor:
     return out
 
 
+def _digest(header: bytes, frame: np.ndarray) -> bytes:
+    """A 16-byte digest of one frame's pixels after ``header`` (its shape and how it is read)."""
+    h = hashlib.blake2b(header, digest_size=16)
+    h.update(np.ascontiguousarray(frame).data)
+    return h.digest()
+
+
 def _layout(frames: np.ndarray, grid_size: tuple[int, int] | None, tile_size: int | None) -> tuple[int, int, int]:
     """``(tile_size, width, height)`` of valid frames; ``ValueError`` naming what is wrong otherwise."""
     if not isinstance(frames, np.ndarray) or frames.dtype != np.uint8:
@@ -180,10 +189,16 @@ def load_parser(path: str | os.PathLike) -> TileParser:
 
 
 class LearnedCaptioner:
-    """Parses frames into scenes with a :class:`TileParser`."""
+    """Parses frames into scenes with a :class:`TileParser`.
+
+    Parsed frames are remembered by a digest of their pixels (up to :data:`MEMO_FRAMES`; the
+    model must not change after the first parse): an env's frames repeat within and across
+    episodes, and a dense reward reads every prefix of a trajectory again at each step.
+    """
 
     def __init__(self, model: TileParser):
         self.model = model.eval()
+        self._memo: dict[bytes, Scene] = {}
 
     @classmethod
     def from_file(cls, path: str | os.PathLike) -> LearnedCaptioner:
@@ -208,12 +223,21 @@ class LearnedCaptioner:
         _, w, h = _layout(frames, None, tile_size)
         if egocentric and w != h:
             raise ValueError(f"an egocentric view is square; frames of {w}x{h} tiles are not")
+        header = f"{frames.shape[1:]}|{tile_size}|{egocentric}".encode()
+        keys = [_digest(header, frame) for frame in frames]
+        new, seen = [], set()
+        for i, key in enumerate(keys):
+            if key not in self._memo and key not in seen:
+                seen.add(key)
+                new.append(i)
+        if len(self._memo) + len(new) > MEMO_FRAMES:
+            self._memo.clear()
         step = max(1, MAX_TILES_PER_PASS // (w * h))
-        return [
-            s
-            for i in range(0, len(frames), step)
-            for s in self._parse(tiles_of(frames[i : i + step], tile_size=tile_size), egocentric)
-        ]
+        for start in range(0, len(new), step):
+            chunk = new[start : start + step]
+            for i, scene in zip(chunk, self._parse(tiles_of(frames[chunk], tile_size=tile_size), egocentric)):
+                self._memo[keys[i]] = scene
+        return [self._memo[k] for k in keys]
 
     def _parse(self, tiles: torch.Tensor, egocentric: bool) -> list[Scene]:
         n, w, h = tiles.shape[:3]
