@@ -51,9 +51,12 @@ def _words(text: str) -> set[str]:
     return set(re.findall(r"[a-z]+", text.lower()))
 
 
+_ORACLE = OracleVision()
+
+
 def _overlap(t: Trajectory) -> float:
     wanted = _words(t.instruction)
-    return len(wanted & _words(OracleVision().text(t))) / len(wanted)
+    return len(wanted & _words(_ORACLE.text(t))) / len(wanted)
 
 
 def _ends_facing_named(t: Trajectory) -> float:
@@ -77,14 +80,16 @@ def audit(task, seeds: Sequence[int], limit: int | None = None) -> dict[str, dic
     """
     from fmbench.studies.fomo.task import reward_metrics
 
+    per_seed: dict[str, list[dict[str, float]]] = {name: [] for name in SHORTCUTS}
+    for seed in seeds:  # each seed's runs are replayed once, then every shortcut scores them
+        layouts = task.layouts(seed, limit)
+        runs = [task.trajectories(lay, False) for lay in layouts]
+        for name, model in SHORTCUTS.items():
+            per_seed[name].append(reward_metrics(layouts, [model.score(t) for t in runs]))
     out: dict[str, dict[str, float]] = {}
-    for name, model in SHORTCUTS.items():
-        per_seed = []
-        for seed in seeds:
-            layouts = task.layouts(seed, limit)
-            per_seed.append(reward_metrics(layouts, [model.score(task.trajectories(lay, False)) for lay in layouts]))
-        keys = set.intersection(*(set(m) for m in per_seed))
-        out[name] = {k: float(np.mean([m[k] for m in per_seed])) for k in sorted(keys)}
+    for name, metrics in per_seed.items():
+        keys = set.intersection(*(set(m) for m in metrics))
+        out[name] = {k: float(np.mean([m[k] for m in metrics])) for k in sorted(keys)}
     return out
 
 
