@@ -230,12 +230,11 @@ class FoMoEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         self.level_seed = int(self.np_random.integers(0, 2**31))
-        reset_quietly(self.level, self.level_seed)
+        raw = reset_quietly(self.level, self.level_seed)
         self._scenes, self._frames = [], []
         self._episode_over = False
         self._candidates = candidates(self.level, self.level.instrs)
         self._mission_ids = encode_mission(self.level.mission)
-        raw = self.level.gen_obs()
         self._record(raw["image"])
         dense = self.reward_model is not None and self.reward_mode == "dense" and not self._deferred
         self._last_score = self._score() if dense else 0.0

@@ -156,7 +156,7 @@ def composed_siblings(env, instr: SeqInstr) -> list[tuple[str, object]]:
     Example:
         >>> from fmbench.studies.fomo.levels import make_level, reset_quietly
         >>> env = make_level("ComposedLocal")
-        >>> reset_quietly(env, 0)
+        >>> _ = reset_quietly(env, 0)
         >>> env.mission
         'pick up the green ball, then go to the yellow key'
         >>> near = composed_siblings(env, env.instrs)

@@ -71,7 +71,7 @@ class ComposedLocal(RoomGridLevel):
 
     Example:
         >>> env = make_level("ComposedLocal")
-        >>> reset_quietly(env, 0)
+        >>> _ = reset_quietly(env, 0)
         >>> env.mission
         'pick up the green ball, then go to the yellow key'
     """
@@ -110,7 +110,7 @@ def make_level(name: str):
     return gym.make(LEVELS[name]["babyai"], disable_env_checker=True).unwrapped
 
 
-def reset_quietly(env, seed: int) -> None:
-    """``env.reset(seed=seed)`` without minigrid's rejection-sampling prints."""
+def reset_quietly(env, seed: int) -> dict:
+    """``env.reset(seed=seed)`` without minigrid's rejection-sampling prints; returns the observation."""
     with contextlib.redirect_stdout(io.StringIO()):
-        env.reset(seed=int(seed))
+        return env.reset(seed=int(seed))[0]

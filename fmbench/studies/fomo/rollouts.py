@@ -47,9 +47,9 @@ class Run:
     extra: dict = field(default_factory=dict)
 
 
-def _record(env, frames: bool, tile_size: int, view: str) -> tuple[Scene, np.ndarray | None]:
+def _record(env, obs: dict, frames: bool, tile_size: int, view: str) -> tuple[Scene, np.ndarray | None]:
     if view == "egocentric":
-        scene = egocentric_scene(env.gen_obs()["image"])
+        scene = egocentric_scene(obs["image"])
         return scene, (egocentric_frame(scene, tile_size) if frames else None)
     return scene_of(env), (env.get_frame(highlight=True, tile_size=tile_size) if frames else None)
 
@@ -84,7 +84,7 @@ def run_policy(
     if view not in VIEWS:
         raise ValueError(f"view must be one of {VIEWS}, got {view!r}")
     env = make_level(level)
-    reset_quietly(env, seed)
+    obs = reset_quietly(env, seed)
     true_mission = env.mission
     if instr is not None:
         env.instrs = instr
@@ -92,13 +92,13 @@ def run_policy(
         env.mission = instr.surface(env)
     limit = env.max_steps if max_steps is None else min(max_steps, env.max_steps)
     bot = BabyAIBot(env) if actions is None else None
-    scene, frame = _record(env, frames, tile_size, view)
+    scene, frame = _record(env, obs, frames, tile_size, view)
     scenes, shots, taken = [scene], [frame], []
     for step in range(limit if actions is None else min(limit, len(actions))):
         action = _bot_action(bot) if bot is not None else int(actions[step])
-        _, _, terminated, truncated, _ = env.step(action)
+        obs, _, terminated, truncated, _ = env.step(action)
         taken.append(action)
-        scene, frame = _record(env, frames, tile_size, view)
+        scene, frame = _record(env, obs, frames, tile_size, view)
         scenes.append(scene)
         shots.append(frame)
         if bot is not None and (terminated or truncated):
