@@ -139,7 +139,7 @@ def test_normalisations(smollm2):
     cands = [INSTRUCTIONS] * 2
     scores = {
         n: FMReward(OracleVision(), smollm2, n).score_texts(texts, instr, cands)
-        for n in ("sum", "mean", "pmi", "contrastive")
+        for n in ("sum", "mean", "pmi", "contrastive", "posterior")
     }
     lp, n_tok = smollm2.logprobs(list(zip(texts, instr)), with_lengths=True)
     assert np.allclose(scores["sum"], lp) and np.allclose(scores["mean"], lp / n_tok)
@@ -147,11 +147,17 @@ def test_normalisations(smollm2):
     full = smollm2.logprobs([(t, c) for t in texts for c in INSTRUCTIONS]).reshape(2, 3)
     assert np.allclose(scores["contrastive"], lp - np.logaddexp.reduce(full, axis=1))
     assert (scores["contrastive"] <= 0).all()
+    assert np.allclose(scores["posterior"], np.exp(scores["contrastive"]))
+    # the posterior is a distribution over the candidates: each text's scores of all of them sum to 1
+    for text in texts:
+        each = FMReward(OracleVision(), smollm2, "posterior").score_texts([text] * 3, INSTRUCTIONS, cands + cands[:1])
+        assert each.sum() == pytest.approx(1.0, abs=1e-6)
     # for one fixed instruction, sum / mean / pmi rank trajectories identically
     order = [np.argsort(scores[n]).tolist() for n in ("sum", "mean", "pmi")]
     assert order[0] == order[1] == order[2]
-    with pytest.raises(TrajectoryError, match="candidate"):
-        FMReward(OracleVision(), smollm2, "contrastive").score_texts(texts, instr, [(), ()])
+    for n in ("contrastive", "posterior"):
+        with pytest.raises(TrajectoryError, match=f"the {n} normalisation needs .* candidate"):
+            FMReward(OracleVision(), smollm2, n).score_texts(texts, instr, [(), ()])
     assert trajectories[0].instruction in trajectories[0].candidates
 
 

@@ -159,7 +159,9 @@ def test_combine_runs_on_disjoint_seeds(tmp_path, capsys):
     assert joined["seeds"] == [0, 1, 2] and [r["seed"] for r in joined["random"]] == [0, 1, 2]
     assert [(r["seed"], r["condition"]) for r in joined["runs"]][:2] == [(0, "true"), (0, "fm")]
     assert joined["wall_s"] == {"fm": 6.0, "true": 3.0, "random": 1.0, "total": 18.0, "fm_over_true": 2.0}
-    with pytest.raises(InputError, match="seed appears twice"):
+    with pytest.raises(
+        InputError, match=r"a seed's condition appears twice: \[\(0, 'fm'\), \(0, 'random'\), \(0, 'true'\)\]"
+    ):
         combine([fake_results([0]), fake_results([0, 1])])
     with pytest.raises(InputError, match="different ppo"):
         combine([fake_results([0]), fake_results([1], ppo={"steps": 32})])
@@ -185,6 +187,55 @@ def test_combine_runs_on_disjoint_seeds(tmp_path, capsys):
         main(["--out", str(tmp_path / "out"), "--combine", str(tmp_path / "other.json")])
     assert "runs are on fmbench/FoMoGoToLocal-v0, not on level 'GoToRedBall'" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def only(results, conditions, fm_reward="random"):
+    """``results`` cut to some conditions, recorded as :func:`run` records a run of those only."""
+    runs = [r for r in results["runs"] if r["condition"] in conditions]
+    wall = {k: w for k, w in results["wall_s"].items() if k in (*conditions, "total")}
+    with_fm = "fm" in conditions
+    return {
+        **results,
+        "fm_reward": fm_reward if with_fm else None,
+        "fm_reward_device": "cuda" if with_fm else None,
+        "runs": runs,
+        "random": results["random"] if "random" in conditions else [],
+        "wall_s": wall,
+    }
+
+
+def test_combine_runs_of_conditions_made_apart():
+    """FM runs of a new reward joined to true-reward and random runs made before (per seed, per condition)."""
+    base = [only(fake_results([s]), ("true", "random")) for s in (0, 1)]
+    fm = [only(fake_results([s]), ("fm",), "learned+smollm2+posterior") for s in (0, 1)]
+    joined = combine([*base, *fm])
+    assert joined["fm_reward"] == "learned+smollm2+posterior" and joined["fm_reward_device"] == "cuda"
+    assert [(r["seed"], r["condition"]) for r in joined["runs"]] == [(0, "true"), (0, "fm"), (1, "true"), (1, "fm")]
+    assert joined["seeds"] == [0, 1] and [r["seed"] for r in joined["random"]] == [0, 1]
+    assert joined["wall_s"] == {"fm": 4.0, "true": 2.0, "random": 1.0, "total": 36.0, "fm_over_true": 2.0}
+    assert set(summarize(joined)) == {"fm", "true", "random"}
+    alone = combine(base)  # no FM runs: no FM fields, no ratio, no FM summary
+    assert alone["fm_reward"] is None and "fm_over_true" not in alone["wall_s"] and "fm" not in summarize(alone)
+    with pytest.raises(InputError, match="different fm_reward$"):  # two FM rewards cannot share one curve
+        combine([*base, fm[0], only(fake_results([1]), ("fm",), "learned+smollm2+pmi")])
+
+
+def test_conditions_must_be_distinct_known_names(tmp_path, capsys):
+    for bad in ([], ["true", "true"], ["fm", "sparse"]):
+        with pytest.raises(InputError, match="conditions must be distinct names among"):
+            run([0], TINY, "random", tmp_path, conditions=bad)
+    with pytest.raises(SystemExit):
+        main(["--conditions", "true", "true", "--out", str(tmp_path)])
+    assert "--conditions names a condition twice" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.slow  # PPO training
+def test_run_without_fm_loads_no_reward_model(tmp_path):
+    results = run([0], TINY, "learned+hf:/no/such/model+pmi", tmp_path, conditions=["true"])  # never built
+    assert [r["condition"] for r in results["runs"]] == ["true"] and results["random"] == []
+    assert results["fm_reward"] is None and set(results["wall_s"]) == {"true", "total"}
+    assert set(results["summary"]) == {"true"} and (tmp_path / "rl_curve.png").is_file()
 
 
 @pytest.mark.slow  # PPO training

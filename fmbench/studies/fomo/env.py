@@ -138,8 +138,8 @@ class FoMoEnv(gym.Env):
     ## Arguments
 
     ``level`` (a name in :data:`fmbench.studies.fomo.levels.LEVELS`), ``reward`` (default
-    ``"learned+smollm2+pmi"``; not contrastive, which is always 0 on a level whose layouts
-    admit one instruction), ``reward_model``, ``reward_mode``, ``tile_size`` (frame pixels
+    ``"learned+smollm2+pmi"``; not contrastive or posterior, which are constant on a level
+    whose layouts admit one instruction), ``reward_model``, ``reward_mode``, ``tile_size`` (frame pixels
     per cell), ``render_mode`` (``"rgb_array"``).
     """
 

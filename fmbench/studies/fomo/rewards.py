@@ -7,9 +7,11 @@ score every prefix (for dense rewards) also have ``score_prefixes(trajectory)``.
 * :class:`FMReward` — the foundation-model reward: vision stage -> trajectory text ->
   ``log p(instruction | text)`` under a causal LM, normalised (``NORMALISATIONS``):
   ``sum`` over instruction tokens, per-token ``mean``, ``pmi`` (minus log p(instruction)
-  with an empty description) and ``contrastive`` (minus the log-sum-exp over the
-  candidate instructions the layout admits). For one fixed instruction the first three
-  rank trajectories identically; they differ when scores are compared across instructions.
+  with an empty description), ``contrastive`` (minus the log-sum-exp over the
+  candidate instructions the layout admits) and ``posterior`` (``exp`` of contrastive: the
+  probability of the instruction among those candidates, in [0, 1], summing to 1 over them).
+  For one fixed instruction the first three rank trajectories identically, and so do the
+  last two; they differ when scores are compared across instructions.
 * :class:`EmbeddingReward` — cosine similarity of sentence embeddings (MiniLM-L6) of the
   trajectory text and the instruction.
 * :class:`RandomReward` — a fixed pseudo-random function of the trajectory and instruction.
@@ -46,7 +48,7 @@ from fmbench.interfaces import count_parameters
 from fmbench.studies.fomo.trajectory import Trajectory, TrajectoryError
 from fmbench.studies.fomo.vision import LearnedVision, OracleVision
 
-NORMALISATIONS = ("sum", "mean", "pmi", "contrastive")
+NORMALISATIONS = ("sum", "mean", "pmi", "contrastive", "posterior")
 
 
 class RewardModel(Protocol):
@@ -111,14 +113,17 @@ class FMReward:
             return finite(lp / n, self.name)
         if self.normalisation == "pmi":
             return finite(lp - self.scorer.logprobs([(None, i) for i in instructions]), self.name)
-        if self.normalisation == "contrastive":
+        if self.normalisation in ("contrastive", "posterior"):
             if any(not c for c in candidates):
-                raise TrajectoryError("the contrastive normalisation needs each trajectory's candidate instructions")
+                raise TrajectoryError(
+                    f"the {self.normalisation} normalisation needs each trajectory's candidate instructions"
+                )
             pairs = [(t, c) for t, cands in zip(texts, candidates) for c in cands]
             flat = self.scorer.logprobs(pairs)
             bounds = np.cumsum([0, *map(len, candidates)])
             lse = [np.logaddexp.reduce(flat[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
-            return finite(lp - np.array(lse), self.name)
+            log_posterior = finite(lp - np.array(lse), self.name)
+            return log_posterior if self.normalisation == "contrastive" else np.exp(log_posterior)
         return finite(lp, self.name)
 
     def score(self, trajectories: Sequence[Trajectory]) -> np.ndarray:
@@ -234,10 +239,10 @@ def check_reward_name(name: str) -> None:
 
     Example:
         >>> check_reward_name("oracle+smollm2+pmi")
-        >>> check_reward_name("oracle+smollm2+median")
+        >>> check_reward_name("oracle+smollm2+median")  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        fmbench.errors.ModelError: normalisation must be one of ('sum', 'mean', 'pmi', 'contrastive'), got 'median'
+        fmbench.errors.ModelError: normalisation must be one of ('sum', 'mean', ...), got 'median'
     """
     if not isinstance(name, str):
         raise ModelError(f"a reward name is a string, got {type(name).__name__}")
@@ -300,8 +305,8 @@ def _check_normalisation(normalisation: str) -> None:
 def shared_scorer(lm: str, batch_size: int = 32, device: str = "cpu"):
     """One :class:`~fmbench.studies.fomo.lm.LMScorer` per language model in a process.
 
-    Reward models built by name share it, and so share its memo: ``sum``, ``mean``, ``pmi``
-    and ``contrastive`` rewards of the same texts cost one set of forward passes.
+    Reward models built by name share it, and so share its memo: ``sum``, ``mean``, ``pmi``,
+    ``contrastive`` and ``posterior`` rewards of the same texts cost one set of forward passes.
     """
     from fmbench.studies.fomo.lm import LMScorer
 

@@ -31,13 +31,17 @@ the steps at which each run first reached 90% success, the training-episode wind
 times and FM reward calls; ``rl_curve.png`` (``rl_<level>_curve.png``) plots success vs env steps
 (mean ± sample std over seeds) and, when windows are recorded, the FM reward's AUROC on the
 agent's own episodes; ``--report-only`` recomputes the summary and redraws the plot from the runs
-recorded in the JSON; ``--combine`` joins the JSONs of runs on disjoint seeds (one process per seed)::
+recorded in the JSON; ``--conditions`` runs only some of the three (e.g. ``fm`` alone, for another
+FM reward beside true-reward runs already made); ``--combine`` joins the JSONs of runs made apart
+(one process per seed, or per condition)::
 
     python -m fmbench.studies.fomo.rl --steps 102400 --seeds 0 1 2 --out docs/fomo
     python -m fmbench.studies.fomo.rl --out docs/fomo --report-only
     python -m fmbench.studies.fomo.rl --device cuda --seeds 0 --out runs/gpu0  # the LM on a GPU
     python -m fmbench.studies.fomo.rl --level GoToLocal --seeds 0 --out runs/rl0  # ... runs/rl1, runs/rl2
     python -m fmbench.studies.fomo.rl --level GoToLocal --out docs/fomo --combine runs/rl?/rl_gotolocal.json
+    python -m fmbench.studies.fomo.rl --level GoToLocal --conditions fm --reward learned+smollm2+posterior \
+        --seeds 0 --out runs/p0
 
 Example:
     >>> random_success(seed=0, episodes=10)
@@ -78,6 +82,7 @@ EVAL_SEED0 = 10_000
 FRAME_TILE = 8  # pixels per cell of the frames the FM reward reads: the smallest size its parser was trained on
 REACH = 0.9  # the success rate whose first crossing the summary reports
 REACH_KEY = f"steps_to_{REACH}"
+CONDITIONS = ("true", "fm", "random")
 
 Policy = Callable[[dict], int]
 
@@ -282,12 +287,16 @@ class EvalCallback(BaseCallback):
         self._ended: list[tuple[float, bool]] = []
 
     def evaluate(self) -> None:
-        """Append the current step and its success rate; close the window of training episodes."""
+        """Append the current step and its success rate (printed: a long run shows its curve as it goes);
+        close the window of training episodes."""
         if self.steps:
             self.windows.append(episode_window([r for r, _ in self._ended], [s for _, s in self._ended]))
             self._ended = []
         self.steps.append(int(self.num_timesteps))
         self.success.append(ppo_success(self.model, self.episodes, self.seed, self.level))
+        auc = self.windows[-1]["reward_auroc"] if self.windows else None
+        seen = f", reward AUROC on its training episodes {auc:.3f}" if auc is not None else ""
+        print(f"  seed {self.seed} step {self.steps[-1]}: success {self.success[-1]:.2f}{seen}", flush=True)
 
     def _on_training_start(self) -> None:
         self.evaluate()
@@ -379,19 +388,21 @@ def summary(values: Sequence[float]) -> dict[str, Any]:
 
 def summarize(results: dict[str, Any]) -> dict[str, Any]:
     """The ``summary`` of ``rl.json`` from its ``runs`` and ``random`` lists: final success per condition
-    (:func:`summary`), for PPO each run's ``steps_to_0.9`` and, where training windows are recorded,
-    the FM runs' ``reward_auroc``: each run's mean over its windows' ``reward_auroc`` (those defined)."""
+    (:func:`summary`; a condition without runs is absent), for PPO each run's ``steps_to_0.9`` and,
+    where training windows are recorded, the FM runs' ``reward_auroc``: each run's mean over its
+    windows' ``reward_auroc`` (those defined)."""
     final = {
         c: {
             **summary([r["final_success"] for r in results["runs"] if r["condition"] == c]),
             REACH_KEY: [r[REACH_KEY] for r in results["runs"] if r["condition"] == c],
         }
         for c in ("fm", "true")
+        if any(r["condition"] == c for r in results["runs"])
     }
     fm_aurocs = [window_aurocs(r) for r in results["runs"] if r["condition"] == "fm" and "train_windows" in r]
     if fm_aurocs and all(fm_aurocs):
         final["fm"]["reward_auroc"] = summary([float(np.mean([x for _, x in a])) for a in fm_aurocs])
-    return {**final, "random": summary([r["success"] for r in results["random"]])}
+    return {**final, **({"random": summary([r["success"] for r in results["random"]])} if results["random"] else {})}
 
 
 def window_aurocs(run: dict[str, Any]) -> list[tuple[int, float]]:
@@ -408,14 +419,18 @@ def window_aurocs(run: dict[str, Any]) -> list[tuple[int, float]]:
 def _plot_success(results: dict[str, Any], ax) -> None:
     for condition, label in (("fm", f"PPO, FM reward ({results['fm_reward']})"), ("true", "PPO, true reward")):
         runs = [r for r in results["runs"] if r["condition"] == condition]
+        if not runs:
+            continue
         steps = np.array(runs[0]["eval_steps"])
         curves = [MeanStd.of(column) for column in zip(*(r["success"] for r in runs))]
         mean, std = np.array([c.mean for c in curves]), np.nan_to_num([c.std for c in curves])
         (line,) = ax.plot(steps, mean, label=label)
         ax.fill_between(steps, mean - std, mean + std, color=line.get_color(), alpha=0.2)
-    rand = results["summary"]["random"]
-    line = ax.axhline(rand["mean"], color="grey", linestyle="--", label="uniform random policy")
-    ax.axhspan(rand["mean"] - (rand["std"] or 0), rand["mean"] + (rand["std"] or 0), color=line.get_color(), alpha=0.15)
+    rand = results["summary"].get("random")
+    if rand is not None:
+        line = ax.axhline(rand["mean"], color="grey", linestyle="--", label="uniform random policy")
+        band = (rand["mean"] - (rand["std"] or 0), rand["mean"] + (rand["std"] or 0))
+        ax.axhspan(*band, color=line.get_color(), alpha=0.15)
     ax.set(xlabel="env steps", ylabel="ground-truth success rate", ylim=(0, 1.02))
 
 
@@ -465,40 +480,51 @@ def write_report(results: dict[str, Any], out: Path, level: str = LEVEL) -> None
 
 
 def run(
-    seeds: Sequence[int], cfg: PPOConfig, fm_reward: str, out: Path, level: str = LEVEL, device: str = "cpu"
+    seeds: Sequence[int],
+    cfg: PPOConfig,
+    fm_reward: str,
+    out: Path,
+    level: str = LEVEL,
+    device: str = "cpu",
+    conditions: Sequence[str] = CONDITIONS,
 ) -> dict[str, Any]:
-    """Every condition over ``seeds`` on ``level``; writes its JSON and curve PNG under ``out``.
+    """The ``conditions`` (default all of :data:`CONDITIONS`) over ``seeds`` on ``level``; writes its
+    JSON and curve PNG under ``out``.
 
     ``device`` is where the FM reward's language model runs (PPO's small MLPs stay on the CPU).
+    Without ``fm`` no reward model is loaded, and ``fm_reward`` / ``fm_reward_device`` are
+    recorded as ``None``.
     """
     env_id(level)  # refuse an unknown level before the reward model loads
+    if not conditions or len(set(conditions)) < len(conditions) or not set(conditions) <= set(CONDITIONS):
+        raise InputError(f"conditions must be distinct names among {CONDITIONS}, got {list(conditions)}")
     torch.set_num_threads(1)
     start, load_before = time.perf_counter(), os.getloadavg()
-    model = build_reward(fm_reward, device=device)
+    with_fm = "fm" in conditions
+    model = build_reward(fm_reward, device=device) if with_fm else None
+    ppo = [(c, r) for c, r in (("true", "true"), ("fm", fm_reward)) if c in conditions]
     runs, random_runs = [], []
     for seed in seeds:
-        t = time.perf_counter()
-        random_runs.append(
-            {
-                "seed": seed,
-                "success": random_success(seed, cfg.eval_episodes, level),
-                "wall_s": round(time.perf_counter() - t, 1),
-            }
-        )
-        for condition, reward in (("true", "true"), ("fm", fm_reward)):
+        for condition, reward in ppo:
             runs.append({"condition": condition, **train_ppo(reward, seed, cfg, model, level)})
             print(
                 f"seed {seed} {condition:4s}: final success {runs[-1]['final_success']:.2f} "
                 f"(curve {' '.join(f'{s:.2f}' for s in runs[-1]['success'])}), {runs[-1]['wall_s']} s",
                 flush=True,
             )
-        print(f"seed {seed} random: success {random_runs[-1]['success']:.2f}", flush=True)
-    wall = {c: sum(r["wall_s"] for r in runs if r["condition"] == c) for c in ("fm", "true")}
+        if "random" in conditions:
+            t = time.perf_counter()
+            rate = random_success(seed, cfg.eval_episodes, level)
+            random_runs.append({"seed": seed, "success": rate, "wall_s": round(time.perf_counter() - t, 1)})
+            print(f"seed {seed} random: success {rate:.2f}", flush=True)
+    wall = {c: round(sum(r["wall_s"] for r in runs if r["condition"] == c), 1) for c, _ in ppo}
+    if random_runs:
+        wall["random"] = round(sum(r["wall_s"] for r in random_runs), 1)
     results = {
         "env": env_id(level),
         "level": level,
-        "fm_reward": fm_reward,
-        "fm_reward_device": device,
+        "fm_reward": fm_reward if with_fm else None,
+        "fm_reward_device": device if with_fm else None,
         "frame_tile_size": FRAME_TILE,
         "seeds": list(seeds),
         "ppo": dataclasses.asdict(cfg),
@@ -509,12 +535,7 @@ def run(
             "metric": "info['success']",
         },
         "summary": {},  # filled in by write_report
-        "wall_s": {
-            **{c: round(w, 1) for c, w in wall.items()},
-            "random": round(sum(r["wall_s"] for r in random_runs), 1),
-            "total": round(time.perf_counter() - start, 1),
-            "fm_over_true": round(wall["fm"] / wall["true"], 2),
-        },
+        "wall_s": with_ratio({**wall, "total": round(time.perf_counter() - start, 1)}),
         "load_average_1_5_15_min": {
             "start": [round(x, 1) for x in load_before],
             "end": [round(x, 1) for x in os.getloadavg()],
@@ -526,33 +547,50 @@ def run(
     return results
 
 
-def combine(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """One results dict from the results of runs on disjoint seeds (e.g. one process per seed).
+def with_ratio(wall: dict[str, float]) -> dict[str, float]:
+    """``wall`` plus ``fm_over_true`` (FM PPO seconds over true-reward PPO seconds) when it has both.
 
-    The parts must share the env, FM reward, PPO and evaluation settings (``InputError`` otherwise,
-    or for a seed in two parts). Runs are ordered by seed; wall times are summed over the parts
-    (``total``: the parts' totals added, not the elapsed time when they ran side by side), and the
-    load averages kept per part.
+    Example:
+        >>> with_ratio({"fm": 3.0, "true": 2.0}), with_ratio({"fm": 3.0})
+        ({'fm': 3.0, 'true': 2.0, 'fm_over_true': 1.5}, {'fm': 3.0})
+    """
+    both = wall.get("fm") is not None and wall.get("true")
+    return {**wall, "fm_over_true": round(wall["fm"] / wall["true"], 2)} if both else dict(wall)
+
+
+def combine(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One results dict from the results of runs made apart: one process per seed, or per condition.
+
+    The parts must share the env, PPO and evaluation settings and frame size, and the parts with
+    FM runs also the FM reward and its device (``InputError`` otherwise, or for a seed's condition
+    in two parts). Runs are ordered by seed; wall times are summed over the parts (``total``: the
+    parts' totals added, not the elapsed time when they ran side by side), and the load averages
+    kept per part.
     """
     if not parts:
         raise InputError("nothing to combine")
-    recorded_since = ("fm_reward_device", "frame_tile_size")  # absent from older results
-    same = ("env", "fm_reward", "ppo", "eval", *recorded_since)
-    for part in parts[1:]:
-        differ = [k for k in same if part.get(k) != parts[0].get(k)]
-        if differ:
-            raise InputError(f"cannot combine runs with different {', '.join(differ)}")
-    seeds = [seed for part in parts for seed in part["seeds"]]
-    if len(set(seeds)) < len(seeds):
-        raise InputError(f"cannot combine runs: a seed appears twice in {seeds}")
+    fm_fields = ("fm_reward", "fm_reward_device")  # the device is absent from older results
+    fm_parts = [part for part in parts if any(r["condition"] == "fm" for r in part["runs"])]
+    for group, fields in ((parts, ("env", "ppo", "eval", "frame_tile_size")), (fm_parts, fm_fields)):
+        for part in group[1:]:
+            differ = [k for k in fields if part.get(k) != group[0].get(k)]
+            if differ:
+                raise InputError(f"cannot combine runs with different {', '.join(differ)}")
+    made = [(r["seed"], r["condition"]) for part in parts for r in part["runs"]]
+    made += [(r["seed"], "random") for part in parts for r in part["random"]]
+    twice = sorted({m for m in made if made.count(m) > 1})
+    if twice:
+        raise InputError(f"cannot combine runs: a seed's condition appears twice: {twice}")
     runs = sorted((r for part in parts for r in part["runs"]), key=lambda r: (r["seed"], r["condition"] != "true"))
-    wall = {k: round(sum(part["wall_s"][k] for part in parts), 1) for k in ("fm", "true", "random", "total")}
+    keys = ("fm", "true", "random", "total")
+    wall = {k: round(sum(p["wall_s"][k] for p in parts if k in p["wall_s"]), 1) for k in keys}
     return {
-        **{k: parts[0][k] for k in ("env", "level", "fm_reward", *recorded_since) if k in parts[0]},
-        "seeds": sorted(seeds),
+        **{k: parts[0][k] for k in ("env", "level", "frame_tile_size") if k in parts[0]},
+        **{k: fm_parts[0].get(k) if fm_parts else None for k in fm_fields},
+        "seeds": sorted({seed for seed, _ in made}),
         **{k: parts[0][k] for k in ("ppo", "eval")},
         "summary": {},
-        "wall_s": {**wall, "fm_over_true": round(wall["fm"] / wall["true"], 2)},
+        "wall_s": with_ratio({k: w for k, w in wall.items() if any(k in p["wall_s"] for p in parts)}),
         "load_average_1_5_15_min": [part.get("load_average_1_5_15_min") for part in parts],
         "runs": runs,
         "random": sorted((r for part in parts for r in part["random"]), key=lambda r: r["seed"]),
@@ -570,6 +608,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--device", default="cpu", help="where the FM reward's language model runs: cpu or cuda")
     parser.add_argument("--out", type=Path, default=Path("docs/fomo"))
     parser.add_argument(
+        "--conditions",
+        nargs="+",
+        choices=CONDITIONS,
+        default=list(CONDITIONS),
+        help="which of the conditions to run (default all; join runs made apart with --combine)",
+    )
+    parser.add_argument(
         "--report-only",
         action="store_true",
         help="only recompute the summary and redraw the plot from the runs in the level's JSON under --out",
@@ -579,11 +624,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         type=Path,
         nargs="+",
         metavar="JSON",
-        help="write the level's JSON and plot under --out from these results of runs on disjoint seeds",
+        help="write the level's JSON and plot under --out from these results of runs made apart (seeds, conditions)",
     )
     args = parser.parse_args(argv)
     if args.reward == "true":
-        parser.error("--reward names the FM reward; the true-reward PPO baseline always runs")
+        parser.error("--reward names the FM reward; the true-reward PPO baseline is the condition 'true'")
     try:
         env_id(args.level)
     except InputError as e:
@@ -604,18 +649,20 @@ def main(argv: Sequence[str] | None = None) -> None:
         cfg = PPOConfig(steps=args.steps, eval_every=args.eval_every)
         if args.device.startswith("cuda") and not torch.cuda.is_available():
             parser.error(f"--device {args.device}: CUDA is not available here")
-        results = run(args.seeds, cfg, args.reward, args.out, args.level, args.device)
-    for c in ("fm", "true", "random"):
+        if len(set(args.conditions)) < len(args.conditions):
+            parser.error(f"--conditions names a condition twice: {args.conditions}")
+        results = run(args.seeds, cfg, args.reward, args.out, args.level, args.device, args.conditions)
+    for c in (c for c in ("fm", "true", "random") if c in results["summary"]):
         s = results["summary"][c]
         reach = f", first reached {REACH} at steps {s[REACH_KEY]}" if c != "random" else ""
         print(f"{c:6s} final success {MeanStd(s['mean'], s['std'] or 0.0, s['n']).format(2)}{reach}")
-    if "reward_auroc" in results["summary"]["fm"]:
+    if "reward_auroc" in results["summary"].get("fm", {}):
         s = results["summary"]["fm"]["reward_auroc"]
         auc = MeanStd(s["mean"], s["std"] or 0.0, s["n"]).format(2)
         print(f"FM reward AUROC, success vs failure on the FM agent's own training episodes: {auc}")
-    load = results.get("load_average_1_5_15_min", {})
-    ratio = results["wall_s"]["fm"] / results["wall_s"]["true"]
-    print(f"PPO wall time, FM reward / true reward: {ratio:.2f}x (load average {load})")
+    if "fm_over_true" in results["wall_s"]:
+        load = results.get("load_average_1_5_15_min", {})
+        print(f"PPO wall time, FM reward / true reward: {results['wall_s']['fm_over_true']:.2f}x (load average {load})")
     how = "from the recorded runs" if args.report_only or args.combine else f"in {results['wall_s']['total']} s"
     print(f"wrote {args.out / json_file} and {args.out / plot_file} {how}")
 
