@@ -444,6 +444,7 @@ def _plot_reward_accuracy(results: dict[str, Any], ax) -> None:
     ax.plot([], [], color="black", linestyle=":", label="success rate of those episodes")
     ax.axhline(0.5, color="grey", linewidth=0.8, linestyle="--")
     ax.set(xlabel="env steps", ylabel="on the FM agent's own training episodes", ylim=(0, 1.02), xlim=(0, None))
+    ax.locator_params(axis="x", nbins=5)  # step counts are long labels
     ax.set_title("FM reward: success vs failure AUROC", fontsize=10)
     ax.legend(loc="lower right", fontsize=7)
 
