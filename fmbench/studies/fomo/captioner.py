@@ -225,11 +225,7 @@ class LearnedCaptioner:
             raise ValueError(f"an egocentric view is square; frames of {w}x{h} tiles are not")
         header = f"{frames.shape[1:]}|{tile_size}|{egocentric}".encode()
         keys = [_digest(header, frame) for frame in frames]
-        new, seen = [], set()
-        for i, key in enumerate(keys):
-            if key not in self._memo and key not in seen:
-                seen.add(key)
-                new.append(i)
+        new = list({key: i for i, key in enumerate(keys) if key not in self._memo}.values())  # one frame per unseen key
         if len(self._memo) + len(new) > MEMO_FRAMES:
             self._memo.clear()
         step = max(1, MAX_TILES_PER_PASS // (w * h))

@@ -55,6 +55,7 @@ import dataclasses
 import json
 import os
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -402,7 +403,9 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
     fm_aurocs = [window_aurocs(r) for r in results["runs"] if r["condition"] == "fm" and "train_windows" in r]
     if fm_aurocs and all(fm_aurocs):
         final["fm"]["reward_auroc"] = summary([float(np.mean([x for _, x in a])) for a in fm_aurocs])
-    return {**final, **({"random": summary([r["success"] for r in results["random"]])} if results["random"] else {})}
+    if results["random"]:
+        final["random"] = summary([r["success"] for r in results["random"]])
+    return final
 
 
 def window_aurocs(run: dict[str, Any]) -> list[tuple[int, float]]:
@@ -579,7 +582,7 @@ def combine(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
                 raise InputError(f"cannot combine runs with different {', '.join(differ)}")
     made = [(r["seed"], r["condition"]) for part in parts for r in part["runs"]]
     made += [(r["seed"], "random") for part in parts for r in part["random"]]
-    twice = sorted({m for m in made if made.count(m) > 1})
+    twice = sorted(m for m, n in Counter(made).items() if n > 1)
     if twice:
         raise InputError(f"cannot combine runs: a seed's condition appears twice: {twice}")
     runs = sorted((r for part in parts for r in part["runs"]), key=lambda r: (r["seed"], r["condition"] != "true"))
