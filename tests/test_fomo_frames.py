@@ -5,7 +5,7 @@ import minigrid  # noqa: F401  (registers the BabyAI levels)
 import numpy as np
 import pytest
 
-from fmbench.studies.fomo.frames import highlight_mask, render_frame
+from fmbench.studies.fomo.frames import highlight_mask, render_frame, seen_cells, top_down_frames
 from fmbench.studies.fomo.scene import encode_grid, scene_of
 
 
@@ -28,6 +28,23 @@ def test_frames_equal_minigrids_along_random_walks(level):
         if terminated or truncated:
             break
     assert checked >= 10
+
+
+@pytest.mark.parametrize("level", ["BabyAI-GoToLocal-v0", "BabyAI-UnlockLocal-v0"])
+def test_a_walk_drawn_in_one_pass_equals_minigrids_frames(level):
+    env = gym.make(level).unwrapped
+    rng = np.random.default_rng(2)
+    scenes, seen, expected = [], [], []
+    obs, _ = env.reset(seed=4)
+    for _ in range(40):  # every direction, walls in view, things carried and doors opened
+        scenes.append(scene_of(env))
+        seen.append(seen_cells(obs["image"]))
+        expected.append(env.get_frame(highlight=True, tile_size=8))
+        obs, _, terminated, truncated, _ = env.step(int(rng.integers(0, 6)))
+        if terminated or truncated:
+            break
+    assert len(scenes) >= 10 and len({s.agent_dir for s in scenes}) == 4
+    assert np.array_equal(top_down_frames(scenes, seen, tile_size=8), np.stack(expected))
 
 
 @pytest.mark.parametrize("level", ["BabyAI-GoToLocal-v0", "BabyAI-UnlockLocal-v0", "BabyAI-OpenDoorColor-v0"])
@@ -77,4 +94,9 @@ def test_fomo_env_records_minigrids_frames():
         expected.append(env.level.get_frame(highlight=True, tile_size=16))
         if terminated or truncated:
             break
+        if len(expected) == 3:  # frames drawn part way (as a dense reward asks) and the rest later
+            assert np.array_equal(env.trajectory().frames, np.stack(expected))
+    first = env.trajectory()
+    assert np.array_equal(first.frames, np.stack(expected))
+    first.frames[:] = 0  # a trajectory's frames are its own: writing them spoils no later one
     assert np.array_equal(env.trajectory().frames, np.stack(expected))

@@ -20,7 +20,7 @@ from gymnasium import spaces
 
 from fmbench.env_contract import check_step, env_label
 from fmbench.errors import InputError, ModelError
-from fmbench.studies.fomo.frames import highlight_mask, render_frame
+from fmbench.studies.fomo.frames import seen_cells, top_down_frames
 from fmbench.studies.fomo.instructions import candidates
 from fmbench.studies.fomo.levels import LEVELS, make_level, reset_quietly
 from fmbench.studies.fomo.rewards import build_reward, check_reward_name, finite
@@ -99,7 +99,8 @@ class FoMoEnv(gym.Env):
     ## Description
 
     The agent follows the level's instruction (the mission). Every step is recorded as a
-    scene (and a frame, when the reward model reads frames); the reward model scores the
+    scene (and, when the reward model reads frames, the cells the agent saw: its frames are
+    drawn from those, all at once, when the trajectory is read); the reward model scores the
     trajectory against the mission. The episode ends when the level's verifier says the
     mission is done (``terminated``) or after the level's step limit (``truncated``); a step
     after that (or before the first reset) raises ``gym.error.ResetNeeded`` until ``reset``,
@@ -183,7 +184,8 @@ class FoMoEnv(gym.Env):
             }
         )
         self._scenes: list = []
-        self._frames: list = []
+        self._seen: list = []  # per scene, the cells of the agent's view it saw (frames need them)
+        self._frames: list = []  # the frames drawn so far (by trajectory())
         self._candidates: tuple[str, ...] = ()
         self._last_score = 0.0
         self._episode_over = True
@@ -214,13 +216,19 @@ class FoMoEnv(gym.Env):
         }
 
     def _record(self, view: np.ndarray) -> None:
-        scene = scene_of(self.level)
-        self._scenes.append(scene)
+        self._scenes.append(scene_of(self.level))
         if self.reward_model is not None and self.reward_model.needs_frames:
-            self._frames.append(render_frame(scene, highlight_mask(self.level, view), self.tile_size))
+            self._seen.append(seen_cells(view))
 
     def trajectory(self) -> Trajectory:
-        """The episode so far, as the reward model sees it."""
+        """The episode so far, as the reward model sees it.
+
+        Frames are drawn here, all those not drawn yet in one pass (:func:`top_down_frames`),
+        not at every step: an episode-end reward draws an episode's frames once, at its end.
+        """
+        drawn = len(self._frames)
+        if drawn < len(self._seen):
+            self._frames.extend(top_down_frames(self._scenes[drawn:], self._seen[drawn:], self.tile_size))
         frames = np.stack(self._frames) if self._frames else None
         return Trajectory(self.level.mission, list(self._scenes), frames, self._candidates, self.tile_size)
 
@@ -231,7 +239,7 @@ class FoMoEnv(gym.Env):
         super().reset(seed=seed)
         self.level_seed = int(self.np_random.integers(0, 2**31))
         raw = reset_quietly(self.level, self.level_seed)
-        self._scenes, self._frames = [], []
+        self._scenes, self._seen, self._frames = [], [], []
         self._episode_over = False
         self._candidates = candidates(self.level, self.level.instrs)
         self._mission_ids = encode_mission(self.level.mission)

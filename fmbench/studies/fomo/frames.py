@@ -6,8 +6,10 @@ FoMo env that feeds a learned captioner needs one per step. Here each distinct t
 (object type, colour, state, agent direction, highlight) is drawn once, by minigrid's own
 ``Grid.render_tile``, into a bank; a frame is then one gather from the bank. The highlight
 (the cells the agent sees) is read off the observation the env computed anyway: the
-agent's view encodes unseen cells as 0. Frames are equal to ``get_frame``'s, byte for byte
-(tests/test_fomo_frames.py). :func:`egocentric_frame` draws the agent's own view the same way.
+agent's view encodes unseen cells as 0. :func:`top_down_frames` draws many recorded states
+in one pass (a FoMo env draws an episode's frames when its reward is scored, not at every
+step). Frames are equal to ``get_frame``'s, byte for byte (tests/test_fomo_frames.py).
+:func:`egocentric_frame` draws the agent's own view the same way.
 
 Example:
     >>> import gymnasium as gym, minigrid
@@ -21,8 +23,10 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
-from minigrid.core.constants import COLOR_TO_IDX, OBJECT_TO_IDX, STATE_TO_IDX
+from minigrid.core.constants import COLOR_TO_IDX, DIR_TO_VEC, OBJECT_TO_IDX, STATE_TO_IDX
 from minigrid.core.grid import Grid
 from minigrid.core.world_object import WorldObj
 
@@ -31,6 +35,7 @@ from fmbench.studies.fomo.scene import EMPTY, UNSEEN, Scene
 NO_AGENT = 4
 """The direction code of a cell the agent is not on."""
 _SHAPE = (len(OBJECT_TO_IDX), len(COLOR_TO_IDX), len(STATE_TO_IDX), NO_AGENT + 1, 2)
+_DIR_VEC = np.array(DIR_TO_VEC)
 
 
 class _TileBank:
@@ -59,6 +64,39 @@ class _TileBank:
 _BANKS: dict[int, _TileBank] = {}
 
 
+def highlight_masks(
+    agent_pos: np.ndarray, agent_dir: np.ndarray, seen: np.ndarray, size: tuple[int, int]
+) -> np.ndarray:
+    """The ``(T, width, height)`` cells ``get_frame(highlight=True)`` lightens in ``T`` states.
+
+    Args:
+        agent_pos: ``(T, 2)`` the agent's ``(x, y)`` cell in each state.
+        agent_dir: ``(T,)`` its direction (minigrid's 0 right, 1 down, 2 left, 3 up).
+        seen: ``(T, v, v)`` bool, the cells of the agent's view it sees (:func:`seen_cells`).
+        size: the room's ``(width, height)``.
+
+    Example:
+        >>> seen = np.zeros((1, 7, 7), bool); seen[0, 3, 6] = True     # only its own cell
+        >>> np.argwhere(highlight_masks(np.array([[2, 3]]), np.array([0]), seen, (8, 8))[0]).tolist()
+        [[2, 3]]
+    """
+    f = _DIR_VEC[agent_dir]
+    r = np.stack([-f[:, 1], f[:, 0]], axis=1)  # minigrid's right_vec
+    v = seen.shape[1]
+    top_left = agent_pos + f * (v - 1) - r * (v // 2)
+    t, i, j = np.nonzero(seen)
+    cells = top_left[t] - j[:, None] * f[t] + i[:, None] * r[t]
+    inside = (cells[:, 0] >= 0) & (cells[:, 0] < size[0]) & (cells[:, 1] >= 0) & (cells[:, 1] < size[1])
+    mask = np.zeros((len(agent_pos), *size), dtype=bool)
+    mask[t[inside], cells[inside, 0], cells[inside, 1]] = True
+    return mask
+
+
+def seen_cells(view: np.ndarray) -> np.ndarray:
+    """The ``(v, v)`` bool cells of an agent's view encoding (``obs["image"]``) that it sees."""
+    return view[:, :, 0] != OBJECT_TO_IDX["unseen"]
+
+
 def highlight_mask(env, view: np.ndarray) -> np.ndarray:
     """The ``(width, height)`` cells ``get_frame(highlight=True)`` lightens: those the agent sees.
 
@@ -67,15 +105,33 @@ def highlight_mask(env, view: np.ndarray) -> np.ndarray:
         view: the agent's ``(v, v, 3)`` view encoding from that state (``obs["image"]``).
     """
     env = env.unwrapped
-    size = view.shape[0]
-    f, r = np.asarray(env.dir_vec), np.asarray(env.right_vec)
-    top_left = np.asarray(env.agent_pos) + f * (size - 1) - r * (size // 2)
-    vis_i, vis_j = np.nonzero(view[:, :, 0] != OBJECT_TO_IDX["unseen"])
-    cells = top_left[None, :] - vis_j[:, None] * f[None, :] + vis_i[:, None] * r[None, :]
-    inside = (cells[:, 0] >= 0) & (cells[:, 0] < env.width) & (cells[:, 1] >= 0) & (cells[:, 1] < env.height)
-    mask = np.zeros((env.width, env.height), dtype=bool)
-    mask[cells[inside, 0], cells[inside, 1]] = True
-    return mask
+    pos, direction = np.array([env.agent_pos]), np.array([env.agent_dir])
+    return highlight_masks(pos, direction, seen_cells(view)[None], (env.width, env.height))[0]
+
+
+def render_frames(scenes: Sequence[Scene], highlights: np.ndarray, tile_size: int) -> np.ndarray:
+    """The ``(T, height * tile_size, width * tile_size, 3)`` uint8 top-down frames of ``T`` scenes.
+
+    One gather from the tile bank for all of them.
+
+    Args:
+        scenes: scenes of one room (:func:`~fmbench.studies.fomo.scene.scene_of`).
+        highlights: ``(T, width, height)`` bool, the cells to lighten (:func:`highlight_masks`).
+        tile_size: pixels per cell.
+    """
+    n, (w, h) = len(scenes), scenes[0].grid.shape[:2]
+    agent = np.full((n, w, h), NO_AGENT, dtype=np.int64)
+    pos = np.array([s.agent_pos for s in scenes]).reshape(n, 2)
+    agent[np.arange(n), pos[:, 0], pos[:, 1]] = [s.agent_dir for s in scenes]
+    grids = np.stack([s.grid for s in scenes]).astype(np.int64)
+    codes = np.concatenate([grids, agent[..., None], highlights[..., None]], axis=-1)
+    bank = _BANKS.setdefault(tile_size, _TileBank(tile_size))
+    where = bank.index[tuple(np.moveaxis(codes, -1, 0))]
+    if (where < 0).any():
+        bank.add(codes[where < 0])
+        where = bank.index[tuple(np.moveaxis(codes, -1, 0))]
+    tiles = bank.tiles[where.transpose(0, 2, 1)]  # (T, height, width, tile, tile, 3)
+    return tiles.transpose(0, 1, 3, 2, 4, 5).reshape(n, h * tile_size, w * tile_size, 3)
 
 
 def render_frame(scene: Scene, highlight: np.ndarray, tile_size: int) -> np.ndarray:
@@ -86,17 +142,30 @@ def render_frame(scene: Scene, highlight: np.ndarray, tile_size: int) -> np.ndar
         highlight: ``(width, height)`` bool, the cells to lighten (:func:`highlight_mask`).
         tile_size: pixels per cell.
     """
-    w, h = scene.grid.shape[:2]
-    agent = np.full((w, h), NO_AGENT, dtype=np.int64)
-    agent[scene.agent_pos] = scene.agent_dir
-    codes = np.concatenate([scene.grid.astype(np.int64), agent[..., None], highlight[..., None]], axis=-1)
-    bank = _BANKS.setdefault(tile_size, _TileBank(tile_size))
-    where = bank.index[tuple(np.moveaxis(codes, -1, 0))]
-    if (where < 0).any():
-        bank.add(codes[where < 0])
-        where = bank.index[tuple(np.moveaxis(codes, -1, 0))]
-    tiles = bank.tiles[where.T]  # (height, width, tile, tile, 3)
-    return tiles.transpose(0, 2, 1, 3, 4).reshape(h * tile_size, w * tile_size, 3)
+    return render_frames([scene], highlight[None], tile_size)[0]
+
+
+def top_down_frames(scenes: Sequence[Scene], seen: Sequence[np.ndarray], tile_size: int) -> np.ndarray:
+    """The frames ``get_frame(highlight=True)`` draws of recorded top-down scenes, all in one pass.
+
+    Args:
+        scenes: the scenes of one room's states.
+        seen: for each, the ``(v, v)`` cells of the agent's view it saw (:func:`seen_cells`).
+        tile_size: pixels per cell.
+
+    Example:
+        >>> import gymnasium as gym, minigrid
+        >>> from fmbench.studies.fomo.scene import scene_of
+        >>> env = gym.make("BabyAI-GoToLocal-v0").unwrapped
+        >>> obs, _ = env.reset(seed=0)
+        >>> frames = top_down_frames([scene_of(env)], [seen_cells(obs["image"])], tile_size=8)
+        >>> bool((frames[0] == env.get_frame(highlight=True, tile_size=8)).all())
+        True
+    """
+    pos = np.array([s.agent_pos for s in scenes]).reshape(len(scenes), 2)
+    direction = np.array([s.agent_dir for s in scenes], dtype=np.int64)
+    highlights = highlight_masks(pos, direction, np.stack(seen), scenes[0].grid.shape[:2])
+    return render_frames(scenes, highlights, tile_size)
 
 
 def egocentric_frame(scene: Scene, tile_size: int) -> np.ndarray:
