@@ -144,6 +144,7 @@ def fake_results(seeds, aurocs=((0.5, None), (0.75, 0.25)), ppo=None):
         "wall_s": {"fm": 2.0 * len(seeds), "true": 1.0 * len(seeds), "random": 0.5, "total": 9.0},
         "runs": runs,
         "random": [{"seed": s, "success": 0.25 + 0.5 * (s % 2)} for s in seeds],
+        "load_average_1_5_15_min": {"start": [0.5, 0.5, 0.5], "end": [1.0 + seeds[0], 1.0, 1.0]},
     }
 
 
@@ -159,6 +160,12 @@ def test_combine_runs_on_disjoint_seeds(tmp_path, capsys):
     assert joined["seeds"] == [0, 1, 2] and [r["seed"] for r in joined["random"]] == [0, 1, 2]
     assert [(r["seed"], r["condition"]) for r in joined["runs"]][:2] == [(0, "true"), (0, "fm")]
     assert joined["wall_s"] == {"fm": 6.0, "true": 3.0, "random": 1.0, "total": 18.0, "fm_over_true": 2.0}
+    again = combine([joined, fake_results([3])])  # a combined result joined again: still one load entry per part
+    assert again["seeds"] == [0, 1, 2, 3] and again["load_average_1_5_15_min"] == [
+        *joined["load_average_1_5_15_min"],
+        fake_results([3])["load_average_1_5_15_min"],
+    ]
+    assert all(isinstance(load, dict) for load in again["load_average_1_5_15_min"])
     with pytest.raises(
         InputError, match=r"a seed's condition appears twice: \[\(0, 'fm'\), \(0, 'random'\), \(0, 'true'\)\]"
     ):

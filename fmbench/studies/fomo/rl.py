@@ -562,6 +562,12 @@ def with_ratio(wall: dict[str, float]) -> dict[str, float]:
     return {**wall, "fm_over_true": round(wall["fm"] / wall["true"], 2)} if both else dict(wall)
 
 
+def _loads(part: dict[str, Any]) -> list:
+    """A results dict's load averages as a list: one run's, or the list a combined result keeps."""
+    load = part.get("load_average_1_5_15_min")
+    return load if isinstance(load, list) else [load]
+
+
 def combine(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """One results dict from the results of runs made apart: one process per seed, or per condition.
 
@@ -569,7 +575,7 @@ def combine(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
     FM runs also the FM reward and its device (``InputError`` otherwise, or for a seed's condition
     in two parts). Runs are ordered by seed; wall times are summed over the parts (``total``: the
     parts' totals added, not the elapsed time when they ran side by side), and the load averages
-    kept per part.
+    kept per part, in one flat list (a part that was itself combined brings its list's entries).
     """
     if not parts:
         raise InputError("nothing to combine")
@@ -595,7 +601,7 @@ def combine(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
         **{k: parts[0][k] for k in ("ppo", "eval")},
         "summary": {},
         "wall_s": with_ratio({k: w for k, w in wall.items() if any(k in p["wall_s"] for p in parts)}),
-        "load_average_1_5_15_min": [part.get("load_average_1_5_15_min") for part in parts],
+        "load_average_1_5_15_min": [load for part in parts for load in _loads(part)],
         "runs": runs,
         "random": sorted((r for part in parts for r in part["random"]), key=lambda r: r["seed"]),
     }
