@@ -23,7 +23,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -38,6 +37,7 @@ from safetensors.torch import load_model, save_file
 from fmbench.checkpoints import build_for_file
 from fmbench.errors import ModelError, first_line
 from fmbench.io import atomic_path
+from fmbench.studies.fomo.frames import frame_digest
 from fmbench.studies.fomo.scene import Scene, egocentric_scene
 
 TILE = 8  # the parser reads every tile area-averaged to TILE x TILE pixels
@@ -118,13 +118,6 @@ def _block_sums(frames: torch.Tensor, k: int) -> torch.Tensor:
     for i in range(1, k):
         out += cols[:, :, :, i]
     return out
-
-
-def _digest(header: bytes, frame: np.ndarray) -> bytes:
-    """A 16-byte digest of one frame's pixels after ``header`` (its shape and how it is read)."""
-    h = hashlib.blake2b(header, digest_size=16)
-    h.update(np.ascontiguousarray(frame).data)
-    return h.digest()
 
 
 def _layout(frames: np.ndarray, grid_size: tuple[int, int] | None, tile_size: int | None) -> tuple[int, int, int]:
@@ -224,7 +217,7 @@ class LearnedCaptioner:
         if egocentric and w != h:
             raise ValueError(f"an egocentric view is square; frames of {w}x{h} tiles are not")
         header = f"{frames.shape[1:]}|{tile_size}|{egocentric}".encode()
-        keys = [_digest(header, frame) for frame in frames]
+        keys = [frame_digest(frame, header) for frame in frames]
         new = list({key: i for i, key in enumerate(keys) if key not in self._memo}.values())  # one frame per unseen key
         if len(self._memo) + len(new) > MEMO_FRAMES:
             self._memo.clear()

@@ -116,13 +116,13 @@ def events(scenes: Sequence[Scene]) -> list[Event]:
     """
     if not scenes:
         return []
+    # a scene that is the previous one itself (a parser's memo returns one object per distinct frame) adds nothing
+    steps = [step for step in range(1, len(scenes)) if scenes[step] is not scenes[step - 1]]
     if scenes[0].egocentric:
-        return [
-            e for step in range(1, len(scenes)) for e in _egocentric_events_between(*scenes[step - 1 : step + 1], step)
-        ]
+        return [e for step in steps for e in _egocentric_events_between(scenes[step - 1], scenes[step], step)]
     counts, carrying = scenes[0].counts(), [None]
     out: list[Event] = []
-    for step in range(1, len(scenes)):
+    for step in steps:
         out += _events_between(scenes[step - 1], scenes[step], step, counts, carrying)
     return out
 

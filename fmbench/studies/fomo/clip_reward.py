@@ -24,7 +24,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import pickle
 from collections.abc import Sequence
@@ -37,6 +36,7 @@ from fmbench.checkpoints import meta_device
 from fmbench.errors import ModelError, first_line
 from fmbench.interfaces import count_parameters, seeded
 from fmbench.models import existing_path
+from fmbench.studies.fomo.frames import frame_digest
 from fmbench.studies.fomo.rewards import checked, finite
 from fmbench.studies.fomo.trajectory import Trajectory
 
@@ -182,7 +182,7 @@ class CLIPReward:
         """
         from PIL import Image
 
-        keys = [(f.shape, hashlib.blake2b(np.ascontiguousarray(f).tobytes(), digest_size=16).digest()) for f in frames]
+        keys = [frame_digest(f) for f in frames]
         unique = list(dict(zip(keys, frames)).items())
         out = []
         for start in range(0, len(unique), self.batch_size):

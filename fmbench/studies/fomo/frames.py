@@ -26,11 +26,31 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import xxhash
 from minigrid.core.constants import COLOR_TO_IDX, DIR_TO_VEC, OBJECT_TO_IDX, STATE_TO_IDX
 from minigrid.core.grid import Grid
 from minigrid.core.world_object import WorldObj
 
 from fmbench.studies.fomo.scene import EMPTY, UNSEEN, Scene
+
+
+def frame_digest(frame: np.ndarray, header: bytes = b"") -> bytes:
+    """A 16-byte digest of a frame's shape and pixels (after ``header``): the key of the frame memos.
+
+    XXH3-128: not cryptographic, but a chance collision among ``n`` memoised frames is about
+    ``n**2 / 2**129``; ten times faster than BLAKE2b on these frames, and a reward model that
+    reads pixels digests every frame it is given.
+
+    Example:
+        >>> a = np.zeros((8, 8, 3), np.uint8)
+        >>> frame_digest(a) == frame_digest(a.copy()), frame_digest(a) == frame_digest(a.reshape(8, 24, 1))
+        (True, False)
+    """
+    h = xxhash.xxh3_128(header)
+    h.update(repr(frame.shape).encode())
+    h.update(np.ascontiguousarray(frame).data)
+    return h.digest()
+
 
 NO_AGENT = 4
 """The direction code of a cell the agent is not on."""

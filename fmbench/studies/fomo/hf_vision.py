@@ -23,7 +23,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
 from collections.abc import Iterable
@@ -34,6 +33,7 @@ import torch
 
 from fmbench.errors import ModelError, first_line
 from fmbench.models import existing_path, from_pretrained_checked
+from fmbench.studies.fomo.frames import frame_digest
 from fmbench.studies.fomo.trajectory import Trajectory
 
 
@@ -131,17 +131,13 @@ class HFCaptionVision:
         self.name = "hf-" + Path(path).resolve().name
         self.keyframes, self.max_new_tokens = keyframes, max_new_tokens
         self.device, self.batch_size = device, batch_size
-        self._memo: dict[tuple, str] = {}
-
-    @staticmethod
-    def _key(frame: np.ndarray) -> tuple:
-        return frame.shape, hashlib.blake2b(np.ascontiguousarray(frame).tobytes(), digest_size=16).digest()
+        self._memo: dict[bytes, str] = {}
 
     def captions(self, frames: np.ndarray) -> list[str]:
         """The caption of each ``(H, W, 3)`` uint8 frame (memoised; new frames captioned in batches)."""
         from PIL import Image
 
-        keys = [self._key(f) for f in frames]
+        keys = [frame_digest(f) for f in frames]
         todo = list({k: f for k, f in zip(keys, frames) if k not in self._memo}.items())
         for start in range(0, len(todo), self.batch_size):
             batch = todo[start : start + self.batch_size]
