@@ -216,7 +216,7 @@ class LearnedCaptioner:
         _, w, h = _layout(frames, None, tile_size)
         if egocentric and w != h:
             raise ValueError(f"an egocentric view is square; frames of {w}x{h} tiles are not")
-        header = f"{frames.shape[1:]}|{tile_size}|{egocentric}".encode()
+        header = f"{tile_size}|{egocentric}".encode()  # how the frame is read (its shape is in the digest)
         keys = [frame_digest(frame, header) for frame in frames]
         new = list({key: i for i, key in enumerate(keys) if key not in self._memo}.values())  # one frame per unseen key
         if len(self._memo) + len(new) > MEMO_FRAMES:

@@ -9,7 +9,8 @@ FoMo env that feeds a learned captioner needs one per step. Here each distinct t
 agent's view encodes unseen cells as 0. :func:`top_down_frames` draws many recorded states
 in one pass (a FoMo env draws an episode's frames when its reward is scored, not at every
 step). Frames are equal to ``get_frame``'s, byte for byte (tests/test_fomo_frames.py).
-:func:`egocentric_frame` draws the agent's own view the same way.
+:func:`egocentric_frame` draws the agent's own view the same way, and :func:`frame_digest` keys
+the frame memos of the reward models that read pixels.
 
 Example:
     >>> import gymnasium as gym, minigrid
@@ -33,6 +34,11 @@ from minigrid.core.world_object import WorldObj
 
 from fmbench.studies.fomo.scene import EMPTY, UNSEEN, Scene
 
+NO_AGENT = 4
+"""The direction code of a cell the agent is not on."""
+_SHAPE = (len(OBJECT_TO_IDX), len(COLOR_TO_IDX), len(STATE_TO_IDX), NO_AGENT + 1, 2)
+_DIR_VEC = np.array(DIR_TO_VEC)
+
 
 def frame_digest(frame: np.ndarray, header: bytes = b"") -> bytes:
     """A 16-byte digest of a frame's shape and pixels (after ``header``): the key of the frame memos.
@@ -50,12 +56,6 @@ def frame_digest(frame: np.ndarray, header: bytes = b"") -> bytes:
     h.update(repr(frame.shape).encode())
     h.update(np.ascontiguousarray(frame).data)
     return h.digest()
-
-
-NO_AGENT = 4
-"""The direction code of a cell the agent is not on."""
-_SHAPE = (len(OBJECT_TO_IDX), len(COLOR_TO_IDX), len(STATE_TO_IDX), NO_AGENT + 1, 2)
-_DIR_VEC = np.array(DIR_TO_VEC)
 
 
 class _TileBank:
