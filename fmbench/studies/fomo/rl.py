@@ -154,6 +154,16 @@ class PPOConfig:
     eval_every: int = 5120
     eval_episodes: int = 50
 
+    def ppo_kwargs(self) -> dict[str, Any]:
+        """The settings Stable-Baselines3's PPO (or another SB3 on-policy learner) takes by keyword.
+
+        Example:
+            >>> PPOConfig().ppo_kwargs()["n_steps"], sorted(PPOConfig().ppo_kwargs())[:2]
+            (128, ['batch_size', 'ent_coef'])
+        """
+        keys = ("n_steps", "batch_size", "n_epochs", "learning_rate", "ent_coef", "gamma", "gae_lambda")
+        return {key: getattr(self, key) for key in keys}
+
 
 class CountedReward:
     """A reward model that counts the trajectories it scores, its calls and the seconds it spends.
@@ -341,13 +351,7 @@ def train_ppo(
     model = PPO(
         "MultiInputPolicy",
         envs,
-        n_steps=cfg.n_steps,
-        batch_size=cfg.batch_size,
-        n_epochs=cfg.n_epochs,
-        learning_rate=cfg.learning_rate,
-        ent_coef=cfg.ent_coef,
-        gamma=cfg.gamma,
-        gae_lambda=cfg.gae_lambda,
+        **cfg.ppo_kwargs(),
         policy_kwargs={"net_arch": list(cfg.net_arch)},
         seed=seed,
         device="cpu",
