@@ -10,6 +10,8 @@ import torch
 
 pytest.importorskip("stable_baselines3")
 
+from stable_baselines3 import PPO  # noqa: E402
+
 from fmbench.errors import InputError  # noqa: E402
 from fmbench.studies.fomo.rl import (  # noqa: E402
     FRAME_TILE,
@@ -20,6 +22,7 @@ from fmbench.studies.fomo.rl import (  # noqa: E402
     make_env,
     output_files,
     policy_keys,
+    ppo_success,
     random_success,
     run,
     summarize,
@@ -246,7 +249,7 @@ def test_run_without_fm_loads_no_reward_model(tmp_path):
 
 
 @pytest.mark.slow  # PPO training
-def test_train_ppo_record():
+def test_train_ppo_record(tmp_path):
     record = train_ppo("true", seed=0, cfg=TINY)
     assert record["reward"] == "true" and record["seed"] == 0
     assert record["eval_steps"] == [0, 128, 256]
@@ -258,7 +261,10 @@ def test_train_ppo_record():
     assert len(windows) == 2 and sum(w["episodes"] for w in windows) > 0
     # the true reward is 0 on a failure and positive on a success: a perfect separator
     assert all(w["reward_failure"] in (None, 0.0) and (w["reward_success"] or 1) > 0 for w in windows)
-    assert train_ppo("true", seed=0, cfg=TINY)["success"] == record["success"]  # reproducible
+    again = train_ppo("true", seed=0, cfg=TINY, save=tmp_path / "ppo.zip")
+    assert again["success"] == record["success"]  # reproducible, saved or not
+    saved = PPO.load(tmp_path / "ppo.zip", device="cpu")  # the trained policy, evaluated as the run did
+    assert ppo_success(saved, TINY.eval_episodes, seed=0) == record["final_success"]
 
 
 def test_random_success_is_a_seeded_rate():

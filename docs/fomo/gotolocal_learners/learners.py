@@ -33,6 +33,7 @@ import argparse
 import collections
 import json
 import time
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -142,9 +143,10 @@ def main() -> None:
     parser.add_argument("--arch", default="64,64", help="hidden widths of the MLP variants")
     parser.add_argument("--ent-coef", type=float, default=rl.PPOConfig.ent_coef)
     parser.add_argument("--reward", default="true", help="true, or an FM reward name (not with lstm)")
+    parser.add_argument("--save", type=Path, help="save the trained policy here (an SB3 zip; not with lstm)")
     args = parser.parse_args()
-    if args.variant == "lstm" and args.reward != "true":
-        parser.error("the lstm variant trains on the true reward only")
+    if args.variant == "lstm" and (args.reward != "true" or args.save):
+        parser.error("the lstm variant trains on the true reward only, unsaved")
     torch.set_num_threads(1)
     arch = tuple(int(w) for w in args.arch.split(","))
     cfg = rl.PPOConfig(steps=args.steps, eval_every=EVERY, net_arch=arch, ent_coef=args.ent_coef)
@@ -157,10 +159,11 @@ def main() -> None:
             rl.make_env = lambda *a, **kw: TargetCells(plain(*a, **kw))
         else:
             rl.make_env = lambda *a, **kw: ViewEncoding(plain(*a, **kw), k, args.variant.endswith("onehot"))
-        run = rl.train_ppo(args.reward, args.seed, cfg, level=LEVEL)
+        run = rl.train_ppo(args.reward, args.seed, cfg, level=LEVEL, save=args.save)
         fm = ("train_windows", "fm_reward_calls", "fm_reward_s")  # a true reward's windows say nothing (AUROC 1)
         record = {key: run[key] for key in ("success", *(fm if args.reward != "true" else ()))}
-    print(json.dumps({**vars(args), **record, "wall_s": round(time.perf_counter() - start, 1)}))
+    options = {key: value for key, value in vars(args).items() if key != "save"}  # where it was saved is not a result
+    print(json.dumps({**options, **record, "wall_s": round(time.perf_counter() - start, 1)}))
 
 
 if __name__ == "__main__":

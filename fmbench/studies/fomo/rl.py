@@ -322,7 +322,12 @@ class EvalCallback(BaseCallback):
 
 
 def train_ppo(
-    reward: str, seed: int, cfg: PPOConfig, reward_model: RewardModel | None = None, level: str = LEVEL
+    reward: str,
+    seed: int,
+    cfg: PPOConfig,
+    reward_model: RewardModel | None = None,
+    level: str = LEVEL,
+    save: Path | None = None,
 ) -> dict[str, Any]:
     """Train PPO on one reward and seed; return its success curve and costs.
 
@@ -332,6 +337,7 @@ def train_ppo(
         cfg: PPO and evaluation settings.
         reward_model: the FM reward model (built from ``reward`` when ``None``); shared to load it once.
         level: a level with a registered FoMo env (:func:`env_id`).
+        save: where to save the trained policy (Stable-Baselines3's zip; ``PPO.load`` reads it), if anywhere.
 
     Returns:
         ``reward``, ``seed``, ``eval_steps``, ``success`` (one rate per evaluation),
@@ -361,6 +367,8 @@ def train_ppo(
     model.learn(cfg.steps, callback=callback)
     if callback.steps[-1] != model.num_timesteps:
         callback.evaluate()
+    if save is not None:
+        model.save(save)
     record = {
         "reward": reward,
         "seed": seed,

@@ -1,0 +1,106 @@
+"""What does the default FM reward pay GoToLocal failures for? Their captions, grouped by what they name.
+
+On GoToLocal a success ends the episode the moment the agent faces the mission's object, so a
+failure's caption never says it went to that object; but it may name objects that share the
+mission's colour or type ("went to the red key" for "go to the red ball"). This script runs a
+policy (a ``learners.py target --save`` zip, or ``random``) on held-out episodes (reset seeds
+30,000..; stochastic actions under ``torch.manual_seed(0)``), takes the FM reward each episode
+ends with (``--reward``, the default ``learned+smollm2+pmi``) and the learned captioner's text it
+was computed from, and groups the failures by whether that text names the mission's colour
+and/or its object type, and by how many objects the agent went to::
+
+    python docs/fomo/gotolocal_learners/failures.py random runs/pmi_0.zip --episodes 200
+
+One JSON line per policy: success rate, the groups (share of failures, mean reward) and the mean
+reward of successes.
+"""
+
+import argparse
+import json
+import re
+
+import numpy as np
+import torch
+from learners import LEVEL, TargetCells
+from stable_baselines3 import PPO
+
+import fmbench.studies.fomo.rl as rl
+from fmbench.studies.fomo.rewards import build_reward
+
+SEED0 = 30_000  # reset seeds apart from the RL script's evaluation (10,000..) and training
+
+
+def episode(env, act, k: int) -> dict:
+    """One held-out episode: success, its FM reward, and what the caption the reward read names."""
+    obs, info = env.reset(seed=SEED0 + k)
+    done, steps = False, 0
+    while not done:
+        obs, reward, terminated, truncated, info = env.step(act(obs))
+        done, steps = terminated or truncated, steps + 1
+    fomo = env.unwrapped
+    text = fomo.reward_model.vision.text(fomo.trajectory())
+    desc = fomo.level.unwrapped.instrs.desc
+    words = set(re.findall(r"[a-z]+", text.lower()))
+    return {
+        "success": bool(info["success"]),
+        "reward": float(reward),
+        "steps": steps,
+        "went_to": text.count("went to"),
+        "names_type": desc.type in words,
+        "names_colour": desc.color is not None and desc.color in words,
+    }
+
+
+def summary(runs: list[dict]) -> dict:
+    """Success rate, and the failures grouped by what their caption names (share of failures, mean reward)."""
+    fails = [r for r in runs if not r["success"]]
+    groups = {
+        "colour and type": lambda r: r["names_colour"] and r["names_type"],
+        "type only": lambda r: r["names_type"] and not r["names_colour"],
+        "colour only": lambda r: r["names_colour"] and not r["names_type"],
+        "neither": lambda r: not (r["names_colour"] or r["names_type"]),
+    }
+    out = {"episodes": len(runs), "success": mean([r["success"] for r in runs])}
+    out["reward_success"] = mean([r["reward"] for r in runs if r["success"]])
+    out["reward_failure"] = mean([r["reward"] for r in fails])
+    out["failure_went_to"] = mean([r["went_to"] for r in fails])
+    for name, test in groups.items():
+        rewards = [r["reward"] for r in fails if test(r)]
+        out[name] = {"share": len(rewards) / max(len(fails), 1), "reward": mean(rewards)}
+    went = sorted({r["went_to"] for r in fails})
+    out["failure_reward_by_went_to"] = {str(n): mean([r["reward"] for r in fails if r["went_to"] == n]) for n in went}
+    return out
+
+
+def mean(values: list) -> float | None:
+    """The mean, or ``None`` of nothing."""
+    return float(np.mean(values)) if values else None
+
+
+def actor(policy: str, n_actions: int):
+    """Observation -> action: uniform from ``default_rng(0)`` for ``random``, else the saved PPO, sampled."""
+    if policy == "random":
+        rng = np.random.default_rng(0)
+        return lambda obs: int(rng.integers(n_actions))
+    ppo = PPO.load(policy, device="cpu")
+    return lambda obs: int(ppo.predict(obs, deterministic=False)[0])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("policies", nargs="+", help="'random' or a saved target-learner zip")
+    parser.add_argument("--episodes", type=int, default=200)
+    parser.add_argument("--reward", default="learned+smollm2+pmi")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    model = build_reward(args.reward)
+    env = TargetCells(rl.make_env(args.reward, model, LEVEL))
+    for policy in args.policies:
+        torch.manual_seed(0)
+        act = actor(policy, env.action_space.n)
+        runs = [episode(env, act, k) for k in range(args.episodes)]
+        print(json.dumps({"policy": policy, "reward": args.reward, **summary(runs)}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
