@@ -23,10 +23,11 @@ sampled under ``torch.manual_seed(seed)``, every 20,480 steps). Variants:
     python docs/fomo/gotolocal_learners/learners.py onehot --seed 0
     python docs/fomo/gotolocal_learners/learners.py ids --steps 409600 --seed 0
     python docs/fomo/gotolocal_learners/learners.py target --reward learned+smollm2+pmi --steps 102400 --seed 0
+    python docs/fomo/gotolocal_learners/learners.py target --steps 204800 --seed 0 --save runs/true_0.zip
 
 One JSON line per run: the options, the held-out success curve and, for an FM reward, the
 training-episode windows (the RL script's :func:`fmbench.studies.fomo.rl.episode_window`),
-episodes scored and seconds spent scoring.
+episodes scored and seconds spent scoring. ``--save`` keeps the trained policy (for ``failures.py``).
 """
 
 import argparse
