@@ -4,15 +4,16 @@ On GoToLocal a success ends the episode the moment the agent faces the mission's
 failure's caption never says it went to that object; but it may name objects that share the
 mission's colour or type ("went to the red key" for "go to the red ball"). This script runs a
 policy (a ``learners.py target --save`` zip, or ``random``) on held-out episodes (reset seeds
-30,000..; stochastic actions under ``torch.manual_seed(0)``), takes the FM reward each episode
-ends with (``--reward``, the default ``learned+smollm2+pmi``) and the learned captioner's text it
-was computed from, and groups the failures by whether that text names the mission's colour
-and/or its object type, and by how many objects the agent went to::
+30,000..; actions sampled under ``torch.manual_seed`` of the same number), takes the FM reward
+each episode ends with (``--reward``, the default ``learned+smollm2+pmi``) and the learned
+captioner's text it was computed from, and groups the failures by whether that text names the
+mission's colour and/or its object type, and by how many objects the agent went to::
 
-    python docs/fomo/gotolocal_learners/failures.py random runs/pmi_0.zip --episodes 200
+    python docs/fomo/gotolocal_learners/failures.py random runs/pmi_0.zip --episodes 200 \
+        --other learned-final+smollm2+posterior
 
 One JSON line per policy: success rate, the groups (share of failures, mean reward) and the mean
-reward of successes.
+reward of successes; with ``--other NAME`` also another FM reward's, on the same episodes.
 """
 
 import argparse
@@ -30,9 +31,10 @@ from fmbench.studies.fomo.rewards import build_reward
 SEED0 = 30_000  # reset seeds apart from the RL script's evaluation (10,000..) and training
 
 
-def episode(env, act, k: int) -> dict:
-    """One held-out episode: success, its FM reward, and what the caption the reward read names."""
+def episode(env, act, k: int, other=None) -> dict:
+    """One held-out episode: success, its FM reward (and ``other``'s), and what the caption the reward read names."""
     obs, info = env.reset(seed=SEED0 + k)
+    torch.manual_seed(SEED0 + k)  # its actions, whatever ran before (loading a model draws from torch's generator)
     done, steps = False, 0
     while not done:
         obs, reward, terminated, truncated, info = env.step(act(obs))
@@ -41,7 +43,9 @@ def episode(env, act, k: int) -> dict:
     text = fomo.reward_model.vision.text(fomo.trajectory())
     desc = fomo.level.unwrapped.instrs.desc
     words = set(re.findall(r"[a-z]+", text.lower()))
+    scores = {"other": float(other.score([fomo.trajectory()])[0])} if other is not None else {}
     return {
+        **scores,
         "success": bool(info["success"]),
         "reward": float(reward),
         "steps": steps,
@@ -60,13 +64,15 @@ def summary(runs: list[dict]) -> dict:
         "colour only": lambda r: r["names_colour"] and not r["names_type"],
         "neither": lambda r: not (r["names_colour"] or r["names_type"]),
     }
+    keys = ["reward", *(["other"] if "other" in runs[0] else [])]
     out = {"episodes": len(runs), "success": mean([r["success"] for r in runs])}
-    out["reward_success"] = mean([r["reward"] for r in runs if r["success"]])
-    out["reward_failure"] = mean([r["reward"] for r in fails])
+    for key in keys:
+        out[f"{key}_success"] = mean([r[key] for r in runs if r["success"]])
+        out[f"{key}_failure"] = mean([r[key] for r in fails])
     out["failure_went_to"] = mean([r["went_to"] for r in fails])
     for name, test in groups.items():
-        rewards = [r["reward"] for r in fails if test(r)]
-        out[name] = {"share": len(rewards) / max(len(fails), 1), "reward": mean(rewards)}
+        group = [r for r in fails if test(r)]
+        out[name] = {"share": len(group) / max(len(fails), 1), **{key: mean([r[key] for r in group]) for key in keys}}
     went = sorted({r["went_to"] for r in fails})
     out["failure_reward_by_went_to"] = {str(n): mean([r["reward"] for r in fails if r["went_to"] == n]) for n in went}
     return out
@@ -91,15 +97,17 @@ def main() -> None:
     parser.add_argument("policies", nargs="+", help="'random' or a saved target-learner zip")
     parser.add_argument("--episodes", type=int, default=200)
     parser.add_argument("--reward", default="learned+smollm2+pmi")
+    parser.add_argument("--other", help="another FM reward to score the same episodes with (grouped as above)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     model = build_reward(args.reward)
+    other = build_reward(args.other) if args.other else None
     env = TargetCells(rl.make_env(args.reward, model, LEVEL))
     for policy in args.policies:
-        torch.manual_seed(0)
         act = actor(policy, env.action_space.n)
-        runs = [episode(env, act, k) for k in range(args.episodes)]
-        print(json.dumps({"policy": policy, "reward": args.reward, **summary(runs)}), flush=True)
+        runs = [episode(env, act, k, other) for k in range(args.episodes)]
+        names = {"reward": args.reward, **({"other": args.other} if other is not None else {})}
+        print(json.dumps({"policy": policy, **names, **summary(runs)}), flush=True)
 
 
 if __name__ == "__main__":
