@@ -272,6 +272,13 @@ def test_random_success_is_a_seeded_rate():
     assert 0.0 <= rate <= 1.0 and rate == random_success(seed=0, episodes=3)
 
 
+def test_unwritable_save_path_is_refused_before_training(tmp_path):
+    (tmp_path / "file").write_text("kept")
+    with pytest.raises(InputError, match="cannot save the policy to"):
+        train_ppo("true", seed=0, cfg=TINY, save=tmp_path / "file" / "ppo.zip")
+    assert (tmp_path / "file").read_text() == "kept"
+
+
 def test_eval_interval_must_divide_into_env_steps():
     with pytest.raises(ValueError, match="multiple of n_envs"):
         train_ppo("true", seed=0, cfg=PPOConfig(steps=64, n_envs=3, eval_every=64))

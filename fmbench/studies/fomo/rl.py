@@ -321,6 +321,16 @@ class EvalCallback(BaseCallback):
         return True
 
 
+def writable_parent(path: Path) -> None:
+    """Create ``path``'s folder if needed; ``InputError`` if it cannot be, or cannot be written to."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InputError(f"cannot save the policy to {path}: {error.strerror} ({path.parent})") from None
+    if not os.access(path.parent, os.W_OK):
+        raise InputError(f"cannot save the policy to {path}: {path.parent} is not writable")
+
+
 def train_ppo(
     reward: str,
     seed: int,
@@ -337,7 +347,8 @@ def train_ppo(
         cfg: PPO and evaluation settings.
         reward_model: the FM reward model (built from ``reward`` when ``None``); shared to load it once.
         level: a level with a registered FoMo env (:func:`env_id`).
-        save: where to save the trained policy (Stable-Baselines3's zip; ``PPO.load`` reads it), if anywhere.
+        save: where to save the trained policy (Stable-Baselines3's zip; ``PPO.load`` reads it), if
+            anywhere; a folder that cannot be written is refused (``InputError``) before training.
 
     Returns:
         ``reward``, ``seed``, ``eval_steps``, ``success`` (one rate per evaluation),
@@ -348,6 +359,8 @@ def train_ppo(
     env_id(level)  # refuse an unknown level before anything is built
     if cfg.eval_every % cfg.n_envs:
         raise ValueError(f"eval_every ({cfg.eval_every}) must be a multiple of n_envs ({cfg.n_envs})")
+    if save is not None:
+        writable_parent(Path(save))  # before training, not after it
     start = time.perf_counter()
     counted = None
     if reward != "true":
