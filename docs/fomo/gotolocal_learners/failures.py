@@ -40,10 +40,11 @@ def episode(env, act, k: int, other=None) -> dict:
         obs, reward, terminated, truncated, info = env.step(act(obs))
         done, steps = terminated or truncated, steps + 1
     fomo = env.unwrapped
-    text = fomo.reward_model.vision.text(fomo.trajectory())
+    trajectory = fomo.trajectory()
+    text = fomo.reward_model.vision.text(trajectory)
     desc = fomo.level.unwrapped.instrs.desc
     words = set(re.findall(r"[a-z]+", text.lower()))
-    scores = {"other": float(other.score([fomo.trajectory()])[0])} if other is not None else {}
+    scores = {"other": float(other.score([trajectory])[0])} if other is not None else {}
     return {
         **scores,
         "success": bool(info["success"]),
