@@ -12,8 +12,9 @@ mission's colour and/or its object type, and by how many objects the agent went 
     python docs/fomo/gotolocal_learners/failures.py random runs/pmi_0.zip --episodes 200 \
         --other learned-final+smollm2+posterior
 
-One JSON line per policy: success rate, the groups (share of failures, mean reward) and the mean
-reward of successes; with ``--other NAME`` also another FM reward's, on the same episodes.
+One JSON line per policy: success rate, the groups (share of failures, mean reward), the mean
+reward of successes and failures, and the reward's AUROC (how often a success is paid more than
+a failure); with ``--other NAME`` also another FM reward's, on the same episodes.
 """
 
 import argparse
@@ -26,6 +27,7 @@ from learners import LEVEL, TargetCells
 from stable_baselines3 import PPO
 
 import fmbench.studies.fomo.rl as rl
+from fmbench.stats import auroc
 from fmbench.studies.fomo.rewards import build_reward
 
 SEED0 = 30_000  # reset seeds apart from the RL script's evaluation (10,000..) and training
@@ -57,7 +59,7 @@ def episode(env, act, k: int, other=None) -> dict:
 
 
 def summary(runs: list[dict]) -> dict:
-    """Success rate, and the failures grouped by what their caption names (share of failures, mean reward)."""
+    """Success rate, the reward of successes and failures (and its AUROC), the failures grouped by their caption."""
     fails = [r for r in runs if not r["success"]]
     groups = {
         "colour and type": lambda r: r["names_colour"] and r["names_type"],
@@ -68,8 +70,9 @@ def summary(runs: list[dict]) -> dict:
     keys = ["reward", *(["other"] if "other" in runs[0] else [])]
     out = {"episodes": len(runs), "success": mean([r["success"] for r in runs])}
     for key in keys:
-        out[f"{key}_success"] = mean([r[key] for r in runs if r["success"]])
-        out[f"{key}_failure"] = mean([r[key] for r in fails])
+        wins, losses = [r[key] for r in runs if r["success"]], [r[key] for r in fails]
+        out[f"{key}_success"], out[f"{key}_failure"] = mean(wins), mean(losses)
+        out[f"{key}_auroc"] = auroc(wins, losses) if wins and losses else None
     out["failure_went_to"] = mean([r["went_to"] for r in fails])
     for name, test in groups.items():
         group = [r for r in fails if test(r)]
