@@ -24,6 +24,11 @@ sampled under ``torch.manual_seed(seed)``, every 20,480 steps). Variants:
     python docs/fomo/gotolocal_learners/learners.py ids --steps 409600 --seed 0
     python docs/fomo/gotolocal_learners/learners.py target --reward learned+smollm2+pmi --steps 102400 --seed 0
     python docs/fomo/gotolocal_learners/learners.py target --steps 204800 --seed 0 --save runs/true_0.zip
+    python docs/fomo/gotolocal_learners/learners.py target --reward learned-final+smollm2+posterior \
+        --threshold 0.5 --steps 102400 --seed 0
+
+``--threshold T`` (a diagnostic) pays 1 where the FM reward scores above ``T`` and 0 elsewhere:
+the reward's ranking of episodes kept, its partial pay of near misses removed.
 
 One JSON line per run: the options, the held-out success curve and, for an FM reward, the
 training-episode windows (the RL script's :func:`fmbench.studies.fomo.rl.episode_window`),
@@ -44,6 +49,7 @@ from gymnasium.spaces import Box, MultiBinary, MultiDiscrete
 from minigrid.core.constants import COLOR_TO_IDX, OBJECT_TO_IDX
 
 import fmbench.studies.fomo.rl as rl
+from fmbench.studies.fomo.rewards import build_reward
 
 LEVEL, EVERY = "GoToLocal", 20_480
 CELL = [11, 6, 3]  # minigrid's object, colour and state ids per cell
@@ -71,6 +77,22 @@ class ViewEncoding(gym.Wrapper):
     def step(self, action):
         obs, reward, terminated, truncated, info = self.env.step(action)
         return self._stacked(obs), reward, terminated, truncated, info
+
+
+class Thresholded:
+    """A reward model paying 1 where ``model`` scores above ``threshold``, else 0.
+
+    Args:
+        model: an FM reward model (its language model is checked by the vector env as usual).
+        threshold: the score above which an episode is paid 1.
+    """
+
+    def __init__(self, model, threshold: float) -> None:
+        self.model, self.threshold, self.scorer = model, threshold, model.scorer
+        self.name, self.needs_frames = f"{model.name}>{threshold:g}", model.needs_frames
+
+    def score(self, trajectories) -> np.ndarray:
+        return (self.model.score(trajectories) > self.threshold).astype(np.float64)
 
 
 class TargetCells(gym.ObservationWrapper):
@@ -145,9 +167,12 @@ def main() -> None:
     parser.add_argument("--ent-coef", type=float, default=rl.PPOConfig.ent_coef)
     parser.add_argument("--reward", default="true", help="true, or an FM reward name (not with lstm)")
     parser.add_argument("--save", type=Path, help="save the trained policy here (an SB3 zip; not with lstm)")
+    parser.add_argument("--threshold", type=float, help="pay 1 where the FM reward scores above this, else 0")
     args = parser.parse_args()
     if args.variant == "lstm" and (args.reward != "true" or args.save):
         parser.error("the lstm variant trains on the true reward only, unsaved")
+    if args.threshold is not None and args.reward == "true":
+        parser.error("--threshold applies to an FM reward")
     torch.set_num_threads(1)
     arch = tuple(int(w) for w in args.arch.split(","))
     cfg = rl.PPOConfig(steps=args.steps, eval_every=EVERY, net_arch=arch, ent_coef=args.ent_coef)
@@ -160,7 +185,8 @@ def main() -> None:
             rl.make_env = lambda *a, **kw: TargetCells(plain(*a, **kw))
         else:
             rl.make_env = lambda *a, **kw: ViewEncoding(plain(*a, **kw), k, args.variant.endswith("onehot"))
-        run = rl.train_ppo(args.reward, args.seed, cfg, level=LEVEL, save=args.save)
+        model = None if args.threshold is None else Thresholded(build_reward(args.reward), args.threshold)
+        run = rl.train_ppo(args.reward, args.seed, cfg, reward_model=model, level=LEVEL, save=args.save)
         fm = ("train_windows", "fm_reward_calls", "fm_reward_s")  # a true reward's windows say nothing (AUROC 1)
         record = {key: run[key] for key in ("success", *(fm if args.reward != "true" else ()))}
     options = {key: value for key, value in vars(args).items() if key != "save"}  # where it was saved is not a result
