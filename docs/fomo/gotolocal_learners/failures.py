@@ -13,8 +13,9 @@ mission's colour and/or its object type, and by how many objects the agent went 
         --other learned-final+smollm2+posterior
 
 One JSON line per policy: success rate, the groups (share of failures, mean reward), the mean
-reward of successes and failures, and the reward's AUROC (how often a success is paid more than
-a failure); with ``--other NAME`` also another FM reward's, on the same episodes.
+reward of successes and failures, the reward's AUROC (how often a success is paid more than a
+failure), and the successes by how many objects their caption names (count, mean reward); with
+``--other NAME`` also another FM reward's, on the same episodes.
 """
 
 import argparse
@@ -30,6 +31,7 @@ import fmbench.studies.fomo.rl as rl
 from fmbench.stats import auroc
 from fmbench.studies.fomo.rewards import build_reward
 
+OBJECT_WORD = re.compile(r"\b(?:ball|box|key|door)s?\b")  # one per object a caption names
 SEED0 = 30_000  # reset seeds apart from the RL script's evaluation (10,000..) and training
 
 
@@ -53,6 +55,7 @@ def episode(env, act, k: int, other=None) -> dict:
         "reward": float(reward),
         "steps": steps,
         "went_to": text.count("went to"),
+        "objects_named": len(OBJECT_WORD.findall(text)),
         "names_type": desc.type in words,
         "names_colour": desc.color is not None and desc.color in words,
     }
@@ -79,6 +82,11 @@ def summary(runs: list[dict]) -> dict:
         out[name] = {"share": len(group) / max(len(fails), 1), **{key: mean([r[key] for r in group]) for key in keys}}
     went = sorted({r["went_to"] for r in fails})
     out["failure_reward_by_went_to"] = {str(n): mean([r["reward"] for r in fails if r["went_to"] == n]) for n in went}
+    by_named = out["success_by_objects_named"] = {}
+    successes = [r for r in runs if r["success"]]
+    for n in sorted({r["objects_named"] for r in successes}):
+        group = [r for r in successes if r["objects_named"] == n]
+        by_named[str(n)] = {"episodes": len(group), **{key: mean([r[key] for r in group]) for key in keys}}
     return out
 
 
