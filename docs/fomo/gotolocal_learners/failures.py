@@ -62,7 +62,7 @@ def episode(env, act, k: int, other=None) -> dict:
 
 
 def summary(runs: list[dict]) -> dict:
-    """Success rate, the reward of successes and failures (and its AUROC), the failures grouped by their caption."""
+    """Success rate; the reward of successes and failures, its AUROC; failures and successes grouped by caption."""
     fails = [r for r in runs if not r["success"]]
     groups = {
         "colour and type": lambda r: r["names_colour"] and r["names_type"],

@@ -83,12 +83,12 @@ class Thresholded:
     """A reward model paying 1 where ``model`` scores above ``threshold``, else 0.
 
     Args:
-        model: an FM reward model (its language model is checked by the vector env as usual).
+        model: a reward model (an FM reward's language model is checked by the vector env as usual).
         threshold: the score above which an episode is paid 1.
     """
 
     def __init__(self, model, threshold: float) -> None:
-        self.model, self.threshold, self.scorer = model, threshold, model.scorer
+        self.model, self.threshold, self.scorer = model, threshold, getattr(model, "scorer", None)
         self.name, self.needs_frames = f"{model.name}>{threshold:g}", model.needs_frames
 
     def score(self, trajectories) -> np.ndarray:
