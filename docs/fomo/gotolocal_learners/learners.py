@@ -28,7 +28,9 @@ sampled under ``torch.manual_seed(seed)``, every 20,480 steps). Variants:
         --threshold 0.5 --steps 102400 --seed 0
 
 ``--threshold T`` (a diagnostic) pays 1 where the FM reward scores above ``T`` and 0 elsewhere:
-the reward's ranking of episodes kept, its partial pay of near misses removed.
+the reward's ranking of episodes kept, its partial pay of near misses removed. ``--faced-only``
+(a diagnostic, with a ``learned-final+<lm>+<normalisation>`` reward) drops the last-scene
+caption's "X is next to Y." sentence, so the LM reads only what the agent faces.
 
 One JSON line per run: the options, the held-out success curve and, for an FM reward, the
 training-episode windows (the RL script's :func:`fmbench.studies.fomo.rl.episode_window`),
@@ -38,6 +40,7 @@ episodes scored and seconds spent scoring. ``--save`` keeps the trained policy (
 import argparse
 import collections
 import json
+import re
 import time
 from pathlib import Path
 
@@ -49,7 +52,8 @@ from gymnasium.spaces import Box, MultiBinary, MultiDiscrete
 from minigrid.core.constants import COLOR_TO_IDX, OBJECT_TO_IDX
 
 import fmbench.studies.fomo.rl as rl
-from fmbench.studies.fomo.rewards import build_reward
+from fmbench.studies.fomo.rewards import FMReward, build_reward, shared_scorer
+from fmbench.studies.fomo.vision import LearnedVision
 
 LEVEL, EVERY = "GoToLocal", 20_480
 CELL = [11, 6, 3]  # minigrid's object, colour and state ids per cell
@@ -77,6 +81,21 @@ class ViewEncoding(gym.Wrapper):
     def step(self, action):
         obs, reward, terminated, truncated, info = self.env.step(action)
         return self._stacked(obs), reward, terminated, truncated, info
+
+
+class FacedOnly(LearnedVision):
+    """The learned last-scene caption without what the faced object lies next to."""
+
+    def __init__(self) -> None:
+        super().__init__("final")
+
+    @property
+    def name(self) -> str:
+        return "learned-final-faced"
+
+    def text(self, trajectory) -> str:
+        sentences = re.split(r"(?<=\.) ", super().text(trajectory))
+        return " ".join(s for s in sentences if " is next to " not in s)
 
 
 class Thresholded:
@@ -168,11 +187,14 @@ def main() -> None:
     parser.add_argument("--reward", default="true", help="true, or an FM reward name (not with lstm)")
     parser.add_argument("--save", type=Path, help="save the trained policy here (an SB3 zip; not with lstm)")
     parser.add_argument("--threshold", type=float, help="pay 1 where the FM reward scores above this, else 0")
+    parser.add_argument("--faced-only", action="store_true", help="last-scene caption without its 'next to' part")
     args = parser.parse_args()
     if args.variant == "lstm" and (args.reward != "true" or args.save):
         parser.error("the lstm variant trains on the true reward only, unsaved")
     if args.threshold is not None and args.reward == "true":
         parser.error("--threshold applies to an FM reward")
+    if args.faced_only and not args.reward.startswith("learned-final+"):
+        parser.error("--faced-only applies to a learned-final+<lm>+<normalisation> reward")
     torch.set_num_threads(1)
     arch = tuple(int(w) for w in args.arch.split(","))
     cfg = rl.PPOConfig(steps=args.steps, eval_every=EVERY, net_arch=arch, ent_coef=args.ent_coef)
@@ -185,7 +207,12 @@ def main() -> None:
             rl.make_env = lambda *a, **kw: TargetCells(plain(*a, **kw))
         else:
             rl.make_env = lambda *a, **kw: ViewEncoding(plain(*a, **kw), k, args.variant.endswith("onehot"))
-        model = None if args.threshold is None else Thresholded(build_reward(args.reward), args.threshold)
+        model = None
+        if args.faced_only:
+            _, lm, normalisation = args.reward.split("+")
+            model = FMReward(FacedOnly(), shared_scorer(lm), normalisation)
+        if args.threshold is not None:
+            model = Thresholded(model or build_reward(args.reward), args.threshold)
         run = rl.train_ppo(args.reward, args.seed, cfg, reward_model=model, level=LEVEL, save=args.save)
         fm = ("train_windows", "fm_reward_calls", "fm_reward_s")  # a true reward's windows say nothing (AUROC 1)
         record = {key: run[key] for key in ("success", *(fm if args.reward != "true" else ()))}
