@@ -52,7 +52,7 @@ from gymnasium.spaces import Box, MultiBinary, MultiDiscrete
 from minigrid.core.constants import COLOR_TO_IDX, OBJECT_TO_IDX
 
 import fmbench.studies.fomo.rl as rl
-from fmbench.studies.fomo.rewards import FMReward, build_reward, shared_scorer
+from fmbench.studies.fomo.rewards import FMReward, build_reward
 from fmbench.studies.fomo.vision import LearnedVision
 
 LEVEL, EVERY = "GoToLocal", 20_480
@@ -207,12 +207,11 @@ def main() -> None:
             rl.make_env = lambda *a, **kw: TargetCells(plain(*a, **kw))
         else:
             rl.make_env = lambda *a, **kw: ViewEncoding(plain(*a, **kw), k, args.variant.endswith("onehot"))
-        model = None
-        if args.faced_only:
-            _, lm, normalisation = args.reward.split("+")
-            model = FMReward(FacedOnly(), shared_scorer(lm), normalisation)
+        model = None if args.reward == "true" else build_reward(args.reward)
+        if args.faced_only:  # the named reward's language model and normalisation, read by another vision stage
+            model = FMReward(FacedOnly(), model.scorer, model.normalisation)
         if args.threshold is not None:
-            model = Thresholded(model or build_reward(args.reward), args.threshold)
+            model = Thresholded(model, args.threshold)
         run = rl.train_ppo(args.reward, args.seed, cfg, reward_model=model, level=LEVEL, save=args.save)
         fm = ("train_windows", "fm_reward_calls", "fm_reward_s")  # a true reward's windows say nothing (AUROC 1)
         record = {key: run[key] for key in ("success", *(fm if args.reward != "true" else ()))}
