@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -47,6 +49,8 @@ def test_events_read_off_scenes():
     assert caption([start, held, turned, dropped], "final") == (
         "At the end, the agent faces the red ball. The red ball is next to the blue key."
     )
+    # "faced": the last frame less what the faced object lies next to
+    assert caption([start, held, turned, dropped], "faced") == "At the end, the agent faces the red ball."
 
 
 def test_opening_a_door_and_going_to_objects():
@@ -56,6 +60,8 @@ def test_opening_a_door_and_going_to_objects():
     done = _room({(1, 2): opened}, direction=1)
     assert [e.text for e in events([away, facing, done])] == ["went to the purple door", "opened the purple door"]
     assert caption([away, facing, done], "final").endswith("The purple door is open.")
+    faced = "At the end, the agent faces the purple door. The purple door is open."
+    assert caption([away, facing, done], "faced") == faced
     assert caption([away, facing, done], "events") == "The agent went to the purple door, then opened the purple door."
 
 
@@ -64,6 +70,16 @@ def test_prefix_captions_match_captions_of_prefixes():
     assert prefix_captions(run.scenes) == [caption(run.scenes[: k + 1]) for k in range(len(run.scenes))]
     with pytest.raises(ValueError, match="caption content"):
         caption(run.scenes, "everything")
+
+
+@pytest.mark.parametrize("level", ["GoToLocal", "PutNextLocal"])
+def test_faced_caption_is_the_final_one_without_its_next_to_sentence(level):
+    runs = [run_policy(level, seed) for seed in range(4)]
+    runs += [run_policy(level, seed, actions=random_actions(40, seed)) for seed in range(4)]
+    for run in runs:
+        final, faced = prefix_captions(run.scenes, "final"), prefix_captions(run.scenes, "faced")
+        assert faced == [" ".join(s for s in re.split(r"(?<=\.) ", f) if " is next to " not in s) for f in final]
+    assert any(" is next to " in caption(run.scenes, "final") for run in runs)  # the check saw the sentence dropped
 
 
 def test_a_repeated_scene_object_reads_as_its_copies_do():

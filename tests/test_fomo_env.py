@@ -116,6 +116,7 @@ def test_every_level_mission_round_trips_through_the_observation():
         ("nonsense", "is not <vision>"),
         ("oracle+smollm2+median", "normalisation"),
         ("telepathy+smollm2", "unknown vision stage"),
+        ("learned-facing+smollm2", "unknown vision stage"),
         ("oracle+gpt9", "unknown language model"),
         ("oracle+minilm+pmi", "takes no normalisation"),
         ("clip:ViT-B-32", "CLIP reward"),
@@ -133,6 +134,7 @@ def test_a_bad_reward_name_is_refused_at_make_without_loading_a_model(monkeypatc
         "learned+smollm2+pmi",
         "oracle+hf:some/folder+mean",
         "oracle-final+minilm",
+        "learned-faced+smollm2+posterior",
         "random",
         "clip:RN50:random",
     ):

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import warnings
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from gymnasium.utils.env_checker import check_env
+from minigrid.core.constants import IDX_TO_COLOR, IDX_TO_OBJECT
 
 pytest.importorskip("stable_baselines3")
 
@@ -16,6 +20,7 @@ from fmbench.errors import InputError  # noqa: E402
 from fmbench.studies.fomo.rl import (  # noqa: E402
     FRAME_TILE,
     PPOConfig,
+    TargetCells,
     combine,
     episode_window,
     main,
@@ -53,6 +58,48 @@ def test_policy_sees_the_mission_where_it_varies():
     obs, _ = env.reset(seed=0)
     assert set(obs) == {"view", "direction", "mission"} and obs["mission"].shape == (32,)
     assert len(missions) > 1 and all(m.startswith("go to ") for m in missions)
+
+
+def _named(view_cell) -> str:
+    kind, colour, _ = (int(v) for v in view_cell)
+    return f"{IDX_TO_COLOR[colour]} {IDX_TO_OBJECT[kind]}"
+
+
+@pytest.mark.parametrize(
+    "level, seed, mission, marked",
+    [
+        ("GoToLocal", 0, "go to a blue key", ["blue key"]),
+        ("PickupDist", 8, "pick up a box", ["purple box", "red box"]),  # a type alone: every box
+        ("PickupDist", 24, "pick up a grey object", ["grey ball"]),  # a colour alone: objects only, not grey walls
+        ("PutNextLocal", 1, "put the purple ball next to the blue ball", ["blue ball", "purple ball"]),  # both
+    ],
+)
+def test_target_cells_mark_the_objects_the_mission_names(level, seed, mission, marked):
+    obs, info = make_env(level=level, target_cells=True).reset(seed=seed)
+    view = obs["view"].reshape(-1, 3)
+    assert info["mission"] == mission
+    assert sorted(_named(view[i]) for i in obs["target"].nonzero()[0]) == marked
+    assert {k: obs[k] for k in policy_keys(level)}.keys() == make_env(level=level).reset(seed=seed)[0].keys()
+
+
+def test_target_cells_follow_the_view_and_pass_the_env_checker():
+    env = make_env(level="GoToLocal", target_cells=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warnings.filterwarnings("ignore", message=".*different from the unwrapped version")  # it is a wrapper
+        check_env(env, skip_render_check=True)
+    obs, info = env.reset(seed=3)
+    target = info["mission"].removeprefix("go to ").split(" ", 1)[1]
+    rng = np.random.default_rng(0)
+    for _ in range(60):
+        view, marks = obs["view"].reshape(-1, 3), obs["target"].astype(bool)
+        assert obs["target"].dtype == np.int8 and env.observation_space.contains(obs)
+        assert all(_named(c) == target for c in view[marks]) and not any(_named(c) == target for c in view[~marks])
+        obs, _, terminated, truncated, info = env.step(int(rng.integers(3)))
+        if terminated or truncated:
+            obs, info = env.reset(seed=4)
+            target = info["mission"].removeprefix("go to ").split(" ", 1)[1]
+    assert isinstance(env, TargetCells) and isinstance(env.observation_space["target"], gym.spaces.MultiBinary)
 
 
 def test_unknown_level_is_one_line_error(capsys, tmp_path):
@@ -265,6 +312,17 @@ def test_train_ppo_record(tmp_path):
     assert again["success"] == record["success"]  # reproducible, saved or not
     saved = PPO.load(tmp_path / "ppo.zip", device="cpu")  # the trained policy, evaluated as the run did
     assert ppo_success(saved, TINY.eval_episodes, seed=0) == record["final_success"]
+
+
+@pytest.mark.slow  # PPO training
+def test_train_ppo_with_target_cells_evaluates_the_policy_it_trained(tmp_path):
+    cfg = PPOConfig(**{**TINY.__dict__, "target_cells": True})
+    record = train_ppo("true", seed=0, cfg=cfg, level="GoToLocal", save=tmp_path / "ppo.zip")
+    saved = PPO.load(tmp_path / "ppo.zip", device="cpu")
+    assert "target" in saved.observation_space.spaces  # it trained on the marks
+    assert ppo_success(saved, cfg.eval_episodes, 0, "GoToLocal", target_cells=True) == record["final_success"]
+    with pytest.raises(InputError, match=r"trained on observations \['direction', 'mission', 'target', 'view'\]"):
+        ppo_success(saved, cfg.eval_episodes, 0, "GoToLocal")  # the env must give the marks it was trained on
 
 
 def test_random_success_is_a_seeded_rate():

@@ -24,7 +24,7 @@ import re
 
 import numpy as np
 import torch
-from learners import LEVEL, TargetCells
+from learners import LEVEL
 from stable_baselines3 import PPO
 
 import fmbench.studies.fomo.rl as rl
@@ -114,7 +114,7 @@ def main() -> None:
     torch.set_num_threads(1)
     model = build_reward(args.reward)
     other = build_reward(args.other) if args.other else None
-    env = TargetCells(rl.make_env(args.reward, model, LEVEL))
+    env = rl.make_env(args.reward, model, LEVEL, target_cells=True)
     for policy in args.policies:
         act = actor(policy, env.action_space.n)
         runs = [episode(env, act, k, other) for k in range(args.episodes)]

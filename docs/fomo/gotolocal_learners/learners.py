@@ -12,8 +12,9 @@ sampled under ``torch.manual_seed(seed)``, every 20,480 steps). Variants:
 * ``onehot``: the view's object, colour and state ids one-hot (11 + 6 + 3 per cell);
 * ``stack4-ids`` / ``stack4-onehot``: the last 4 views side by side (zeros before the first);
 * ``target``: the RL script's learner, its observation also marking the view's cells that hold
-  an object the mission names (its type, and its colour when named): where the target is, when
-  it is in view, without having to learn to match words to ids;
+  an object the mission names (:class:`fmbench.studies.fomo.rl.TargetCells`, the RL script's
+  ``--target-cells``): where the target is, when it is in view, without having to learn to match
+  words to ids;
 * ``lstm``: sb3-contrib's ``RecurrentPPO`` (an LSTM of 64 after a 64-unit layer) on the ids
   view, with the same PPO settings. sb3-contrib is not an fmbench dependency: install it with
   ``pip install --no-deps sb3-contrib==2.9.2``.
@@ -28,9 +29,10 @@ sampled under ``torch.manual_seed(seed)``, every 20,480 steps). Variants:
         --threshold 0.5 --steps 102400 --seed 0
 
 ``--threshold T`` (a diagnostic) pays 1 where the FM reward scores above ``T`` and 0 elsewhere:
-the reward's ranking of episodes kept, its partial pay of near misses removed. ``--faced-only``
-(a diagnostic, with a ``learned-final+<lm>+<normalisation>`` reward) drops the last-scene
-caption's "X is next to Y." sentence, so the LM reads only what the agent faces.
+the reward's ranking of episodes kept, its partial pay of near misses removed. The lines with
+``"faced_only": true`` were made by a since-removed ``--faced-only`` option that dropped the
+last-scene caption's "X is next to Y." sentence; that caption is now the vision stage
+``learned-faced`` (``--reward learned-faced+smollm2+posterior`` makes the same runs).
 
 One JSON line per run: the options, the held-out success curve and, for an FM reward, the
 training-episode windows (the RL script's :func:`fmbench.studies.fomo.rl.episode_window`),
@@ -39,8 +41,8 @@ episodes scored and seconds spent scoring. ``--save`` keeps the trained policy (
 
 import argparse
 import collections
+import dataclasses
 import json
-import re
 import time
 from pathlib import Path
 
@@ -48,12 +50,10 @@ import gymnasium as gym
 import numpy as np
 import stable_baselines3.common.torch_layers as torch_layers
 import torch
-from gymnasium.spaces import Box, MultiBinary, MultiDiscrete
-from minigrid.core.constants import COLOR_TO_IDX, OBJECT_TO_IDX
+from gymnasium.spaces import Box, MultiDiscrete
 
 import fmbench.studies.fomo.rl as rl
-from fmbench.studies.fomo.rewards import FMReward, build_reward
-from fmbench.studies.fomo.vision import LearnedVision
+from fmbench.studies.fomo.rewards import build_reward
 
 LEVEL, EVERY = "GoToLocal", 20_480
 CELL = [11, 6, 3]  # minigrid's object, colour and state ids per cell
@@ -83,21 +83,6 @@ class ViewEncoding(gym.Wrapper):
         return self._stacked(obs), reward, terminated, truncated, info
 
 
-class FacedOnly(LearnedVision):
-    """The learned last-scene caption without what the faced object lies next to."""
-
-    def __init__(self) -> None:
-        super().__init__("final")
-
-    @property
-    def name(self) -> str:
-        return "learned-final-faced"
-
-    def text(self, trajectory) -> str:
-        sentences = re.split(r"(?<=\.) ", super().text(trajectory))
-        return " ".join(s for s in sentences if " is next to " not in s)
-
-
 class Thresholded:
     """A reward model paying 1 where ``model`` scores above ``threshold``, else 0.
 
@@ -112,23 +97,6 @@ class Thresholded:
 
     def score(self, trajectories) -> np.ndarray:
         return (self.model.score(trajectories) > self.threshold).astype(np.float64)
-
-
-class TargetCells(gym.ObservationWrapper):
-    """Adds ``target``: which of the view's cells hold an object the mission names (its type, and colour if named)."""
-
-    def __init__(self, env: gym.Env) -> None:
-        super().__init__(env)
-        cells = env.observation_space["view"].shape[0] // 3
-        self.observation_space = gym.spaces.Dict({**env.observation_space.spaces, "target": MultiBinary(cells)})
-
-    def observation(self, obs: dict) -> dict:
-        desc = self.env.unwrapped.level.unwrapped.instrs.desc
-        view = obs["view"].reshape(-1, 3)
-        match = view[:, 0] == OBJECT_TO_IDX[desc.type]
-        if desc.color is not None:
-            match &= view[:, 1] == COLOR_TO_IDX[desc.color]
-        return {**obs, "target": match.astype(np.int8)}
 
 
 def lstm_curve(seed: int, cfg: rl.PPOConfig) -> list[float]:
@@ -187,14 +155,11 @@ def main() -> None:
     parser.add_argument("--reward", default="true", help="true, or an FM reward name (not with lstm)")
     parser.add_argument("--save", type=Path, help="save the trained policy here (an SB3 zip; not with lstm)")
     parser.add_argument("--threshold", type=float, help="pay 1 where the FM reward scores above this, else 0")
-    parser.add_argument("--faced-only", action="store_true", help="last-scene caption without its 'next to' part")
     args = parser.parse_args()
     if args.variant == "lstm" and (args.reward != "true" or args.save):
         parser.error("the lstm variant trains on the true reward only, unsaved")
     if args.threshold is not None and args.reward == "true":
         parser.error("--threshold applies to an FM reward")
-    if args.faced_only and not args.reward.startswith("learned-final+"):
-        parser.error("--faced-only applies to a learned-final+<lm>+<normalisation> reward")
     torch.set_num_threads(1)
     arch = tuple(int(w) for w in args.arch.split(","))
     cfg = rl.PPOConfig(steps=args.steps, eval_every=EVERY, net_arch=arch, ent_coef=args.ent_coef)
@@ -204,12 +169,10 @@ def main() -> None:
     else:
         plain, k = rl.make_env, 4 if args.variant.startswith("stack4") else 1
         if args.variant == "target":
-            rl.make_env = lambda *a, **kw: TargetCells(plain(*a, **kw))
+            cfg = dataclasses.replace(cfg, target_cells=True)
         else:
             rl.make_env = lambda *a, **kw: ViewEncoding(plain(*a, **kw), k, args.variant.endswith("onehot"))
         model = None if args.reward == "true" else build_reward(args.reward)
-        if args.faced_only:  # the named reward's language model and normalisation, read by another vision stage
-            model = FMReward(FacedOnly(), model.scorer, model.normalisation)
         if args.threshold is not None:
             model = Thresholded(model, args.threshold)
         run = rl.train_ppo(args.reward, args.seed, cfg, reward_model=model, level=LEVEL, save=args.save)

@@ -18,8 +18,9 @@ two alike).
 The final state says what the agent faces and carries, which doors it opened, and what
 the objects it moved now lie next to. ``content="final"`` describes the last frame alone
 (what the agent faces and what that lies next to, which doors are open: a frame does not
-show what the agent carries); it loses actions such as picking up. ``content`` picks
-either part or both.
+show what the agent carries); it loses actions such as picking up. ``content="faced"`` is
+that description less what the faced object lies next to: what the agent faces (and, in an
+egocentric view, carries) and which doors are open. ``content`` picks either part or both.
 
 Example:
     >>> import gymnasium as gym, minigrid
@@ -40,7 +41,7 @@ from dataclasses import dataclass
 
 from fmbench.studies.fomo.scene import DOOR, MOVABLE, OPEN, UNSEEN, Scene, object_name
 
-CONTENTS = ("events+final", "events", "final")
+CONTENTS = ("events+final", "events", "final", "faced")
 
 
 @dataclass(frozen=True)
@@ -127,7 +128,7 @@ def events(scenes: Sequence[Scene]) -> list[Event]:
     return out
 
 
-def final_state(last: Scene, first: Scene | None = None, evs: Sequence[Event] = ()) -> str:
+def final_state(last: Scene, first: Scene | None = None, evs: Sequence[Event] = (), near: bool = True) -> str:
     """A few sentences on the last scene.
 
     With the trajectory's ``first`` scene and events up to the last, it also says what the
@@ -136,6 +137,7 @@ def final_state(last: Scene, first: Scene | None = None, evs: Sequence[Event] = 
     only what the last frame shows: what the agent faces and what that lies next to, and
     which doors are open. An egocentric last scene always says it this way, plus what the
     agent carries (its view shows it); earlier views do not locate anything in the last one.
+    ``near=False`` leaves out what objects lie next to.
 
     Example:
         >>> import numpy as np
@@ -160,6 +162,8 @@ def final_state(last: Scene, first: Scene | None = None, evs: Sequence[Event] = 
         colour = int(last.grid[x, y, 1])
         parts.append(f"{object_name(DOOR, colour, counts[(DOOR, colour)]).capitalize()} is open.")
     placed = [ev.put_at for ev in evs if ev.put_at is not None] if first is not None else [last.front]
+    if not near:
+        placed = []
     for x, y in dict.fromkeys(placed):
         near = [last.name(*p) for p in last.neighbours(x, y)]
         if last.cell(x, y)[0] in MOVABLE and near:
@@ -172,7 +176,7 @@ def caption(scenes: Sequence[Scene], content: str = "events+final") -> str:
 
     Args:
         scenes: one scene per step, the reset scene first.
-        content: ``"events+final"``, ``"events"`` or ``"final"``.
+        content: ``"events+final"``, ``"events"``, ``"final"`` or ``"faced"``.
 
     Example:
         >>> caption([], "events")
@@ -201,10 +205,10 @@ def _check_content(content: str) -> None:
 
 def _text(first: Scene | None, last: Scene | None, evs: Sequence[Event], content: str) -> str:
     said = []
-    if content != "final":
+    if content in ("events+final", "events"):
         said.append("The agent " + ", then ".join(e.text for e in evs) + "." if evs else "The agent did nothing.")
-    if content == "final" and last is not None:
-        said.append(final_state(last))
+    if content in ("final", "faced") and last is not None:
+        said.append(final_state(last, near=content == "final"))
     elif content != "events" and first is not None and last is not None:
         said.append(final_state(last, first, evs))
     return " ".join(said)

@@ -17,7 +17,8 @@ score every prefix (for dense rewards) also have ``score_prefixes(trajectory)``.
 * :class:`RandomReward` — a fixed pseudo-random function of the trajectory and instruction.
 
 Names (:func:`build_reward`): ``<vision>+<language model>[+<normalisation>]`` with vision
-``oracle`` / ``learned`` (``-final`` or ``-events`` for one part of the caption only) or
+``oracle`` / ``learned`` (``-final`` or ``-events`` for one part of the caption only, ``-faced``
+for the last scene less what lies next to the faced object) or
 ``hf:<folder>`` (any Hugging Face image-to-text model),
 language model ``smollm2`` (SmolLM2-135M-Instruct), ``gemma3`` (Gemma-3-270M), ``hf:<folder or .gguf>``
 or ``minilm``; ``clip:<model>:<checkpoint>``
@@ -219,7 +220,7 @@ class RandomReward:
         return np.array(out, dtype=np.float64)
 
 
-VISION_CONTENTS = {"": "events+final", "final": "final", "events": "events"}
+VISION_CONTENTS = {"": "events+final", "final": "final", "events": "events", "faced": "faced"}
 """The suffix of an ``oracle`` / ``learned`` vision stage's name -> what its caption holds."""
 
 
@@ -261,7 +262,7 @@ def check_reward_name(name: str) -> None:
         base not in ("oracle", "learned") or content not in VISION_CONTENTS
     ):
         raise ModelError(
-            f"unknown vision stage {parts[0]!r}; use oracle or learned (optionally with -final or -events) "
+            f"unknown vision stage {parts[0]!r}; use oracle or learned (optionally with -final, -events or -faced) "
             "or hf:<image-to-text model folder>"
         )
     if parts[1] == "minilm":

@@ -18,8 +18,10 @@ envs' reset seeds ``seed .. seed + n_envs - 1``), with the stochastic policy (ac
 under a fixed torch seed, so evaluation never disturbs training's random streams). PPO is
 evaluated before training and every ``eval_every`` env steps. The policy sees the egocentric view and
 direction (:func:`policy_keys`; the mission's word ids too on every level but GoToRedBall, whose
-mission is constant), through an MLP. The FM reward model is loaded once and shared by all FM
-runs; its LM scores are memoised by caption, so repeated captions cost nothing.
+mission is constant), through an MLP; with ``--target-cells`` also which of the view's cells hold
+an object the mission names (:class:`TargetCells`), so it need not learn to match words to ids.
+The FM reward model is loaded once and shared by all FM runs; its LM scores are memoised by
+caption, so repeated captions cost nothing.
 
 Between evaluations, every training episode's last reward and ground-truth success are logged
 (:func:`episode_window`): for the FM runs this is how well the FM reward separates the agent's
@@ -42,6 +44,7 @@ FM reward beside true-reward runs already made); ``--combine`` joins the JSONs o
     python -m fmbench.studies.fomo.rl --level GoToLocal --out docs/fomo --combine runs/rl?/rl_gotolocal.json
     python -m fmbench.studies.fomo.rl --level GoToLocal --conditions fm --reward learned+smollm2+posterior \
         --seeds 0 --out runs/p0
+    python -m fmbench.studies.fomo.rl --level GoToLocal --target-cells --steps 204800 --seeds 0 --out runs/t0
 
 Example:
     >>> random_success(seed=0, episodes=10)
@@ -64,7 +67,9 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
+from gymnasium.spaces import MultiBinary
 from gymnasium.wrappers import FilterObservation
+from minigrid.core.constants import COLOR_TO_IDX, OBJECT_TO_IDX
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import DummyVecEnv
@@ -139,6 +144,7 @@ class PPOConfig:
         net_arch: hidden layer widths of the policy and value MLPs.
         eval_every: env steps between evaluations (a multiple of ``n_envs``).
         eval_episodes: held-out episodes per evaluation (reset seeds ``EVAL_SEED0 ..``).
+        target_cells: whether the policy also sees :class:`TargetCells`' marks.
     """
 
     steps: int = 102_400
@@ -153,6 +159,7 @@ class PPOConfig:
     net_arch: tuple[int, ...] = (64, 64)
     eval_every: int = 5120
     eval_episodes: int = 50
+    target_cells: bool = False
 
     def ppo_kwargs(self) -> dict[str, Any]:
         """The settings Stable-Baselines3's PPO (or another SB3 on-policy learner) takes by keyword.
@@ -185,8 +192,47 @@ class CountedReward:
         return scores
 
 
-def make_env(reward: str = "true", reward_model: RewardModel | None = None, level: str = LEVEL) -> gym.Env:
-    """The level's FoMo env with the observation cut to :func:`policy_keys`.
+OBJECTS = [OBJECT_TO_IDX[name] for name in ("key", "ball", "box", "door")]  # what a mission can name
+
+
+class TargetCells(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
+    """Adds ``target`` to a :func:`make_env` observation: which cells of the view hold an object
+    the mission names (of its type and colour, where the mission gives them).
+
+    A policy reading it knows where its targets are when they are in view, without learning to
+    match the mission's words to the view's ids. Every mission of a level with a FoMo env names
+    one object (``go to``, ``pick up``, ``open``) or two (``put X next to Y``: both are marked).
+
+    Example:
+        >>> env = TargetCells(make_env(level="GoToLocal"))
+        >>> obs, info = env.reset(seed=0)
+        >>> info["mission"], obs["target"].reshape(7, 7).nonzero()
+        ('go to a blue key', (array([5]), array([6])))
+    """
+
+    def __init__(self, env: gym.Env) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self)  # so that gym.make(env.spec) can rebuild it
+        gym.ObservationWrapper.__init__(self, env)
+        cells = env.observation_space["view"].shape[0] // 3
+        self.observation_space = gym.spaces.Dict({**env.observation_space.spaces, "target": MultiBinary(cells)})
+
+    def observation(self, obs: dict) -> dict:
+        instr = self.env.unwrapped.level.instrs
+        view = obs["view"].reshape(-1, 3)
+        marked = np.zeros(len(view), dtype=bool)
+        for key in ("desc", "desc_move", "desc_fixed"):  # put-next missions name two objects
+            desc = getattr(instr, key, None)
+            if desc is not None:
+                type_ok = view[:, 0] == OBJECT_TO_IDX[desc.type] if desc.type else np.isin(view[:, 0], OBJECTS)
+                colour_ok = view[:, 1] == COLOR_TO_IDX[desc.color] if desc.color else True
+                marked |= type_ok & colour_ok
+        return {**obs, "target": marked.astype(np.int8)}
+
+
+def make_env(
+    reward: str = "true", reward_model: RewardModel | None = None, level: str = LEVEL, target_cells: bool = False
+) -> gym.Env:
+    """The level's FoMo env with the observation cut to :func:`policy_keys` (and :class:`TargetCells` added if asked).
 
     Frames for a reward model that reads them are drawn at :data:`FRAME_TILE` pixels per cell:
     the learned captioner reads 8, 16 and 32 px alike (100% held out), and 8 px frames cost a
@@ -196,9 +242,11 @@ def make_env(reward: str = "true", reward_model: RewardModel | None = None, leve
         reward: ``"true"`` or a reward name for :class:`fmbench.studies.fomo.env.FoMoEnv`.
         reward_model: a reward model object to use instead of building ``reward``.
         level: a level with a registered FoMo env (:func:`env_id`).
+        target_cells: add :class:`TargetCells`' ``target`` to the observation.
     """
     env = gym.make(env_id(level), reward=reward, reward_model=reward_model, tile_size=FRAME_TILE)
-    return FilterObservation(env, list(policy_keys(level)))
+    env = FilterObservation(env, list(policy_keys(level)))
+    return TargetCells(env) if target_cells else env
 
 
 def success_rate(policy: Policy, episodes: int, env: gym.Env) -> float:
@@ -227,14 +275,19 @@ def random_success(seed: int, episodes: int, level: str = LEVEL) -> float:
     return success_rate(lambda obs: int(rng.integers(env.action_space.n)), episodes, env)
 
 
-def ppo_success(model: PPO, episodes: int, seed: int = 0, level: str = LEVEL) -> float:
+def ppo_success(model: PPO, episodes: int, seed: int = 0, level: str = LEVEL, target_cells: bool = False) -> float:
     """Success rate of the stochastic PPO policy on ``level``, sampling under ``torch.manual_seed(seed)``.
 
     The global torch generator is restored afterwards, so evaluating does not change training.
+    ``target_cells``: the policy reads :class:`TargetCells`' marks. A policy trained on other
+    observation keys than the env gives is refused (``InputError``).
     """
+    env = make_env(level=level, target_cells=target_cells)
+    trained, given = sorted(model.observation_space.spaces), sorted(env.observation_space.spaces)
+    if trained != given:
+        raise InputError(f"the policy was trained on observations {trained}, the {level} env gives {given}")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        env = make_env(level=level)
         return success_rate(lambda obs: int(model.predict(obs, deterministic=False)[0]), episodes, env)
 
 
@@ -283,15 +336,17 @@ class EvalCallback(BaseCallback):
         episodes: held-out episodes per evaluation.
         seed: the torch seed of the evaluation's action sampling.
         level: the level to evaluate on.
+        target_cells: the policy reads :class:`TargetCells`' marks.
 
     Attributes:
         windows: one :func:`episode_window` per evaluation after the first, of the training
             episodes that ended since the previous one.
     """
 
-    def __init__(self, every: int, episodes: int, seed: int, level: str = LEVEL) -> None:
+    def __init__(self, every: int, episodes: int, seed: int, level: str = LEVEL, target_cells: bool = False) -> None:
         super().__init__()
         self.every, self.episodes, self.seed, self.level = every, episodes, seed, level
+        self.target_cells = target_cells
         self.steps: list[int] = []
         self.success: list[float] = []
         self.windows: list[dict[str, Any]] = []
@@ -304,7 +359,7 @@ class EvalCallback(BaseCallback):
             self.windows.append(episode_window([r for r, _ in self._ended], [s for _, s in self._ended]))
             self._ended = []
         self.steps.append(int(self.num_timesteps))
-        self.success.append(ppo_success(self.model, self.episodes, self.seed, self.level))
+        self.success.append(ppo_success(self.model, self.episodes, self.seed, self.level, self.target_cells))
         auc = self.windows[-1]["reward_auroc"] if self.windows else None
         seen = f", reward AUROC on its training episodes {auc:.3f}" if auc is not None else ""
         print(f"  seed {self.seed} step {self.steps[-1]}: success {self.success[-1]:.2f}{seen}", flush=True)
@@ -365,7 +420,7 @@ def train_ppo(
     counted = None
     if reward != "true":
         counted = CountedReward(reward_model or build_reward(reward))
-    fns = [lambda: make_env(reward, counted, level)] * cfg.n_envs
+    fns = [lambda: make_env(reward, counted, level, cfg.target_cells)] * cfg.n_envs
     envs = DummyVecEnv(fns) if counted is None else FoMoVecEnv(fns)
     model = PPO(
         "MultiInputPolicy",
@@ -376,7 +431,7 @@ def train_ppo(
         device="cpu",
         verbose=0,
     )
-    callback = EvalCallback(cfg.eval_every, cfg.eval_episodes, seed, level)
+    callback = EvalCallback(cfg.eval_every, cfg.eval_episodes, seed, level, cfg.target_cells)
     model.learn(cfg.steps, callback=callback)
     if callback.steps[-1] != model.num_timesteps:
         callback.evaluate()
@@ -481,6 +536,8 @@ def plot(results: dict[str, Any], path: Path) -> None:
     """Success rate vs env steps: mean ± sample std band over seeds per PPO reward, random as a flat line;
     beside it, when the FM runs recorded training windows, the FM reward's AUROC on the agent's own episodes."""
     title = f"{results['env']}: {len(results['seeds'])} seeds, {results['eval']['episodes']} held-out episodes"
+    if results["ppo"].get("target_cells"):
+        title += ", target cells in view"
     if not all("train_windows" in r for r in results["runs"]):  # runs recorded before the windows were
         fig, ax = pyplot().subplots(figsize=(6.4, 4.0))
         _plot_success(results, ax)
@@ -641,6 +698,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--reward", default=FM_REWARD, help="the FM reward's name (see build_reward)")
     parser.add_argument("--eval-every", type=int, default=PPOConfig.eval_every, help="env steps between evaluations")
     parser.add_argument("--device", default="cpu", help="where the FM reward's language model runs: cpu or cuda")
+    parser.add_argument(
+        "--target-cells", action="store_true", help="the policy also sees the view cells holding what the mission names"
+    )
     parser.add_argument("--out", type=Path, default=Path("docs/fomo"))
     parser.add_argument(
         "--conditions",
@@ -681,7 +741,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         except (OSError, ValueError) as e:
             parser.error(str(e))
     else:
-        cfg = PPOConfig(steps=args.steps, eval_every=args.eval_every)
+        cfg = PPOConfig(steps=args.steps, eval_every=args.eval_every, target_cells=args.target_cells)
         if args.device.startswith("cuda") and not torch.cuda.is_available():
             parser.error(f"--device {args.device}: CUDA is not available here")
         if len(set(args.conditions)) < len(args.conditions):
