@@ -162,12 +162,10 @@ def final_state(last: Scene, first: Scene | None = None, evs: Sequence[Event] = 
         colour = int(last.grid[x, y, 1])
         parts.append(f"{object_name(DOOR, colour, counts[(DOOR, colour)]).capitalize()} is open.")
     placed = [ev.put_at for ev in evs if ev.put_at is not None] if first is not None else [last.front]
-    if not near:
-        placed = []
-    for x, y in dict.fromkeys(placed):
-        near = [last.name(*p) for p in last.neighbours(x, y)]
-        if last.cell(x, y)[0] in MOVABLE and near:
-            parts.append(f"{last.name(x, y).capitalize()} is next to {' and '.join(near)}.")
+    for x, y in dict.fromkeys(placed) if near else ():
+        beside = [last.name(*p) for p in last.neighbours(x, y)]
+        if last.cell(x, y)[0] in MOVABLE and beside:
+            parts.append(f"{last.name(x, y).capitalize()} is next to {' and '.join(beside)}.")
     return " ".join(parts)
 
 
