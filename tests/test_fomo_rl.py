@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import warnings
 
@@ -316,7 +317,7 @@ def test_train_ppo_record(tmp_path):
 
 @pytest.mark.slow  # PPO training
 def test_train_ppo_with_target_cells_evaluates_the_policy_it_trained(tmp_path):
-    cfg = PPOConfig(**{**TINY.__dict__, "target_cells": True})
+    cfg = dataclasses.replace(TINY, target_cells=True)
     record = train_ppo("true", seed=0, cfg=cfg, level="GoToLocal", save=tmp_path / "ppo.zip")
     saved = PPO.load(tmp_path / "ppo.zip", device="cpu")
     assert "target" in saved.observation_space.spaces  # it trained on the marks

@@ -80,6 +80,7 @@ from fmbench.reporting import MeanStd, pyplot, save_png
 from fmbench.stats import auroc
 from fmbench.studies.fomo.levels import LEVELS
 from fmbench.studies.fomo.rewards import RewardModel, build_reward
+from fmbench.studies.fomo.scene import DOOR, MOVABLE
 from fmbench.studies.fomo.vector import FoMoVecEnv
 
 LEVEL = "GoToRedBall"
@@ -192,9 +193,6 @@ class CountedReward:
         return scores
 
 
-OBJECTS = [OBJECT_TO_IDX[name] for name in ("key", "ball", "box", "door")]  # what a mission can name
-
-
 class TargetCells(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
     """Adds ``target`` to a :func:`make_env` observation: which cells of the view hold an object
     the mission names (of its type and colour, where the mission gives them).
@@ -223,7 +221,7 @@ class TargetCells(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
         for key in ("desc", "desc_move", "desc_fixed"):  # put-next missions name two objects
             desc = getattr(instr, key, None)
             if desc is not None:
-                type_ok = view[:, 0] == OBJECT_TO_IDX[desc.type] if desc.type else np.isin(view[:, 0], OBJECTS)
+                type_ok = view[:, 0] == OBJECT_TO_IDX[desc.type] if desc.type else np.isin(view[:, 0], [*MOVABLE, DOOR])
                 colour_ok = view[:, 1] == COLOR_TO_IDX[desc.color] if desc.color else True
                 marked |= type_ok & colour_ok
         return {**obs, "target": marked.astype(np.int8)}
