@@ -7,6 +7,7 @@ import pytest
 from minigrid.core.grid import Grid
 
 import fmbench
+from fmbench.errors import InputError
 from fmbench.studies.fomo.appearance import shift_appearance
 from fmbench.studies.fomo.captioner import LearnedCaptioner
 from fmbench.studies.fomo.captions import caption, events
@@ -97,6 +98,16 @@ def test_shift_appearance():
     assert np.array_equal(balance[0], balance[1]) and len(np.unique(balance[0, 0, 0])) == 3
     with pytest.raises(ValueError, match=r"\(T, H, W, 3\) uint8"):
         shift_appearance(frames.astype(np.float32), 0.2, 0.0, seed=0)
+    bad_values = [
+        (2.0, 0.0, "jitter"),
+        (-0.1, 0.0, "jitter"),
+        ("0.2", 0.0, "jitter"),
+        (0.2, -0.03, "noise"),
+        (0.2, np.nan, "noise"),
+    ]
+    for jitter, noise, bad in bad_values:
+        with pytest.raises(InputError, match=rf"appearance {bad} must be in \[0, 1\], got"):
+            shift_appearance(frames, jitter, noise, seed=0)
 
 
 def test_trajectory_view_is_checked():

@@ -13,7 +13,11 @@ Example:
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
+
+from fmbench.errors import InputError
 
 APPEARANCE_SCHEMA = {
     "type": "object",
@@ -38,11 +42,17 @@ def shift_appearance(frames: np.ndarray, jitter: float, noise: float, seed: int 
         noise: standard deviation of the Gaussian noise added to every pixel, as a fraction of 255.
         seed: the run's seed (a ``numpy`` seed: an int or a list of ints).
 
+    Raises:
+        InputError: frames of another shape or dtype, or ``jitter`` / ``noise`` outside ``[0, 1]``.
+
     Returns:
         ``(T, H, W, 3)`` uint8, rounded and clipped to ``[0, 255]``.
     """
     if not isinstance(frames, np.ndarray) or frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
-        raise ValueError(f"frames must be (T, H, W, 3) uint8, got {getattr(frames, 'shape', type(frames))}")
+        raise InputError(f"frames must be (T, H, W, 3) uint8, got {getattr(frames, 'shape', type(frames))}")
+    for name, value in (("jitter", jitter), ("noise", noise)):
+        if not isinstance(value, numbers.Real) or not 0 <= value <= 1:  # the schema's range; refuses NaN too
+            raise InputError(f"appearance {name} must be in [0, 1], got {value!r}")
     rng = np.random.default_rng(seed)
     gain = rng.uniform(1 - jitter, 1 + jitter, 3).astype(np.float32)
     bias = (rng.uniform(-jitter / 2, jitter / 2, 3) * 255).astype(np.float32)
