@@ -25,9 +25,10 @@ import platform
 import re
 import subprocess
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -85,16 +86,33 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-def environment() -> dict[str, str]:
-    """Versions that can move a score."""
+def environment(packages: Sequence[str] = ()) -> dict[str, str]:
+    """Versions that can move a score, and the CPU kernels torch runs (``cpu_capability``: float
+    results differ in the last bits between AVX2 and AVX512 kernels).
+
+    Args:
+        packages: distributions whose installed versions to add (``"absent"`` where not installed).
+
+    Example:
+        >>> sorted(environment(["numpy"]))
+        ['cpu_capability', 'numpy', 'platform', 'python', 'torch']
+    """
     import numpy
     import torch
+
+    def version(name: str) -> str:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return "absent"
 
     return {
         "python": platform.python_version(),
         "torch": torch.__version__,
         "numpy": numpy.__version__,
         "platform": platform.platform(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        **{name: version(name) for name in packages},
     }
 
 

@@ -196,6 +196,7 @@ def fake_results(seeds, aurocs=((0.5, None), (0.75, 0.25)), ppo=None):
         "runs": runs,
         "random": [{"seed": s, "success": 0.25 + 0.5 * (s % 2)} for s in seeds],
         "load_average_1_5_15_min": {"start": [0.5, 0.5, 0.5], "end": [1.0 + seeds[0], 1.0, 1.0]},
+        "environment": {"torch": "2.14.1", "cpu_capability": f"AVX{seeds[0]}"},
     }
 
 
@@ -217,6 +218,9 @@ def test_combine_runs_on_disjoint_seeds(tmp_path, capsys):
         fake_results([3])["load_average_1_5_15_min"],
     ]
     assert all(isinstance(load, dict) for load in again["load_average_1_5_15_min"])
+    assert [env["cpu_capability"] for env in again["environment"]] == ["AVX2", "AVX0", "AVX3"]
+    older = {k: v for k, v in fake_results([4]).items() if k != "environment"}  # results from before it was recorded
+    assert len(combine([again, older])["environment"]) == 3
     with pytest.raises(
         InputError, match=r"a seed's condition appears twice: \[\(0, 'fm'\), \(0, 'random'\), \(0, 'true'\)\]"
     ):

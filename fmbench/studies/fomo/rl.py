@@ -77,6 +77,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 import fmbench  # noqa: F401  (registers the envs)
 from fmbench.errors import InputError
 from fmbench.reporting import MeanStd, pyplot, save_png
+from fmbench.results import environment
 from fmbench.stats import auroc
 from fmbench.studies.fomo.levels import LEVELS
 from fmbench.studies.fomo.rewards import RewardModel, build_reward
@@ -90,6 +91,8 @@ FRAME_TILE = 8  # pixels per cell of the frames the FM reward reads: the smalles
 REACH = 0.9  # the success rate whose first crossing the summary reports
 REACH_KEY = f"steps_to_{REACH}"
 CONDITIONS = ("true", "fm", "random")
+RUN_PACKAGES = ("stable-baselines3", "gymnasium", "minigrid", "transformers")
+"""Distributions whose versions ``rl.json`` records beside torch's and numpy's: each can move a curve."""
 
 Policy = Callable[[dict], int]
 
@@ -624,6 +627,7 @@ def run(
             "start": [round(x, 1) for x in load_before],
             "end": [round(x, 1) for x in os.getloadavg()],
         },
+        "environment": environment(RUN_PACKAGES),
         "runs": runs,
         "random": random_runs,
     }
@@ -642,10 +646,11 @@ def with_ratio(wall: dict[str, float]) -> dict[str, float]:
     return {**wall, "fm_over_true": round(wall["fm"] / wall["true"], 2)} if both else dict(wall)
 
 
-def _loads(part: dict[str, Any]) -> list:
-    """A results dict's load averages as a list: one run's, or the list a combined result keeps."""
-    load = part.get("load_average_1_5_15_min")
-    return load if isinstance(load, list) else [load]
+def _per_part(part: dict[str, Any], key: str) -> list:
+    """A results dict's ``key`` (load averages, environment) as a list: one run's, or the list a
+    combined result keeps; empty where the part has none (older results record no environment)."""
+    value = part.get(key)
+    return value if isinstance(value, list) else [] if value is None else [value]
 
 
 def combine(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -655,7 +660,8 @@ def combine(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
     FM runs also the FM reward and its device (``InputError`` otherwise, or for a seed's condition
     in two parts). Runs are ordered by seed; wall times are summed over the parts (``total``: the
     parts' totals added, not the elapsed time when they ran side by side), and the load averages
-    kept per part, in one flat list (a part that was itself combined brings its list's entries).
+    and environments kept per part, in one flat list each (a part that was itself combined brings
+    its list's entries).
     """
     if not parts:
         raise InputError("nothing to combine")
@@ -681,7 +687,8 @@ def combine(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
         **{k: parts[0][k] for k in ("ppo", "eval")},
         "summary": {},
         "wall_s": with_ratio({k: w for k, w in wall.items() if any(k in p["wall_s"] for p in parts)}),
-        "load_average_1_5_15_min": [load for part in parts for load in _loads(part)],
+        "load_average_1_5_15_min": [load for part in parts for load in _per_part(part, "load_average_1_5_15_min")],
+        "environment": [env for part in parts for env in _per_part(part, "environment")],
         "runs": runs,
         "random": sorted((r for part in parts for r in part["random"]), key=lambda r: r["seed"]),
     }
