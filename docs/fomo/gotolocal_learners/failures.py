@@ -7,7 +7,10 @@ policy (a ``learners.py target --save`` zip, or ``random``) on held-out episodes
 30,000..; actions sampled under ``torch.manual_seed`` of the same number), takes the FM reward
 each episode ends with (``--reward``, the default ``learned+smollm2+pmi``) and the learned
 captioner's text it was computed from, and groups the failures by whether that text names the
-mission's colour and/or its object type, and by how many objects the agent went to::
+mission's colour and/or its object type (and the mission's object itself, colour and type
+together), by whether the agent ends carrying an object, and by how many objects it went to (and
+picked up). ``--level`` runs another level's FoMo env (default GoToLocal; e.g. PickupDist, where a
+failure may have picked up a wrong object)::
 
     python docs/fomo/gotolocal_learners/failures.py random runs/pmi_0.zip --episodes 200 \
         --other learned-final+smollm2+posterior
@@ -48,6 +51,7 @@ def episode(env, act, k: int, other=None) -> dict:
     text = fomo.reward_model.vision.text(trajectory)
     desc = fomo.level.unwrapped.instrs.desc
     words = set(re.findall(r"[a-z]+", text.lower()))
+    target = rf"\b{desc.color} {desc.type}\b" if desc.color else rf"\b{desc.type}\b"
     scores = {"other": float(other.score([trajectory])[0])} if other is not None else {}
     return {
         **scores,
@@ -55,9 +59,12 @@ def episode(env, act, k: int, other=None) -> dict:
         "reward": float(reward),
         "steps": steps,
         "went_to": text.count("went to"),
+        "picked_up": text.count("picked up"),
         "objects_named": len(OBJECT_WORD.findall(text)),
         "names_type": desc.type in words,
         "names_colour": desc.color is not None and desc.color in words,
+        "names_target": desc.type is not None and re.search(target, text) is not None,
+        "ends_carrying": fomo.level.unwrapped.carrying is not None,
     }
 
 
@@ -69,6 +76,8 @@ def summary(runs: list[dict]) -> dict:
         "type only": lambda r: r["names_type"] and not r["names_colour"],
         "colour only": lambda r: r["names_colour"] and not r["names_type"],
         "neither": lambda r: not (r["names_colour"] or r["names_type"]),
+        "names the mission's object": lambda r: r["names_target"],  # "the red key" itself, not its words apart
+        "ends carrying an object": lambda r: r["ends_carrying"],
     }
     keys = ["reward", *(["other"] if "other" in runs[0] else [])]
     out = {"episodes": len(runs), "success": mean([r["success"] for r in runs])}
@@ -77,6 +86,7 @@ def summary(runs: list[dict]) -> dict:
         out[f"{key}_success"], out[f"{key}_failure"] = mean(wins), mean(losses)
         out[f"{key}_auroc"] = auroc(wins, losses) if wins and losses else None
     out["failure_went_to"] = mean([r["went_to"] for r in fails])
+    out["failure_picked_up"] = mean([r["picked_up"] for r in fails])
     for name, test in groups.items():
         group = [r for r in fails if test(r)]
         out[name] = {"share": len(group) / max(len(fails), 1), **{key: mean([r[key] for r in group]) for key in keys}}
@@ -110,16 +120,17 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=200)
     parser.add_argument("--reward", default="learned+smollm2+pmi")
     parser.add_argument("--other", help="another FM reward to score the same episodes with (grouped as above)")
+    parser.add_argument("--level", default=LEVEL, help=f"a level with a FoMo env (default {LEVEL})")
     args = parser.parse_args()
     torch.set_num_threads(1)
     model = build_reward(args.reward)
     other = build_reward(args.other) if args.other else None
-    env = rl.make_env(args.reward, model, LEVEL, target_cells=True)
+    env = rl.make_env(args.reward, model, args.level, target_cells=True)
     for policy in args.policies:
         act = actor(policy, env.action_space.n)
         runs = [episode(env, act, k, other) for k in range(args.episodes)]
         names = {"reward": args.reward, **({"other": args.other} if other is not None else {})}
-        print(json.dumps({"policy": policy, **names, **summary(runs)}), flush=True)
+        print(json.dumps({"policy": policy, "level": args.level, **names, **summary(runs)}), flush=True)
 
 
 if __name__ == "__main__":
