@@ -30,12 +30,14 @@ measurement that says whether a flat success curve is the reward's fault or the 
 
 ``<out>/rl.json`` (``rl_<level>.json`` for another level) holds the curves, final success rates,
 the steps at which each run first reached 90% success, the training-episode windows, wall-clock
-times and FM reward calls; ``rl_curve.png`` (``rl_<level>_curve.png``) plots success vs env steps
-(mean ± sample std over seeds) and, when windows are recorded, the FM reward's AUROC on the
-agent's own episodes; ``--report-only`` recomputes the summary and redraws the plot from the runs
-recorded in the JSON; ``--conditions`` runs only some of the three (e.g. ``fm`` alone, for another
-FM reward beside true-reward runs already made); ``--combine`` joins the JSONs of runs made apart
-(one process per seed, or per condition)::
+times and FM reward calls, and the environment they ran in (package versions, torch's CPU
+kernels: curves are exact on one machine, not across them); ``rl_curve.png``
+(``rl_<level>_curve.png``) plots success vs env steps (mean ± sample std over seeds) and, when
+windows are recorded, the FM reward's AUROC on the agent's own episodes; ``--report-only``
+recomputes the summary and redraws the plot from the runs recorded in the JSON; ``--conditions``
+runs only some of the three (e.g. ``fm`` alone, for another FM reward beside true-reward runs
+already made); ``--combine`` joins the JSONs of runs made apart (one process per seed, or per
+condition)::
 
     python -m fmbench.studies.fomo.rl --steps 102400 --seeds 0 1 2 --out docs/fomo
     python -m fmbench.studies.fomo.rl --out docs/fomo --report-only
