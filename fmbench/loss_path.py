@@ -300,7 +300,10 @@ def barrier(alphas: Sequence[float], values: Sequence[float], higher_is_worse: b
         2.0
     """
     a, v = np.asarray(alphas, float), np.asarray(values, float)
-    line = (1 - a) * v[a == 0][0] + a * v[a == 1][0]
+    start, end = v[a == 0][0], v[a == 1][0]
+    # the line from each end (as torch.lerp): exact at both ends, and flat where they are equal, so a
+    # model with itself has a barrier of exactly 0 (``(1 - a) L + a L`` can exceed L by an ulp)
+    line = np.where(a < 0.5, start + a * (end - start), end - (1 - a) * (end - start))
     excess = (v - line) if higher_is_worse else (line - v)
     return float(max(0.0, excess[(a >= 0) & (a <= 1)].max()))
 

@@ -56,6 +56,11 @@ def test_barrier_is_the_excess_over_the_line_between_the_ends_and_ignores_extrap
     assert barrier([0, 0.5, 1], [1.0, 4.0, 3.0]) == 2.0
     assert barrier([-0.5, 0, 0.5, 1, 1.5], [9.0, 1.0, 2.5, 1.0, 9.0]) == 1.5
     assert barrier([0, 0.5, 1], [0.9, 0.5, 0.9], higher_is_worse=False) == pytest.approx(0.4)
+    grid = np.linspace(0, 1, 11)  # the task's grid: 0.7 L + 0.3 L exceeds L by an ulp for L = 1.7829000905990904
+    for flat in np.random.default_rng(0).uniform(0, 3, 200):
+        assert barrier(grid, [flat] * 11) == 0.0 and barrier(grid, [flat] * 11, higher_is_worse=False) == 0.0
+    rising = 1.0 + 2.0 * grid  # a straight line sits on its own chord: no barrier either way
+    assert barrier(grid, rising) == barrier(grid, rising, higher_is_worse=False) == 0.0
 
 
 def test_extrapolation_only_when_asked(cue_model_and_data):
